@@ -1,0 +1,26 @@
+# One-command entry points (see README). Everything runs inside ./.venv.
+PY ?= python3
+VENV ?= .venv
+# The CPU build of torch; GPU users: install their CUDA build into the venv first and pass TORCH= (empty).
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+
+.PHONY: install run test test-nbs test-py docs clean-docs
+install: $(VENV)/.installed
+
+$(VENV)/.installed: settings.ini setup.py
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(if $(TORCH),$(BIN)/pip install -q $(TORCH))
+	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $@
+
+# The main job on its built-in default (a tiny T5, no downloads).
+run: install
+	$(BIN)/fpt run
+
+# All tests: the notebooks' inline tests, then the cross-notebook tests in tests/.
+test: install
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/pytest -q tests
