@@ -1,0 +1,56 @@
+"FLOPs across notebooks: real partial models (05_partial) and the recorded GPU benchmark against the analytic count (03_flops)."
+import json, re
+from dataclasses import replace
+from pathlib import Path
+import pytest, torch
+from fpt_nb.prompt import load_t5, PromptT5, paper_config
+from fpt_nb.arch import ffn_widths
+from fpt_nb.partial import apply_stage, layer_dropping, ffn_reduction, compound_reduction, FULL
+from fpt_nb.flops import pt_step_flops, forward_flops, measured_flops
+
+ROOT = Path(__file__).resolve().parents[1]
+GPU_RECORD = ROOT/'results'/'perf'/'gpu_stages_h200.json'
+
+
+def shape_of(model) -> dict:
+    "The stage shape `fpt_nb.flops` counts from, read off a (partial) model."
+    return {f'{stack}_ffn': widths for stack, widths in ffn_widths(model).items()}
+
+
+@pytest.mark.parametrize('name', ['tiny', 'tiny-relu'])
+@pytest.mark.parametrize('stage', [FULL, layer_dropping(2), layer_dropping(1, decoder=True), ffn_reduction(48, decoder=True),
+                                   compound_reduction(3, 32), compound_reduction(2, 100, decoder=True)])
+def test_partial_model_step_is_counted_exactly(name, stage):
+    "A prompt-tuning step on a partial model built by `apply_stage` costs exactly what `pt_step_flops` says for its widths."
+    model, _ = load_t5(name)
+    pt = PromptT5(model, prompt_length=5)
+    apply_stage(model, replace(stage, ffn_selection='sequence'))
+    ids, labels = torch.randint(3, 300, (2, 11)), torch.randint(3, 300, (2, 4))
+    shape = shape_of(model)
+    measured = measured_flops(lambda: pt(ids, labels=labels).loss.backward())
+    assert measured == pt_step_flops(model.config, 16, 4, batch=2, **shape)
+    assert measured_flops(lambda: pt(ids, labels=labels)) == forward_flops(model.config, 16, 4, batch=2, **shape)
+
+
+def parse_stage(label:str, size:str) -> dict|None:
+    "The shape of a benchmark row label ('PT', 'LD 6', 'FR 704', 'CR 6/704'; encoder-only stages), or None for other rows."
+    c = paper_config(size)
+    if label == 'PT': return {}
+    if m := re.fullmatch(r'LD (\d+)', label): return dict(encoder_ffn=[c.d_ff] * int(m[1]))
+    if m := re.fullmatch(r'FR (\d+)', label): return dict(encoder_ffn=[int(m[1])] * c.num_layers)
+    if m := re.fullmatch(r'CR (\d+)/(\d+)', label): return dict(encoder_ffn=[int(m[2])] * int(m[1]))
+    return None
+
+
+def test_gpu_benchmark_flops_match_the_count():
+    "FlopCounterMode on the H200 (bf16, SDPA attention, real T5-LARGE/XL shapes) agrees exactly with the analytic count."
+    record = json.loads(GPU_RECORD.read_text())
+    a = record['args']
+    checked = 0
+    for row in record['results']:
+        shape = parse_stage(row['stage'], row['size']) if 'flops' in row else None
+        if shape is None: continue
+        counted = pt_step_flops(paper_config(row['size']), a['input_len'] + 20, a['target_len'], batch=a['batch'], **shape)
+        assert counted == row['flops'], (row['size'], row['stage'], counted, row['flops'])
+        checked += 1
+    assert checked >= 20, f"expected the full model and nine stages for LARGE and XL, checked {checked} rows"
