@@ -1,0 +1,172 @@
+"The task side across notebooks: real data in ../shared/data -> batches -> scores, bad input, and the hub path."
+import gzip, inspect, json, warnings
+from pathlib import Path
+import datasets, pytest, torch
+from transformers import ByT5Tokenizer
+from fpt_nb.tasks import Task, TASKS, SkippedRows, get_task, register_task, load_examples, toy_examples
+from fpt_nb.batches import encode, collate, batches, padding_waste, MAX_INPUT_LENGTH
+from fpt_nb.metrics import score, squad_v2_scores
+from fpt_nb.prompt import load_t5, PromptT5
+from conftest import find_data_dir
+
+PAPER_TASKS = ['mnli', 'qqp', 'squad2', 'record', 'xsum']
+# rows per logical split in ../shared/data (its README); XSum trains on its validation file (less one row
+# without a document, skipped and reported) and validates on test
+ROWS = dict(mnli=(9999, 5000), qqp=(7999, 1000), squad2=(87599, 11873), record=(32, 32), xsum=(979, 1000))
+TOK = ByT5Tokenizer()
+
+
+def test_missing_data_dir_fails_not_skips(monkeypatch, tmp_path):
+    monkeypatch.setenv('FPT_DATA_DIR', str(tmp_path/'nowhere'))
+    with pytest.raises(pytest.fail.Exception, match='task data not found at .*nowhere'): find_data_dir()
+
+
+@pytest.mark.parametrize('name', PAPER_TASKS)
+def test_real_files_load_whole(name, data_dir):
+    "Every row of both splits loads and formats (load_examples formats each row), in the README's counts."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        train, valid = load_examples(name, 'train', data_dir), load_examples(name, 'validation', data_dir)
+    assert [str(w.message) for w in caught if issubclass(w.category, SkippedRows)] == (
+        [f"{data_dir/'xsum'/'validation.jsonl'}: skipped 1 row(s) with no 'document' (line 220)"] if name == 'xsum' else [])
+    assert (len(train), len(valid)) == ROWS[name]
+    for row in (train[0], valid[-1]):
+        inp, tgt = get_task(name).format(row)
+        assert tgt.startswith('<extra_id_0>') and len(tgt) > len('<extra_id_0>') and inp
+
+
+def test_env_var_is_the_default_data_dir(monkeypatch, data_dir):
+    monkeypatch.setenv('FPT_DATA_DIR', str(data_dir))
+    assert load_examples('qqp', 'validation', limit=3) == load_examples('qqp', 'validation', data_dir, limit=3)
+    assert load_examples('qqp', 'validation', limit=3)[0]['idx'] == 7999   # the validation file, not train
+
+
+def test_without_data_dir_the_hub_is_asked(monkeypatch):
+    "Same code path: datasets.load_dataset with the hub name and the hub's split; rows are checked the same way."
+    monkeypatch.delenv('FPT_DATA_DIR', raising=False)
+    calls = []
+    def fake(path, name=None, split=None, **kw):
+        calls.append((path, name, split))
+        return datasets.Dataset.from_list([dict(premise='p', hypothesis='h', label=1, idx=0)] * 3)
+    monkeypatch.setattr(datasets, 'load_dataset', fake)
+    assert len(load_examples('mnli', 'validation', limit=2)) == 2
+    assert calls == [('nyu-mll/glue', 'mnli', 'validation_matched')]
+    monkeypatch.setattr(datasets, 'load_dataset', lambda path, name=None, split=None: calls.append((path, name, split)) or
+                        datasets.Dataset.from_list([dict(id='1', title='t', context='c', question='q', answers=dict(text=[], answer_start=[]))]))
+    assert get_task('squad2').format(load_examples('squad2', 'train')[0])[1] == '<extra_id_0>unanswerable'
+    assert calls[-1] == ('rajpurkar/squad_v2', None, 'train')   # the hub's SQuAD 2.0 train, not the local 1.1 file
+    monkeypatch.setattr(datasets, 'load_dataset', lambda *a, **k: datasets.Dataset.from_list([dict(premise='p', hypothesis='h', label=-1, idx=0)]))
+    with pytest.raises(ValueError, match=r'hub nyu-mll/glue/mnli row 0: unknown label -1'): load_examples('mnli', 'test')
+
+
+def test_squad_local_train_is_the_answerable_file(data_dir):
+    rows = load_examples('squad2', 'train', data_dir, limit=200)
+    assert all(r['answers']['text'] for r in rows)
+
+
+@pytest.mark.parametrize('name', PAPER_TASKS + ['toy'])
+def test_batches_and_scores_for_every_task(name, data_dir):
+    task = get_task(name)
+    rows = load_examples(name, 'validation', data_dir, limit=48)
+    items = encode(name, TOK, rows)
+    seen = 0
+    for b in batches(items, 16, seed=1):
+        n, width = b['input_ids'].shape
+        assert width <= MAX_INPUT_LENGTH and b['attention_mask'].sum(1).min() > 0
+        assert (b['labels'] == -100).sum() == sum((b['labels'][i] == -100).sum() for i in range(n))  # -100 only as padding
+        assert all(row[row != -100][-1] == TOK.eos_token_id for row in b['labels'])                # every target whole, ends in EOS
+        seen += n
+    assert seen == len(rows)
+    gold = [TOK.decode(it['labels']) for it in items]          # decoded with special tokens left in
+    assert score(name, gold, rows)[task.metric_name] == 100.0
+    assert score(name, [TOK.decode(it['labels'], skip_special_tokens=True) for it in items], rows)[task.metric_name] == 100.0
+
+
+def test_squad_full_validation_by_hand(data_dir):
+    rows = load_examples('squad2', 'validation', data_dir)
+    s = score('squad2', ['unanswerable'] * len(rows), rows)   # says "no answer" to everything
+    assert (s['NoAns_total'], s['HasAns_total']) == (5945, 11873 - 5945)
+    assert s['exact'] == s['exact_match'] == s['f1'] == 100 * 5945 / 11873
+    assert (s['NoAns_exact'], s['HasAns_exact'], s['HasAns_f1']) == (100.0, 0.0, 0.0)
+
+
+def test_mnli_majority_and_unparseable(data_dir):
+    rows = load_examples('mnli', 'validation', data_dir)
+    counts = [sum(r['label'] == i for r in rows) for i in range(3)]
+    assert score('mnli', ['entailment'] * len(rows), rows)['accuracy'] == 100 * counts[0] / len(rows)
+    junk = ['', '<pad>', '\x00\xff', 'ENTAILMENT!', 'neutral' * 500, '<extra_id_0>', 'contradiction?'][:len(rows)]
+    # none of these is a label word (the parse is strict: a word with punctuation glued on is not one)
+    assert score('mnli', junk, rows[:len(junk)]) == dict(accuracy=0.0, unparseable=7, total=7)
+    assert score('mnli', ['Neutral', 'contradiction it is'], rows[:2])['unparseable'] == 0
+
+
+def test_unparseable_never_crashes():
+    rows = toy_examples('validation', 3)
+    assert score('toy', ['\n', '</s></s>', 'no thanks'], rows) == dict(accuracy=100 / 3, unparseable=2, total=3)  # labels no, yes, no
+
+
+def test_bad_files_name_file_and_line(tmp_path):
+    (tmp_path/'squad_v2').mkdir()
+    row = dict(id='1', title='t', context='c', question='q', answers=dict(text=['c'], answer_start=[0]))
+    path = tmp_path/'squad_v2'/'validation.jsonl.gz'
+    with gzip.open(path, 'wt') as f: f.write(json.dumps(row) + '\n' + json.dumps(row) + '\n' + '{"id": "3",\n')
+    with pytest.raises(ValueError, match=r'validation.jsonl.gz: line 3 is not valid JSON'): load_examples('squad2', 'validation', tmp_path)
+    with gzip.open(path, 'wt') as f: f.write(json.dumps(row) + '\n' + json.dumps({k: v for k, v in row.items() if k != 'question'}) + '\n')
+    with pytest.raises(ValueError, match=r"validation.jsonl.gz line 2: missing field 'question'"): load_examples('squad2', 'validation', tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no file for split 'train' of task 'squad2': expected .*train_v1_answerable.jsonl"):
+        load_examples('squad2', 'train', tmp_path)
+    with pytest.raises(FileNotFoundError, match=r'found no folder .*record'): load_examples('record', 'train', tmp_path)
+    with pytest.raises(FileNotFoundError, match='does not exist'): load_examples('mnli', 'train', tmp_path/'missing')
+    with pytest.raises(ValueError, match=r"unknown task 'cola': expected one of \['mnli'"): load_examples('cola')
+
+
+def test_register_a_new_task(data_dir):
+    "The registry is open: a new task over an existing folder, e.g. QQP read the other way round."
+    t = Task('qqp_swapped', hub=('nyu-mll/glue', 'qqp'), splits=get_task('qqp').splits, folder='qqp',
+             format=lambda e: (f"question1: {e['question2']} question2: {e['question1']}", '<extra_id_0>' + ('not_duplicate', 'duplicate')[e['label']]),
+             target_max_length=16, metric_name='accuracy', metric='accuracy',
+             references=get_task('qqp').references, fields=('question1', 'question2', 'label'), label_words=get_task('qqp').label_words)
+    try:
+        register_task(t)
+        rows = load_examples('qqp_swapped', 'validation', data_dir, limit=5)
+        assert get_task('qqp_swapped').format(rows[0])[0].startswith(f"question1: {rows[0]['question2']}")
+        assert score('qqp_swapped', ['duplicate'] * 5, rows)['accuracy'] == 100 * sum(r['label'] for r in rows) / 5
+    finally: TASKS.pop('qqp_swapped', None)
+
+
+def test_fixed_padding_wastes_more_on_mnli(data_dir):
+    items = encode('mnli', TOK, load_examples('mnli', 'train', data_dir, limit=512))
+    fixed, dynamic, bucketed = (padding_waste(items, 32, **kw) for kw in (dict(padding='max'), {}, dict(bucket=True)))
+    assert fixed['total'] == 512 * 492 and fixed['real'] == dynamic['real'] == bucketed['real']
+    assert fixed['waste'] > dynamic['waste'] > bucketed['waste']
+
+
+def test_resume_mid_epoch_gives_the_same_batches():
+    items = encode('toy', TOK, toy_examples('train', 100))
+    whole = list(batches(items, 8, seed=5, epoch=3, bucket=True))
+    rest = list(batches(items, 8, seed=5, epoch=3, bucket=True, start=4))
+    assert all(torch.equal(a['input_ids'], b['input_ids']) for a, b in zip(whole[4:], rest)) and len(rest) == len(whole) - 4
+
+
+def test_toy_end_to_end_with_the_prompt_model():
+    "task -> batches -> prompt model -> generate -> decode -> score, on the built-in default."
+    rows = load_examples('toy', 'validation', limit=8)
+    items = encode('toy', TOK, rows)
+    model, _ = load_t5('tiny')
+    pt = PromptT5(model, prompt_length=20)
+    b = next(batches(items, 8, shuffle=False))
+    assert torch.isfinite(pt(**b).loss)
+    out = pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=get_task('toy').target_max_length)
+    s = score('toy', TOK.batch_decode(out), rows)
+    assert s['total'] == 8 and 0 <= s['accuracy'] <= 100
+
+
+def test_trainer_interface():
+    "The names and arguments the trainer is written against."
+    params = lambda f: list(inspect.signature(f).parameters)
+    assert params(load_examples) == ['task', 'split', 'data_dir', 'limit']
+    assert params(encode)[:5] == ['task', 'tokenizer', 'examples', 'max_input_length', 'max_target_length']
+    assert params(collate)[:4] == ['items', 'pad_id', 'padding', 'max_input_length']
+    assert params(batches)[:7] == ['items', 'batch_size', 'shuffle', 'seed', 'padding', 'bucket', 'epoch']
+    assert params(score) == ['task', 'predictions', 'examples']
+    assert {t.metric_name for t in TASKS.values()} == {'accuracy', 'exact_match', 'rougeL'}
