@@ -14,10 +14,12 @@ from .tasks import get_task, load_examples
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores
 from .train import TrainConfig, Trainer, METHODS, paper_schedule, evaluator
-from .checkpoint import write_json, read_json
+from .checkpoint import write_json, read_json, load_prompt
+from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
+from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'run_lock', 'pick_device', 'run_experiment']
+__all__ = ['NEEDS_SCORES', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 def _alive(pid:int) -> bool:
@@ -54,6 +56,23 @@ def pick_device(device:str='auto') -> torch.device:
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(device)
 
+def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device('cpu'), max_input_length:int=MAX_INPUT_LENGTH,
+          eval_batch_size:int=64, num_beams:int=1):
+    "The prompt-tuned model for `model` and how to encode, evaluate and count FLOPs for `task` with it."
+    task = get_task(task)
+    if is_encoder(model):   # BERT family: a prompt-only classifier (see the encoder notebook)
+        if task.name not in LABEL_TEXTS: raise ValueError(f"task {task.name!r} has no label descriptions for an encoder: expected one of {sorted(LABEL_TEXTS)}")
+        backbone, tok = load_encoder(model, seed)
+        pt = PromptEncoder(backbone, tok, LABEL_TEXTS[task.name], prompt_length, seed=seed).to(device)
+        encode_fn = lambda rows: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
+        make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device))
+        return pt, tok, encode_fn, make_eval, encoder_batch_flops
+    backbone, tok = load_t5(model)
+    pt = PromptT5(backbone, prompt_length, seed=seed).to(device)
+    encode_fn = lambda rows: encode(task, tok, rows, max_input_length)
+    make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device)
+    return pt, tok, encode_fn, make_eval, None
+
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
                    steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool=False,
                    batch_size:int=32, micro_batch_size:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
@@ -72,15 +91,14 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
         write_json(run_dir/'config.json', params)
         dev = pick_device(device)
         torch.manual_seed(seed)
-        backbone, tok = load_t5(model)
-        pt = PromptT5(backbone, prompt_length, seed=seed).to(dev)
+        pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams)
+        backbone = pt.model
         cfg = TrainConfig(lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size, prompt_length=prompt_length, seed=seed,
                           padding=padding, eval_every=eval_every, early_stop=early_stop, checkpoint_every=checkpoint_every,
                           bf16=bf16, eval_batch_size=eval_batch_size, num_beams=num_beams, log_every=1).check()
         train_rows = load_examples(task_, 'train', data_dir, limit=train_limit)
         val_rows = load_examples(task_, 'validation', data_dir, limit=eval_limit)
-        train_items = encode(task_, tok, train_rows, max_input_length)
-        val_items = encode(task_, tok, val_rows, max_input_length)
+        train_items, val_items = encode_fn(train_rows), encode_fn(val_rows)
         pad = tok.pad_token_id or 0
         scores = None
         if method in NEEDS_SCORES:
@@ -93,9 +111,8 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                                            n_examples=score_examples, progress=progress)['abs_mean']
                 save_scores(scores, saved)
         phases = paper_schedule(method, steps, backbone, level, stage_steps, decoder)
-        ev = evaluator(task_, tok, val_items, val_rows, eval_batch_size, num_beams, dev)
-        tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=ev, scores=scores, pad_id=pad,
-                     metric=task_.metric_name, device=dev, progress=progress)
+        tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
+                     metric=task_.metric_name, device=dev, progress=progress, step_flops=step_flops)
         st = tr.fit(resume)
         evals = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if '"kind": "eval"' in l]
         summary = dict(task=task, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,
@@ -108,3 +125,26 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                        n_train=len(train_rows), n_eval=len(val_rows), device=str(dev), config=params)
         write_json(run_dir/'summary.json', summary)
         return summary
+
+# %% ../nbs/22_run.ipynb #b51c2904
+def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
+                 device:str='auto') -> dict:
+    "Score the saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>.json`."
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir/'summary.json', 'run summary')
+    c = summary['config']
+    dev = pick_device(device)
+    pt, tok, encode_fn, make_eval, _ = setup(c['task'], c['model'], c['prompt_length'], c['seed'], dev, c['max_input_length'],
+                                             c['eval_batch_size'], c['num_beams'])
+    f = run_dir/('best_prompt.safetensors' if prompt == 'best' and (run_dir/'best_prompt.safetensors').exists() else 'prompt.safetensors')
+    w = load_prompt(f)
+    if w.shape != pt.prompt.weight.shape: raise ValueError(f"prompt file {f} has shape {tuple(w.shape)}, the run's model needs {tuple(pt.prompt.weight.shape)}")
+    with torch.no_grad(): pt.prompt.weight.copy_(w)
+    last = Stage.from_dict(summary['stages'][-1]['spec'])
+    scores = load_scores(run_dir/'scores.safetensors', pt.model) if (run_dir/'scores.safetensors').exists() else None
+    apply_stage(pt.model, last, scores)
+    rows = load_examples(c['task'], split, data_dir, limit=limit)
+    metrics = make_eval(encode_fn(rows), rows)(pt)
+    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, stage=last.describe(), n=len(rows), **metrics)
+    write_json(run_dir/f'eval-{split}.json', out)
+    return out

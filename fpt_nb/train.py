@@ -24,7 +24,7 @@ from .tasks import get_task
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages', 'paper_schedule',
-           'check_phases', 'generate_texts', 'evaluator', 'NonFiniteLoss', 'fingerprint', 'Trainer']
+           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'fingerprint', 'Trainer']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -81,8 +81,8 @@ def method_stages(method:str, model, level:int|None=None, decoder:bool=False) ->
     if method == 'pt': return [FULL]
     w = full_widths(model)
     n, d_ff = len(w['encoder']), w['encoder'][0]
-    def at(q):
-        k, f = max(1, n * q // 4), max(1, d_ff * q // 4)
+    def at(q):   # quarters, rounded half up: 6/12/18 of 24 layers, 2/3/5 of 6
+        k, f = max(1, int(n * q / 4 + 0.5)), max(1, int(d_ff * q / 4 + 0.5))
         kind = method.removeprefix('fpt_')
         return {'ld': layer_dropping(k, decoder), 'fr': ffn_reduction(f, decoder), 'cr': compound_reduction(k, f, decoder)}[kind]
     if method.startswith('fpt_'): return [at(1), at(2), at(3), FULL]
@@ -131,23 +131,28 @@ def evaluator(task, tokenizer, items:list[dict], examples:list[dict], batch_size
     return run
 
 # %% ../nbs/21_train.ipynb #1fb9cf38
+def t5_batch_flops(pt, batch:dict, widths:dict) -> int:
+    "Step FLOPs of a prompt-tuned T5 on a collated `batch` at its current FFN `widths`."
+    return pt_step_flops(pt.model.config, pt.prompt_length + batch['input_ids'].shape[1], batch['labels'].shape[1],
+                         widths['encoder'], widths.get('decoder'), batch=batch['input_ids'].shape[0])
+
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training stopped without saving the bad state."
 
 def fingerprint(pt, phases:list[Phase], cfg:TrainConfig) -> dict:
     "What must not change between a checkpoint and the run resuming from it."
     c = pt.model.config
-    return dict(model=dict(arch=type(pt.model).__name__, d_model=c.d_model, ffn=full_widths(pt.model), vocab=c.vocab_size),
+    return dict(model=dict(arch=type(pt.model).__name__, width=pt.prompt.weight.shape[1], ffn=full_widths(pt.model), vocab=c.vocab_size),
                 prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
                 batch_size=cfg.batch_size, micro_batch_size=cfg.micro, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket)
 
 class Trainer:
     "Prompt tuning through `phases`, logging to and checkpointing in `run_dir`."
     def __init__(self, pt, phases:list[Phase], train_items:list[dict], cfg:TrainConfig, run_dir, evaluate:Callable|None=None,
-                 scores=None, pad_id:int=0, metric:str|None=None, device='cpu', progress:bool=True):
+                 scores=None, pad_id:int=0, metric:str|None=None, device='cpu', progress:bool=True, step_flops:Callable|None=None):
         self.pt, self.phases, self.items, self.cfg = pt, check_phases(phases, pt.model, scores), train_items, cfg.check()
         self.run_dir, self.evaluate, self.scores, self.pad_id, self.metric = Path(run_dir), evaluate, scores, pad_id, metric
-        self.device, self.progress = torch.device(device), progress
+        self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
         if len(train_items) < cfg.micro: raise ValueError(f"{len(train_items)} training examples are fewer than one micro-batch of {cfg.micro}")
         self.opt, self.sched = make_optimizer([pt.prompt.weight], cfg)
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
@@ -223,8 +228,7 @@ class Trainer:
                 loss = pt(b['input_ids'].to(dev), b['attention_mask'].to(dev), labels=b['labels'].to(dev)).loss
             (loss / n_micro).backward()
             total += loss.item() / n_micro
-            flops += pt_step_flops(pt.model.config, pt.prompt_length + b['input_ids'].shape[1], b['labels'].shape[1],
-                                   widths['encoder'], widths.get('decoder'), batch=b['input_ids'].shape[0])
+            flops += self.step_flops(pt, b, widths)
         if not math.isfinite(total):
             self.opt.zero_grad(set_to_none=True)
             return total, flops
