@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-nbs test-py docs clean-docs
+.PHONY: install run test test-nbs test-py docs readme clean-docs
 install: $(VENV)/.installed
 
 $(VENV)/.installed: settings.ini setup.py
@@ -24,3 +24,15 @@ run: install
 test: install
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/pytest -q tests
+
+# The docs site, offline (no Quarto): every notebook processed by nbdev, run, and rendered into _docs/,
+# with the results/ page. Open _docs/index.html. `nbdev_docs` builds the same site where Quarto is installed.
+docs: install
+	$(BIN)/python tools/build_docs.py
+
+# README.md from nbs/index.ipynb, by the same offline path (nbdev_readme needs Quarto).
+readme: install
+	$(BIN)/python tools/build_docs.py --readme
+
+clean-docs:
+	rm -rf _docs _docs.tmp _proc _docs_artifacts

@@ -9,7 +9,7 @@ probe (--lr-probe) trains PT on the first task for --probe-steps at each rate an
 With --tar, the run folders (without checkpoints) are packed after every run, so a run cut short
 still leaves what finished.
 """
-import argparse, json, statistics, sys, tarfile, time
+import argparse, itertools, json, statistics, sys, tarfile, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fpt_nb.run import run_experiment
@@ -46,21 +46,16 @@ def main(argv=None):
         print(f"using lr {lr}", flush=True)
         if a.tar: pack(out, Path(a.tar))
     rows = []
-    for seed in a.seeds:
-        for task in a.tasks:
-            for method in a.methods:
-                t = time.perf_counter()
-                s = run_experiment(task, method=method, out_dir=out/f'{task}-{method}-s{seed}', steps=a.steps, lr=lr, seed=seed, **common)
-                rows.append(s)
-                print(f"{task:5} {method:7} seed {seed}: {s['metric']} {s['final_metrics'][s['metric']]:.2f}  "
-                      f"GFLOPs {s['total_flops']/1e9:.0f}  train {s['train_seconds']:.0f}s  ({time.perf_counter()-t:.0f}s)", flush=True)
-                if a.tar: pack(out, Path(a.tar))
-                if str(s['stopped']).startswith('signal'):   # a SIGTERM stopped this run cleanly: stop the experiment too
-                    print(f"stopped by {s['stopped']}: {task}/{method}/seed {seed} is incomplete", flush=True); break
-            else: continue
+    for seed, task, method in itertools.product(a.seeds, a.tasks, a.methods):   # seeds outermost: a cut-short run keeps whole seeds
+        t = time.perf_counter()
+        s = run_experiment(task, method=method, out_dir=out/f'{task}-{method}-s{seed}', steps=a.steps, lr=lr, seed=seed, **common)
+        rows.append(s)
+        print(f"{task:5} {method:7} seed {seed}: {s['metric']} {s['final_metrics'][s['metric']]:.2f}  "
+              f"GFLOPs {s['total_flops']/1e9:.0f}  train {s['train_seconds']:.0f}s  ({time.perf_counter()-t:.0f}s)", flush=True)
+        if a.tar: pack(out, Path(a.tar))
+        if str(s['stopped']).startswith('signal'):   # SIGTERM stopped this run cleanly: stop the experiment too
+            print(f"stopped by {s['stopped']}: {task}/{method}/seed {seed} is incomplete", flush=True)
             break
-        else: continue
-        break
     rows = [r for r in rows if r['steps'] == r['planned_steps']]   # tables use complete runs only
     print("\ntask  method   metric mean ± std (n)   FLOPs vs PT   train time vs PT")
     for task in a.tasks:
