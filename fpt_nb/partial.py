@@ -160,6 +160,9 @@ class _Partial:
 
 def _sliced(lin:nn.Linear, idx:torch.Tensor, dim:int) -> nn.Linear:
     "A frozen linear holding `idx` of `lin`'s output rows (`dim=0`) or input columns (`dim=1`)."
+    if lin.weight.is_meta:
+        raise ValueError("an FFN weight is offloaded (on the meta device): partial models slice weights where they live, "
+                         "so place the model on GPUs/CPU without disk or CPU offload (device_map without 'disk'/offload)")
     w = lin.weight.index_select(dim, idx.to(lin.weight.device))
     new = nn.Linear(w.shape[1], w.shape[0], bias=lin.bias is not None, device='meta')
     new.weight = nn.Parameter(w, requires_grad=False)

@@ -55,18 +55,23 @@ def freeze(model:nn.Module) -> nn.Module:
     for p in model.parameters(): p.requires_grad_(False)
     return model
 
-def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', **config_kwargs):
+def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map=None, **config_kwargs):
     "A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory."
     if name in ('tiny', 'tiny-relu'):
         torch.manual_seed(seed)
         model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', **config_kwargs))
         if name == 'tiny': untie_lm_head(model, seed)
+        if device_map is not None:   # Accelerate's big-model placement, as `from_pretrained(device_map=...)` does it
+            from accelerate import dispatch_model
+            model = dispatch_model(model, device_map=device_map, force_hooks=True)
+            model.hf_device_map = device_map
         return freeze(model.eval()), ByT5Tokenizer()
     if not Path(name).exists() and name.count('/') != 1:
         raise ValueError(f"model {name!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt'")
     try:
         tok = AutoTokenizer.from_pretrained(name)
-        model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation, **config_kwargs)
+        model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
+                                                           device_map=device_map, **config_kwargs)
     except OSError as e:
         raise OSError(f"could not load T5 {name!r}: give a local directory with config.json, weights and the tokenizer, "
                       f"or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
@@ -115,7 +120,7 @@ class PromptT5(nn.Module):
         "Input embeddings with the prompt in front, and the matching attention mask."
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         tokens = self.model.get_input_embeddings()(input_ids)
-        prompt = self.prompt(input_ids.shape[0]).to(tokens.dtype)
+        prompt = self.prompt(input_ids.shape[0]).to(tokens.device, tokens.dtype)
         ones = attention_mask.new_ones(input_ids.shape[0], self.prompt_length)
         return torch.cat([prompt, tokens], 1), torch.cat([ones, attention_mask], 1)
 

@@ -5,7 +5,7 @@
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
 import json, os, time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 import torch
@@ -13,13 +13,13 @@ from .prompt import load_t5, PromptT5
 from .tasks import get_task, load_examples
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores
-from .train import TrainConfig, Trainer, METHODS, paper_schedule, evaluator
+from .train import TrainConfig, Trainer, METHODS, paper_schedule, evaluator, distributed_state
 from .checkpoint import write_json, read_json, load_prompt
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run']
+__all__ = ['NEEDS_SCORES', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run', 'run_distributed']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 def _alive(pid:int) -> bool:
@@ -86,10 +86,13 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     task_ = get_task(task)
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
-    with run_lock(run_dir):
+    dev = pick_device(device)
+    dist = distributed_state(dev)   # data parallel: every process runs this; only the main one writes
+    main = dist is None or dist.is_main_process
+    if dist is not None and dev.type == 'cuda': dev = dist.device
+    with run_lock(run_dir) if main else nullcontext():
         t0 = time.perf_counter()
-        write_json(run_dir/'config.json', params)
-        dev = pick_device(device)
+        if main: write_json(run_dir/'config.json', params)
         torch.manual_seed(seed)
         pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams)
         backbone = pt.model
@@ -103,16 +106,19 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
         scores = None
         if method in NEEDS_SCORES:
             saved = run_dir/'scores.safetensors'
+            if dist: dist.wait_for_everyone()
+            have = saved.exists()
+            if dist: dist.wait_for_everyone()   # every process has looked before the main one writes
             if score_file: scores = load_scores(score_file, backbone)
-            elif saved.exists(): scores = load_scores(saved, backbone)
-            else:
+            elif have: scores = load_scores(saved, backbone)
+            else:   # deterministic: every process computes the same scores, the main one saves them
                 scores = activation_scores(pt, (dict((k, v.to(dev)) for k, v in b.items()) for b in
                                                 batches(train_items, eval_batch_size, shuffle=False, pad_id=pad)),
-                                           n_examples=score_examples, progress=progress)['abs_mean']
-                save_scores(scores, saved)
+                                           n_examples=score_examples, progress=progress and main)['abs_mean']
+                if main: save_scores(scores, saved)
         phases = paper_schedule(method, steps, backbone, level, stage_steps, decoder)
         tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
-                     metric=task_.metric_name, device=dev, progress=progress, step_flops=step_flops)
+                     metric=task_.metric_name, device=dev, progress=progress and main, step_flops=step_flops)
         st = tr.fit(resume)
         evals = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if '"kind": "eval"' in l]
         summary = dict(task=task, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,
@@ -122,8 +128,9 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                        total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
                        final_metrics={k: v for k, v in evals[-1].items() if k not in ('kind', 'stage', 'flops', 'wall', 'eval_seconds')} if evals else {},
                        best=dict(step=st['best_step'], value=st['best']), stopped=st['stopped'],
-                       n_train=len(train_rows), n_eval=len(val_rows), device=str(dev), config=params)
-        write_json(run_dir/'summary.json', summary)
+                       n_train=len(train_rows), n_eval=len(val_rows), device=str(dev), processes=dist.num_processes if dist else 1,
+                       config=params)
+        if main: write_json(run_dir/'summary.json', summary)
         return summary
 
 # %% ../nbs/22_run.ipynb #b51c2904
@@ -148,3 +155,21 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, stage=last.describe(), n=len(rows), **metrics)
     write_json(run_dir/f'eval-{split}.json', out)
     return out
+
+# %% ../nbs/22_run.ipynb #6149ea1b
+LAUNCHER = "import sys\nfrom fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\nrun_experiment(**read_json(sys.argv[1], 'launch arguments'))\n"
+
+def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **kwargs) -> dict:
+    "Run `run_experiment(**kwargs)` as `num_processes` data-parallel processes via `accelerate launch`; returns the summary."
+    import subprocess, sys
+    if num_processes < 1: raise ValueError(f"num_processes must be at least 1, got {num_processes}")
+    out = Path(kwargs.get('out_dir') or f"runs/{kwargs.get('task', 'toy')}-{kwargs.get('method', 'fpt_cr')}-dp{num_processes}")
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(kwargs, out_dir=str(out))
+    write_json(out/'launch.json', kwargs)
+    (out/'launch.py').write_text(LAUNCHER)
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(num_processes), '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', *(accelerate_args or []), str(out/'launch.py'), str(out/'launch.json')]
+    r = subprocess.run(cmd)
+    if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; {out} keeps its checkpoints")
+    return read_json(out/'summary.json', 'run summary')

@@ -24,7 +24,8 @@ from .tasks import get_task
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages', 'paper_schedule',
-           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'fingerprint', 'Trainer']
+           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'fingerprint', 'Trainer',
+           'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -159,6 +160,12 @@ class Trainer:
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, bad_evals=0, stopped=None)
         self._stop_signal = None
+        self.dist = distributed_state(self.device)
+        self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
+        self.main = self.rank == 0
+        if (cfg.batch_size // cfg.micro) % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} gives {cfg.batch_size // cfg.micro} per step, "
+                             f"which {self.world} processes cannot share evenly: make it a multiple of {self.world}")
 
     @property
     def total_steps(self) -> int: return sum(p.steps for p in self.phases)
@@ -180,12 +187,14 @@ class Trainer:
             self.state['epoch'] += 1; self.state['pos'] = 0
 
     def _log(self, rec:dict):
+        if not self.main: return
         with open(self.run_dir/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
         if self.tb is not None:
             for k, v in rec.items():
                 if isinstance(v, (int, float)) and k not in ('step', 'stage'): self.tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
 
     def _checkpoint(self):
+        if not self.main: return None
         tensors, opt_sk = flatten_state(self.opt.state_dict(), 'optimizer')
         rt, rng_sk = flatten_state(rng_state(), 'rng')
         state = dict(self.state, optimizer=opt_sk, scheduler=self.sched.state_dict(), rng=rng_sk, fingerprint=self.fp)
@@ -211,7 +220,7 @@ class Trainer:
         state.pop('fingerprint')
         self.state.update(state)
         log = self.run_dir/'log.jsonl'   # drop what was logged after the checkpoint: those steps run again
-        if log.exists():
+        if self.main and log.exists():
             keep = [l for l in log.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= self.state['step']]
             log.write_text(''.join(l + '\n' for l in keep))
         return True
@@ -222,13 +231,20 @@ class Trainer:
         n_micro, total, flops = cfg.batch_size // cfg.micro, 0.0, 0
         widths = ffn_widths(pt.model)
         ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
-        for _ in range(n_micro):
+        for j in range(n_micro):
             b = next(batch_iter)
+            if j % self.world != self.rank: continue   # data parallel: micro-batch j belongs to process j mod world
             with ctx:
                 loss = pt(b['input_ids'].to(dev), b['attention_mask'].to(dev), labels=b['labels'].to(dev)).loss
             (loss / n_micro).backward()
             total += loss.item() / n_micro
             flops += self.step_flops(pt, b, widths)
+        if self.world > 1:   # sum the processes' shares: the same gradient as one process accumulating all micro-batches
+            from accelerate.utils import reduce
+            w = pt.prompt.weight
+            w.grad = reduce(w.grad, 'sum')
+            total, flops = reduce(torch.tensor([total, float(flops)], dtype=torch.float64, device=w.device), 'sum').tolist()
+            flops = int(flops)
         if not math.isfinite(total):
             self.opt.zero_grad(set_to_none=True)
             return total, flops
@@ -246,8 +262,9 @@ class Trainer:
         key = self.metric or next(iter(m))
         if st['best'] is None or m[key] > st['best']:
             st.update(best=m[key], best_step=st['step'], bad_evals=0)
-            save_prompt(self.pt.prompt.weight, self.run_dir/'best_prompt.safetensors')
-            write_json(self.run_dir/'best.json', rec)
+            if self.main:
+                save_prompt(self.pt.prompt.weight, self.run_dir/'best_prompt.safetensors')
+                write_json(self.run_dir/'best.json', rec)
         else: st['bad_evals'] += 1
         return m
 
@@ -259,15 +276,19 @@ class Trainer:
         self.fp = fingerprint(self.pt, self.phases, self.cfg)
         torch.manual_seed(self.cfg.seed)
         if not (resume and self.resume()) and (self.run_dir/'log.jsonl').exists(): (self.run_dir/'log.jsonl').unlink()
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.run_dir/'tb'))
-        except ImportError: self.tb = None
+        self.tb = None
+        if self.main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(self.run_dir/'tb'))
+            except ImportError: pass
         st, cfg = self.state, self.cfg
-        self.pt.to(self.device).train()
+        if getattr(self.pt.model, 'hf_device_map', None): self.pt.prompt.to(self.pt.model.get_input_embeddings().weight.device)
+        else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings
+        self.pt.train()
         old_handler = signal.signal(signal.SIGTERM, self._on_signal) if hasattr(signal, 'SIGTERM') and _main_thread() else None
         it = self._micro_batches()
-        bar = tqdm(total=self.total_steps, initial=st['step'], desc='prompt tuning', disable=not self.progress)
+        bar = tqdm(total=self.total_steps, initial=st['step'], desc='prompt tuning', disable=not (self.progress and self.main))
         try:
             while st['step'] < self.total_steps and st['stopped'] is None:
                 phase = self.phase_at(st['step'])
@@ -303,8 +324,15 @@ class Trainer:
             bar.close()
             if self.tb is not None: self.tb.close()
             if old_handler is not None: signal.signal(signal.SIGTERM, old_handler)
-        save_prompt(self.pt.prompt.weight, self.run_dir/'prompt.safetensors')
+        if self.main: save_prompt(self.pt.prompt.weight, self.run_dir/'prompt.safetensors')
+        if self.dist: self.dist.wait_for_everyone()
         return st
+
+def distributed_state(device):
+    "Accelerate's process state when launched as several processes (`accelerate launch`, `torchrun`), else None."
+    if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
+    from accelerate import PartialState
+    return PartialState(cpu=torch.device(device).type == 'cpu')
 
 def _main_thread() -> bool:
     import threading

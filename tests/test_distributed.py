@@ -1,0 +1,88 @@
+"Data parallel with Accelerate: two CPU processes (gloo) give the prompt one process gives, and resume after a kill."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import pytest, torch
+from fpt_nb.checkpoint import load_prompt, read_json
+from fpt_nb.run import run_experiment, run_distributed
+
+RUN = dict(task='toy', model='tiny', method='fpt_ld', steps=6, batch_size=8, micro_batch_size=4, prompt_length=4,
+           train_limit=64, eval_limit=8, eval_batch_size=8, progress=False, device='cpu')
+# The launcher gives each process one CPU thread; the reference runs with one thread too, so both do the same
+# float32 reductions in the same order. Gloo then sums the two processes' gradient shares where one process
+# adds them in turn. We hold them to this tolerance.
+TOL = dict(rtol=1e-6, atol=1e-7)
+
+@pytest.fixture(scope='module')
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp('single')
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try: run_experiment(out_dir=str(out), **RUN)
+    finally: torch.set_num_threads(threads)
+    return out
+
+def test_two_processes_match_one(single, tmp_path):
+    s = run_distributed(2, out_dir=str(tmp_path/'dp'), **RUN)
+    assert s['processes'] == 2 and s['steps'] == 6
+    torch.testing.assert_close(load_prompt(tmp_path/'dp'/'prompt.safetensors'), load_prompt(single/'prompt.safetensors'), **TOL)
+    one = read_json(single/'summary.json')
+    assert s['total_flops'] == one['total_flops']          # the same micro-batches were processed, split over two processes
+    assert [x['name'] for x in s['stages']] == [x['name'] for x in one['stages']]
+    logs = (tmp_path/'dp'/'log.jsonl').read_text().splitlines()
+    assert sum('"kind": "step"' in l for l in logs) == 6    # one log, from the main process only
+
+def test_resume_after_kill(single, tmp_path):
+    out = tmp_path/'dp'
+    kw = dict(RUN, checkpoint_every=2)
+    out.mkdir()
+    from fpt_nb.checkpoint import write_json
+    from fpt_nb.run import LAUNCHER
+    write_json(out/'launch.json', dict(kw, out_dir=str(out))); (out/'launch.py').write_text(LAUNCHER)
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', str(out/'launch.py'), str(out/'launch.json')]
+    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out/'checkpoints'/'step-0000002'
+    t0 = time.time()
+    while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    assert ck.exists(), "the data-parallel run wrote no checkpoint before it was killed"
+    assert not (out/'summary.json').exists()                # it really was cut short
+    s = run_distributed(2, out_dir=str(out), **kw)
+    assert s['steps'] == 6
+    torch.testing.assert_close(load_prompt(out/'prompt.safetensors'), load_prompt(single/'prompt.safetensors'), **TOL)
+
+def test_batch_must_split_evenly(tmp_path):
+    with pytest.raises(RuntimeError, match='data-parallel run failed'):
+        run_distributed(2, out_dir=str(tmp_path/'odd'), **dict(RUN, batch_size=4, micro_batch_size=4))
+
+def test_model_placed_with_a_device_map():
+    "Accelerate's big-model placement (here encoder and decoder as separate parts): partial stages and expansion still exact."
+    from fpt_nb.prompt import load_t5, PromptT5
+    from fpt_nb.partial import apply_stage, compound_reduction, FULL
+    from fpt_nb.scores import NeuronScores
+    ref, tok = load_t5('tiny')
+    placed, _ = load_t5('tiny', device_map={'shared': 'cpu', 'encoder': 'cpu', 'decoder': 'cpu', 'lm_head': 'cpu'})
+    assert placed.hf_device_map['encoder'] == 'cpu' and hasattr(placed.encoder, '_hf_hook')
+    x = tok(["premise: a cat sat. hypothesis: a cat."], return_tensors='pt')
+    dec = torch.tensor([[0, 5, 9]])
+    def logits(m):
+        with torch.no_grad(): return m(**x, decoder_input_ids=dec).logits
+    full = logits(ref)
+    assert torch.equal(logits(placed), full)
+    sc = NeuronScores({'encoder': torch.rand(4, 128), 'decoder': torch.rand(4, 128)})
+    for m in (ref, placed): apply_stage(m, compound_reduction(2, 32, decoder=True), sc)
+    assert torch.equal(logits(placed), logits(ref))
+    apply_stage(placed, FULL)
+    assert torch.equal(logits(placed), full)
+    pt = PromptT5(placed, prompt_length=4)
+    pt(x.input_ids, labels=dec).loss.backward()
+    assert pt.prompt.weight.grad.abs().sum() > 0
+
+def test_offloaded_weights_are_refused():
+    from fpt_nb.prompt import load_t5
+    from fpt_nb.partial import apply_stage, ffn_reduction
+    from fpt_nb.scores import NeuronScores
+    m, _ = load_t5('tiny')
+    m.encoder.block[1].layer[-1].DenseReluDense.wo.to('meta')   # what disk/CPU offload leaves in the module
+    with pytest.raises(ValueError, match='offloaded'):
+        apply_stage(m, ffn_reduction(32), NeuronScores({'encoder': torch.rand(4, 128), 'decoder': torch.rand(4, 128)}))
