@@ -41,8 +41,10 @@ def is_encoder(name:str) -> bool:
 
 def load_encoder(name:str='minilm', seed:int=0, attn_implementation:str='eager') -> tuple[BertModel, object]:
     "A frozen BERT-family encoder and its tokenizer: `minilm`, `tiny-bert`, a local folder or a hub id."
-    path = minilm_dir() if name in ENCODERS else name
-    os.environ.setdefault('HF_HUB_OFFLINE', '1') if name in ENCODERS else None
+    path = name
+    if name in ENCODERS:   # the packaged model: never look for the hub
+        path = minilm_dir()
+        os.environ.setdefault('HF_HUB_OFFLINE', '1')
     tok = AutoTokenizer.from_pretrained(str(path))
     if name == 'tiny-bert':
         torch.manual_seed(seed)
