@@ -22,7 +22,7 @@ run: install
 
 # All tests: the notebooks' inline tests, then the cross-notebook tests in tests/.
 test: install
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/pytest -q tests
 
 # The docs site, offline (no Quarto): every notebook processed by nbdev, run, and rendered into _docs/,

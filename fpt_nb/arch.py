@@ -10,7 +10,7 @@ import torch.nn as nn
 
 # %% auto #0
 __all__ = ['T5_ARCH', 'ARCHS', 'FULL_WIDTHS', 'FFNSite', 'Arch', 'register_arch', 'arch_of', 'layer_stacks', 'ffn_sites',
-           'ffn_widths', 'full_widths']
+           'ffn_widths', 'full_widths', 'model_signature']
 
 # %% ../nbs/01_arch.ipynb #ba4d728d
 @dataclass(frozen=True)
@@ -81,3 +81,18 @@ FULL_WIDTHS = '_fpt_full_widths'  # set by the partial-model builder while a mod
 def full_widths(model:nn.Module) -> dict[str, list[int]]:
     "FFN widths of the full model's layers, also while it is partial."
     return getattr(model, FULL_WIDTHS, None) or ffn_widths(model)
+
+# %% ../nbs/01_arch.ipynb #3884f2ff
+def model_signature(model:nn.Module) -> dict:
+    "What identifies `model` for files saved from it: class, FFN form and widths, and an embedding checksum."
+    import hashlib
+    emb = model.get_input_embeddings().weight
+    sample = emb[::max(1, emb.shape[0] // 256)].detach().float().cpu().contiguous()
+    first = arch_of(model).ffn(next(iter(_first_layers(model))))
+    return dict(arch=type(model).__name__, ffn=list(first.names), widths=full_widths(model),
+                embedding=hashlib.sha1(sample.numpy().tobytes()).hexdigest()[:16])
+
+def _first_layers(model):
+    p = getattr(model, '_fpt_partial', None)
+    stacks = p.stacks if p is not None else layer_stacks(model)
+    return [blocks[0] for blocks in stacks.values()]

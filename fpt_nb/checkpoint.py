@@ -80,8 +80,11 @@ def save_prompt(prompt:torch.Tensor, path) -> Path:
     "Save a prompt tensor as safetensors (atomically)."
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
-    save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp)
-    os.replace(tmp, path)
+    try:
+        save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
     return path
 
 def load_prompt(path) -> torch.Tensor:
@@ -108,7 +111,9 @@ def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     fd, t = tempfile.mkstemp(dir=ckpt_dir, prefix='.latest.'); os.close(fd)
-    Path(t).write_text(name); os.replace(t, ckpt_dir/'latest')
+    try: Path(t).write_text(name); os.replace(t, ckpt_dir/'latest')
+    except BaseException:
+        Path(t).unlink(missing_ok=True); raise
     for old in sorted(ckpt_dir.glob('step-*'))[:-keep] if keep else []: shutil.rmtree(old, ignore_errors=True)
     return final
 

@@ -97,9 +97,12 @@ def _full_stacks(model) -> dict[str, nn.ModuleList]:
     p = getattr(model, '_fpt_partial', None)
     return p.stacks if p is not None else layer_stacks(model)
 
-def stage_plan(stage:Stage, model:nn.Module, scores=None) -> dict[str, list[tuple[int, torch.Tensor|None]]]:
+def stage_plan(stage:Stage, model:nn.Module, scores=None, require_scores:bool=True) -> dict[str, list[tuple[int, torch.Tensor|None]]]:
     "For each stack: (layer index, kept neuron indices or None) of every layer `stage` keeps in `model`."
     arch, widths, plan = arch_of(model), full_widths(model), {}
+    if scores is None and not require_scores:   # checking sizes only: any scores of the right shape will do
+        from fpt_nb.scores import NeuronScores
+        scores = NeuronScores({s: torch.zeros(len(w), w[0]) for s, w in widths.items()})
     if stage.layer_selection not in LAYER_SELECTIONS: raise ValueError(f"unknown layer selection {stage.layer_selection!r}: expected one of {LAYER_SELECTIONS}")
     if stage.ffn_selection not in NEURON_SELECTIONS: raise ValueError(f"unknown neuron selection {stage.ffn_selection!r}: expected one of {NEURON_SELECTIONS}")
     for s in ('encoder', 'decoder'):
@@ -142,10 +145,10 @@ def _check_grows(prev:Stage, cur:Stage, model, i:int):
     for k in c:
         if c[k] < p[k]: raise ValueError(f"stage {i + 1} keeps {c[k]} {k} but stage {i} kept {p[k]}: stages must grow")
 
-def check_schedule(stages:list[Stage], model:nn.Module, scores=None) -> list[Stage]:
-    "Check every stage fits `model` and none is smaller than the one before."
+def check_schedule(stages:list[Stage], model:nn.Module, scores=None, require_scores:bool=True) -> list[Stage]:
+    "Check every stage fits `model` and none is smaller than the one before (`require_scores=False`: sizes only)."
     for i, st in enumerate(stages):
-        try: stage_plan(st, model, scores)
+        try: stage_plan(st, model, scores, require_scores)
         except ValueError as e: raise ValueError(f"stage {i + 1} ({st.describe()}): {e}") from None
         if i: _check_grows(stages[i - 1], st, model, i)
     return stages

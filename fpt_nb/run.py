@@ -13,8 +13,8 @@ from .prompt import load_t5, PromptT5
 from .tasks import get_task, load_examples
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores
-from .train import TrainConfig, Trainer, METHODS, paper_schedule, evaluator, distributed_state
-from .checkpoint import write_json, read_json, load_prompt
+from .train import TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state
+from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .partial import Stage, apply_stage
 
@@ -22,31 +22,25 @@ from .partial import Stage, apply_stage
 __all__ = ['NEEDS_SCORES', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run', 'run_distributed']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
-def _alive(pid:int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 @contextmanager
 def run_lock(run_dir:Path):
-    "Hold `run_dir/run.lock` for this process; refuse if a live process holds it."
+    "Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies)."
+    import fcntl
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir/'run.lock'
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            os.write(fd, str(os.getpid()).encode()); os.close(fd)
-            break
-        except FileExistsError:
-            try: pid = int(lock.read_text().strip() or 0)
-            except (ValueError, FileNotFoundError): pid = 0
-            if pid and pid != os.getpid() and _alive(pid):
-                raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: pick another out_dir, or wait for that run to end") from None
-            lock.unlink(missing_ok=True)   # left by a dead process
-    else: raise RuntimeError(f"could not take the lock {lock}")
-    try: yield
-    finally: lock.unlink(missing_ok=True)
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try: pid = lock.read_text().strip() or 'unknown'
+        except OSError: pid = 'unknown'
+        raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: pick another out_dir, or wait for that run to end") from None
+    try:
+        os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        os.close(fd)
 
 # %% ../nbs/22_run.ipynb #8c203f4a
 NEEDS_SCORES = ('fr', 'cr', 'fpt_fr', 'fpt_cr')
@@ -73,6 +67,14 @@ def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device
     make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device)
     return pt, tok, encode_fn, make_eval, None
 
+def _own_scores(saved:Path, model, run_dir:Path):
+    "The scores a run saved in its folder; scores of another model mean the folder is another run's."
+    try: return load_scores(saved, model)
+    except ValueError as e:
+        ckpt = latest_checkpoint(run_dir/'checkpoints')
+        where = f"checkpoint {ckpt} was written by another run" if ckpt else f"run folder {run_dir} belongs to another run"
+        raise ValueError(f"{where}: its model differs from this one's ({e}); use a new out_dir, or the same model") from None
+
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
                    steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool=False,
                    batch_size:int=32, micro_batch_size:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
@@ -92,13 +94,15 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     if dist is not None and dev.type == 'cuda': dev = dist.device
     with run_lock(run_dir) if main else nullcontext():
         t0 = time.perf_counter()
-        if main: write_json(run_dir/'config.json', params)
         torch.manual_seed(seed)
         pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams)
         backbone = pt.model
         cfg = TrainConfig(lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size, prompt_length=prompt_length, seed=seed,
                           padding=padding, eval_every=eval_every, early_stop=early_stop, checkpoint_every=checkpoint_every,
                           bf16=bf16, eval_batch_size=eval_batch_size, num_beams=num_beams, log_every=1).check()
+        phases = check_phases(paper_schedule(method, steps, backbone, level, stage_steps, decoder), backbone, require_scores=False)
+        for name, limit in (('train_limit', train_limit), ('eval_limit', eval_limit)):
+            if limit is not None and limit < 1: raise ValueError(f"{name}={limit} leaves no examples: give at least 1, or None for all")
         train_rows = load_examples(task_, 'train', data_dir, limit=train_limit)
         val_rows = load_examples(task_, 'validation', data_dir, limit=eval_limit)
         train_items, val_items = encode_fn(train_rows), encode_fn(val_rows)
@@ -110,15 +114,18 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
             have = saved.exists()
             if dist: dist.wait_for_everyone()   # every process has looked before the main one writes
             if score_file: scores = load_scores(score_file, backbone)
-            elif have: scores = load_scores(saved, backbone)
-            else:   # deterministic: every process computes the same scores, the main one saves them
+            elif have: scores = _own_scores(saved, backbone, run_dir)
+            else:   # deterministic: every process computes the same scores, the main one saves them (after the checks below)
                 scores = activation_scores(pt, (dict((k, v.to(dev)) for k, v in b.items()) for b in
                                                 batches(train_items, eval_batch_size, shuffle=False, pad_id=pad)),
                                            n_examples=score_examples, progress=progress and main)['abs_mean']
-                if main: save_scores(scores, saved)
-        phases = paper_schedule(method, steps, backbone, level, stage_steps, decoder)
         tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
-                     metric=task_.metric_name, device=dev, progress=progress and main, step_flops=step_flops)
+                     metric=task_.metric_name, device=dev, progress=progress and main, step_flops=step_flops,
+                     identity=dict(name=model, task=task_.name))
+        tr.begin(resume)   # refuses a checkpoint from another run before anything is written
+        if main:
+            write_json(run_dir/'config.json', params)
+            if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
         st = tr.fit(resume)
         evals = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if '"kind": "eval"' in l]
         summary = dict(task=task, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,

@@ -11,7 +11,7 @@ from typing import Iterable
 import torch, torch.nn as nn
 from safetensors.torch import save_file, safe_open
 from tqdm.auto import tqdm
-from .arch import ffn_sites, full_widths
+from .arch import ffn_sites, full_widths, model_signature
 
 # %% auto #0
 __all__ = ['KINDS', 'NeuronScores', 'activation_scores', 'save_scores', 'load_scores']
@@ -26,6 +26,7 @@ class NeuronScores:
     kind: str = 'abs_mean'
     n_examples: int = 0
     n_tokens: dict[str, int] = field(default_factory=dict)
+    model: dict|None = None   # `model_signature` of the model they were computed on (None: unknown, e.g. the official CSV)
 
     def layer_scores(self, stack:str) -> torch.Tensor:
         "One score per layer (the mean over its neurons), for score-based layer selection."
@@ -41,6 +42,10 @@ class NeuronScores:
                                  f"the model has {want[0]} {stack} layers of {want[1]} FFN neurons")
             if not torch.isfinite(self.scores[stack]).all():
                 raise ValueError(f"{source} contain NaN or infinite values in the {stack} scores")
+        if self.model is not None and self.model != (sig := model_signature(model)):
+            diff = [k for k in sig if self.model.get(k) != sig[k]]
+            raise ValueError(f"{source} come from another model: its {', '.join(diff)} differ(s) from this model's "
+                             f"(scores must be computed on the model they select neurons of)")
 
 # %% ../nbs/02_scores.ipynb #ffaa2e9d
 def _token_masks(pt_model, batch) -> dict[str, torch.Tensor]:
@@ -82,7 +87,8 @@ def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int
         for h in hooks: h.remove()
         bar.close(); model.train(was_training)
     if seen == 0: raise ValueError("activation_scores got no examples: the batches were empty")
-    return {k: NeuronScores({s: (t / max(counts[s], 1)).float() for s, t in sums[k].items()}, k, seen, dict(counts))
+    sig = model_signature(model)
+    return {k: NeuronScores({s: (t / max(counts[s], 1)).float() for s, t in sums[k].items()}, k, seen, dict(counts), sig)
             for k in KINDS}
 
 # %% ../nbs/02_scores.ipynb #95675b26
@@ -90,6 +96,7 @@ def save_scores(scores:NeuronScores, path) -> Path:
     "Write `scores` to a safetensors file."
     path = Path(path)
     meta = dict(kind=scores.kind, n_examples=str(scores.n_examples), n_tokens=json.dumps(scores.n_tokens))
+    if scores.model is not None: meta['model'] = json.dumps(scores.model)
     save_file({k: v.contiguous() for k, v in scores.scores.items()}, str(path), metadata=meta)
     return path
 
@@ -117,7 +124,8 @@ def load_scores(path, model:nn.Module|None=None) -> NeuronScores:
             with safe_open(str(path), 'pt') as f:
                 meta = f.metadata() or {}
                 sc = NeuronScores({k: f.get_tensor(k) for k in f.keys()}, meta.get('kind', 'abs_mean'),
-                                  int(meta.get('n_examples', 0)), json.loads(meta.get('n_tokens', '{}')))
+                                  int(meta.get('n_examples', 0)), json.loads(meta.get('n_tokens', '{}')),
+                                  json.loads(meta['model']) if 'model' in meta else None)
         except Exception as e:
             raise ValueError(f"score file {path} is not a safetensors file of scores ({type(e).__name__}: {e})") from e
     if model is not None: sc.check_fits(model, f"score file {path}")

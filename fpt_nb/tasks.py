@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_tasks.ipynb #baa9ebe4
 from __future__ import annotations
-import functools, gzip, json, os, random, re, warnings
+import functools, gzip, json, os, random, re, warnings, zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -184,25 +184,35 @@ def task_file(task:str|Task, split:str, data_dir:str|Path) -> Path:
                             f" (found {found or 'no JSONL files' if folder.is_dir() else 'no folder ' + str(folder)})")
 
 # %% ../nbs/10_tasks.ipynb #64633d75
-def _open_text(path:Path):
-    return gzip.open(path, 'rt', encoding='utf-8') if path.suffix == '.gz' else open(path, encoding='utf-8')
+def _lines(path:Path):
+    "`(line number, text)` for each line of `path` (gzipped if it ends in `.gz`); a file that is not complete gzip or UTF-8 is named, with its line."
+    n = 0
+    try:
+        with gzip.open(path, 'rb') if path.suffix == '.gz' else open(path, 'rb') as f:
+            for n, raw in enumerate(f, 1):
+                try: text = raw.decode('utf-8')
+                except UnicodeDecodeError as e:
+                    raise ValueError(f"{path}: line {n} is not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1}): expected UTF-8 JSON lines") from e
+                yield n, text
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise ValueError(f"{path}: the gzip data is cut short or corrupt {f'after line {n}' if n else 'before its first line'} ({e}):"
+                         " expected a complete gzip file of JSON lines") from e
 
 def _line_numbers(path:Path) -> list[int]:
     "1-based line numbers of the non-blank lines of `path`: row `i` of the dataset is on line `[i]`."
-    with _open_text(path) as f: return [n for n, line in enumerate(f, 1) if line.strip()]
+    return [n for n, line in _lines(path) if line.strip()]
 
 def _json_error(path:Path, err:Exception) -> Exception:
     "The error to raise for a JSON file `datasets` could not read: the first bad line if we can find it."
-    with _open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip(): continue
-            try: row = json.loads(line)
-            except json.JSONDecodeError as e: return ValueError(f"{path}: line {n} is not valid JSON ({e.msg}): expected one JSON object per line")
-            if not isinstance(row, dict): return ValueError(f"{path}: line {n} holds a {type(row).__name__}: expected one JSON object per line")
+    for n, line in _lines(path):  # raises itself for bytes that are not gzip or UTF-8
+        if not line.strip(): continue
+        try: row = json.loads(line)
+        except json.JSONDecodeError as e: return ValueError(f"{path}: line {n} is not valid JSON ({e.msg}): expected one JSON object per line")
+        if not isinstance(row, dict): return ValueError(f"{path}: line {n} holds a {type(row).__name__}: expected one JSON object per line")
     return ValueError(f"{path}: could not be read as JSON lines ({err!r})")
 
 def _read_json(path:Path) -> datasets.Dataset:
-    with _open_text(path) as f: first = next((line for line in f if line.strip()), None)
+    first = next((line for n, line in _lines(path) if line.strip()), None)
     if first is None: raise ValueError(f"{path} is empty: expected one JSON object per line")
     try: ds = datasets.load_dataset('json', data_files=str(path), split='train')
     except Exception as e: raise _json_error(path, e) from e
@@ -212,8 +222,11 @@ def _read_json(path:Path) -> datasets.Dataset:
 def _missing(value) -> bool: return value is None or (isinstance(value, str) and not value.strip())
 
 def _take_rows(task:Task, source, limit:int|None, where:str, line_of:Callable[[int], int]|None=None) -> list[dict]:
-    "The first `limit` usable rows of `source` (a list or a `Dataset`), checked; skipped rows are counted in a warning."
+    "The first `limit` usable rows of `source` (a list or a `Dataset`), checked; skipped rows are counted in a warning, and no usable row is an error."
     at = lambda i: f"{where} line {line_of(i)}" if line_of else f"{where} row {i}"
+    # one float label in a JSON file makes `datasets` read the whole column as float: its 0.0 was a 0
+    float_labels = (task.label_words is not None and isinstance(source, datasets.Dataset)
+                    and getattr(source.features.get('label'), 'dtype', '').startswith('float'))
     rows, skipped, start, n = [], [], 0, len(source)
     while start < n and (limit is None or len(rows) < limit):
         stop = n if limit is None else min(n, start + limit - len(rows))  # read no more than needed
@@ -222,13 +235,18 @@ def _take_rows(task:Task, source, limit:int|None, where:str, line_of:Callable[[i
             if any(_missing(row.get(f)) for f in task.skip_missing): skipped.append(i); continue
             missing = [f for f in task.fields if row.get(f) is None]
             if missing: raise ValueError(f"{at(i)}: missing field {missing[0]!r}: a {task.name} row needs {list(task.fields)}")
+            if float_labels and isinstance(row.get('label'), float) and row['label'].is_integer():
+                row['label'] = int(row['label'])  # a 1.5 stays a float, and fails in `format` below with its line
             try: task.format(row)
             except (KeyError, TypeError, ValueError, IndexError) as e: raise ValueError(f"{at(i)}: {e}") from e
             rows.append(row)
         start = stop
-    if skipped:
-        shown = ', '.join(at(i).removeprefix(f'{where} ') for i in skipped[:5]) + (', ...' if len(skipped) > 5 else '')
-        warnings.warn(f"{where}: skipped {len(skipped)} row(s) with no {' or '.join(map(repr, task.skip_missing))} ({shown})", SkippedRows)
+    no = ' or '.join(map(repr, task.skip_missing))
+    shown = ', '.join(at(i).removeprefix(f'{where} ') for i in skipped[:5]) + (', ...' if len(skipped) > 5 else '')
+    if not rows and limit != 0:  # an empty split would fail far away, in the tokenizer
+        why = f"all {len(skipped)} row(s) were skipped for having no {no} ({shown})" if skipped else "it has no rows"
+        raise ValueError(f"{where}: no usable rows: {why}: expected at least one")
+    if skipped: warnings.warn(f"{where}: skipped {len(skipped)} row(s) with no {no} ({shown})", SkippedRows)
     return rows
 
 def load_examples(task:str|Task, split:str='train', data_dir:str|Path|None=None, limit:int|None=None) -> list[dict]:
@@ -247,4 +265,5 @@ def load_examples(task:str|Task, split:str='train', data_dir:str|Path|None=None,
     missing = [f for f in task.fields if f not in ds.column_names]
     if missing: raise ValueError(f"{path}: no row has field {missing[0]!r}: a {task.name} row needs {list(task.fields)} (found {ds.column_names})")
     lines = functools.cache(lambda: _line_numbers(path))  # read only to name a line, and then once
-    return _take_rows(task, ds, limit, str(path), lambda i: lines()[i])
+    try: return _take_rows(task, ds, limit, str(path), lambda i: lines()[i])
+    except UnicodeDecodeError as e: raise _json_error(path, e) from e  # pyarrow may load bytes that are not UTF-8, failing only on their row

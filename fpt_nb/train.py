@@ -13,7 +13,7 @@ import torch
 from torch.optim.lr_scheduler import LambdaLR
 from transformers.optimization import Adafactor
 from tqdm.auto import tqdm
-from .arch import ffn_widths, full_widths
+from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
 from .batches import batches
@@ -24,8 +24,8 @@ from .tasks import get_task
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages', 'paper_schedule',
-           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'fingerprint', 'Trainer',
-           'distributed_state']
+           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'scores_digest',
+           'fingerprint', 'Trainer', 'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -93,22 +93,23 @@ def method_stages(method:str, model, level:int|None=None, decoder:bool=False) ->
 def paper_schedule(method:str, steps:int, model, level:int|None=1, stage_steps:list[int]|None=None, decoder:bool=False) -> list[Phase]:
     "Phases of `method` over `steps` total steps, split in the paper's proportions unless `stage_steps` are given."
     stages = method_stages(method, model, level, decoder)
+    def split(n): return [n] if len(stages) == 1 else [round(n * f) for f in PAPER_FRACTIONS[:-1]] + [n - sum(round(n * f) for f in PAPER_FRACTIONS[:-1])]
     if stage_steps is None:
-        if len(stages) == 1: stage_steps = [steps]
-        else:
-            stage_steps = [round(steps * f) for f in PAPER_FRACTIONS[:-1]]
-            stage_steps.append(steps - sum(stage_steps))
+        stage_steps = split(steps)
+        if min(stage_steps) < 1:
+            need = next(n for n in range(len(stages), 10 * len(stages)) if min(split(n)) >= 1)
+            raise ValueError(f"steps={steps} is too few for method {method!r}: its {len(stages)} stages in the paper's proportions "
+                             f"would get {stage_steps} steps; give steps >= {need}, or stage_steps")
     if len(stage_steps) != len(stages): raise ValueError(f"method {method!r} has {len(stages)} stages but {len(stage_steps)} stage_steps were given")
-    if stage_steps and sum(stage_steps) != steps and steps is not None:
-        raise ValueError(f"stage_steps {stage_steps} add up to {sum(stage_steps)}, not steps={steps}")
+    if steps is not None and sum(stage_steps) != steps: raise ValueError(f"stage_steps {list(stage_steps)} add up to {sum(stage_steps)}, not steps={steps}")
     return [Phase(s, int(k)) for s, k in zip(stages, stage_steps)]
 
-def check_phases(phases:list[Phase], model, scores=None) -> list[Phase]:
+def check_phases(phases:list[Phase], model, scores=None, require_scores:bool=True) -> list[Phase]:
     "Check that every phase has steps and a stage that fits, and that stages grow."
     if not phases: raise ValueError("the schedule is empty: give at least one phase")
     for i, p in enumerate(phases):
         if p.steps < 1: raise ValueError(f"stage {i + 1} ({p.stage.describe()}) has {p.steps} steps: every stage needs at least 1")
-    check_schedule([p.stage for p in phases], model, scores)
+    check_schedule([p.stage for p in phases], model, scores, require_scores)
     return phases
 
 # %% ../nbs/21_train.ipynb #521c26b5
@@ -140,17 +141,25 @@ def t5_batch_flops(pt, batch:dict, widths:dict) -> int:
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training stopped without saving the bad state."
 
-def fingerprint(pt, phases:list[Phase], cfg:TrainConfig) -> dict:
+def scores_digest(scores) -> str|None:
+    "A short hash of neuron scores (None for none)."
+    if scores is None: return None
+    import hashlib
+    h = hashlib.sha1()
+    for k in sorted(scores.scores): h.update(k.encode()); h.update(scores.scores[k].float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:dict|None=None) -> dict:
     "What must not change between a checkpoint and the run resuming from it."
-    c = pt.model.config
-    return dict(model=dict(arch=type(pt.model).__name__, width=pt.prompt.weight.shape[1], ffn=full_widths(pt.model), vocab=c.vocab_size),
-                prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
-                batch_size=cfg.batch_size, micro_batch_size=cfg.micro, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket)
+    return dict(model=dict(model_signature(pt.model), **(identity or {})), prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
+                batch_size=cfg.batch_size, micro_batch_size=cfg.micro, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
+                lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores))
 
 class Trainer:
     "Prompt tuning through `phases`, logging to and checkpointing in `run_dir`."
     def __init__(self, pt, phases:list[Phase], train_items:list[dict], cfg:TrainConfig, run_dir, evaluate:Callable|None=None,
-                 scores=None, pad_id:int=0, metric:str|None=None, device='cpu', progress:bool=True, step_flops:Callable|None=None):
+                 scores=None, pad_id:int=0, metric:str|None=None, device='cpu', progress:bool=True, step_flops:Callable|None=None,
+                 identity:dict|None=None):
         self.pt, self.phases, self.items, self.cfg = pt, check_phases(phases, pt.model, scores), train_items, cfg.check()
         self.run_dir, self.evaluate, self.scores, self.pad_id, self.metric = Path(run_dir), evaluate, scores, pad_id, metric
         self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
@@ -159,7 +168,7 @@ class Trainer:
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, bad_evals=0, stopped=None)
-        self._stop_signal = None
+        self._stop_signal, self.identity, self.begun = None, identity, False
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
         self.main = self.rank == 0
@@ -221,7 +230,7 @@ class Trainer:
         self.state.update(state)
         log = self.run_dir/'log.jsonl'   # drop what was logged after the checkpoint: those steps run again
         if self.main and log.exists():
-            keep = [l for l in log.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= self.state['step']]
+            keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, self.state['step'])]
             log.write_text(''.join(l + '\n' for l in keep))
         return True
 
@@ -247,10 +256,17 @@ class Trainer:
             flops = int(flops)
         if not math.isfinite(total):
             self.opt.zero_grad(set_to_none=True)
-            return total, flops
-        torch.nn.utils.clip_grad_norm_([pt.prompt.weight], cfg.clip_norm)
+            return total, flops, f"the loss became {total}"
+        norm = float(torch.nn.utils.clip_grad_norm_([pt.prompt.weight], cfg.clip_norm))
+        if not math.isfinite(norm):
+            self.opt.zero_grad(set_to_none=True)
+            return total, flops, f"the prompt's gradient norm became {norm} (loss {total:.4g})"
+        before = pt.prompt.weight.detach().clone()
         self.opt.step(); self.sched.step(); self.opt.zero_grad(set_to_none=True)
-        return total, flops
+        if not torch.isfinite(pt.prompt.weight).all():
+            with torch.no_grad(): pt.prompt.weight.copy_(before)   # keep the last good prompt in memory too
+            return total, flops, f"the prompt became non-finite after the update (lr {self.sched.get_last_lr()[0]:g} too large?)"
+        return total, flops, None
 
     def _eval(self, phase:int):
         if self.evaluate is None: return None
@@ -260,6 +276,7 @@ class Trainer:
         rec = dict(kind='eval', step=st['step'], stage=phase, flops=st['flops'], wall=st['wall'], eval_seconds=time.perf_counter() - t, **m)
         self._log(rec)
         key = self.metric or next(iter(m))
+        if phase < len(self.phases) - 1: return m   # the best prompt is the best on the model it will be used with: the last stage's
         if st['best'] is None or m[key] > st['best']:
             st.update(best=m[key], best_step=st['step'], bad_evals=0)
             if self.main:
@@ -270,12 +287,18 @@ class Trainer:
 
     def _on_signal(self, signum, frame): self._stop_signal = signum
 
+    def begin(self, resume:bool=True) -> bool:
+        "Check and load the latest checkpoint (if `resume`), before anything is written; True if training continues one."
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.fp = fingerprint(self.pt, self.phases, self.cfg, self.scores, self.identity)
+        torch.manual_seed(self.cfg.seed)
+        self.resumed, self.begun = bool(resume and self.resume()), True
+        return self.resumed
+
     def fit(self, resume:bool=True) -> dict:
         "Train to the end of the schedule (or an early stop); returns the final state."
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.fp = fingerprint(self.pt, self.phases, self.cfg)
-        torch.manual_seed(self.cfg.seed)
-        if not (resume and self.resume()) and (self.run_dir/'log.jsonl').exists(): (self.run_dir/'log.jsonl').unlink()
+        if not self.begun: self.begin(resume)
+        if not self.resumed and self.main and (self.run_dir/'log.jsonl').exists(): (self.run_dir/'log.jsonl').unlink()
         self.tb = None
         if self.main:
             try:
@@ -295,14 +318,15 @@ class Trainer:
                 if current_stage(self.pt.model) != self.phases[phase].stage:
                     t = time.perf_counter(); before = current_stage(self.pt.model)
                     apply_stage(self.pt.model, self.phases[phase].stage, self.scores)
-                    self._log(dict(kind='expand', step=st['step'], stage=phase, frm=before.describe(),
-                                   to=self.phases[phase].stage.describe(), seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
+                    if st['step'] == sum(p.steps for p in self.phases[:phase]):   # a phase start (a mid-stage resume only rebuilds)
+                        self._log(dict(kind='expand', step=st['step'], stage=phase, frm=(self.phases[phase - 1].stage if phase else before).describe(),
+                                       to=self.phases[phase].stage.describe(), seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
                 t = time.perf_counter()
-                loss, flops = self._step(it)
-                if not math.isfinite(loss):
-                    self._log(dict(kind='error', step=st['step'] + 1, stage=phase, loss=str(loss)))
+                loss, flops, problem = self._step(it)
+                if problem:
+                    self._log(dict(kind='error', step=st['step'] + 1, stage=phase, loss=str(loss), error=problem))
                     last = latest_checkpoint(self.run_dir/'checkpoints')
-                    raise NonFiniteLoss(f"the loss became {loss} at step {st['step'] + 1} (stage {phase + 1}, {self.phases[phase].stage.describe()}): "
+                    raise NonFiniteLoss(f"{problem} at step {st['step'] + 1} (stage {phase + 1}, {self.phases[phase].stage.describe()}): "
                                         f"training stopped; the last good checkpoint is {last or 'none (none was saved yet)'}")
                 dt = time.perf_counter() - t
                 st['step'] += 1; st['flops'] += flops; st['wall'] += dt
@@ -327,6 +351,12 @@ class Trainer:
         if self.main: save_prompt(self.pt.prompt.weight, self.run_dir/'prompt.safetensors')
         if self.dist: self.dist.wait_for_everyone()
         return st
+
+def _before_checkpoint(line:str, step:int) -> bool:
+    "Whether a log line belongs before the checkpoint at `step` (torn lines and what came after are dropped)."
+    try: r = json.loads(line)
+    except json.JSONDecodeError: return False
+    return r.get('step', step + 1) < step or (r.get('step') == step and r.get('kind') != 'expand')
 
 def distributed_state(device):
     "Accelerate's process state when launched as several processes (`accelerate launch`, `torchrun`), else None."

@@ -1,0 +1,75 @@
+"The `fpt` command: bad input gives one clear line and exit code 2, before anything runs or is overwritten."
+import os, subprocess, sys
+from pathlib import Path
+import pytest, torch
+from conftest import ROOT
+from fpt_nb.cli import main
+
+def fpt_here(*args, capsys=None):
+    "`fpt args` in this process: (exit code, stderr)."
+    try: code = main(list(map(str, args)))
+    except SystemExit as e: code = e.code
+    return code, capsys.readouterr().err
+
+def fpt(*args, cwd=ROOT):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, '-c', 'import sys; from fpt_nb.cli import main; sys.exit(main())', *map(str, args)],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+SMALL = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 16, '--eval-limit', 8, '--score-examples', 8, '--no-progress']
+
+@pytest.mark.parametrize('args, says', [
+    (['run', '--task', 'sst2'], "unknown task 'sst2'"),
+    (['run', '--method', 'fpt'], "invalid choice: 'fpt'"),
+    (['run', '--method', 'fpt_ld', '--stage-steps', 4, 4], "method 'fpt_ld' has 4 stages but 2 stage_steps"),
+    (['run', '--method', 'fpt_ld', '--steps', 8, '--stage-steps', 2, 2, 2, 4], 'add up to 10, not steps=8'),
+    (['run', '--method', 'fpt_cr', '--stage-steps', 4, 0, 4, 4], 'stage 2 (enc 2L, enc ffn 64) has 0 steps'),
+    (['run', '--method', 'fpt_cr', '--steps', 3], "steps=3 is too few for method 'fpt_cr'"),
+    (['run', '--method', 'ld', '--level', 4], 'level must be 1, 2 or 3'),
+    (['run', '--steps', 0], 'steps must be at least 1'),
+    (['run', '--task', 'mnli', '--data-dir', 'no/such/dir', '--method', 'pt', *SMALL], "data directory 'no/such/dir' does not exist"),
+    (['run', '--preset', 'base'], "invalid choice: 'base'"),
+    (['run', '--pt-run', 'no/such/run'], 'does not exist'),
+    (['tables', 'no/such/runs'], 'runs folder no/such/runs does not exist'),
+    (['export-peft', 'no/such/run', 'out'], 'no/such/run'),
+    (['evaluate', 'no/such/run'], 'summary.json does not exist'),
+    ([], 'the following arguments are required: command'),
+])
+def test_bad_input(args, says, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    code, err = fpt_here(*args, capsys=capsys)
+    torch.set_num_threads(threads)
+    assert code == 2, err
+    assert says in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not any(tmp_path.rglob('summary.json'))
+
+def test_bad_input_from_a_shell(tmp_path):
+    r = fpt('run', '--task', 'sst2', cwd=tmp_path)
+    assert (r.returncode, r.stderr.strip()) == (2, "fpt run: error: unknown task 'sst2': expected one of ['mnli', 'qqp', 'record', 'squad2', 'toy', 'xsum']")
+
+def test_missing_score_file_keeps_the_finished_run(tmp_path):
+    "A named score file that does not exist is refused, and a finished run in that folder keeps its results."
+    run = tmp_path/'fr'
+    assert fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', run, *SMALL).returncode == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.suffix in ('.safetensors', '.jsonl') or p.name == 'summary.json'}
+    r = fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', run, '--score-file', tmp_path/'nope.safetensors', *SMALL)
+    assert r.returncode == 2 and 'nope.safetensors does not exist' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert {p: (run/p).read_bytes() for p in before} == before
+
+def test_score_file_for_another_model(tmp_path):
+    "Scores with fewer layers than the model are refused, naming the shapes."
+    run = tmp_path/'fr'
+    assert fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', run, *SMALL).returncode == 0
+    from safetensors.torch import load_file, save_file
+    sc = load_file(str(run/'scores.safetensors'))
+    save_file({k: v[:2].contiguous() for k, v in sc.items()}, str(tmp_path/'small.safetensors'))
+    r = fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', tmp_path/'fr2', '--score-file', tmp_path/'small.safetensors', *SMALL)
+    assert r.returncode == 2 and 'do not fit the model' in r.stderr, r.stderr
+
+def test_console_script_is_installed():
+    exe = Path(sys.executable).parent/'fpt'
+    assert exe.is_file(), f"{exe} missing: reinstall the package (make install) so the `fpt` console script exists"
+    r = subprocess.run([str(exe), 'run', '--help'], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and '--stage-steps' in r.stdout and '--pt-run' in r.stdout

@@ -1,0 +1,72 @@
+"The Table 2 papermill notebook end to end: a tiny T5 on real MNLI data, all four methods, a few dozen steps."
+import json, sys
+from pathlib import Path
+import nbformat, papermill, pytest
+from PIL import Image
+from conftest import ROOT
+
+NB = ROOT/'nbs'/'experiments'/'table2.ipynb'
+METHODS = ['pt', 'fpt_ld', 'fpt_fr', 'fpt_cr']
+
+RUN_PARAMS = ('task', 'model', 'out_dir', 'data_dir', 'steps', 'stage_steps', 'batch_size', 'micro_batch_size', 'seed', 'device', 'preset')
+NOTEBOOK_PARAMS = dict(table2=RUN_PARAMS + ('methods',), table1=RUN_PARAMS + ('methods', 'levels'),
+                       scores=('task', 'model', 'out_dir', 'data_dir', 'score_examples', 'seed', 'device'), tables=('root', 'out_dir'))
+
+@pytest.mark.parametrize('name', list(NOTEBOOK_PARAMS))
+def test_parameters_cell_is_tagged(name):
+    "papermill finds the parameters by the cell tag; the raw frontmatter keeps the notebook out of `nbdev_test`."
+    nb = nbformat.read(ROOT/'nbs'/'experiments'/f'{name}.ipynb', as_version=4)
+    tagged = [c for c in nb.cells if 'parameters' in c.metadata.get('tags', [])]
+    assert len(tagged) == 1, f"{name}.ipynb needs exactly one cell tagged 'parameters' (keep 'tags' in allowed_cell_metadata_keys)"
+    for p in NOTEBOOK_PARAMS[name]: assert f'\n{p} = ' in '\n' + tagged[0].source, f"{name}.ipynb: parameter {p!r} missing"
+    assert nb.cells[0].cell_type == 'raw' and 'skip_exec: true' in nb.cells[0].source
+    assert nb.metadata.kernelspec.name == 'python3'
+
+def test_kernel_is_this_environment():
+    "papermill runs the notebook in the kernel named `python3`: it must be this venv's python (`make install` installs it)."
+    from jupyter_client.kernelspec import KernelSpecManager
+    exe = Path(KernelSpecManager().get_kernel_spec('python3').argv[0])
+    assert exe.parent == Path(sys.executable).parent, \
+        f"kernel python3 runs {exe}, not this environment's {sys.executable}: run `make install` (python -m ipykernel install --sys-prefix --name python3)"
+
+def test_table2_notebook(tmp_path, data_dir):
+    out = tmp_path/'mnli'
+    papermill.execute_notebook(str(NB), str(tmp_path/'table2.ipynb'), kernel_name='python3', cwd=str(tmp_path), progress_bar=False,
+                               parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir), out_dir=str(out), steps=30,
+                                               batch_size=8, train_limit=240, eval_limit=48, eval_every=10, score_examples=48,
+                                               progress=False))
+    summaries = {m: json.loads((out/m/'summary.json').read_text()) for m in METHODS}
+    for m, s in summaries.items():
+        assert (s['task'], s['model'], s['method'], s['steps']) == ('mnli', 'tiny', m, 30)
+        assert s['n_train'] == 240 and s['n_eval'] == 48
+        assert len(s['stages']) == (1 if m == 'pt' else 4)
+        assert sum(st['steps'] for st in s['stages']) == 30
+        assert all(st['flops'] > 0 and st['seconds'] > 0 and 'spec' in st for st in s['stages'])
+        assert s['total_flops'] == sum(st['flops'] for st in s['stages'])
+        assert s['wall_seconds'] >= s['train_seconds'] > 0
+        assert 0 <= s['final_metrics']['accuracy'] <= 100 and s['final_metrics']['total'] == 48
+        assert (out/m/'prompt.safetensors').is_file() and (out/m/'log.jsonl').is_file()
+        with Image.open(out/m/'stages.png') as im:
+            im.verify()
+            assert im.format == 'PNG' and im.size[0] > 500
+    assert summaries['fpt_cr']['total_flops'] < summaries['fpt_fr']['total_flops'] < summaries['pt']['total_flops']
+    assert summaries['fpt_ld']['total_flops'] < summaries['pt']['total_flops']
+    assert (out/'fpt_fr'/'scores.safetensors').is_file()   # computed once, then shared with fpt_cr
+    rows = (out/'table2.md').read_text().splitlines()[2:]
+    assert [r.split('|')[3].strip() for r in rows] == ['PT', 'FPT_LD', 'FPT_FR', 'FPT_CR']
+    assert (out/'table2.csv').is_file()
+
+    agg = tmp_path/'aggregated'   # the tables notebook over the same folders gives the same Table 2
+    papermill.execute_notebook(str(NB.parent/'tables.ipynb'), str(tmp_path/'tables.ipynb'), kernel_name='python3', cwd=str(tmp_path),
+                               progress_bar=False, parameters=dict(root=str(out), out_dir=str(agg)))
+    assert (agg/'table2.md').read_text() == (out/'table2.md').read_text()
+    assert (agg/'table1.csv').is_file()
+
+def test_scores_notebook(tmp_path, data_dir):
+    from safetensors.torch import load_file
+    papermill.execute_notebook(str(NB.parent/'scores.ipynb'), str(tmp_path/'scores.ipynb'), kernel_name='python3', cwd=str(tmp_path),
+                               progress_bar=False, parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir), out_dir='sc', score_examples=16))
+    sc = load_file(str(tmp_path/'sc'/'scores.safetensors'))
+    assert {k: tuple(v.shape) for k, v in sc.items()} == {'encoder': (4, 128), 'decoder': (4, 128)}
+    assert all(v.min() >= 0 and v.max() > 0 for v in sc.values())   # mean absolute activations
+    with Image.open(tmp_path/'sc'/'scores.png') as im: assert im.format == 'PNG'

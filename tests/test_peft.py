@@ -1,0 +1,39 @@
+"A trained prompt exported for HF PEFT: PEFT's own loader gives the same loss and the same generations as our PromptT5."
+import json
+import pytest, torch
+from peft import PeftModel, PeftConfig
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.tasks import get_task, load_examples
+from fpt_nb.batches import encode, collate
+from fpt_nb.checkpoint import load_prompt
+from fpt_nb.run import run_experiment
+from fpt_nb.peft import export_peft
+
+@pytest.mark.parametrize('model', ['tiny', 'tiny-relu'])
+def test_peft_loss_equals_ours(model, tmp_path, data_dir):
+    torch.set_num_threads(1)
+    run = tmp_path/'run'
+    run_experiment('mnli', model, 'fpt_ld', run, data_dir=data_dir, steps=8, batch_size=4, train_limit=32, eval_limit=8,
+                   eval_every=4, progress=False)
+    out = export_peft(run, tmp_path/'peft')
+    cfg = PeftConfig.from_pretrained(out)
+    assert (cfg.peft_type, cfg.task_type, cfg.num_virtual_tokens, cfg.num_transformer_submodules, cfg.token_dim) == \
+           ('PROMPT_TUNING', 'SEQ_2_SEQ_LM', 20, 1, 64)
+    prompt = load_prompt(run/'best_prompt.safetensors')
+    base, tok = load_t5(model)
+    ours = PromptT5(base, prompt_length=20)
+    with torch.no_grad(): ours.prompt.weight.copy_(prompt)
+    assert not torch.equal(prompt, PromptT5(load_t5(model)[0], prompt_length=20).prompt.weight.detach())   # it trained
+    theirs = PeftModel.from_pretrained(load_t5(model)[0], out).eval()
+    rows = load_examples('mnli', 'validation', data_dir, limit=6)
+    b = collate(encode(get_task('mnli'), tok, rows))
+    with torch.no_grad():
+        ref = ours(b['input_ids'], b['attention_mask'], labels=b['labels']).loss
+        got = theirs(input_ids=b['input_ids'], attention_mask=b['attention_mask'], labels=b['labels']).loss
+    assert torch.equal(got, ref), (got.item(), ref.item())
+    assert torch.equal(theirs.generate(input_ids=b['input_ids'], attention_mask=b['attention_mask'], max_new_tokens=8),
+                       ours.generate(b['input_ids'], b['attention_mask'], max_new_tokens=8))
+    # and a prompt other than the one exported gives another loss: the comparison can fail
+    with torch.no_grad():
+        ours.prompt.weight.add_(0.1)
+        assert not torch.equal(ours(b['input_ids'], b['attention_mask'], labels=b['labels']).loss, got)
