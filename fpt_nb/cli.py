@@ -13,7 +13,7 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .train import METHODS, NonFiniteLoss, paper_schedule, check_phases
 from .checkpoint import read_json
-from .run import run_experiment, evaluate_run
+from .run import run_experiment, evaluate_run, launch
 from .encoder import is_encoder
 from .plots import plot_run
 from .tables import collect_runs, table1, table2, to_markdown, write_tables
@@ -106,6 +106,8 @@ def _run_flags(p):
     a('--progress', action=argparse.BooleanOptionalAction, default=True)
     a('--pt-run', help='a PT run folder to overlay on the plot (and compare in the table)')
     a('--threads', type=int, help='CPU threads (default: 1 for the tiny models, else all)')
+    a('--num-processes', type=int, default=1, help='data-parallel processes through accelerate launch (GPUs: one per GPU; default 1)')
+    a('--device-map', help="place one large model across devices (Accelerate), e.g. 'auto'")
 
 def make_parser() -> argparse.ArgumentParser:
     "The `fpt` argument parser."
@@ -127,7 +129,7 @@ def make_parser() -> argparse.ArgumentParser:
 # %% ../nbs/26_cli.ipynb #609355d0
 _RUN_ARGS = ('data_dir', 'level', 'decoder', 'batch_size', 'micro_batch_size', 'lr', 'seed', 'device', 'prompt_length', 'train_limit',
              'eval_limit', 'score_file', 'score_examples', 'padding', 'bf16', 'early_stop', 'checkpoint_every', 'num_beams',
-             'eval_batch_size', 'max_input_length', 'resume', 'progress')
+             'eval_batch_size', 'max_input_length', 'resume', 'progress', 'device_map')
 
 TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert')
 
@@ -155,7 +157,7 @@ def cmd_run(a) -> int:
         d = out if len(methods) == 1 else out/m
         s_steps, s_stage = method_stage_steps(m, steps, p['stage_steps'])
         _say(f"== {m} on {task} with {model}: {s_steps} steps -> {d}")
-        s = run_experiment(task, model, m, d, steps=s_steps, stage_steps=s_stage, **kw)
+        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **kw)
         dirs[m] = d
         _say(f"   {m}: {s['metric']} {s['final_metrics'].get(s['metric'], float('nan')):.1f}, {s['total_flops']:.3g} FLOPs, "
              f"{s['train_seconds']:.0f} s training ({s['wall_seconds']:.0f} s in all)")

@@ -19,7 +19,8 @@ from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encod
 from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run', 'run_distributed']
+__all__ = ['NEEDS_SCORES', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run', 'run_distributed',
+           'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -51,7 +52,7 @@ def pick_device(device:str='auto') -> torch.device:
     return torch.device(device)
 
 def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device('cpu'), max_input_length:int=MAX_INPUT_LENGTH,
-          eval_batch_size:int=64, num_beams:int=1):
+          eval_batch_size:int=64, num_beams:int=1, device_map=None):
     "The prompt-tuned model for `model` and how to encode, evaluate and count FLOPs for `task` with it."
     task = get_task(task)
     if is_encoder(model):   # BERT family: a prompt-only classifier (see the encoder notebook)
@@ -61,8 +62,10 @@ def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device
         encode_fn = lambda rows: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
         make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device))
         return pt, tok, encode_fn, make_eval, encoder_batch_flops
-    backbone, tok = load_t5(model)
-    pt = PromptT5(backbone, prompt_length, seed=seed).to(device)
+    backbone, tok = load_t5(model, device_map=device_map)
+    pt = PromptT5(backbone, prompt_length, seed=seed)
+    if device_map is None: pt.to(device)
+    else: pt.prompt.to(backbone.get_input_embeddings().weight.device)   # the model stays where the map put it
     encode_fn = lambda rows: encode(task, tok, rows, max_input_length)
     make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device)
     return pt, tok, encode_fn, make_eval, None
@@ -81,7 +84,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                    prompt_length:int=20, train_limit:int|None=None, eval_limit:int|None=None, eval_every:int=0,
                    score_file:str|None=None, score_examples:int=1000, padding:str='dynamic', bf16:bool|None=None,
                    early_stop:int=0, checkpoint_every:int=0, num_beams:int=1, eval_batch_size:int=64,
-                   max_input_length:int=MAX_INPUT_LENGTH, resume:bool=True, progress:bool=True) -> dict:
+                   max_input_length:int=MAX_INPUT_LENGTH, resume:bool=True, progress:bool=True, device_map=None) -> dict:
     "Train `method` on `task` with `model` into `out_dir`; returns (and writes) `summary.json`."
     params = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()}
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
@@ -95,7 +98,9 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     with run_lock(run_dir) if main else nullcontext():
         t0 = time.perf_counter()
         torch.manual_seed(seed)
-        pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams)
+        if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
+        pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams,
+                                                          device_map)
         backbone = pt.model
         cfg = TrainConfig(lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size, prompt_length=prompt_length, seed=seed,
                           padding=padding, eval_every=eval_every, early_stop=early_stop, checkpoint_every=checkpoint_every,
@@ -149,7 +154,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     c = summary['config']
     dev = pick_device(device)
     pt, tok, encode_fn, make_eval, _ = setup(c['task'], c['model'], c['prompt_length'], c['seed'], dev, c['max_input_length'],
-                                             c['eval_batch_size'], c['num_beams'])
+                                             c['eval_batch_size'], c['num_beams'], c.get('device_map'))
     f = run_dir/('best_prompt.safetensors' if prompt == 'best' and (run_dir/'best_prompt.safetensors').exists() else 'prompt.safetensors')
     w = load_prompt(f)
     if w.shape != pt.prompt.weight.shape: raise ValueError(f"prompt file {f} has shape {tuple(w.shape)}, the run's model needs {tuple(pt.prompt.weight.shape)}")
@@ -180,3 +185,8 @@ def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **
     r = subprocess.run(cmd)
     if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; {out} keeps its checkpoints")
     return read_json(out/'summary.json', 'run summary')
+
+def launch(num_processes:int=1, **kwargs) -> dict:
+    "`run_experiment(**kwargs)` here (1 process) or as `num_processes` data-parallel processes: what the CLI and notebooks call."
+    if num_processes == 1: return run_experiment(**kwargs)
+    return run_distributed(num_processes, **{k: str(v) if isinstance(v, Path) else v for k, v in kwargs.items()})
