@@ -30,8 +30,17 @@ STEP = lambda n: f'step-{n:07d}'
 # ---------------------------------------------------------------------------------------------------------------
 # Helpers
 
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    """Bit-for-bit comparisons need the same CPU thread count in this process and in the child processes (1 in both),
+    whatever an earlier test (e.g. the CLI's) left torch set to."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 @pytest.fixture(scope='module')
-def reference(tmp_path_factory) -> Path:
+def reference(tmp_path_factory, one_thread) -> Path:
     "An uninterrupted run: what every recovery must reproduce bit for bit."
     d = tmp_path_factory.mktemp('reference')/'run'
     run_experiment(out_dir=str(d), **RUN)
@@ -104,6 +113,7 @@ CHILD = r'''
 import json, os, sys, time
 from pathlib import Path
 import torch
+torch.set_num_threads(1)   # the same float reduction order as the reference (see `one_thread`)
 import fpt_nb.checkpoint as ckpt
 from fpt_nb.run import run_experiment
 kw, (where, n), flags = json.loads(sys.argv[1]), json.loads(sys.argv[2]), Path(sys.argv[3])
