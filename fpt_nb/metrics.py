@@ -10,8 +10,8 @@ from rouge_score import rouge_scorer
 from .tasks import Task, get_task
 
 # %% auto #0
-__all__ = ['NO_ANSWER', 'SCORERS', 'clean_generation', 'parse_label', 'accuracy', 'normalize_answer', 'squad_v2_scores',
-           'record_scores', 'rouge_scores', 'score']
+__all__ = ['NO_ANSWER', 'SCORERS', 'clean_generation', 'parse_label', 'accuracy', 'normalize_answer', 'token_f1',
+           'squad_v2_scores', 'record_scores', 'rouge_scores', 'score']
 
 # %% ../nbs/11_metrics.ipynb #3b6ba0c3
 _SPECIAL = re.compile(r'<extra_id_\d+>|<pad>|</s>|<unk>')
@@ -50,10 +50,11 @@ def normalize_answer(s:str) -> str:
     s = re.sub(r'\b(a|an|the)\b', ' ', s)
     return ' '.join(s.split())
 
-def _squad_f1(gold:str, pred:str) -> float:
-    gold_toks, pred_toks = normalize_answer(gold).split(), normalize_answer(pred).split()
-    if not gold_toks or not pred_toks: return float(gold_toks == pred_toks)  # no-answer: right only if both empty
-    same = sum((collections.Counter(gold_toks) & collections.Counter(pred_toks)).values())
+def token_f1(pred:str, gold:str, no_answer:bool=False) -> float:
+    "The official token-overlap F1 of SQuAD and ReCoRD; with `no_answer` (SQuAD 2.0) an empty side is right only if both are."
+    pred_toks, gold_toks = normalize_answer(pred).split(), normalize_answer(gold).split()
+    if no_answer and (not gold_toks or not pred_toks): return float(gold_toks == pred_toks)
+    same = sum((collections.Counter(pred_toks) & collections.Counter(gold_toks)).values())
     if same == 0: return 0.0
     precision, recall = same / len(pred_toks), same / len(gold_toks)
     return 2 * precision * recall / (precision + recall)
@@ -68,7 +69,7 @@ def squad_v2_scores(predictions:list[str], references:list[list[str]]) -> dict:
         has_ans.append(bool(golds))
         golds = [g for g in golds if normalize_answer(g)] or ['']
         exact.append(max(float(normalize_answer(g) == normalize_answer(pred)) for g in golds))
-        f1.append(max(_squad_f1(g, pred) for g in golds))
+        f1.append(max(token_f1(pred, g, no_answer=True) for g in golds))
     def part(keep):
         idx = [i for i, k in enumerate(has_ans) if keep(k)]
         return dict(exact=100 * sum(exact[i] for i in idx) / len(idx), f1=100 * sum(f1[i] for i in idx) / len(idx), total=len(idx)) if idx else {}
@@ -78,13 +79,6 @@ def squad_v2_scores(predictions:list[str], references:list[list[str]]) -> dict:
     return out
 
 # %% ../nbs/11_metrics.ipynb #8534a444
-def _record_f1(pred:str, gold:str) -> float:
-    pred_toks, gold_toks = normalize_answer(pred).split(), normalize_answer(gold).split()
-    same = sum((collections.Counter(pred_toks) & collections.Counter(gold_toks)).values())
-    if same == 0: return 0.0
-    precision, recall = same / len(pred_toks), same / len(gold_toks)
-    return 2 * precision * recall / (precision + recall)
-
 def record_scores(predictions:list[str], references:list[list[str]]) -> dict:
     "Official ReCoRD `exact_match` and `f1` (percent), maxima over each query's gold answers."
     _check_lengths(predictions, references)
@@ -93,7 +87,7 @@ def record_scores(predictions:list[str], references:list[list[str]]) -> dict:
         if not golds: raise ValueError(f"example {i} has no gold answers: ReCoRD scores need at least one per query")
         pred = clean_generation(pred)
         em += max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)
-        f1 += max(_record_f1(pred, g) for g in golds)
+        f1 += max(token_f1(pred, g) for g in golds)
     return dict(exact_match=100 * em / len(references), f1=100 * f1 / len(references), total=len(references))
 
 # %% ../nbs/11_metrics.ipynb #2cc1def4
