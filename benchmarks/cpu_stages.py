@@ -13,18 +13,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 from transformers import T5ForConditionalGeneration
 from fpt_nb.prompt import paper_config, t5_config, untie_lm_head, freeze, PromptT5
-from fpt_nb.partial import FULL, apply_stage, layer_dropping, ffn_reduction, compound_reduction
+from fpt_nb.partial import FULL, apply_stage
 from fpt_nb.scores import NeuronScores
 from fpt_nb.arch import ffn_widths
 from fpt_nb.flops import pt_step_flops
 
-OUT = Path(__file__).resolve().parents[1]/'results'/'perf'
-WIDTHS = {'large': (704, 1408, 2112), 'xl': (1280, 2560, 3840)}
+from gpu_stages import stages   # the paper's stages, the same list the GPU benchmark times
 
-def stages(size):
-    W = WIDTHS[size]
-    return ([('PT', FULL)] + [(f'LD {l}', layer_dropping(l)) for l in (6, 12, 18)] + [(f'FR {w}', ffn_reduction(w)) for w in W]
-            + [(f'CR {l}/{w}', compound_reduction(l, w)) for l, w in zip((6, 12, 18), W)])
+OUT = Path(__file__).resolve().parents[1]/'results'/'perf'
 
 def build(cfg):
     torch.manual_seed(0)

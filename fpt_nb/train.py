@@ -234,11 +234,10 @@ class Trainer:
             log.write_text(''.join(l + '\n' for l in keep))
         return True
 
-    def _step(self, batch_iter) -> tuple[float, int]:
+    def _step(self, batch_iter, widths:dict) -> tuple[float, int, str|None]:
         "One optimizer step over a global batch; returns the mean loss and the FLOPs it took."
         cfg, pt, dev = self.cfg, self.pt, self.device
         n_micro, total, flops = cfg.batch_size // cfg.micro, 0.0, 0
-        widths = ffn_widths(pt.model)
         ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
         for j in range(n_micro):
             b = next(batch_iter)
@@ -313,16 +312,18 @@ class Trainer:
         it = self._micro_batches()
         bar = tqdm(total=self.total_steps, initial=st['step'], desc='prompt tuning', disable=not (self.progress and self.main))
         try:
+            widths = ffn_widths(self.pt.model)   # the shapes FLOPs are counted for; they change only at expansions
             while st['step'] < self.total_steps and st['stopped'] is None:
                 phase = self.phase_at(st['step'])
                 if current_stage(self.pt.model) != self.phases[phase].stage:
                     t = time.perf_counter(); before = current_stage(self.pt.model)
                     apply_stage(self.pt.model, self.phases[phase].stage, self.scores)
+                    widths = ffn_widths(self.pt.model)
                     if st['step'] == sum(p.steps for p in self.phases[:phase]):   # a phase start (a mid-stage resume only rebuilds)
                         self._log(dict(kind='expand', step=st['step'], stage=phase, frm=(self.phases[phase - 1].stage if phase else before).describe(),
                                        to=self.phases[phase].stage.describe(), seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
                 t = time.perf_counter()
-                loss, flops, problem = self._step(it)
+                loss, flops, problem = self._step(it, widths)
                 if problem:
                     self._log(dict(kind='error', step=st['step'] + 1, stage=phase, loss=str(loss), error=problem))
                     last = latest_checkpoint(self.run_dir/'checkpoints')

@@ -216,17 +216,22 @@ def test_crash_between_checkpoint_files(point, reference, tmp_path, monkeypatch)
     assert sorted(p.name for p in (out/'checkpoints').glob('step-*')) == [STEP(3), STEP(6)]
 
 
+def crash_in_step(out:Path, n:int, monkeypatch):
+    "Run `RUN` into `out` and let the process 'die' inside step `n` (before its update), in this process."
+    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
+    def crash(*a, **k):
+        calls[0] += 1
+        if calls[0] == n: raise SimulatedCrash(f'step {n}')
+        return clip(*a, **k)
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', crash)
+    with pytest.raises(SimulatedCrash): resume(out)
+    monkeypatch.undo()
+
+
 def test_torn_log_line_does_not_block_resume(reference, tmp_path, monkeypatch):
     "The process dies while appending step 5's record to log.jsonl, leaving half a line: the resume drops it and finishes exactly."
     out = tmp_path/'run'
-    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
-    def crash_at_5(*a, **k):
-        calls[0] += 1
-        if calls[0] == 5: raise SimulatedCrash('step 5')
-        return clip(*a, **k)
-    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', crash_at_5)
-    with pytest.raises(SimulatedCrash): resume(out)
-    monkeypatch.undo()
+    crash_in_step(out, 5, monkeypatch)
     with open(out/'log.jsonl', 'a') as f: f.write('{"kind": "step", "step": 5, "stage": 3, "lo')
     resume(out)
     assert_same_result(out, reference)
@@ -235,14 +240,7 @@ def test_torn_log_line_does_not_block_resume(reference, tmp_path, monkeypatch):
 def test_resume_logs_expansions_once(reference, tmp_path, monkeypatch):
     "A run that dies in step 3 and resumes from the step-2 checkpoint logs the same expansions as an uninterrupted run."
     out = tmp_path/'run'
-    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
-    def crash_at_3(*a, **k):
-        calls[0] += 1
-        if calls[0] == 3: raise SimulatedCrash('step 3')
-        return clip(*a, **k)
-    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', crash_at_3)
-    with pytest.raises(SimulatedCrash): resume(out)
-    monkeypatch.undo()
+    crash_in_step(out, 3, monkeypatch)
     resume(out)
     assert_same_result(out, reference)
     assert log_records(out, 'expand') == log_records(reference, 'expand')
