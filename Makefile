@@ -5,7 +5,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-nbs test-py docs readme clean-docs
+.PHONY: install run test test-nbs test-py docs readme clean-docs mutants
 install: $(VENV)/.installed
 
 $(VENV)/.installed: settings.ini setup.py
@@ -13,7 +13,7 @@ $(VENV)/.installed: settings.ini setup.py
 	$(BIN)/pip install -q --upgrade pip
 	$(if $(TORCH),$(BIN)/pip install -q $(TORCH))
 	$(BIN)/pip install -q -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name python3 >/dev/null
 	touch $@
 
 # The main job on its built-in default (a tiny T5, no downloads).
@@ -26,7 +26,8 @@ test: install
 	$(BIN)/pytest -q tests
 
 # The docs site, offline (no Quarto): every notebook processed by nbdev, run, and rendered into _docs/,
-# with the results/ page. Open _docs/index.html. `nbdev_docs` builds the same site where Quarto is installed.
+# with the results/ page and a search box (MiniSearch, fetched once from the npm registry with npm into .cache/docsite/).
+# Open _docs/index.html. `nbdev_docs` builds the same site where Quarto is installed.
 docs: install
 	$(BIN)/python tools/build_docs.py
 
@@ -36,3 +37,9 @@ readme: install
 
 clean-docs:
 	rm -rf _docs _docs.tmp _proc _docs_artifacts
+
+# Plant each of a curated list of bugs in a copy of the library and check the tests catch it (tools/mutants.py).
+# Slow (10 min on 2 CPU cores when every mutant is caught, about an hour when many survive): run it before a
+# release, not in CI; the table goes to results/mutants/mutants.md.
+mutants: install
+	OMP_NUM_THREADS=1 $(BIN)/python tools/mutants.py

@@ -1,7 +1,9 @@
-"""Issue-6 benchmarks on this CPU: stage cost at the paper's shapes, against HF PEFT, padding, expansion cost.
+"""Issue-6 benchmarks on this CPU: stage cost at the paper's shapes, against HF PEFT, padding, expansion cost;
+and issue 12's trainer step, old against fast (fpt_nb.fast), at small shapes.
 
-    python benchmarks/cpu_stages.py                   # all four parts, about 10 minutes on 2 cores; writes results/perf/cpu_*.md/json/png
+    python benchmarks/cpu_stages.py                   # the issue-6 parts, about 10 minutes on 2 cores; writes results/perf/cpu_benchmarks.md/json/png
     python benchmarks/cpu_stages.py --parts stages --sizes large --rounds 2
+    python benchmarks/cpu_stages.py --parts step      # issue 12 on the CPU, a few minutes; writes results/perf/cpu_fast_step.md/json
 
 Everything is measured as ratios inside one run (interleaved rounds, medians), since these machines are noisy.
 Random weights: cost does not depend on weight values. FLOPs are counted analytically (fpt_nb.flops, exact
@@ -19,6 +21,7 @@ from fpt_nb.arch import ffn_widths
 from fpt_nb.flops import pt_step_flops
 
 from gpu_stages import stages   # the paper's stages, the same list the GPU benchmark times
+from gpu_stages import synthetic_items, make_trainer, fast_step, import_train
 
 OUT = Path(__file__).resolve().parents[1]/'results'/'perf'
 
@@ -142,6 +145,76 @@ def part_padding(data_dir, b, steps, report):
                              model='T5-small shape (d 512, ff 2048, 6+6 layers), SentencePiece 8k trained on MNLI')
     return report['padding']
 
+def part_step(size, b, n_in, n_tgt, rounds, compile_too=False) -> dict:
+    """The trainer's step on this CPU: the old `Trainer._step` against `FastStep` with the levers a CPU can pull, in fp32
+    (what a CPU run trains in) and under bf16 autocast (what a GPU run trains in). Interleaved rounds, medians."""
+    from types import SimpleNamespace
+    from fpt_nb.fast import FastOptions, agreement
+    from fpt_nb.batches import collate
+    import_train()
+    model = build(paper_config(size)); pt = PromptT5(model, 20)
+    items = synthetic_items(2 * b, n_in, n_tgt, model.config.vocab_size)
+    a, run = SimpleNamespace(batch=b, micro=b), Path(tempfile.mkdtemp())
+    b0 = collate(items[:b])
+    p0 = pt.prompt.weight.detach().clone()
+    def loss_grad(fn, autocast):
+        with torch.no_grad(): pt.prompt.weight.copy_(p0)
+        pt.prompt.weight.grad = None
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast): loss = fn()
+        loss.backward()
+        g, pt.prompt.weight.grad = pt.prompt.weight.grad.clone(), None
+        return loss.detach(), g
+    groups = {False: [('old step (Trainer._step)', None), ('one wait per step', FastOptions()),
+                      ('our forward, eager attention', FastOptions(attention='eager')), ('our forward, SDPA', FastOptions(attention='sdpa'))]
+                     + ([('+ compiled blocks', FastOptions(attention='sdpa', compile=True))] if compile_too else []),
+              True: [('old step (Trainer._step)', None), ('+ bf16 weights', FastOptions(bf16_weights=True)),
+                     ('+ our forward, SDPA', FastOptions(bf16_weights=True, attention='sdpa'))]}
+    out = dict(size=size, batch=b, input=n_in, target=n_tgt, rounds=rounds, rows=[])
+    for autocast in (False, True):   # fp32 first: bf16 weights are cast in place
+        precision = 'bf16' if autocast else 'fp32'
+        steppers = []
+        for name, options in groups[autocast]:
+            tr = make_trainer(pt, items, a, 'cpu', run, bf16=autocast)
+            step = tr._step if options is None else fast_step(tr, options)
+            ref = loss_grad(lambda: pt(b0['input_ids'], b0['attention_mask'], labels=b0['labels']).loss, autocast) if options is None else ref
+            t = time.perf_counter()
+            got = loss_grad(lambda: step.loss(b0), autocast) if options is not None else ref
+            first = time.perf_counter() - t
+            it, w = tr._micro_batches(), ffn_widths(model)
+            step(it, w)   # warm-up
+            steppers.append((name, options, step, it, w, agreement(*got, *ref, precision=precision), first))
+        times = {name: [] for name, *_ in steppers}
+        for r in range(rounds):
+            order = steppers[r % len(steppers):] + steppers[:r % len(steppers)]
+            for name, options, step, it, w, _, _ in order: times[name].append(timeit(lambda: step(it, w)))
+        old = times[steppers[0][0]]
+        for name, options, step, it, w, agree, first in steppers:
+            out['rows'].append(dict(precision=precision, name=name, options=None if options is None else options.__dict__,
+                                    step_s=statistics.median(times[name]), vs_old=statistics.median(t / o for t, o in zip(times[name], old)),
+                                    spread=max(times[name]) / min(times[name]), first_call_s=first, agreement=agree))
+            print(f"  {precision} {name:<30} {statistics.median(times[name]):6.3f} s  x{out['rows'][-1]['vs_old']:.3f} of the old step  "
+                  f"loss rdiff {agree['loss_rdiff']:.1e}  grad cos {agree['grad_cos']:.5f}", flush=True)
+    return out
+
+def write_step(rep):
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT/'cpu_fast_step.json').write_text(json.dumps(rep, indent=1))
+    md = [f"# The trainer's step on a CPU, old and fast ({rep['machine']})", '',
+          f"T5-{rep['size'].upper()} shapes, batch {rep['batch']}, input {rep['input']}+20 prompt, target {rep['target']}; "
+          f"{rep['rounds']} interleaved rounds, medians; 'x' is the median of each round's step time over the old step's. "
+          f"Agreement: the loss and the prompt's gradient at the same prompt and batch against the old step's "
+          f"(fpt_nb.fast.TOLERANCES: fp32 loss rtol 1e-5, gradient 1e-4 of its largest entry; bf16 loss rtol 1e-2, gradient cosine 0.99). "
+          f"'spread' is the slowest round over the fastest: how much this shared machine moved during the run. A CPU step is matrix "
+          f"products; what the levers remove (waits for a GPU, weight casts, kernel launches) costs little here, so these times say "
+          f"that nothing got slower, within the spread, and the agreement columns are what the CPU checks.", '',
+          '| precision | step | s | x old | spread | first call, s | loss rel. diff | gradient cosine | agrees |',
+          '|---|---|---|---|---|---|---|---|---|']
+    for r in rep['rows']:
+        a = r['agreement']
+        md.append(f"| {r['precision']} | {r['name']} | {r['step_s']:.3f} | {r['vs_old']:.3f} | {r['spread']:.2f} | {r['first_call_s']:.1f} | "
+                  f"{a['loss_rdiff']:.1e} | {a['grad_cos']:.6f} | {'yes' if a['ok'] else 'NO'} |")
+    (OUT/'cpu_fast_step.md').write_text('\n'.join(md) + '\n')
+
 def write(report):
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT/'cpu_benchmarks.json').write_text(json.dumps(report, indent=1))
@@ -180,7 +253,8 @@ def write(report):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--parts', nargs='+', default=['stages', 'peft', 'padding'])
+    ap.add_argument('--parts', nargs='+', default=['stages', 'peft', 'padding'], help="also 'step': issue 12's trainer step, old and fast")
+    ap.add_argument('--compile', action='store_true', help="part 'step': time compiled blocks too (inductor takes minutes here)")
     ap.add_argument('--sizes', nargs='+', default=['large', 'xl'])
     ap.add_argument('--rounds', type=int, default=3)
     ap.add_argument('--data-dir', default=os.environ.get('FPT_DATA_DIR', str(Path(__file__).resolve().parents[2]/'shared'/'data')))
@@ -198,6 +272,12 @@ def main(argv=None):
         print("PEFT comparison", flush=True); print(part_peft('large', *shapes['large'], max(5, a.rounds), report), flush=True); write(report)
     if 'padding' in a.parts:
         print("padding", flush=True); print(part_padding(a.data_dir, 32, 3, report), flush=True); write(report)
-    print((OUT/'cpu_benchmarks.md').read_text())
+    if 'step' in a.parts:
+        print("the trainer's step, old and fast", flush=True)
+        rep = dict(machine=report['machine'].replace(', fp32, eager attention', ''),
+                   **part_step('large', *shapes['large'], max(3, a.rounds), compile_too=a.compile))
+        write_step(rep)
+        print((OUT/'cpu_fast_step.md').read_text())
+    if set(a.parts) & {'stages', 'peft', 'padding'}: print((OUT/'cpu_benchmarks.md').read_text())
 
 if __name__ == '__main__': main()

@@ -37,6 +37,7 @@ class Arch:
     stacks: Callable[[nn.Module], dict[str, tuple[nn.Module, str]]]  # stack name -> (owner, attribute of its ModuleList)
     ffn: Callable[[nn.Module], FFNSite]                               # layer -> its FFN
     required_layers: tuple[int, ...] = ()                             # layers every partial model must keep
+    renumber: Callable[[nn.Module], None]|None = None                 # run after the layer lists change (layers that know their index)
 
 # %% ../nbs/01_arch.ipynb #b3e59793
 def _t5_stacks(model):

@@ -13,19 +13,21 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .train import METHODS, NonFiniteLoss, paper_schedule, check_phases
 from .checkpoint import read_json
-from .run import run_experiment, evaluate_run, launch
+from .run import run_experiment, evaluate_run, launch, PROMPTS
 from .encoder import is_encoder
 from .plots import plot_run
-from .tables import collect_runs, table1, table2, to_markdown, write_tables
+from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary
 from .peft import export_peft, backbone_config
+from .causal import CAUSAL_BUILTINS, CAUSAL_MODEL_TYPES, causal_backbone_config, export_peft_causal, is_causal
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'TINY_MODELS', 'apply_preset', 'method_stage_steps', 'check_run',
-           'make_parser', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+__all__ = ['PRESETS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT', 'NOTEBOOK_PARAMS', 'TINY_MODELS',
+           'apply_preset', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run',
+           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
-    large=dict(model='google/t5-large-lm-adapt', steps=sum(PAPER_STEPS['large']), stage_steps=list(PAPER_STEPS['large']), batch_size=32, eval_every=1000),
+    large=dict(model='google/t5-large-lm-adapt', steps=sum(PAPER_STEPS['large']), stage_steps=list(PAPER_STEPS['large']), batch_size=32, eval_every=500),
     xl=dict(model='google/t5-xl-lm-adapt', steps=sum(PAPER_STEPS['xl']), stage_steps=list(PAPER_STEPS['xl']), batch_size=32, eval_every=500),
 )
 
@@ -46,18 +48,20 @@ def method_stage_steps(method:str, steps:int|None, stage_steps:list[int]|None) -
     return steps, (list(stage_steps) if stage_steps is not None and method.startswith('fpt_') else None)
 
 # %% ../nbs/26_cli.ipynb #6c84d5c8
-def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|None=None, level:int=1, decoder:bool=False):
+def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None):
     "Refuse an unknown task or method, or stage lengths that do not fit `method`, before loading anything big."
-    get_task(task)
+    decoder = get_task(task).reduce_decoder if decoder is None else decoder
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
     if is_encoder(model): return
-    try: config = backbone_config(model)
+    try: config = causal_backbone_config(model) if model in CAUSAL_BUILTINS else backbone_config(model)
     except OSError: return
-    if not isinstance(config, T5Config): return
     from accelerate import init_empty_weights
-    from transformers import T5ForConditionalGeneration
-    with init_empty_weights(): empty = T5ForConditionalGeneration(config)
+    from transformers import T5ForConditionalGeneration, AutoModelForCausalLM
+    if isinstance(config, T5Config): build = T5ForConditionalGeneration
+    elif getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES: build = AutoModelForCausalLM.from_config
+    else: return
+    with init_empty_weights(): empty = build(config)
     check_phases(paper_schedule(method, steps, empty, level, stage_steps, decoder), empty, require_scores=False)
 
 # %% ../nbs/26_cli.ipynb #c4a92282
@@ -74,6 +78,66 @@ What it does not show: paper-level accuracy. The backbone is a small randomly in
 pretrained one, and the task is a built-in toy; scores are noisy and say nothing about MNLI or SQuAD.
 For that run a real task and backbone (see `fpt run --help`)."""
 
+# %% ../nbs/26_cli.ipynb #a4e07288
+SHORT_RUN, SHORT_EVAL_LIMIT = 2000, 500
+
+def run_defaults(task:str, steps:int, eval_every:int|None, eval_limit:int|None) -> tuple[int, int|None]:
+    "The evaluation interval and limit a run gets when not given (`eval_limit=0`: all examples)."
+    every = eval_every if eval_every is not None else max(1, steps // 20)
+    if eval_limit is None and steps < SHORT_RUN and get_task(task).generate is None: eval_limit = SHORT_EVAL_LIMIT
+    return every, (None if eval_limit == 0 else eval_limit)
+
+# %% ../nbs/26_cli.ipynb #e2e97bd5
+_INT, _FLOAT, _STR, _BOOL = 'a whole number', 'a number', 'a string', 'True or False'
+NOTEBOOK_PARAMS = dict(
+    task=(_STR, False), model=(_STR, False), methods=('methods', False), levels=('levels', False), out_dir=(_STR, True),
+    data_dir=(_STR, True), preset=(_STR, True), steps=(_INT, True), stage_steps=('ints', True), batch_size=(_INT, False),
+    micro_batch_size=(_INT, True), seed=(_INT, False), device=(_STR, False), lr=(_FLOAT, False), prompt_length=(_INT, False),
+    eval_every=(_INT, True), train_limit=(_INT, True), eval_limit=(_INT, True), score_file=(_STR, True), score_examples=(_INT, False),
+    score_split=(_STR, False), decoder=(_BOOL, True), max_target_length=(_INT, True), checkpoint_every=(_INT, False),
+    threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
+    scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False))
+
+def _words(name, v) -> list[str]:
+    if isinstance(v, str): v = v.replace(',', ' ').split()
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) for x in v):
+        raise ValueError(f"parameter {name} must be a list of names like ['pt', 'fpt_cr'] (or the string 'pt fpt_cr'), got {v!r}")
+    return list(v)
+
+def _whole(name, v, what='a whole number') -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (isinstance(v, float) and not v.is_integer()):
+        raise ValueError(f"parameter {name} must be {what}, got {v!r} ({type(v).__name__})")
+    return int(v)
+
+def check_params(params:dict) -> dict:
+    "The notebook `params`, checked and normalised (lists from strings, whole floats to ints); one clear error otherwise."
+    out = {}
+    for name, v in params.items():
+        if name not in NOTEBOOK_PARAMS: raise ValueError(f"unknown parameter {name!r}: expected some of {sorted(NOTEBOOK_PARAMS)}")
+        kind, optional = NOTEBOOK_PARAMS[name]
+        if v is None:
+            if not optional: raise ValueError(f"parameter {name} must be given (it is None)")
+            out[name] = None; continue
+        if kind == 'methods':
+            v = _words(name, v)
+            if bad := [m for m in v if m not in METHODS]: raise ValueError(f"parameter methods: unknown method {bad[0]!r}: expected some of {METHODS}")
+        elif kind == 'levels':
+            xs = v.replace(',', ' ').split() if isinstance(v, str) else v if isinstance(v, (list, tuple)) else [v]
+            xs = [int(x) if isinstance(x, str) and x.isdigit() else x for x in xs]
+            if not xs or any(isinstance(x, bool) or x not in (1, 2, 3) for x in xs):
+                raise ValueError(f"parameter levels must be a list of levels 1 to 3, got {v!r}")
+            v = [int(x) for x in xs]
+        elif kind == 'ints':
+            if not isinstance(v, (list, tuple)): raise ValueError(f"parameter {name} must be a list of whole numbers like [6000, 6000, 6000, 12000], got {v!r}")
+            v = [_whole(name, x, 'a list of whole numbers') for x in v]
+        elif kind == _INT: v = _whole(name, v)
+        elif kind == _FLOAT:
+            if isinstance(v, bool) or not isinstance(v, (int, float)): raise ValueError(f"parameter {name} must be a number, got {v!r} ({type(v).__name__})")
+        elif kind == _BOOL and not isinstance(v, bool): raise ValueError(f"parameter {name} must be True or False, got {v!r} ({type(v).__name__})")
+        elif kind == _STR and not isinstance(v, str): raise ValueError(f"parameter {name} must be a string, got {v!r} ({type(v).__name__})")
+        out[name] = v
+    return out
+
 # %% ../nbs/26_cli.ipynb #768ff0b5
 class _Parser(argparse.ArgumentParser):
     "argparse with one-line errors."
@@ -82,7 +146,7 @@ class _Parser(argparse.ArgumentParser):
 def _run_flags(p):
     a = p.add_argument
     a('--task', help=f"task name (default {DEFAULT_RUN['task']!r}; toy needs no data)")
-    a('--model', help="'tiny', 'tiny-relu', a local folder or a hub id (default 'tiny')")
+    a('--model', help="'tiny' (a T5), 'tiny-relu', 'tiny-llama' (decoder-only), 'minilm', a local folder or a hub id (default 'tiny')")
     a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: pt fpt_cr)")
     a('--out-dir', help='run folder for one method; with several, a folder holding one per method (default runs/default for the demo)')
     a('--data-dir', help='folder holding <task>/<split>.jsonl (default: env FPT_DATA_DIR, else the hub)')
@@ -90,15 +154,29 @@ def _run_flags(p):
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']})")
     a('--stage-steps', type=int, nargs='+', metavar='N', help='steps of each FPT stage (default: 20/20/20/40%% of --steps)')
     a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first')
-    a('--decoder', action='store_true', help='reduce the decoder too')
-    a('--batch-size', type=int, default=32); a('--micro-batch-size', type=int)
+    a('--decoder', action=argparse.BooleanOptionalAction, default=None,
+      help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
+    a('--batch-size', type=int, help='global batch, in examples (default 32, the paper\'s)'); a('--micro-batch-size', type=int)
     a('--lr', type=float, default=0.3); a('--seed', type=int, default=0); a('--device', default='auto')
     a('--prompt-length', type=int, default=20)
-    a('--train-limit', type=int); a('--eval-limit', type=int)
-    a('--eval-every', type=int, help='steps between evaluations (default: a twentieth of the steps)')
+    a('--train-limit', type=int, help='train on the first N training examples (default: all)')
+    a('--eval-limit', type=int, help=f'evaluate on the first N validation examples (default: all, but {SHORT_EVAL_LIMIT} for runs of '
+                                     f'fewer than {SHORT_RUN} steps on a data set; 0: all)')
+    a('--eval-every', type=int, help="steps between evaluations (default: a twentieth of the steps; the presets: the paper's 500)")
+    a('--max-target-length', type=int, help="target length in tokens: longer targets are cut, generation stops one short of it "
+                                             "(default: the task's, as the paper's scripts: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
     a('--score-file', help='neuron scores for fr/cr (default: computed and saved in the run folder)')
-    a('--score-examples', type=int, default=1000); a('--padding', choices=('dynamic', 'max'), default='dynamic')
+    a('--score-examples', type=int, default=1000, help='examples the neuron scores average over (default 1000, the paper\'s)')
+    a('--score-split', choices=('validation', 'train'), default='validation',
+      help="split the neuron scores read (default validation, the paper's: its inputs, and its targets for decoder scores)")
+    a('--score-sampling', choices=('random', 'first'), default='random', help="which examples: a seeded random sample (the paper's) or the first")
+    a('--score-aggregation', choices=('example', 'token'), default='example',
+      help="mean per example, then over examples (the paper's), or over all tokens pooled")
+    a('--padding', choices=('dynamic', 'max'), default='dynamic')
     a('--bf16', action=argparse.BooleanOptionalAction, default=None)
+    a('--fast', action=argparse.BooleanOptionalAction, default=None,
+      help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: off until measured on a GPU)')
+    a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks (needs --fast)')
     a('--early-stop', type=int, default=0); a('--checkpoint-every', type=int, default=0)
     a('--num-beams', type=int, default=1); a('--eval-batch-size', type=int, default=64)
     a('--max-input-length', type=int, default=MAX_INPUT_LENGTH)
@@ -117,40 +195,51 @@ def make_parser() -> argparse.ArgumentParser:
                               description='Train one or more methods; no arguments runs the built-in demo: PT and FPT_CR on the toy task.'))
     t = sub.add_parser('tables', help='Tables 1 and 2 of the run folders under ROOT')
     t.add_argument('root'); t.add_argument('--out', help='where to write table{1,2}.{md,csv} (default ROOT)')
-    t.add_argument('--score', choices=('final', 'best'), default='final')
+    t.add_argument('--score', choices=list(SCORES), default='best',
+                   help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
+    t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help="the paper's scoring (default) or the datasets' official scorers")
     e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter")
     e.add_argument('run_dir'); e.add_argument('out'); e.add_argument('--model', help="the backbone (default: the run's)")
-    v = sub.add_parser('evaluate', help="score the run's saved prompt on a split of its task")
+    e.add_argument('--force', action='store_true', help='overwrite an adapter already in OUT')
+    v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task")
     v.add_argument('run_dir'); v.add_argument('--split', default='validation'); v.add_argument('--data-dir')
-    v.add_argument('--limit', type=int); v.add_argument('--prompt', choices=('best', 'final'), default='best')
-    v.add_argument('--device', default='auto')
+    v.add_argument('--limit', type=int, help='the first N examples (default: all)')
+    v.add_argument('--prompt', choices=list(PROMPTS), default='best',
+                   help="best: the paper's rule, on the stage it came from (default); best_last: the last stage's best; final")
+    v.add_argument('--model', help="the run's model found elsewhere (a local folder is checked against the run's record)")
+    v.add_argument('--device', default='auto'); v.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True)
     return ap
 
 # %% ../nbs/26_cli.ipynb #609355d0
 _RUN_ARGS = ('data_dir', 'level', 'decoder', 'batch_size', 'micro_batch_size', 'lr', 'seed', 'device', 'prompt_length', 'train_limit',
-             'eval_limit', 'score_file', 'score_examples', 'padding', 'bf16', 'early_stop', 'checkpoint_every', 'num_beams',
-             'eval_batch_size', 'max_input_length', 'resume', 'progress', 'device_map')
+             'score_file', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'padding', 'bf16', 'early_stop',
+             'checkpoint_every', 'num_beams', 'eval_batch_size', 'max_input_length', 'max_target_length', 'resume', 'progress', 'device_map',
+             'fast', 'compile')
 
-TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert')
+TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'tiny-llama')
 
 def _say(*a): print(*a, flush=True)
 
 def cmd_run(a) -> int:
     demo = all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps', 'preset'))
-    p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
+    p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size or 32,
                           eval_every=a.eval_every), a.preset)
     if a.preset and a.steps is not None: p.update(steps=a.steps, stage_steps=a.stage_steps)   # flags given with a preset win
     if a.preset and a.stage_steps is not None: p['stage_steps'] = a.stage_steps
+    if a.preset and a.batch_size is not None: p['batch_size'] = a.batch_size
+    if a.preset and a.eval_every is not None: p['eval_every'] = a.eval_every
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
-    eval_every = p['eval_every'] if p['eval_every'] is not None else max(1, steps // 20)
+    eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
+    if eval_limit == SHORT_EVAL_LIMIT and a.eval_limit is None:
+        _say(f"fpt run: {steps} steps is a short run: evaluating on the first {SHORT_EVAL_LIMIT} validation examples (--eval-limit 0 for all)")
     for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder)
-    if a.pt_run is not None: read_json(Path(a.pt_run)/'summary.json', 'PT run summary')
+    if a.pt_run is not None: read_summary(Path(a.pt_run)/'summary.json')
     torch.set_num_threads(a.threads or (1 if model in TINY_MODELS else torch.get_num_threads()))
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
-    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'], eval_every=eval_every)
+    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'], eval_every=eval_every, eval_limit=eval_limit)
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs = {}
     for m in methods:
@@ -159,8 +248,10 @@ def cmd_run(a) -> int:
         _say(f"== {m} on {task} with {model}: {s_steps} steps -> {d}")
         s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **kw)
         dirs[m] = d
-        _say(f"   {m}: {s['metric']} {s['final_metrics'].get(s['metric'], float('nan')):.1f}, {s['total_flops']:.3g} FLOPs, "
-             f"{s['train_seconds']:.0f} s training ({s['wall_seconds']:.0f} s in all)")
+        key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
+        at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
+        _say(f"   {m}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
+             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training ({s['wall_seconds']:.0f} s in all)")
         if s['stopped'] and s['stopped'].startswith('signal'):
             _say(f"fpt run: {m} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
             return 143
@@ -168,8 +259,8 @@ def cmd_run(a) -> int:
     for m, d in dirs.items():
         plot_run(d, pt_dir if m != 'pt' else None)
         _say(f"plot: {d/'stages.png'}")
-    runs = [dict(read_json(d/'summary.json'), run_dir=str(d)) for d in dirs.values()]
-    if a.pt_run and 'pt' not in dirs: runs.append(dict(read_json(pt_dir/'summary.json'), run_dir=str(pt_dir)))
+    runs = [read_summary(d/'summary.json') for d in dirs.values()]
+    if a.pt_run and 'pt' not in dirs: runs.append(read_summary(pt_dir/'summary.json'))
     if len(runs) > 1:
         if len(dirs) > 1:
             paths = write_tables(runs, out)
@@ -182,19 +273,22 @@ def cmd_run(a) -> int:
 
 def cmd_tables(a) -> int:
     runs = collect_runs(a.root)
-    paths = write_tables(runs, a.out or a.root, a.score)
+    paths = write_tables(runs, a.out or a.root, a.score, a.scoring)
     _say('Table 1 (PT on a partial model)\n\n' + paths['table1.md'].read_text() + '\nTable 2 (PT vs FPT)\n\n' + paths['table2.md'].read_text())
     _say(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
 def cmd_export_peft(a) -> int:
-    _say(f"wrote a PEFT prompt-tuning adapter to {export_peft(a.run_dir, a.out, a.model)}")
+    cfg = Path(a.run_dir)/'config.json'
+    name = a.model or (read_json(cfg, 'run config').get('model') if cfg.is_file() else None)
+    export = export_peft_causal if name and is_causal(name) else export_peft   # decoder-only prompts are CAUSAL_LM adapters
+    _say(f"wrote a PEFT prompt-tuning adapter to {export(a.run_dir, a.out, a.model, force=a.force, say=_say)}")
     return 0
 
 def cmd_evaluate(a) -> int:
-    out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit, a.device)
+    out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit, a.device, a.model, a.progress)
     _say(json.dumps(out, indent=1))
-    _say(f"wrote {Path(a.run_dir)/('eval-' + a.split + '.json')}")
+    _say(f"{a.prompt} prompt from step {out['prompt_step']} ({out['prompt_rule']}), evaluated on {out['stage']}; wrote {Path(a.run_dir)/out['file']}")
     return 0
 
 def main(argv:list[str]|None=None) -> int:

@@ -27,7 +27,7 @@ def evenly_spaced(k:int, n:int) -> list[int]:
     return out
 
 def select_layers(k:int, n:int, how:str='evenly', scores:torch.Tensor|None=None, required:tuple=()) -> list[int]:
-    "Which `k` of `n` layers to keep: the first `k` (`sequence`), `evenly` spaced, or the best by `score` (always with `required`)."
+    "Which `k` of `n` layers to keep: the first `k` (`how='sequence'`), evenly spaced (`'evenly'`), or the best by their scores (`'score'`, always with `required`)."
     if how == 'sequence':
         if not 1 <= k <= n: raise ValueError(f"cannot keep {k} of {n} layers: keep between 1 and {n}")
         return list(range(k))
@@ -41,7 +41,7 @@ def select_layers(k:int, n:int, how:str='evenly', scores:torch.Tensor|None=None,
 
 # %% ../nbs/05_partial.ipynb #f0d759c6
 def select_neurons(k:int, n:int, how:str='score', scores:torch.Tensor|None=None) -> torch.Tensor:
-    "Sorted indices of the `k` of `n` FFN neurons to keep: the first `k` (`sequence`) or the top `k` by `score`."
+    "Sorted indices of the `k` of `n` FFN neurons to keep: the first `k` (`how='sequence'`) or the top `k` by their scores (`'score'`)."
     if not 1 <= k <= n: raise ValueError(f"cannot keep {k} of {n} FFN neurons: keep between 1 and {n}")
     if how == 'sequence': return torch.arange(k)
     if how == 'score':
@@ -178,7 +178,9 @@ def restore_full(model:nn.Module) -> nn.Module:
     p = getattr(model, '_fpt_partial', None)
     if p is None: return model
     for owner, name, lin in p.linears: setattr(owner, name, lin)
-    for s, (owner, attr) in arch_of(model).stacks(model).items(): setattr(owner, attr, p.stacks[s])
+    arch = arch_of(model)
+    for s, (owner, attr) in arch.stacks(model).items(): setattr(owner, attr, p.stacks[s])
+    if arch.renumber: arch.renumber(model)
     del model._fpt_partial, model.__dict__[FULL_WIDTHS]
     return model
 
@@ -206,6 +208,7 @@ def apply_stage(model:nn.Module, stage:Stage, scores=None) -> nn.Module:
         setattr(owner, attr, nn.ModuleList([full[i] for i, _ in plan[s]]))
     model._fpt_partial = state
     model.__dict__[FULL_WIDTHS] = widths
+    if arch.renumber: arch.renumber(model)   # layers that know their position learn the new one
     return model
 
 def expand(model:nn.Module, stage:Stage, scores=None) -> nn.Module:

@@ -14,20 +14,31 @@ from .prompt import tiny_t5_config
 from .checkpoint import load_prompt, read_json
 
 # %% auto #0
-__all__ = ['backbone_config', 'export_peft']
+__all__ = ['RUN_PROMPTS', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
 
 # %% ../nbs/25_peft.ipynb #8382c22a
-def _source_prompt(source) -> tuple[torch.Tensor, dict]:
-    "The prompt and, for a run folder, its config."
+RUN_PROMPTS = ('best_last_prompt.safetensors', 'best_prompt.safetensors', 'prompt.safetensors')
+
+def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
+    "The prompt and, for a run folder, its config; `say` hears which prompt of a run it is and whether the run is unfinished."
     if isinstance(source, torch.Tensor): return source.detach().float().cpu(), {}
     p = Path(source)
     if p.is_dir():
-        f = next((p/n for n in ('best_prompt.safetensors', 'prompt.safetensors') if (p/n).is_file()), None)
-        if f is None: raise FileNotFoundError(f"run folder {p} holds no best_prompt.safetensors or prompt.safetensors: has the run trained yet?")
+        f = next((p/n for n in RUN_PROMPTS if (p/n).is_file()), None)
+        if f is None: raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
         cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
         s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
-        if s.get('stages') and s['stages'][-1].get('name') != 'full':
-            warnings.warn(f"run {p} trained its prompt on a partial model ({s['stages'][-1]['name']}); PEFT will apply it to the full model")
+        rec = p/f.name.replace('_prompt.safetensors', '.json')
+        step = read_json(rec).get('step') if rec.is_file() else s.get('steps')
+        if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
+        if not s or s.get('steps', 0) < s.get('planned_steps', 0) or s.get('stopped'):
+            why = (f"it stopped at step {s['steps']} of {s['planned_steps']} ({s.get('stopped') or 'not finished'})" if s
+                   else 'it has no summary.json yet')
+            (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
+        stage = (read_json(rec).get('stage') if rec.is_file() else None)
+        name = s['stages'][stage]['name'] if s.get('stages') and stage is not None and stage < len(s['stages']) else (s.get('stages') or [{}])[-1].get('name')
+        if name and name != 'full':
+            warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
         return load_prompt(f), cfg
     return load_prompt(p), {}
 
@@ -39,26 +50,40 @@ def backbone_config(model_name_or_path:str) -> T5Config:
         raise OSError(f"no config for backbone {model_name_or_path!r}: give 'tiny', a local folder with config.json, or a reachable hub id ({e})") from e
 
 # %% ../nbs/25_peft.ipynb #c79e397f
-def export_peft(source, out_dir, model_name_or_path:str|None=None, config:T5Config|None=None) -> Path:
-    "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT prompt-tuning adapter in `out_dir`."
-    prompt, run_cfg = _source_prompt(source)
+def check_adapter_dir(out_dir, force:bool=False) -> Path:
+    "`out_dir` as a place to write an adapter: a folder, without an adapter in it unless `force`."
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir(): raise FileExistsError(f"{out_dir} is a file: expected a folder for the adapter")
+    if not force and any((out_dir/n).exists() for n in ('adapter_config.json', 'adapter_model.safetensors')):
+        raise FileExistsError(f"{out_dir} already holds a PEFT adapter: pass force=True (fpt export-peft --force) to overwrite it")
+    return out_dir
+
+def export_peft(source, out_dir, model_name_or_path:str|None=None, config:T5Config|None=None, force:bool=False, say=None) -> Path:
+    "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT prompt-tuning adapter in `out_dir` (`force`: over one there)."
+    out_dir = check_adapter_dir(out_dir, force)
+    prompt, run_cfg = source_prompt(source, say)
     name = model_name_or_path or run_cfg.get('model')
     if config is None:
         if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (or config), or a run folder")
         config = backbone_config(name)
     if not isinstance(config, T5Config):
         raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM), but {name or 'the backbone'} is a {type(config).__name__}")
-    if prompt.ndim != 2 or prompt.shape[1] != config.d_model:
-        raise ValueError(f"the prompt has shape {tuple(prompt.shape)} but the backbone {name or ''} has d_model {config.d_model}: "
-                         f"expected ({prompt.shape[0]}, {config.d_model})")
-    peft_config = PromptTuningConfig(task_type=TaskType.SEQ_2_SEQ_LM, num_virtual_tokens=prompt.shape[0], num_transformer_submodules=1,
-                                     token_dim=config.d_model, num_attention_heads=config.num_heads, num_layers=config.num_layers)
+    return write_adapter(prompt, out_dir, TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads, config.num_layers,
+                         lambda: T5ForConditionalGeneration(config), name)
+
+def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:
+    "Let PEFT write `prompt` as a `task_type` prompt-tuning adapter for the backbone `build()` makes (with empty weights)."
+    if prompt.ndim != 2 or prompt.shape[1] != width[1]:
+        raise ValueError(f"the prompt has shape {tuple(prompt.shape)} but the backbone {name or ''} has {width[0]} {width[1]}: "
+                         f"expected ({prompt.shape[0]}, {width[1]})")
+    peft_config = PromptTuningConfig(task_type=task_type, num_virtual_tokens=prompt.shape[0], num_transformer_submodules=1,
+                                     token_dim=width[1], num_attention_heads=heads, num_layers=layers)
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)   # transformers' deprecation notes, raised inside peft
-        with init_empty_weights(): base = T5ForConditionalGeneration(config)
+        with init_empty_weights(): base = build()
         base.name_or_path = name   # what get_peft_model records as base_model_name_or_path
         model = get_peft_model(base, peft_config)
     model.prompt_encoder['default'].embedding.weight = nn.Parameter(prompt.clone(), requires_grad=False)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     return out_dir

@@ -8,11 +8,12 @@ import json
 from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import LogFormatter
 from .checkpoint import read_json
 from .tasks import get_task
 
 # %% auto #0
-__all__ = ['read_log', 'run_info', 'stage_boundaries', 'plot_run']
+__all__ = ['read_log', 'run_info', 'stage_boundaries', 'PlainLog', 'plot_run']
 
 # %% ../nbs/23_plots.ipynb #250c1100
 def read_log(run_dir) -> dict[str, list[dict]]:
@@ -43,6 +44,10 @@ def stage_boundaries(log:dict) -> list[dict]:
     return [dict(step=r['step'], flops=r['flops'], wall=r['wall'], to=r['to']) for r in log['expand'] if r['step'] > 0]
 
 # %% ../nbs/23_plots.ipynb #8c1373e5
+class PlainLog(LogFormatter):
+    "Log-axis labels as plain numbers (20, not 2×10¹); matplotlib still picks which ticks get one."
+    def _num_to_string(self, x, vmin, vmax): return f'{x:g}'
+
 def _smooth(y:list[float], window:int) -> np.ndarray:
     "Trailing moving average (shorter at the start)."
     y = np.asarray(y, dtype=float)
@@ -66,7 +71,9 @@ def plot_run(run_dir, pt_run=None, save:bool=True) -> Figure:
     "Loss and metric of `run_dir` against cumulative FLOPs and wall clock, stages marked, PT's run `pt_run` overlaid; saved as `stages.png`."
     run_dir = Path(run_dir)
     info, log = run_info(run_dir), read_log(run_dir)
-    metric = info['metric']
+    # the metric the tables show: the paper's (e.g. `paper_em`) where the evaluations recorded it, else the official one
+    metric = next((m for m in (info.get('paper_metric') or get_task(info['task']).paper_metric, info['metric'])
+                   if m and any(m in r for r in log['eval'])), info['metric'])
     runs = [(log, f"{info['method']}", 'C0')]
     if pt_run is not None: runs.append((read_log(pt_run), f"{run_info(pt_run)['method']} (overlay)", '0.45'))
     fig = Figure(figsize=(11, 7), layout='constrained')
@@ -86,7 +93,9 @@ def plot_run(run_dir, pt_run=None, save:bool=True) -> Figure:
             ax.set_ylabel('training loss' if y_key == 'loss' else f'{metric} (validation)')
             if row == 1: ax.set_xlabel(x_label)
             if x_key == 'flops': ax.ticklabel_format(axis='x', style='sci', scilimits=(0, 0))
-            if y_key == 'loss': ax.set_yscale('log')
+            if y_key == 'loss':   # a log scale, labelled with plain numbers (1, 2, 5, 10, 20, ...) rather than 2×10¹
+                ax.set_yscale('log')
+                ax.yaxis.set_major_formatter(PlainLog()); ax.yaxis.set_minor_formatter(PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
             ax.grid(alpha=0.3)
     axes[0, 0].legend(loc='upper right', fontsize=8)
     fig.suptitle(f"{info['task']} · {info.get('model', '')} · {info['method']}: loss and {metric} by cost; dotted lines: expansions")

@@ -4,14 +4,14 @@
 
 # %% ../nbs/00_prompt.ipynb #9aaced66
 from __future__ import annotations
-import math
+import json, math
 from pathlib import Path
 import torch, torch.nn as nn
 from transformers import T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'PROMPT_INITS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze', 'load_t5',
-           'SoftPrompt', 'init_prompt', 'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'PROMPT_INITS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head',
+           'freeze', 'check_model_folder', 'model_digest', 'load_t5', 'SoftPrompt', 'init_prompt', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -55,6 +55,31 @@ def freeze(model:nn.Module) -> nn.Module:
     for p in model.parameters(): p.requires_grad_(False)
     return model
 
+WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth', '.h5', '.msgpack')
+
+def check_model_folder(name) -> Path|None:
+    "The local folder `name` names, checked to hold a readable `config.json`; None if `name` is no local path."
+    path = Path(name)
+    if not path.exists(): return None
+    if not path.is_dir(): raise ValueError(f"model {str(name)!r} is a file: expected a model folder (config.json, weights, tokenizer) or a hub id")
+    cfg = path/'config.json'
+    if not cfg.is_file(): raise ValueError(f"model folder {path} has no config.json: expected a saved model (config.json, weights, tokenizer files, as save_pretrained writes them)")
+    try: loaded = json.loads(cfg.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"model folder {path}: {cfg} is not valid JSON ({e})") from None
+    if not isinstance(loaded, dict): raise ValueError(f"model folder {path}: {cfg} holds a {type(loaded).__name__}: expected a JSON object")
+    return path
+
+def model_digest(folder) -> str:
+    "A short hash of a model folder's `config.json` and weight files (names and contents)."
+    import hashlib
+    folder, h = Path(folder), hashlib.sha256()
+    files = [folder/'config.json'] + sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    for p in files:
+        h.update(p.name.encode() + b'\0')
+        with open(p, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 22), b''): h.update(chunk)
+    return h.hexdigest()[:16]
+
 def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map=None, **config_kwargs):
     "A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory."
     if name in ('tiny', 'tiny-relu'):
@@ -66,7 +91,7 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
             model = dispatch_model(model, device_map=device_map, force_hooks=True)
             model.hf_device_map = device_map
         return freeze(model.eval()), ByT5Tokenizer()
-    if not Path(name).exists() and name.count('/') != 1:
+    if check_model_folder(name) is None and str(name).count('/') != 1:
         raise ValueError(f"model {name!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt'")
     try:
         tok = AutoTokenizer.from_pretrained(name)

@@ -4,23 +4,27 @@
 
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
-import json, os, time
+import json, os, shutil, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 import torch
-from .prompt import load_t5, PromptT5
-from .tasks import get_task, load_examples
+from .prompt import load_t5, PromptT5, check_model_folder, model_digest
+from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file
 from .batches import encode, batches, MAX_INPUT_LENGTH
-from .scores import activation_scores, save_scores, load_scores
-from .train import TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state
+from .scores import activation_scores, save_scores, load_scores, sample_examples
+from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
+                          fingerprint, fingerprint_diff)
 from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint
+from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
+from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'run_experiment', 'evaluate_run', 'run_distributed',
-           'launch']
+__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'model_ref', 'data_ref',
+           'tokenizer_ref', 'run_scores', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -45,31 +49,73 @@ def run_lock(run_dir:Path):
 
 # %% ../nbs/22_run.ipynb #8c203f4a
 NEEDS_SCORES = ('fr', 'cr', 'fpt_fr', 'fpt_cr')
+BUILT_IN_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'minilm', 'tiny-llama')
 
 def pick_device(device:str='auto') -> torch.device:
-    "`auto` is CUDA when there is a GPU, else the CPU."
+    "`auto` is CUDA when there is a GPU, else the CPU; a device this torch cannot use is refused."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' ({e})") from None
+    if dev.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; use 'cpu' or 'auto'")
+    if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r} is not available: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device('cpu'), max_input_length:int=MAX_INPUT_LENGTH,
-          eval_batch_size:int=64, num_beams:int=1, device_map=None):
-    "The prompt-tuned model for `model` and how to encode, evaluate and count FLOPs for `task` with it."
+          eval_batch_size:int=64, num_beams:int=1, device_map=None, max_target_length:int|None=None, progress:bool=False):
+    "The prompt-tuned model for `model` and how to encode (`encode_fn(rows, train=False)`), evaluate and count FLOPs for `task` with it."
     task = get_task(task)
     if is_encoder(model):   # BERT family: a prompt-only classifier (see the encoder notebook)
         if task.name not in LABEL_TEXTS: raise ValueError(f"task {task.name!r} has no label descriptions for an encoder: expected one of {sorted(LABEL_TEXTS)}")
         backbone, tok = load_encoder(model, seed)
         pt = PromptEncoder(backbone, tok, LABEL_TEXTS[task.name], prompt_length, seed=seed).to(device)
-        encode_fn = lambda rows: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
-        make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device))
+        encode_fn = lambda rows, train=False: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
+        make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device, progress))
         return pt, tok, encode_fn, make_eval, encoder_batch_flops
+    target_length = max_target_length or task.target_max_length
+    if is_causal(model):   # decoder-only: prompt-completion pairs, no decoder start token to count
+        backbone, tok = load_causal(model, seed, device_map=device_map)
+        pt = PromptCausalLM(backbone, prompt_length, seed=seed)
+        if device_map is None: pt.to(device)
+        else: pt.prompt.to(backbone.get_input_embeddings().weight.device)
+        encode_fn = lambda rows, train=False: encode_causal(task, tok, rows, max_input_length, target_length, train=train)
+        make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device, target_length, progress)
+        return pt, tok, encode_fn, make_eval, causal_batch_flops
     backbone, tok = load_t5(model, device_map=device_map)
     pt = PromptT5(backbone, prompt_length, seed=seed)
     if device_map is None: pt.to(device)
     else: pt.prompt.to(backbone.get_input_embeddings().weight.device)   # the model stays where the map put it
-    encode_fn = lambda rows: encode(task, tok, rows, max_input_length)
-    make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device)
+    encode_fn = lambda rows, train=False: encode(task, tok, rows, max_input_length, target_length, train=train)
+    make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device, max(1, target_length - 1), progress)
     return pt, tok, encode_fn, make_eval, None
 
+# %% ../nbs/22_run.ipynb #7b5aa943
+def _sha(obj) -> str:
+    import hashlib
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def model_ref(model:str) -> dict:
+    "How a run records its backbone: `name` for a built-in model or hub id; `path` and `digest` for a local folder."
+    if model in BUILT_IN_MODELS: return dict(name=model)
+    folder = check_model_folder(model)
+    if folder is None: return dict(name=model)   # a hub id
+    return dict(name=folder.name, path=str(folder.resolve()), digest=model_digest(folder))
+
+def data_ref(task, split:str, data_dir, rows:list[dict]) -> dict:
+    "Where `rows` of `task`'s `split` came from (no machine paths) and a hash of their content."
+    task = get_task(task)
+    if task.generate is not None: source = f"built-in {task.name} {split}"
+    elif (d := data_dir if data_dir is not None else data_dir_default()) is not None:
+        source = f"local {task_file(task, split, d).relative_to(Path(d)).as_posix()}"
+    else: source = f"hub {'/'.join(x for x in task.hub if x)} {task.hub_split(split)}"
+    return dict(source=source, rows=len(rows), sha=_sha(rows))
+
+def tokenizer_ref(tok) -> dict:
+    "The tokenizer's class, size and a hash of its vocabulary."
+    return dict(cls=type(tok).__name__, size=len(tok), vocab=_sha(sorted(tok.get_vocab().items())))
+
+# %% ../nbs/22_run.ipynb #5c6902ee
 def _own_scores(saved:Path, model, run_dir:Path):
     "The scores a run saved in its folder; scores of another model mean the folder is another run's."
     try: return load_scores(saved, model)
@@ -78,94 +124,200 @@ def _own_scores(saved:Path, model, run_dir:Path):
         where = f"checkpoint {ckpt} was written by another run" if ckpt else f"run folder {run_dir} belongs to another run"
         raise ValueError(f"{where}: its model differs from this one's ({e}); use a new out_dir, or the same model") from None
 
+def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000, sampling:str='random', aggregation:str='example',
+               seed:int=0, batch_size:int=64, pad_id:int=0, device='cpu', progress:bool=True):
+    "Neuron scores of `pt` on `n` rows of `task`'s `split`, chosen by `sampling` with `seed`, recording where they came from."
+    rows = load_examples(task, split, data_dir)
+    picked = [rows[i] for i in sample_examples(len(rows), n, seed, sampling)]
+    items = encode_fn(picked)
+    b = (dict((k, v.to(device)) for k, v in x.items()) for x in batches(items, batch_size, shuffle=False, pad_id=pad_id))
+    sc = activation_scores(pt, b, n_examples=len(items), progress=progress, aggregation=aggregation)['abs_mean']
+    sc.source = dict(sc.source, task=get_task(task).name, split=split, sampling=sampling, seed=seed, rows=data_ref(task, split, data_dir, picked))
+    return sc
+
+# %% ../nbs/22_run.ipynb #c8484345
+def _finished(tr:Trainer, run_dir:Path) -> dict|None:
+    "The latest checkpoint's state if the run in `run_dir` trained to its end (or stopped early) and wrote its summary."
+    st = tr.checkpoint_state()
+    if st is None or not (run_dir/'summary.json').is_file(): return None
+    done = st['step'] >= tr.total_steps or str(st.get('stopped') or '').startswith('early stop')
+    return st if done else None
+
+def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0, run_dir, extra:dict) -> dict:
+    "The run's `summary.json`: what was trained, on what, for how much, and its scores."
+    evals = read_log(run_dir)['eval'] if (run_dir/'log.jsonl').exists() else []
+    meta = ('kind', 'step', 'stage', 'flops', 'wall', 'eval_seconds', 'rule', 'metric')
+    def best(name, step):
+        rec = read_json(run_dir/f'{name}.json') if step is not None and (run_dir/f'{name}.json').is_file() else None
+        if rec is None: return dict(step=None, value=None)
+        return dict(step=rec['step'], stage=rec['stage'], stage_name=phases[rec['stage']].stage.describe(), value=rec.get(rec['metric']),
+                    metric=rec['metric'], rule=rec['rule'], metrics={k: v for k, v in rec.items() if k not in meta})
+    return dict(task=task.name, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,
+                metric=task.metric_name, paper_metric=task.paper_metric, steps=st['step'], planned_steps=sum(p.steps for p in phases),
+                stages=[dict(spec=p.stage.to_dict(), name=p.stage.describe(), steps=p.steps, flops=f, seconds=s)
+                        for p, f, s in zip(phases, st['stage_flops'], st['stage_seconds'])],
+                total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
+                final_metrics={k: v for k, v in evals[-1].items() if k not in meta} if evals else {},
+                best=best('best', st['best_step']), best_last_stage=best('best_last', st['best_last_step']), stopped=st['stopped'],
+                device=str(dev), processes=dist.num_processes if dist else 1, config=params, **extra)
+
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
-                   steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool=False,
+                   steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None,
                    batch_size:int=32, micro_batch_size:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
                    prompt_length:int=20, train_limit:int|None=None, eval_limit:int|None=None, eval_every:int=0,
-                   score_file:str|None=None, score_examples:int=1000, padding:str='dynamic', bf16:bool|None=None,
+                   score_file:str|None=None, score_examples:int=1000, score_split:str='validation', score_sampling:str='random',
+                   score_aggregation:str='example', padding:str='dynamic', bf16:bool|None=None,
                    early_stop:int=0, checkpoint_every:int=0, num_beams:int=1, eval_batch_size:int=64,
-                   max_input_length:int=MAX_INPUT_LENGTH, resume:bool=True, progress:bool=True, device_map=None) -> dict:
+                   max_input_length:int=MAX_INPUT_LENGTH, max_target_length:int|None=None, resume:bool=True, progress:bool=True,
+                   device_map=None, fast:bool|None=None, compile:bool|None=None) -> dict:
     "Train `method` on `task` with `model` into `out_dir`; returns (and writes) `summary.json`."
     params = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()}
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     task_ = get_task(task)
-    if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
+    for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
+    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
     dev = pick_device(device)
     dist = distributed_state(dev)   # data parallel: every process runs this; only the main one writes
     main = dist is None or dist.is_main_process
     if dist is not None and dev.type == 'cuda': dev = dist.device
-    with run_lock(run_dir) if main else nullcontext():
-        t0 = time.perf_counter()
-        torch.manual_seed(seed)
-        if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
-        pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, prompt_length, seed, dev, max_input_length, eval_batch_size, num_beams,
-                                                          device_map)
-        backbone = pt.model
-        cfg = TrainConfig(lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size, prompt_length=prompt_length, seed=seed,
-                          padding=padding, eval_every=eval_every, early_stop=early_stop, checkpoint_every=checkpoint_every,
-                          bf16=bf16, eval_batch_size=eval_batch_size, num_beams=num_beams, log_every=1).check()
-        phases = check_phases(paper_schedule(method, steps, backbone, level, stage_steps, decoder), backbone, require_scores=False)
-        for name, limit in (('train_limit', train_limit), ('eval_limit', eval_limit)):
-            if limit is not None and limit < 1: raise ValueError(f"{name}={limit} leaves no examples: give at least 1, or None for all")
-        train_rows = load_examples(task_, 'train', data_dir, limit=train_limit)
-        val_rows = load_examples(task_, 'validation', data_dir, limit=eval_limit)
-        train_items, val_items = encode_fn(train_rows), encode_fn(val_rows)
-        pad = tok.pad_token_id or 0
-        scores = None
-        if method in NEEDS_SCORES:
-            saved = run_dir/'scores.safetensors'
-            if dist: dist.wait_for_everyone()
-            have = saved.exists()
-            if dist: dist.wait_for_everyone()   # every process has looked before the main one writes
-            if score_file: scores = load_scores(score_file, backbone)
-            elif have: scores = _own_scores(saved, backbone, run_dir)
-            else:   # deterministic: every process computes the same scores, the main one saves them (after the checks below)
-                scores = activation_scores(pt, (dict((k, v.to(dev)) for k, v in b.items()) for b in
-                                                batches(train_items, eval_batch_size, shuffle=False, pad_id=pad)),
-                                           n_examples=score_examples, progress=progress and main)['abs_mean']
-        tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
-                     metric=task_.metric_name, device=dev, progress=progress and main, step_flops=step_flops,
-                     identity=dict(name=model, task=task_.name))
-        tr.begin(resume)   # refuses a checkpoint from another run before anything is written
-        if main:
-            write_json(run_dir/'config.json', params)
-            if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
-        st = tr.fit(resume)
-        evals = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines() if '"kind": "eval"' in l]
-        summary = dict(task=task, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,
-                       metric=task_.metric_name, steps=st['step'], planned_steps=sum(p.steps for p in phases),
-                       stages=[dict(spec=p.stage.to_dict(), name=p.stage.describe(), steps=p.steps, flops=f, seconds=s)
-                               for p, f, s in zip(phases, st['stage_flops'], st['stage_seconds'])],
-                       total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
-                       final_metrics={k: v for k, v in evals[-1].items() if k not in ('kind', 'stage', 'flops', 'wall', 'eval_seconds')} if evals else {},
-                       best=dict(step=st['best_step'], value=st['best']), stopped=st['stopped'],
-                       n_train=len(train_rows), n_eval=len(val_rows), device=str(dev), processes=dist.num_processes if dist else 1,
-                       config=params)
-        if main: write_json(run_dir/'summary.json', summary)
-        return summary
+    if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
+    created = main and not run_dir.exists()
+    try:
+        with run_lock(run_dir) if main else nullcontext():
+            return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
+    except BaseException:
+        if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
+        raise
 
-# %% ../nbs/22_run.ipynb #b51c2904
+def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
+    "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
+    t0, model, method, data_dir, seed = time.perf_counter(), a.model, a.method, a.data_dir, a.seed
+    torch.manual_seed(seed)
+    decoder = task_.reduce_decoder if a.decoder is None else a.decoder   # the paper's per-task recipe unless told otherwise
+    target_length = a.max_target_length or task_.target_max_length
+    progress = a.progress and main
+    pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, a.prompt_length, seed, dev, a.max_input_length, a.eval_batch_size,
+                                                      a.num_beams, a.device_map, target_length, progress)
+    backbone = pt.model
+    if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
+    cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, prompt_length=a.prompt_length, seed=seed,
+                      padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
+                      bf16=a.bf16, eval_batch_size=a.eval_batch_size, num_beams=a.num_beams, log_every=1, fast=a.fast,
+                      compile=a.compile).check()
+    phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
+    needs_scores = method in NEEDS_SCORES
+    notes = list(dict.fromkeys(data_notes(task_, data_dir, ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ()))))
+    for n in notes:
+        if main: print(f"note: {n}", flush=True)
+    train_rows = load_examples(task_, 'train', data_dir, limit=a.train_limit)
+    val_rows = load_examples(task_, 'validation', data_dir, limit=a.eval_limit)
+    train_items, val_items = encode_fn(train_rows, train=True), encode_fn(val_rows)
+    pad = tok.pad_token_id or 0
+    generates, causal = not isinstance(pt, PromptEncoder), isinstance(pt, PromptCausalLM)   # an encoder classifies; the others generate
+    new_tokens = None if not generates else target_length if causal else max(1, target_length - 1)
+    key = 'paper_mean' if generates and task_.paper_scorer else task_.metric_name   # the paper's rule picks the best prompt by the mean of its metrics
+    ref = model_ref(model)
+    identity = dict(model=dict(digest=ref['digest']) if 'digest' in ref else ref, task=task_.name,   # a local folder by its digest: it may move
+                    train_data=dict(limit=a.train_limit, **data_ref(task_, 'train', data_dir, train_rows)), tokenizer=tokenizer_ref(tok),
+                    max_input_length=a.max_input_length, max_target_length=target_length if generates else None,
+                    evaluation=dict(data=dict(limit=a.eval_limit, **data_ref(task_, 'validation', data_dir, val_rows)), every=a.eval_every,
+                                    max_new_tokens=new_tokens, num_beams=a.num_beams, metric=key))
+    scores = None
+    if needs_scores:
+        saved = run_dir/'scores.safetensors'
+        if dist: dist.wait_for_everyone()
+        have = saved.exists()
+        if dist: dist.wait_for_everyone()   # every process has looked before the main one writes
+        if a.score_file: scores = load_scores(a.score_file, backbone)
+        elif have: scores = _own_scores(saved, backbone, run_dir)
+        else:   # deterministic: every process computes the same scores, the main one saves them (after the checks below)
+            scores = run_scores(pt, task_, encode_fn, data_dir, a.score_split, a.score_examples, a.score_sampling, a.score_aggregation, seed,
+                                a.eval_batch_size, pad, dev, progress)
+    tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
+                 metric=key, device=dev, progress=progress, step_flops=step_flops, identity=identity)
+    tr.fp = fingerprint(pt, phases, cfg, scores, identity)
+    if a.resume and (done := _finished(tr, run_dir)) is not None:   # a finished run is not trained again
+        differ = fingerprint_diff(done.get('fingerprint'), tr.fp, skip=('evaluation',))
+        if differ: raise ValueError(f"run folder {run_dir} holds a finished run with other settings: its {', '.join(differ)} differ(s) "
+                                    f"from this one's (use a new out_dir)")
+        summary = read_json(run_dir/'summary.json', 'run summary')
+        if done['fingerprint'].get('evaluation') != tr.fp['evaluation'] and main:
+            ev = evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress)
+            print(f"{run_dir} is finished; the new evaluation settings were scored into {ev['file']}, its summary is unchanged", flush=True)
+        elif main: print(f"{run_dir} is finished: nothing to do (its summary is unchanged)", flush=True)
+        return summary
+    tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
+    if main:
+        write_json(run_dir/'config.json', vars(a))
+        if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
+    st = tr.fit(a.resume)
+    extra = dict(decoder=decoder, max_target_length=target_length if generates else None, n_train=len(train_rows), n_train_items=len(train_items),
+                 n_eval=len(val_rows), targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
+                 data_notes=notes, model_ref=ref, data=dict(train=identity['train_data'], eval=identity['evaluation']['data']),
+                 scores=None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors'))
+    summary = _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
+    if main: write_json(run_dir/'summary.json', summary)
+    return summary
+
+# %% ../nbs/22_run.ipynb #5e8119ed
+PROMPTS = dict(best='best_prompt.safetensors', best_last='best_last_prompt.safetensors', final='prompt.safetensors')
+
+def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None, str]:
+    "Index of the stage `prompt` was trained for, the step it is from, and how it was chosen."
+    n = len(summary['stages'])
+    if prompt == 'final':
+        steps, done = [st['steps'] for st in summary['stages']], summary['steps']
+        stage = next((i for i in range(n) if done <= sum(steps[:i + 1])), n - 1)
+        return stage, done, 'the prompt at the end of training'
+    rec = read_json(run_dir/('best.json' if prompt == 'best' else 'best_last.json'), f'{prompt} record')
+    stage = rec.get('stage', n - 1)
+    rule = (rec.get('rule') or (summary.get('best') or {}).get('rule') if prompt == 'best' else rec.get('rule')) \
+           or f"recorded without its rule (an earlier version): chosen at step {rec.get('step')}, stage {stage + 1} of {n}"
+    return stage, rec.get('step'), rule
+
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
-                 device:str='auto') -> dict:
-    "Score the saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>.json`."
+                 device:str='auto', model:str|None=None, progress:bool=True) -> dict:
+    "Score a saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>[-<limit>].json`."
     run_dir = Path(run_dir)
     summary = read_json(run_dir/'summary.json', 'run summary')
-    c = summary['config']
+    if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
+        raise ValueError(f"run summary {run_dir/'summary.json'} has no 'config' and 'stages': it was not written by run_experiment")
+    if prompt not in PROMPTS: raise ValueError(f"unknown prompt {prompt!r}: expected one of {list(PROMPTS)}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise ValueError(f"limit must be a whole number of at least 1, or None for the whole split, got {limit!r}")
+    f = run_dir/PROMPTS[prompt]
+    if not f.is_file():
+        raise FileNotFoundError(f"run {run_dir} has no {prompt} prompt ({f.name}): "
+                                + ("it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
+    c, ref = summary['config'], summary.get('model_ref') or {}
+    name = model or c['model']
+    if model is not None and ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
+        raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
+                         f"{model_digest(folder)}, the run recorded {ref['digest']})")
+    if model is None and name not in BUILT_IN_MODELS and not Path(name).exists() and (ref.get('path') or Path(name).is_absolute()):
+        raise FileNotFoundError(f"the run's model folder {name} is not on this machine: pass model= (fpt evaluate --model) pointing at "
+                                f"the same model here")
     dev = pick_device(device)
-    pt, tok, encode_fn, make_eval, _ = setup(c['task'], c['model'], c['prompt_length'], c['seed'], dev, c['max_input_length'],
-                                             c['eval_batch_size'], c['num_beams'], c.get('device_map'))
-    f = run_dir/('best_prompt.safetensors' if prompt == 'best' and (run_dir/'best_prompt.safetensors').exists() else 'prompt.safetensors')
+    pt, tok, encode_fn, make_eval, _ = setup(c['task'], name, c['prompt_length'], c['seed'], dev, c['max_input_length'],
+                                             c['eval_batch_size'], c['num_beams'], c.get('device_map'), summary.get('max_target_length'), progress)
     w = load_prompt(f)
     if w.shape != pt.prompt.weight.shape: raise ValueError(f"prompt file {f} has shape {tuple(w.shape)}, the run's model needs {tuple(pt.prompt.weight.shape)}")
     with torch.no_grad(): pt.prompt.weight.copy_(w)
-    last = Stage.from_dict(summary['stages'][-1]['spec'])
+    stage_i, step, rule = _prompt_stage(run_dir, summary, prompt)
+    stage = Stage.from_dict(summary['stages'][stage_i]['spec'])
     scores = load_scores(run_dir/'scores.safetensors', pt.model) if (run_dir/'scores.safetensors').exists() else None
-    apply_stage(pt.model, last, scores)
+    apply_stage(pt.model, stage, scores)
     rows = load_examples(c['task'], split, data_dir, limit=limit)
     metrics = make_eval(encode_fn(rows), rows)(pt)
-    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, stage=last.describe(), n=len(rows), **metrics)
-    write_json(run_dir/f'eval-{split}.json', out)
+    out_file = run_dir/(f'eval-{split}.json' if limit is None else f'eval-{split}-{limit}.json')
+    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, prompt_step=step, prompt_rule=rule,
+               stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
+    write_json(out_file, out)
     return out
 
 # %% ../nbs/22_run.ipynb #6149ea1b

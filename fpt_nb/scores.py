@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_scores.ipynb #f4a3f111
 from __future__ import annotations
-import csv, json
+import csv, json, random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 from .arch import ffn_sites, full_widths, model_signature
 
 # %% auto #0
-__all__ = ['KINDS', 'NeuronScores', 'activation_scores', 'save_scores', 'load_scores']
+__all__ = ['KINDS', 'AGGREGATIONS', 'SAMPLINGS', 'NeuronScores', 'sample_examples', 'activation_scores', 'save_scores',
+           'load_scores']
 
 # %% ../nbs/02_scores.ipynb #3bdd10ff
 KINDS = ('abs_mean', 'mean')
@@ -27,6 +28,7 @@ class NeuronScores:
     n_examples: int = 0
     n_tokens: dict[str, int] = field(default_factory=dict)
     model: dict|None = None   # `model_signature` of the model they were computed on (None: unknown, e.g. the official CSV)
+    source: dict = field(default_factory=dict)   # how they were made: aggregation, and (set by the caller) split, sampling, seed
 
     def layer_scores(self, stack:str) -> torch.Tensor:
         "One score per layer (the mean over its neurons), for score-based layer selection."
@@ -54,17 +56,31 @@ def _token_masks(pt_model, batch) -> dict[str, torch.Tensor]:
     if batch.get('labels') is not None: masks['decoder'] = batch['labels'] != -100
     return masks
 
+AGGREGATIONS = ('example', 'token')
+SAMPLINGS = ('random', 'first')
+
+def sample_examples(n_rows:int, n:int, seed:int=0, how:str='random') -> list[int]:
+    "Indices of the `n` rows (of `n_rows`) to score: a seeded `random` sample (the paper's) or the `first` ones; in row order."
+    if how not in SAMPLINGS: raise ValueError(f"unknown sampling {how!r}: expected one of {SAMPLINGS}")
+    if n < 1: raise ValueError(f"the number of examples to score must be at least 1, got {n}")
+    k = min(n, n_rows)
+    return sorted(random.Random(seed).sample(range(n_rows), k)) if how == 'random' else list(range(k))
+
 @torch.no_grad()
-def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int=1000, progress:bool=True) -> dict[str, NeuronScores]:
-    "`abs_mean` and `mean` activation of every FFN neuron over the non-padding tokens of the first `n_examples` examples."
+def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int=1000, progress:bool=True,
+                      aggregation:str='example') -> dict[str, NeuronScores]:
+    "`abs_mean` and `mean` activation of every FFN neuron over the first `n_examples` examples: per example, then averaged (or pooled over tokens)."
+    if aggregation not in AGGREGATIONS: raise ValueError(f"unknown aggregation {aggregation!r}: expected one of {AGGREGATIONS}")
     model = pt_model.model
     sites = ffn_sites(model)
     sums = {k: {s: torch.zeros(len(v), v[0].width, dtype=torch.float64) for s, v in sites.items()} for k in KINDS}
-    counts, masks, hooks = {s: 0 for s in sites}, {}, []
+    counts, examples, masks, hooks = {s: 0 for s in sites}, {s: 0 for s in sites}, {}, []
     def hook(stack, i):
         def f(module, args):
             h, m = args[0].double(), masks[stack].to(args[0].device)
-            m = m[:, :h.shape[1]].unsqueeze(-1).double()
+            m = m[:, :h.shape[1]].double()
+            if aggregation == 'example': m = m / m.sum(1, keepdim=True).clamp(min=1)   # each example's tokens sum to one
+            m = m.unsqueeze(-1)
             sums['abs_mean'][stack][i] += (h.abs() * m).sum((0, 1)).cpu()
             sums['mean'][stack][i] += (h * m).sum((0, 1)).cpu()
         return f
@@ -78,24 +94,24 @@ def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int
             if seen >= n_examples: break
             take = min(n_examples - seen, b['input_ids'].shape[0])
             b = {k: v[:take] for k, v in b.items() if v is not None}
-            masks.update(_token_masks(pt_model, b))
+            masks.update(pt_model.token_masks(b) if hasattr(pt_model, 'token_masks') else _token_masks(pt_model, b))   # a model that packs its own sequence says which tokens count
             for s in counts:
-                if s in masks: counts[s] += int(masks[s].sum())
+                if s in masks: counts[s] += int(masks[s].sum()); examples[s] += int((masks[s].sum(1) > 0).sum())
             pt_model(b['input_ids'], b['attention_mask'], labels=b.get('labels'))
             seen += take; bar.update(take)
     finally:
         for h in hooks: h.remove()
         bar.close(); model.train(was_training)
     if seen == 0: raise ValueError("activation_scores got no examples: the batches were empty")
-    sig = model_signature(model)
-    return {k: NeuronScores({s: (t / max(counts[s], 1)).float() for s, t in sums[k].items()}, k, seen, dict(counts), sig)
-            for k in KINDS}
+    sig, per = model_signature(model), examples if aggregation == 'example' else counts
+    return {k: NeuronScores({s: (t / max(per[s], 1)).float() for s, t in sums[k].items()}, k, seen, dict(counts), sig,
+                            dict(aggregation=aggregation)) for k in KINDS}
 
 # %% ../nbs/02_scores.ipynb #95675b26
 def save_scores(scores:NeuronScores, path) -> Path:
     "Write `scores` to a safetensors file."
     path = Path(path)
-    meta = dict(kind=scores.kind, n_examples=str(scores.n_examples), n_tokens=json.dumps(scores.n_tokens))
+    meta = dict(kind=scores.kind, n_examples=str(scores.n_examples), n_tokens=json.dumps(scores.n_tokens), source=json.dumps(scores.source))
     if scores.model is not None: meta['model'] = json.dumps(scores.model)
     save_file({k: v.contiguous() for k, v in scores.scores.items()}, str(path), metadata=meta)
     return path
@@ -125,7 +141,7 @@ def load_scores(path, model:nn.Module|None=None) -> NeuronScores:
                 meta = f.metadata() or {}
                 sc = NeuronScores({k: f.get_tensor(k) for k in f.keys()}, meta.get('kind', 'abs_mean'),
                                   int(meta.get('n_examples', 0)), json.loads(meta.get('n_tokens', '{}')),
-                                  json.loads(meta['model']) if 'model' in meta else None)
+                                  json.loads(meta['model']) if 'model' in meta else None, json.loads(meta.get('source', '{}')))
         except Exception as e:
             raise ValueError(f"score file {path} is not a safetensors file of scores ({type(e).__name__}: {e})") from e
     if model is not None: sc.check_fits(model, f"score file {path}")

@@ -4,24 +4,34 @@
 
 # %% ../nbs/24_tables.ipynb #847caf53
 from __future__ import annotations
-import csv, io, math, statistics
+import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
 from .checkpoint import read_json
 from .plots import read_log
 
 # %% auto #0
-__all__ = ['METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'collect_runs', 'metric_at_flops', 'run_score', 'table1', 'table2',
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
+           'read_summary', 'collect_runs', 'metric_at_flops', 'metric_key', 'run_score', 'table1', 'table2',
            'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
+SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
+
+def read_summary(path:Path) -> dict:
+    s = read_json(path, 'run summary')
+    if not isinstance(s, dict): raise ValueError(f"run summary {path} holds a {type(s).__name__}: expected a JSON object written by `run_experiment`")
+    if missing := [f for f in SUMMARY_FIELDS if f not in s]:
+        raise ValueError(f"run summary {path} lacks {', '.join(map(repr, missing))}: expected a summary written by `run_experiment`")
+    return dict(s, run_dir=str(path.parent))
+
 def collect_runs(root) -> list[dict]:
     "The `summary.json` of every run folder under `root` (itself included), each with its `run_dir`."
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} does not exist")
-    runs = [dict(read_json(p, 'run summary'), run_dir=str(p.parent)) for p in sorted(root.rglob('summary.json'))]
+    runs = [read_summary(p) for p in sorted(root.rglob('summary.json'))]
     if not runs: raise FileNotFoundError(f"no run folders under {root}: expected folders holding a summary.json written by `run_experiment`")
-    return sorted(runs, key=lambda r: (r['task'], r['model'], r['method'], r.get('level') or 0, r.get('seed', 0)))
+    return sorted(runs, key=lambda r: (r['task'], r['model'], r['method'], r.get('level') or 0, r.get('seed', 0), r['run_dir']))
 
 # %% ../nbs/24_tables.ipynb #19536ed7
 def metric_at_flops(run_dir, flops:float, metric:str) -> float:
@@ -33,11 +43,29 @@ def metric_at_flops(run_dir, flops:float, metric:str) -> float:
 # %% ../nbs/24_tables.ipynb #7557129a
 METHOD_NAMES = dict(pt='PT', ld='LD', fr='FR', cr='CR', fpt_ld='FPT_LD', fpt_fr='FPT_FR', fpt_cr='FPT_CR')
 TABLE1_METHODS, TABLE2_METHODS = ('pt', 'ld', 'fr', 'cr'), ('pt', 'fpt_ld', 'fpt_fr', 'fpt_cr')
+SCORES = dict(best="best evaluation by the paper's rule (all evaluations, partial stages included)",
+              best_last='best evaluation of the last stage', final='last evaluation')
+SCORINGS = dict(paper="the paper's scoring", official="the datasets' official scorers")
+#: configuration entries that do not make runs different: where and how they ran, and the seed (pooled over)
+WHERE = ('seed', 'out_dir', 'data_dir', 'device', 'device_map', 'progress', 'resume', 'eval_batch_size', 'checkpoint_every',
+         'num_processes', 'score_file', 'model')
+#: entries that differ between the rows of one comparison by design (PT has no stages or scores)
+ROW_KEYS = ('method', 'level', 'stage_steps', 'decoder', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation')
 
-def run_score(run:dict, score:str='final') -> float:
-    "The run's metric: its `final` evaluation or its `best` one (NaN if it has none)."
-    if score not in ('final', 'best'): raise ValueError(f"unknown score {score!r}: expected 'final' or 'best'")
-    v = run.get('final_metrics', {}).get(run['metric']) if score == 'final' else (run.get('best') or {}).get('value')
+def metric_key(run:dict, scoring:str='paper') -> str:
+    "The metric a table shows for `run`: its task's paper metric (`scoring='paper'`, when it has one) or its official one."
+    if scoring not in SCORINGS: raise ValueError(f"unknown scoring {scoring!r}: expected one of {list(SCORINGS)}")
+    return run.get('paper_metric') or run['metric'] if scoring == 'paper' else run['metric']
+
+def run_score(run:dict, score:str='best', scoring:str='paper') -> float:
+    "The run's metric (see `metric_key`) at its `best`, `best_last` or `final` evaluation (NaN if it has none)."
+    if score not in SCORES: raise ValueError(f"unknown score {score!r}: expected one of {list(SCORES)}")
+    key = metric_key(run, scoring)
+    if score == 'final': v = run.get('final_metrics', {}).get(key)
+    else:
+        rec = run.get('best' if score == 'best' else 'best_last_stage') or {}
+        v = (rec.get('metrics') or {}).get(key)
+        if v is None and 'metrics' not in rec and key == run['metric']: v = rec.get('value')   # summaries written before both were kept
     return math.nan if v is None else float(v)
 
 def _mean_std(xs:list[float]) -> tuple[float, float]:
@@ -45,48 +73,80 @@ def _mean_std(xs:list[float]) -> tuple[float, float]:
     if not xs: return math.nan, math.nan
     return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
 
-def _groups(runs:list[dict], methods) -> dict[tuple, list[dict]]:
-    out = {}
-    for r in runs:
-        if r['method'] in methods: out.setdefault((r['task'], r['model'], r.get('planned_steps', r['steps'])), []).append(r)
+def _setting(run:dict) -> dict:
+    "What makes `run` comparable with others: its configuration without where it ran, the seed and the row's own keys, plus its data."
+    c = run.get('config') or {}
+    out = {k: v for k, v in c.items() if k not in WHERE + ROW_KEYS}
+    out.update(task=run['task'], model=(run.get('model_ref') or {}).get('digest') or run['model'],
+               steps=run.get('planned_steps', run['steps']), data=run.get('data'))
     return out
 
-def _row(group_runs:list[dict], pts:list[dict], score:str, improve:bool) -> dict:
-    "One table row: the mean ± std of `group_runs` (seeds of one setting) and their costs relative to PT."
-    first = group_runs[0]
+def _row_key(run:dict, methods) -> tuple:
+    c = run.get('config') or {}
+    rest = json.dumps({k: run.get(k, c.get(k)) for k in ROW_KEYS[2:]}, sort_keys=True, default=str)
+    return (methods.index(run['method']), run.get('level') or 0, rest)
+
+def _label(settings:list[dict]) -> list[str]:
+    "For each setting, the entries where it differs from the others, as `key=value`."
+    keys = [k for k in dict.fromkeys(k for s in settings for k in s) if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]
+    short = lambda v: json.dumps(v, default=str) if not isinstance(v, dict) else (v.get('sha') or '…')
+    return [', '.join(f"{k}={short(s.get(k))}" for k in keys if k not in ('task', 'model', 'steps')) for s in settings]
+
+def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, setting:str, dup:bool) -> dict:
+    "One table row: the mean ± std of `runs` (seeds of one setting) and their costs relative to PT."
+    first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
+    key = metric_key(first, scoring)
     rel_f, rel_w, imp = [], [], []
-    for r in group_runs:
+    for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
         rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
-        if improve: imp.append(run_score(r, score) - metric_at_flops(pt['run_dir'], r['total_flops'], r['metric'])
+        if improve: imp.append(run_score(r, score, scoring) - metric_at_flops(pt['run_dir'], r['total_flops'], key)
                                if pt and r['method'] != 'pt' else math.nan)
-    s, s_std = _mean_std([run_score(r, score) for r in group_runs])
-    row = dict(task=first['task'], model=first['model'], steps=first.get('planned_steps', first['steps']),
+    s, s_std = _mean_std([run_score(r, score, scoring) for r in runs])
+    row = dict(task=first['task'], model=first['model'], steps=first.get('planned_steps', first['steps']), setting=setting,
                method=METHOD_NAMES[first['method']], stage=first['stages'][0]['name'] if len(first['stages']) == 1 else '',
-               level=first.get('level') or '', seeds=len(group_runs), metric=first['metric'], score=s, score_std=s_std,
-               flops=statistics.fmean(r['total_flops'] for r in group_runs), flops_pct=_mean_std(rel_f)[0],
-               wall_s=statistics.fmean(r['train_seconds'] for r in group_runs), wall_pct=_mean_std(rel_w)[0])
+               level=first.get('level') or '', seeds=len(runs), dup=dup, score_kind=score, metric=key, score=s, score_std=s_std,
+               flops=statistics.fmean(r['total_flops'] for r in runs), flops_pct=_mean_std(rel_f)[0],
+               wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
+               run_dirs=' '.join(r['run_dir'] for r in runs))
     if improve: row['improve'], row['improve_std'] = _mean_std(imp)
     return row
 
-def _table(runs:list[dict], methods, improve:bool, score:str) -> list[dict]:
+def _pools(runs:list[dict]) -> list[list[dict]]:
+    "Runs of one row split so that no pool holds a seed twice: the first of each seed pool together, repeats apart."
+    pools = []
+    for r in runs:
+        pool = next((p for p in pools if r.get('seed') not in {x.get('seed') for x in p}), None)
+        if pool is None: pools.append([r])
+        else: pool.append(r)
+    return pools
+
+def _table(runs:list[dict], methods, improve:bool, score:str, scoring:str) -> list[dict]:
+    groups = {}
+    for r in runs:
+        if r['method'] in methods: groups.setdefault(json.dumps(_setting(r), sort_keys=True, default=str), []).append(r)
+    keys = sorted(groups, key=lambda k: (groups[k][0]['task'], groups[k][0]['model'], k))
+    labels = dict(zip(keys, _label([json.loads(k) for k in keys])))
     rows = []
-    for key, rs in sorted(_groups(runs, methods).items()):
-        pts = sorted((r for r in rs if r['method'] == 'pt'), key=lambda r: r.get('seed', 0))
+    for k in keys:
+        rs = groups[k]
+        pts = _pools(sorted((r for r in rs if r['method'] == 'pt'), key=lambda r: r.get('seed', 0)))
         settings = {}
-        for r in rs: settings.setdefault((methods.index(r['method']), r.get('level') or 0), []).append(r)
-        rows += [_row(settings[k], pts, score, improve) for k in sorted(settings)]
+        for r in rs: settings.setdefault(_row_key(r, methods), []).append(r)
+        for sk in sorted(settings):
+            for i, pool in enumerate(_pools(settings[sk])):
+                rows.append(_row(pool, pts[0] if pts else [], score, scoring, improve, labels[k], dup=i > 0))
     return rows
 
-def table1(runs:list[dict], score:str='final') -> list[dict]:
+def table1(runs:list[dict], score:str='best', scoring:str='paper') -> list[dict]:
     "Table 1 rows: PT and PT on a partial model (`ld`/`fr`/`cr` at each level), metric and FLOPs and wall clock in % of PT."
-    return _table(runs, TABLE1_METHODS, improve=False, score=score)
+    return _table(runs, TABLE1_METHODS, improve=False, score=score, scoring=scoring)
 
-def table2(runs:list[dict], score:str='final') -> list[dict]:
+def table2(runs:list[dict], score:str='best', scoring:str='paper') -> list[dict]:
     "Table 2 rows: PT and FPT_LD/FR/CR, metric, FLOPs and wall clock in % of PT, and Improve over PT at equal FLOPs."
-    return _table(runs, TABLE2_METHODS, improve=True, score=score)
+    return _table(runs, TABLE2_METHODS, improve=True, score=score, scoring=scoring)
 
 # %% ../nbs/24_tables.ipynb #9242fd70
 def _fmt(v, std=None, signed:bool=False, pct:bool=False) -> str:
@@ -96,19 +156,22 @@ def _fmt(v, std=None, signed:bool=False, pct:bool=False) -> str:
     return s + (f" ± {std:.1f}" if std else '')
 
 def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
-    "A markdown table of Table 1 or Table 2 `rows`."
+    "A markdown table of Table 1 or Table 2 `rows`, under a line saying which score it shows."
     if not rows: return '_no runs_\n'
     improve = 'improve' in rows[0] if improve is None else improve
-    head = ['task', 'model', 'method', 'stage', 'seeds', 'score', 'FLOPs', 'FLOPs % PT', 'wall s', 'wall % PT'] + (['Improve'] if improve else [])
+    head = ['task', 'model', 'setting', 'method', 'stage', 'seeds', 'score', 'FLOPs', 'FLOPs % PT', 'wall s', 'wall % PT'] + (['Improve'] if improve else [])
     if improve: head.remove('stage')
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' if h in ('task', 'model', 'method', 'stage') else '--:' for h in head) + '|']
+    if not any(r.get('setting') for r in rows): head.remove('setting')
+    caption = (f"Scores: {SCORES[rows[0]['score_kind']]}; metric: paper_* is the paper's scoring, others the datasets' official scorers.\n\n")
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' if h in ('task', 'model', 'setting', 'method', 'stage') else '--:' for h in head) + '|']
     for r in rows:
-        cells = dict(task=r['task'], model=r['model'], method=r['method'] + (f" L{r['level']}" if r['level'] else ''), stage=r['stage'],
+        cells = dict(task=r['task'], model=r['model'], setting=r.get('setting', ''),
+                     method=r['method'] + (f" L{r['level']}" if r['level'] else '') + (' (dup)' if r.get('dup') else ''), stage=r['stage'],
                      seeds=str(r['seeds']), score=f"{_fmt(r['score'], r['score_std'])} {r['metric']}", FLOPs=_fmt(r['flops']),
                      **{'FLOPs % PT': _fmt(r['flops_pct'], pct=True), 'wall s': _fmt(r['wall_s']), 'wall % PT': _fmt(r['wall_pct'], pct=True)})
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)
         lines.append('| ' + ' | '.join(cells[h] for h in head) + ' |')
-    return '\n'.join(lines) + '\n'
+    return caption + '\n'.join(lines) + '\n'
 
 def to_csv(rows:list[dict]) -> str:
     "The `rows` as CSV, every field, numbers unrounded."
@@ -118,11 +181,11 @@ def to_csv(rows:list[dict]) -> str:
         w.writeheader(); w.writerows(rows)
     return f.getvalue()
 
-def write_tables(runs:list[dict], out_dir, score:str='final') -> dict[str, Path]:
+def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper') -> dict[str, Path]:
     "Write `table1.md/.csv` and `table2.md/.csv` for `runs` into `out_dir`; returns the paths."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, rows in (('table1', table1(runs, score)), ('table2', table2(runs, score))):
+    for name, rows in (('table1', table1(runs, score, scoring)), ('table2', table2(runs, score, scoring))):
         paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(to_markdown(rows, improve=name == 'table2'))
         paths[f'{name}.csv'] = out_dir/f'{name}.csv'; paths[f'{name}.csv'].write_text(to_csv(rows))
     return paths

@@ -5,16 +5,16 @@
 # %% ../nbs/10_tasks.ipynb #baa9ebe4
 from __future__ import annotations
 import functools, gzip, json, os, random, re, warnings, zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import datasets
 
 # %% auto #0
-__all__ = ['SENTINEL', 'TASKS', 'MNLI_WORDS', 'QQP_WORDS', 'TOY_POSITIVE', 'TOY_NEGATIVE', 'TOY_NOUNS', 'TOY_TEMPLATES',
-           'TOY_SIZES', 'TOY_WORDS', 'DATA_DIR_ENV', 'label_word', 'format_squad2', 'format_record', 'format_xsum',
-           'Task', 'register_task', 'get_task', 'toy_examples', 'SkippedRows', 'data_dir_default', 'task_file',
-           'load_examples']
+__all__ = ['SENTINEL', 'NO_ANSWER', 'TASKS', 'MNLI_WORDS', 'QQP_WORDS', 'TOY_POSITIVE', 'TOY_NEGATIVE', 'TOY_NOUNS',
+           'TOY_TEMPLATES', 'TOY_SIZES', 'TOY_WORDS', 'DATA_DIR_ENV', 'label_word', 'format_squad2', 'record_entities',
+           'format_record', 'record_train_pairs', 'format_xsum', 'Task', 'register_task', 'get_task', 'toy_examples',
+           'SkippedRows', 'data_dir_default', 'data_notes', 'task_file', 'load_examples']
 
 # %% ../nbs/10_tasks.ipynb #5f34a371
 SENTINEL = '<extra_id_0>'
@@ -37,25 +37,47 @@ def _clean_passage(passage:str) -> str:
     passage = re.sub(r'([.?!"\'])\n@highlight\n', r'\1 ', passage)
     return re.sub(r'\n@highlight\n', '. ', passage)
 
-def _first_answer(answers:list, what:str) -> str:
+def _record_passage(passage:str) -> str:
+    "The cleaned passage, ending in a sentence mark (the official code adds a period where there is none)."
+    passage = _clean_passage(passage)
+    return passage if passage[-1:] in ('.', '"', "'", '?', '!') else passage + '.'
+
+def _gold_answers(answers:list, what:str) -> list[str]:
+    "The distinct gold answers in their order; none is an error (a row needs a target)."
     if not answers: raise ValueError(f"no gold answer: a {what} training row needs at least one in 'answers'")
-    return answers[0]
+    return list(dict.fromkeys(answers))
+
+NO_ANSWER = 'no answer'   # the official target text of an unanswerable SQuAD 2.0 question
 
 def format_squad2(example:dict) -> tuple[str, str]:
-    "SQuAD 2.0: `question: … context: …` -> the first answer, or `unanswerable`."
+    "SQuAD 2.0: `question: … context: …` -> the first answer, or `no answer`."
     answers = example['answers']['text']
     return (f"question: {example['question']} context: {example['context']}",
-            SENTINEL + (answers[0] if answers else 'unanswerable'))
+            SENTINEL + (answers[0] if answers else NO_ANSWER))
+
+def record_entities(example:dict) -> list[str]:
+    "The row's entities, each once, in passage order (from `entity_spans` when the row has them, else `entities`)."
+    spans = example.get('entity_spans') or {}
+    if spans.get('text') and spans.get('start'):
+        texts = [t for _, t in sorted(zip(spans['start'], spans['text']), key=lambda p: p[0])]
+    else: texts = list(example['entities'])
+    return list(dict.fromkeys(texts))
+
+def _record_input(example:dict) -> str:
+    return f"query: {example['query']} entities: {', '.join(record_entities(example))} passage: {_record_passage(example['passage'])}"
 
 def format_record(example:dict) -> tuple[str, str]:
-    "ReCoRD: `query: … entities: … passage: …` -> the first gold entity."
-    entities = ', '.join(dict.fromkeys(example['entities']))  # unique, in order
-    return (f"query: {example['query']} entities: {entities} passage: {_clean_passage(example['passage'])}",
-            SENTINEL + _first_answer(example['answers'], 'ReCoRD'))
+    "ReCoRD: `query: … entities: … passage: …` -> the first gold entity (the evaluation example of a query)."
+    return _record_input(example), SENTINEL + _gold_answers(example['answers'], 'ReCoRD')[0]
+
+def record_train_pairs(example:dict) -> list[tuple[str, str]]:
+    "ReCoRD training pairs: one per distinct gold entity, all with the same input."
+    inp = _record_input(example)
+    return [(inp, SENTINEL + a) for a in _gold_answers(example['answers'], 'ReCoRD')]
 
 def format_xsum(example:dict) -> tuple[str, str]:
-    "XSum: `summarize: document` -> the summary."
-    return f"summarize: {example['document']}", SENTINEL + example['summary']
+    "XSum: the document -> the summary (no `summarize:` prefix: under prompt tuning the prompt says what to do)."
+    return example['document'], SENTINEL + example['summary']
 
 # %% ../nbs/10_tasks.ipynb #cf69b305
 @dataclass
@@ -65,8 +87,8 @@ class Task:
     hub: tuple[str, str|None]|None          # (path, config) on the Hugging Face hub; None for built-in tasks
     splits: dict[str, str]                  # logical split -> local file stem
     format: Callable[[dict], tuple[str, str]]  # row -> (input text, target text)
-    target_max_length: int                  # generation budget in tokens
-    metric_name: str                        # main key of the score, e.g. 'accuracy'
+    target_max_length: int                  # the scripts' --max-target-length: targets cut to it, generation within it
+    metric_name: str                        # main key of the official score, e.g. 'accuracy'
     metric: str                             # scorer in `fpt_nb.metrics.SCORERS`
     references: Callable[[dict], list[str]] # row -> gold answers as text
     fields: tuple[str, ...] = ()            # fields every row must have
@@ -75,9 +97,23 @@ class Task:
     label_words: tuple[str, ...]|None = None  # classification: label id -> word
     generate: Callable[[str], list[dict]]|None = None  # built-in rows for a split
     skip_missing: tuple[str, ...] = ()      # fields whose absence means skip the row (counted), not an error
+    reduce_decoder: bool = False            # the paper's recipe: partial models shrink the decoder too (WITH_DECODER)
+    train_format: Callable[[dict], list[tuple[str, str]]]|None = None  # row -> training pairs (default: [format(row)])
+    paper_scorer: str|None = None           # the paper code's scoring, in `fpt_nb.metrics.PAPER_SCORERS`
+    paper_metric: str|None = None           # the key the paper's tables report, e.g. 'paper_acc'
+    local_notes: dict[str, str] = field(default_factory=dict)  # split -> how our local data stands in for it
 
     def __post_init__(self):
         if self.folder is None: self.folder = self.name
+
+    def train_pairs(self, example:dict) -> list[tuple[str, str]]:
+        "The training pairs of one row: `train_format`'s, else the one `format` gives."
+        return self.train_format(example) if self.train_format else [self.format(example)]
+
+    @property
+    def max_new_tokens(self) -> int:
+        "How many tokens generation may add: the target length less the decoder's start token."
+        return max(1, self.target_max_length - 1)
 
     def file_stem(self, split:str) -> str:
         "The local file stem for `split`: a logical name from `splits`, or a stem given directly."
@@ -108,32 +144,41 @@ def _label_reference(words):
     return lambda example: [label_word(example['label'], words)]
 
 MNLI_WORDS = ('entailment', 'neutral', 'contradiction')
-QQP_WORDS = ('not_duplicate', 'duplicate')
+QQP_WORDS = ('not_duplicate', 'is_duplicate')   # the official code's words (T5's own QQP words say `duplicate`)
 
 register_task(Task('mnli', hub=('nyu-mll/glue', 'mnli'), splits=dict(train='train', validation='validation_matched'),
                    format=_classification('hypothesis: {hypothesis} premise: {premise}', MNLI_WORDS),
-                   target_max_length=16, metric_name='accuracy', metric='accuracy',
+                   target_max_length=10, metric_name='accuracy', metric='accuracy',
                    references=_label_reference(MNLI_WORDS), fields=('premise', 'hypothesis', 'label'),
-                   label_words=MNLI_WORDS))
+                   label_words=MNLI_WORDS, paper_scorer='accuracy', paper_metric='paper_acc'))
 register_task(Task('qqp', hub=('nyu-mll/glue', 'qqp'), splits=dict(train='train', validation='validation'),
                    format=_classification('question1: {question1} question2: {question2}', QQP_WORDS),
-                   target_max_length=16, metric_name='accuracy', metric='accuracy',
+                   target_max_length=10, metric_name='accuracy', metric='accuracy',
                    references=_label_reference(QQP_WORDS), fields=('question1', 'question2', 'label'),
-                   label_words=QQP_WORDS))
+                   label_words=QQP_WORDS, paper_scorer='qqp', paper_metric='paper_acc'))
 register_task(Task('squad2', hub=('rajpurkar/squad_v2', None), folder='squad_v2',
                    splits=dict(train='train_v1_answerable', validation='validation'),
                    hub_splits=dict(train='train', validation='validation'),
-                   format=format_squad2, target_max_length=32, metric_name='exact_match', metric='squad_v2',
-                   references=lambda e: list(e['answers']['text']), fields=('question', 'context', 'answers')))
+                   format=format_squad2, target_max_length=200, metric_name='exact_match', metric='squad_v2',
+                   references=lambda e: list(e['answers']['text']), fields=('question', 'context', 'answers'),
+                   reduce_decoder=True, paper_scorer='squad2', paper_metric='paper_em',
+                   local_notes=dict(train="no SQuAD 2.0 training split in the local data: SQuAD 1.1's answerable questions "
+                                          "(train_v1_answerable) stand in, so training never shows an unanswerable question")))
 register_task(Task('record', hub=('aps/super_glue', 'record'), splits=dict(train='train', validation='validation'),
-                   format=format_record, target_max_length=32, metric_name='exact_match', metric='record',
-                   references=lambda e: list(e['answers']), fields=('passage', 'query', 'entities', 'answers')))
+                   format=format_record, target_max_length=200, metric_name='exact_match', metric='record',
+                   references=lambda e: list(e['answers']), fields=('passage', 'query', 'entities', 'answers'),
+                   reduce_decoder=True, train_format=record_train_pairs, paper_scorer='record', paper_metric='paper_em',
+                   local_notes=dict(train="the local ReCoRD data is the 32-example FewGLUE sample: enough to check the "
+                                          "pipeline, not to reproduce the paper's figures")))
 register_task(Task('xsum', hub=('EdinburghNLP/xsum', None),
                    # no XSum training file is available locally: train on its validation file, test on `test`
                    splits=dict(train='validation', validation='test'),
                    hub_splits=dict(train='train', validation='validation'),
-                   format=format_xsum, target_max_length=64, metric_name='rougeL', metric='rouge',
-                   references=lambda e: [e['summary']], fields=('document', 'summary'), skip_missing=('document',)));
+                   format=format_xsum, target_max_length=512, metric_name='rougeL', metric='rouge',
+                   references=lambda e: [e['summary']], fields=('document', 'summary'), skip_missing=('document',),
+                   reduce_decoder=True, paper_scorer='rouge', paper_metric='paper_rouge-l',
+                   local_notes=dict(train="no XSum training split in the local data: its validation file stands in for "
+                                          "training, and its test file for validation")));
 
 # %% ../nbs/10_tasks.ipynb #b91b000b
 TOY_POSITIVE = ('good', 'great', 'fine', 'nice', 'happy', 'fun', 'superb', 'lovely')
@@ -159,7 +204,7 @@ def toy_examples(split:str='train', n:int|None=None, seed:int=0) -> list[dict]:
 register_task(Task('toy', hub=None, splits=dict(train='train', validation='validation'),
                    format=_classification('{text}', TOY_WORDS), target_max_length=8, metric_name='accuracy',
                    metric='accuracy', references=_label_reference(TOY_WORDS), fields=('text', 'label'),
-                   label_words=TOY_WORDS, generate=toy_examples));
+                   label_words=TOY_WORDS, generate=toy_examples, paper_scorer='accuracy', paper_metric='paper_acc'));
 
 # %% ../nbs/10_tasks.ipynb #12960c4e
 DATA_DIR_ENV = 'FPT_DATA_DIR'
@@ -171,6 +216,12 @@ def data_dir_default() -> Path|None:
     "The data directory from the environment variable `FPT_DATA_DIR`, or None (use the hub)."
     d = os.environ.get(DATA_DIR_ENV)
     return Path(d) if d else None
+
+def data_notes(task:str|Task, data_dir:str|Path|None=None, splits=('train', 'validation')) -> list[str]:
+    "What our local files stand in for, for `task`'s `splits` read from a local directory (none from the hub)."
+    task = get_task(task)
+    if task.generate is not None or (data_dir is None and data_dir_default() is None): return []
+    return [f"{task.name} {s}: {task.local_notes[s]}" for s in splits if s in task.local_notes]
 
 def task_file(task:str|Task, split:str, data_dir:str|Path) -> Path:
     "The local file of `task`'s `split` under `data_dir`: `<folder>/<stem>.jsonl` or `.jsonl.gz`."

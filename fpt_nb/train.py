@@ -5,7 +5,6 @@
 # %% ../nbs/21_train.ipynb #d252f31f
 from __future__ import annotations
 import json, math, os, signal, time
-from contextlib import nullcontext
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -16,16 +15,17 @@ from tqdm.auto import tqdm
 from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
-from .batches import batches
+from .batches import batches, collate
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint,
-                               load_checkpoint, save_prompt, write_json)
+                               load_checkpoint, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
+from .fast import FastStep, fast_options
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_FRACTIONS', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages', 'paper_schedule',
-           'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss', 'scores_digest',
-           'fingerprint', 'Trainer', 'distributed_state']
+__all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
+           'paper_schedule', 'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss',
+           'scores_digest', 'fingerprint', 'fingerprint_diff', 'Trainer', 'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -49,6 +49,8 @@ class TrainConfig:
     eval_batch_size: int = 64
     num_beams: int = 1
     log_every: int = 1                   # steps between progress-bar/TensorBoard updates (JSONL logs every step)
+    fast: bool|None = None               # the fast step's GPU levers (`fpt_nb.fast`): bf16 weights, SDPA; None: off until measured on a GPU
+    compile: bool|None = None            # torch.compile the T5 blocks (needs `fast`)
 
     @property
     def micro(self) -> int: return self.micro_batch_size or self.batch_size
@@ -81,10 +83,12 @@ def method_stages(method:str, model, level:int|None=None, decoder:bool=False) ->
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if method == 'pt': return [FULL]
     w = full_widths(model)
-    n, d_ff = len(w['encoder']), w['encoder'][0]
+    only = 'encoder' not in w   # a decoder-only model: its one stack is the decoder, always reduced
+    n, d_ff = len(w['decoder' if only else 'encoder']), w['decoder' if only else 'encoder'][0]
     def at(q):   # quarters, rounded half up: 6/12/18 of 24 layers, 2/3/5 of 6
         k, f = max(1, int(n * q / 4 + 0.5)), max(1, int(d_ff * q / 4 + 0.5))
         kind = method.removeprefix('fpt_')
+        if only: return {'ld': Stage(decoder_layers=k), 'fr': Stage(decoder_ffn=f), 'cr': Stage(decoder_layers=k, decoder_ffn=f)}[kind]
         return {'ld': layer_dropping(k, decoder), 'fr': ffn_reduction(f, decoder), 'cr': compound_reduction(k, f, decoder)}[kind]
     if method.startswith('fpt_'): return [at(1), at(2), at(3), FULL]
     if level not in (1, 2, 3): raise ValueError(f"method {method!r} trains one partial stage: level must be 1, 2 or 3 (smallest first), got {level}")
@@ -114,20 +118,29 @@ def check_phases(phases:list[Phase], model, scores=None, require_scores:bool=Tru
 
 # %% ../nbs/21_train.ipynb #521c26b5
 @torch.no_grad()
-def generate_texts(pt, tokenizer, items:list[dict], max_new_tokens:int, batch_size:int=64, num_beams:int=1, device='cpu') -> list[str]:
-    "Generated text for each encoded item, in order."
-    out = []
-    for b in batches(items, batch_size, shuffle=False, pad_id=tokenizer.pad_token_id or 0):
-        ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams)
-        out += tokenizer.batch_decode(ids, skip_special_tokens=True)
+def generate_texts(pt, tokenizer, items:list[dict], max_new_tokens:int, batch_size:int=64, num_beams:int=1, device='cpu',
+                   progress:bool=False, desc:str='generating') -> list[str]:
+    "Generated text for each encoded item, in the items' order (computed longest input first)."
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]['input_ids']))
+    out = [None] * len(items)
+    with tqdm(total=len(items), desc=desc, unit='ex', disable=not progress, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            b = collate([items[i] for i in idx], pad_id=tokenizer.pad_token_id or 0)
+            ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams)
+            for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True)): out[i] = text
+            bar.update(len(idx))
     return out
 
-def evaluator(task, tokenizer, items:list[dict], examples:list[dict], batch_size:int=64, num_beams:int=1, device='cpu') -> Callable:
-    "A function `pt -> metrics` that generates for `items` and scores against `examples`."
+def evaluator(task, tokenizer, items:list[dict], examples:list[dict], batch_size:int=64, num_beams:int=1, device='cpu',
+              max_new_tokens:int|None=None, progress:bool=False) -> Callable:
+    "A function `pt -> metrics` that generates for `items` (at most `max_new_tokens`, default the task's) and scores against `examples`."
     task = get_task(task)
+    if len(items) != len(examples): raise ValueError(f"{len(items)} encoded items for {len(examples)} examples: evaluation needs one item per example")
     def run(pt):
         was = pt.training; pt.eval()
-        try: preds = generate_texts(pt, tokenizer, items, task.target_max_length, batch_size, num_beams, device)
+        try: preds = generate_texts(pt, tokenizer, items, max_new_tokens or task.max_new_tokens, batch_size, num_beams, device,
+                                    progress, f'evaluating {task.name}')
         finally: pt.train(was)
         return score(task, preds, examples)
     return run
@@ -137,6 +150,10 @@ def t5_batch_flops(pt, batch:dict, widths:dict) -> int:
     "Step FLOPs of a prompt-tuned T5 on a collated `batch` at its current FFN `widths`."
     return pt_step_flops(pt.model.config, pt.prompt_length + batch['input_ids'].shape[1], batch['labels'].shape[1],
                          widths['encoder'], widths.get('decoder'), batch=batch['input_ids'].shape[0])
+
+BEST_RULES = dict(
+    best="the paper's: the highest selection metric over all evaluations, partial stages included (a tie goes to the later)",
+    best_last="the highest selection metric among the evaluations of the last stage (the full model, for PT and FPT)")
 
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training stopped without saving the bad state."
@@ -150,10 +167,24 @@ def scores_digest(scores) -> str|None:
     return h.hexdigest()[:16]
 
 def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:dict|None=None) -> dict:
-    "What must not change between a checkpoint and the run resuming from it."
-    return dict(model=dict(model_signature(pt.model), **(identity or {})), prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
+    "What must not change between a checkpoint and the run resuming from it; `identity` adds the run's own entries (task, data, ...)."
+    identity = dict(identity or {})
+    model = dict(model_signature(pt.model), **identity.pop('model', {}))
+    return dict(model=model, prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
                 batch_size=cfg.batch_size, micro_batch_size=cfg.micro, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
-                lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores))
+                lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores),
+                **identity)
+
+def fingerprint_diff(theirs:dict|None, ours:dict, skip:tuple=(), prefix:str='') -> list[str]:
+    "What differs between two fingerprints, one phrase per entry (`train_data.limit`), with both values where they are short."
+    out, theirs = [], theirs or {}
+    for k in dict.fromkeys([*ours, *theirs]):
+        a, b = theirs.get(k), ours.get(k)
+        if k in skip or a == b: continue
+        if isinstance(a, dict) and isinstance(b, dict): out += fingerprint_diff(a, b, prefix=f'{prefix}{k}.'); continue
+        short = all(isinstance(v, (int, float, str, bool, type(None))) and len(repr(v)) < 60 for v in (a, b))
+        out.append(f"{prefix}{k} ({a!r} there, {b!r} now)" if short else f"{prefix}{k}")
+    return out
 
 class Trainer:
     "Prompt tuning through `phases`, logging to and checkpointing in `run_dir`."
@@ -162,12 +193,13 @@ class Trainer:
                  identity:dict|None=None):
         self.pt, self.phases, self.items, self.cfg = pt, check_phases(phases, pt.model, scores), train_items, cfg.check()
         self.run_dir, self.evaluate, self.scores, self.pad_id, self.metric = Path(run_dir), evaluate, scores, pad_id, metric
+        self.key = metric   # what the best prompt is chosen by (None: `paper_mean` when the evaluation gives it, else its first metric)
         self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
         if len(train_items) < cfg.micro: raise ValueError(f"{len(train_items)} training examples are fewer than one micro-batch of {cfg.micro}")
         self.opt, self.sched = make_optimizer([pt.prompt.weight], cfg)
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
-                          best=None, best_step=None, bad_evals=0, stopped=None)
+                          best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
         self._stop_signal, self.identity, self.begun = None, identity, False
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
@@ -175,6 +207,9 @@ class Trainer:
         if (cfg.batch_size // cfg.micro) % self.world:
             raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} gives {cfg.batch_size // cfg.micro} per step, "
                              f"which {self.world} processes cannot share evenly: make it a multiple of {self.world}")
+        levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one
+        self.stepper = FastStep(pt, self.opt, self.sched, cfg.batch_size // cfg.micro, cfg.clip_norm, self.step_flops, self.device,
+                                self.bf16, levers, self.world, self.rank)
 
     @property
     def total_steps(self) -> int: return sum(p.steps for p in self.phases)
@@ -210,6 +245,11 @@ class Trainer:
         return save_checkpoint(self.run_dir/'checkpoints', self.state['step'], self.pt.prompt.weight, state, {**tensors, **rt},
                                keep=self.cfg.keep_checkpoints)
 
+    def checkpoint_state(self) -> dict|None:
+        "The JSON state of the latest checkpoint in the run folder (nothing loaded, nothing written), or None."
+        ckpt = latest_checkpoint(self.run_dir/'checkpoints')
+        return None if ckpt is None else read_json(ckpt/'state.json', 'checkpoint state')
+
     def resume(self) -> bool:
         "Continue from the latest checkpoint in the run folder, if there is one; refuse one from another run."
         ckpt = latest_checkpoint(self.run_dir/'checkpoints')
@@ -217,9 +257,9 @@ class Trainer:
         prompt, state, tensors = load_checkpoint(ckpt)
         theirs = state.get('fingerprint')
         if theirs != self.fp:
-            diff = [k for k in self.fp if (theirs or {}).get(k) != self.fp[k]]
-            raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff) or 'fingerprint'} differ(s) from this one's "
-                             f"(use a new out_dir, or the same model, schedule and batching)")
+            diff = fingerprint_diff(theirs, self.fp) or ['fingerprint']
+            raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff)} differ(s) from this one's "
+                             f"(use a new out_dir, or the same model, task, data and settings)")
         if prompt.shape != self.pt.prompt.weight.shape:
             raise ValueError(f"checkpoint {ckpt} holds a prompt of shape {tuple(prompt.shape)}, this run's is {tuple(self.pt.prompt.weight.shape)}")
         with torch.no_grad(): self.pt.prompt.weight.copy_(prompt)
@@ -235,53 +275,32 @@ class Trainer:
         return True
 
     def _step(self, batch_iter, widths:dict) -> tuple[float, int, str|None]:
-        "One optimizer step over a global batch; returns the mean loss and the FLOPs it took."
-        cfg, pt, dev = self.cfg, self.pt, self.device
-        n_micro, total, flops = cfg.batch_size // cfg.micro, 0.0, 0
-        ctx = torch.autocast(dev.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
-        for j in range(n_micro):
-            b = next(batch_iter)
-            if j % self.world != self.rank: continue   # data parallel: micro-batch j belongs to process j mod world
-            with ctx:
-                loss = pt(b['input_ids'].to(dev), b['attention_mask'].to(dev), labels=b['labels'].to(dev)).loss
-            (loss / n_micro).backward()
-            total += loss.item() / n_micro
-            flops += self.step_flops(pt, b, widths)
-        if self.world > 1:   # sum the processes' shares: the same gradient as one process accumulating all micro-batches
-            from accelerate.utils import reduce
-            w = pt.prompt.weight
-            w.grad = reduce(w.grad, 'sum')
-            total, flops = reduce(torch.tensor([total, float(flops)], dtype=torch.float64, device=w.device), 'sum').tolist()
-            flops = int(flops)
-        if not math.isfinite(total):
-            self.opt.zero_grad(set_to_none=True)
-            return total, flops, f"the loss became {total}"
-        norm = float(torch.nn.utils.clip_grad_norm_([pt.prompt.weight], cfg.clip_norm))
-        if not math.isfinite(norm):
-            self.opt.zero_grad(set_to_none=True)
-            return total, flops, f"the prompt's gradient norm became {norm} (loss {total:.4g})"
-        before = pt.prompt.weight.detach().clone()
-        self.opt.step(); self.sched.step(); self.opt.zero_grad(set_to_none=True)
-        if not torch.isfinite(pt.prompt.weight).all():
-            with torch.no_grad(): pt.prompt.weight.copy_(before)   # keep the last good prompt in memory too
-            return total, flops, f"the prompt became non-finite after the update (lr {self.sched.get_last_lr()[0]:g} too large?)"
-        return total, flops, None
+        "One optimizer step over a global batch (see `fpt_nb.fast.FastStep`); returns the mean loss, the FLOPs it took, and what went wrong."
+        return self.stepper(batch_iter, widths)
+
+    def _keep(self, name:str, rec:dict):
+        "Save the prompt as the best under rule `name` (`best` or `best_last`), with the evaluation that made it so."
+        if self.main:
+            save_prompt(self.pt.prompt.weight, self.run_dir/f'{name}_prompt.safetensors')
+            write_json(self.run_dir/f'{name}.json', dict(rec, rule=BEST_RULES[name], metric=self.key))
 
     def _eval(self, phase:int):
         if self.evaluate is None: return None
         t = time.perf_counter()
-        m = self.evaluate(self.pt)
+        with self.stepper.eval_context(): m = self.evaluate(self.pt)
         st = self.state
         rec = dict(kind='eval', step=st['step'], stage=phase, flops=st['flops'], wall=st['wall'], eval_seconds=time.perf_counter() - t, **m)
         self._log(rec)
-        key = self.metric or next(iter(m))
-        if phase < len(self.phases) - 1: return m   # the best prompt is the best on the model it will be used with: the last stage's
-        if st['best'] is None or m[key] > st['best']:
-            st.update(best=m[key], best_step=st['step'], bad_evals=0)
-            if self.main:
-                save_prompt(self.pt.prompt.weight, self.run_dir/'best_prompt.safetensors')
-                write_json(self.run_dir/'best.json', rec)
+        self.key = self.metric or ('paper_mean' if 'paper_mean' in m else next(iter(m)))
+        if self.key not in m: raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
+        v = m[self.key]
+        if st['best'] is None or v >= st['best']:   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
+            st.update(best=v, best_step=st['step'], best_stage=phase, bad_evals=0)
+            self._keep('best', rec)
         else: st['bad_evals'] += 1
+        if phase == len(self.phases) - 1 and (st['best_last'] is None or v >= st['best_last']):
+            st.update(best_last=v, best_last_step=st['step'])
+            self._keep('best_last', rec)
         return m
 
     def _on_signal(self, signum, frame): self._stop_signal = signum

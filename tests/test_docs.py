@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT/'tools'))
 from docsite import proc, site as docsite   # noqa: E402
 from docsite.markdown import Markdown, quarto_to_commonmark   # noqa: E402
 from docsite.results import render_results   # noqa: E402
+from docsite import search   # noqa: E402
 
 DOCS = ROOT/'_docs'
 ARTIFACTS = ROOT/'_docs_artifacts'
@@ -78,6 +79,25 @@ def test_quarto_config_is_consistent():
         "nbs/nbdev.yml differs from what nbdev_docs writes from settings.ini: run nbdev_docs or copy nbdev's output"
     assert (ROOT/'nbs'/'sidebar.yml').read_text() == proc.sidebar_text(), \
         "nbs/sidebar.yml is not up to date with the notebooks: run `make docs` (or python tools/build_docs.py --sidebar)"
+
+def test_search_sections():
+    "A page is cut at each heading with an id; show_doc entries are API sections; code, outputs and the source link are left out."
+    body = """<div class="cell text_cell"><div class="text_cell_render"><p>Intro about <code>evenly</code> spacing.</p>
+<h2 class="anchored" id="choosing">Choosing <em>layers</em></h2><p>Layer dropping keeps some.<br>Second line.</p></div></div>
+<div class="cell code_cell"><div class="input"><pre>secret_code = 1</pre></div>
+<div class="output_wrapper"><div class="output_area"><pre>printed output</pre></div></div></div>
+<div class="cell code_cell celltag_api-entry"><div class="output_wrapper"><div class="output_area"><hr/>
+<p><a href="https://x/y.py#L1" style="float:right; font-size:smaller">source</a></p>
+<h3 class="anchored" id="select_layers">select_layers</h3><pre class="highlight"><code>def select_layers(k)</code></pre>
+<p><em>Which <code>k</code> layers to keep.</em></p><table><tr><td>k</td><td>how many</td></tr></table></div></div></div>
+<p>More prose about it.</p><h4>No id, so no section</h4>"""
+    secs = search.page_sections(body, 'partial.html', 'Partial models', 'page-title', 'Layer dropping and FFN reduction.')
+    assert [(s['anchor'], s['title'], s['kind']) for s in secs] == [
+        ('page-title', 'Partial models', 'page'), ('choosing', 'Choosing layers', 'section'), ('select_layers', 'select_layers', 'api')]
+    assert secs[0]['text'] == 'Intro about evenly spacing.' and secs[0]['description'] == 'Layer dropping and FFN reduction.'
+    assert secs[1]['text'] == 'Layer dropping keeps some. Second line.'
+    assert secs[2]['text'] == 'Which k layers to keep. k how many More prose about it. No id, so no section'
+    assert not any(w in s['text'] for s in secs for w in ('secret_code', 'printed output', 'source', 'def select_layers'))
 
 # ---- the built site
 
@@ -242,3 +262,75 @@ def test_screenshots(manifest, visited, browser_context):
         visited[page]['handle'].screenshot(path=str(ARTIFACTS/fname))
         assert (ARTIFACTS/fname).stat().st_size > 10_000, f"screenshot of {page} looks empty"
     visited[module_page]['handle'].screenshot(path=str(ARTIFACTS/'module-full.png'), full_page=True)
+
+# ---- the search box
+
+def _search_docs() -> list[dict]: return search.read_index(DOCS/search.INDEX_FILE)['docs']
+
+def test_search_index_covers_pages_and_api(manifest):
+    "Every page has its entry, every exported function and class has one at its show_doc anchor; MiniSearch is vendored."
+    docs = _search_docs()
+    assert {d['page'] for d in docs if d['kind'] == 'page'} == {e['page'] for e in manifest['pages']}
+    api = {(d['page'], d['anchor']): d for d in docs if d['kind'] == 'api'}
+    missing = [f'{name} ({url})' for names in _exported_api().values() for name, url in names.items()
+               if tuple(url.split('#')) not in api or api[tuple(url.split('#'))]['title'] != name]
+    assert not missing, f"exported names with no search entry at their show_doc anchor: {missing}"
+    assert all(d['text'] or d['description'] for d in docs if d['kind'] == 'api'), "an API entry without its docstring"
+    vendor = DOCS/'_static'/'vendor'/'minisearch'
+    assert 'MiniSearch' in (vendor/'minisearch.js').read_text()[:2000] and 'MIT' in (vendor/'LICENSE.txt').read_text()
+
+def _search(page, query:str) -> list[str]:
+    "Type `query` into the search box as a reader would; the hits' links, best first."
+    box = page.locator('#search-input')
+    box.click()
+    box.fill('')
+    box.press_sequentially(query)
+    page.wait_for_function("q => document.getElementById('search-results').dataset.query === q", arg=query)
+    return page.eval_on_selector_all('#search-results li[role=option] a', 'as => as.map(a => a.href)')
+
+def _section_has(page_path:str, anchor:str, phrase:str) -> bool:
+    "Whether the search section at page#anchor talks about `phrase` (a symbol's underscores read as spaces)."
+    for d in _search_docs():
+        if (d['page'], d['anchor']) == (page_path, anchor):
+            return phrase in ' '.join([d['title'], d['description'], d['text']]).lower().replace('_', ' ')
+    return False
+
+@pytest.mark.parametrize('origin', ['http', 'file'])
+def test_search_box_finds_a_symbol_and_a_phrase(origin, server, browser_context):
+    "From a page in a subfolder, served and from file://: a symbol and a phrase each lead, by the first hit, to the right section."
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    start = (server if origin == 'http' else DOCS.as_uri() + '/') + 'experiments/table2.html'
+    page = browser_context.new_page()
+    errors = []
+    page.on('console', lambda m: m.type == 'error' and errors.append(f'console: {m.text}'))
+    page.on('pageerror', lambda e: errors.append(f'javascript: {e}'))
+    try:
+        page.goto(start)
+        hits = _search(page, 'apply_stage')
+        page.keyboard.press('Enter')   # follows the first hit
+        page.wait_for_url('**/partial.html#apply_stage')
+        assert page.url == hits[0], f"Enter went to {page.url}, not the first hit {hits[0]}"
+        assert page.evaluate("() => !!document.getElementById('apply_stage').closest('.celltag_api-entry')"), \
+            "apply_stage's hit does not land on its show_doc entry"
+        top = page.evaluate("() => document.getElementById('apply_stage').getBoundingClientRect().top")
+        assert 0 <= top < 300, f"the page did not scroll to apply_stage (its heading is at {top}px)"
+
+        hits = _search(page, 'layer dropping')
+        if origin == 'http':
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS/'search.png'))
+        page.locator('#search-results li[role=option] a').first.click()
+        page.wait_for_url(lambda url: url == hits[0])
+        u = urlsplit(page.url)
+        target, anchor = posixpath.basename(unquote(u.path)), unquote(u.fragment)
+        assert target == 'partial.html', f"'layer dropping' first leads to {page.url}, not the partial models page"
+        assert page.evaluate("id => !!document.getElementById(id)", anchor), f"no element with id {anchor!r} on {target}"
+        assert _section_has(target, anchor, 'layer dropping'), f"the section {target}#{anchor} does not mention layer dropping"
+
+        assert not _search(page, 'zzqqxx'), "a query matching nothing shows hits"
+    except PlaywrightTimeout as e:
+        page.screenshot(path=str(ARTIFACTS/f'search-failed-{origin}.png'))
+        pytest.fail(f"search from {origin}: {e}; errors in the page: {errors}")
+    finally:
+        page.close()
+    assert not errors, f"errors in the browser while searching from {origin}: {errors}"

@@ -3,8 +3,8 @@ import gzip, inspect, json, warnings
 from pathlib import Path
 import datasets, pytest, torch
 from transformers import ByT5Tokenizer
-from fpt_nb.tasks import Task, TASKS, SkippedRows, get_task, register_task, load_examples, toy_examples
-from fpt_nb.batches import encode, collate, batches, padding_waste, MAX_INPUT_LENGTH
+from fpt_nb.tasks import Task, TASKS, SkippedRows, NO_ANSWER, get_task, register_task, load_examples, toy_examples
+from fpt_nb.batches import encode, collate, batches, batch_order, padding_waste, MAX_INPUT_LENGTH
 from fpt_nb.metrics import score, squad_v2_scores
 from fpt_nb.prompt import load_t5, PromptT5
 from conftest import find_data_dir
@@ -14,6 +14,10 @@ PAPER_TASKS = ['mnli', 'qqp', 'squad2', 'record', 'xsum']
 # without a document, skipped and reported) and validates on test
 ROWS = dict(mnli=(9999, 5000), qqp=(7999, 1000), squad2=(87599, 11873), record=(32, 32), xsum=(979, 1000))
 TOK = ByT5Tokenizer()
+
+def official(s:dict) -> dict:
+    "The official accuracy entries of a `score` result (it also holds the paper's own scoring)."
+    return {k: s[k] for k in ('accuracy', 'unparseable', 'total')}
 
 
 def test_missing_data_dir_fails_not_skips(monkeypatch, tmp_path):
@@ -53,7 +57,7 @@ def test_without_data_dir_the_hub_is_asked(monkeypatch):
     assert calls == [('nyu-mll/glue', 'mnli', 'validation_matched')]
     monkeypatch.setattr(datasets, 'load_dataset', lambda path, name=None, split=None: calls.append((path, name, split)) or
                         datasets.Dataset.from_list([dict(id='1', title='t', context='c', question='q', answers=dict(text=[], answer_start=[]))]))
-    assert get_task('squad2').format(load_examples('squad2', 'train')[0])[1] == '<extra_id_0>unanswerable'
+    assert get_task('squad2').format(load_examples('squad2', 'train')[0])[1] == f'<extra_id_0>{NO_ANSWER}'
     assert calls[-1] == ('rajpurkar/squad_v2', None, 'train')   # the hub's SQuAD 2.0 train, not the local 1.1 file
     monkeypatch.setattr(datasets, 'load_dataset', lambda *a, **k: datasets.Dataset.from_list([dict(premise='p', hypothesis='h', label=-1, idx=0)]))
     with pytest.raises(ValueError, match=r'hub nyu-mll/glue/mnli row 0: unknown label -1'): load_examples('mnli', 'test')
@@ -69,14 +73,17 @@ def test_batches_and_scores_for_every_task(name, data_dir):
     task = get_task(name)
     rows = load_examples(name, 'validation', data_dir, limit=48)
     items = encode(name, TOK, rows)
-    seen = 0
-    for b in batches(items, 16, seed=1):
-        n, width = b['input_ids'].shape
-        assert width <= MAX_INPUT_LENGTH and b['attention_mask'].sum(1).min() > 0
-        assert (b['labels'] == -100).sum() == sum((b['labels'][i] == -100).sum() for i in range(n))  # -100 only as padding
-        assert all(row[row != -100][-1] == TOK.eos_token_id for row in b['labels'])                # every target whole, ends in EOS
-        seen += n
-    assert seen == len(rows)
+    seen = []
+    for group, b in zip(batch_order([len(i['input_ids']) for i in items], 16, seed=1), batches(items, 16, seed=1)):
+        assert b['input_ids'].shape[1] <= MAX_INPUT_LENGTH
+        width, target_width = b['input_ids'].shape[1], b['labels'].shape[1]
+        for row, i in enumerate(group):   # each row is its item: tokens first, then padding (0 / mask 0 / label -100)
+            x, y = items[i]['input_ids'], items[i]['labels']
+            assert b['input_ids'][row].tolist() == x + [0] * (width - len(x))
+            assert b['attention_mask'][row].tolist() == [1] * len(x) + [0] * (width - len(x))
+            assert b['labels'][row].tolist() == y + [-100] * (target_width - len(y)) and y[-1] == TOK.eos_token_id   # whole, ends in EOS
+        seen += group
+    assert sorted(seen) == list(range(len(rows)))
     gold = [TOK.decode(it['labels']) for it in items]          # decoded with special tokens left in
     assert score(name, gold, rows)[task.metric_name] == 100.0
     assert score(name, [TOK.decode(it['labels'], skip_special_tokens=True) for it in items], rows)[task.metric_name] == 100.0
@@ -84,7 +91,7 @@ def test_batches_and_scores_for_every_task(name, data_dir):
 
 def test_squad_full_validation_by_hand(data_dir):
     rows = load_examples('squad2', 'validation', data_dir)
-    s = score('squad2', ['unanswerable'] * len(rows), rows)   # says "no answer" to everything
+    s = score('squad2', [NO_ANSWER] * len(rows), rows)   # says "no answer" to everything
     assert (s['NoAns_total'], s['HasAns_total']) == (5945, 11873 - 5945)
     assert s['exact'] == s['exact_match'] == s['f1'] == 100 * 5945 / 11873
     assert (s['NoAns_exact'], s['HasAns_exact'], s['HasAns_f1']) == (100.0, 0.0, 0.0)
@@ -96,13 +103,13 @@ def test_mnli_majority_and_unparseable(data_dir):
     assert score('mnli', ['entailment'] * len(rows), rows)['accuracy'] == 100 * counts[0] / len(rows)
     junk = ['', '<pad>', '\x00\xff', 'ENTAILMENT!', 'neutral' * 500, '<extra_id_0>', 'contradiction?'][:len(rows)]
     # none of these is a label word (the parse is strict: a word with punctuation glued on is not one)
-    assert score('mnli', junk, rows[:len(junk)]) == dict(accuracy=0.0, unparseable=7, total=7)
+    assert official(score('mnli', junk, rows[:len(junk)])) == dict(accuracy=0.0, unparseable=7, total=7)
     assert score('mnli', ['Neutral', 'contradiction it is'], rows[:2])['unparseable'] == 0
 
 
 def test_unparseable_never_crashes():
     rows = toy_examples('validation', 3)
-    assert score('toy', ['\n', '</s></s>', 'no thanks'], rows) == dict(accuracy=100 / 3, unparseable=2, total=3)  # labels no, yes, no
+    assert official(score('toy', ['\n', '</s></s>', 'no thanks'], rows)) == dict(accuracy=100 / 3, unparseable=2, total=3)  # labels no, yes, no
 
 
 def test_bad_files_name_file_and_line(tmp_path):
@@ -123,14 +130,14 @@ def test_bad_files_name_file_and_line(tmp_path):
 def test_register_a_new_task(data_dir):
     "The registry is open: a new task over an existing folder, e.g. QQP read the other way round."
     t = Task('qqp_swapped', hub=('nyu-mll/glue', 'qqp'), splits=get_task('qqp').splits, folder='qqp',
-             format=lambda e: (f"question1: {e['question2']} question2: {e['question1']}", '<extra_id_0>' + ('not_duplicate', 'duplicate')[e['label']]),
+             format=lambda e: (f"question1: {e['question2']} question2: {e['question1']}", '<extra_id_0>' + get_task('qqp').label_words[e['label']]),
              target_max_length=16, metric_name='accuracy', metric='accuracy',
              references=get_task('qqp').references, fields=('question1', 'question2', 'label'), label_words=get_task('qqp').label_words)
     try:
         register_task(t)
         rows = load_examples('qqp_swapped', 'validation', data_dir, limit=5)
         assert get_task('qqp_swapped').format(rows[0])[0].startswith(f"question1: {rows[0]['question2']}")
-        assert score('qqp_swapped', ['duplicate'] * 5, rows)['accuracy'] == 100 * sum(r['label'] for r in rows) / 5
+        assert score('qqp_swapped', [get_task('qqp').label_words[1]] * 5, rows)['accuracy'] == 100 * sum(r['label'] for r in rows) / 5
     finally: TASKS.pop('qqp_swapped', None)
 
 
@@ -157,8 +164,13 @@ def test_toy_end_to_end_with_the_prompt_model():
     b = next(batches(items, 8, shuffle=False))
     assert torch.isfinite(pt(**b).loss)
     out = pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=get_task('toy').target_max_length)
+    assert out.shape[0] == 8 and out.shape[1] <= 1 + get_task('toy').target_max_length
     s = score('toy', TOK.batch_decode(out), rows)
-    assert s['total'] == 8 and 0 <= s['accuracy'] <= 100
+    # counted here: a prediction is right when its text without special tokens, or that text's first word, is the label word
+    texts = [t.strip().lower() for t in TOK.batch_decode(out, skip_special_tokens=True)]
+    said = [t if t in ('no', 'yes') else (t.split() or [''])[0] for t in texts]
+    right = sum(w == ('no', 'yes')[r['label']] for w, r in zip(said, rows))
+    assert official(s) == dict(accuracy=100 * right / 8, unparseable=sum(w not in ('no', 'yes') for w in said), total=8)
 
 
 def test_trainer_interface():

@@ -2,8 +2,9 @@
 
 nbconvert renders each processed notebook's cells (its classic cell markup, Pygments highlighting, ANSI colours,
 images embedded as base64) with our markdown renderer (`markdown.py`); `page.html.j2` puts every page in the same
-frame: site header, the sidebar from `nbs/sidebar.yml`, an "On this page" list, previous/next links. Links are
-made relative, so the site works from any folder, `file://` or a web server, and needs no network.
+frame: site header with the search box (`search.py`), the sidebar from `nbs/sidebar.yml`, an "On this page" list,
+previous/next links. Links are made relative, so the site works from any folder, `file://` or a web server, and
+needs no network when read.
 """
 from __future__ import annotations
 from html import escape as html_escape
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import jinja2, nbformat, yaml
 from markupsafe import Markup
 
-from . import proc
+from . import proc, search
 from .markdown import Markdown, PageContext
 
 HERE = Path(__file__).resolve().parent
@@ -31,6 +32,20 @@ def _rel(target:str, page:str) -> str:
     return r + ('#' + frag if frag else '')
 
 def _root(page:str) -> str: return '../' * page.count('/')
+
+_TICKS = re.compile(r'`([^`]+)`')
+
+def title_html(title:str) -> Markup:
+    "A title as HTML: markdown code spans (`fpt`) become <code>, the rest is escaped (titles come from notebook headings)."
+    return Markup(_TICKS.sub(lambda m: f'<code>{html_escape(m.group(1))}</code>', html_escape(str(title))))
+
+def title_text(title:str) -> str:
+    "A title as plain text, for the window title and the search index."
+    return _TICKS.sub(r'\1', str(title))
+
+def _plain(text) -> str|None:
+    "A page description as plain text (it is rendered markdown when it comes from a notebook's frontmatter)."
+    return text.striptags() if isinstance(text, Markup) else text
 
 # ---- one notebook -> cells HTML
 
@@ -129,6 +144,8 @@ class Site:
         self.doc_prefix = (c.doc_host.rstrip('/') + '/' + c.doc_baseurl.strip('/')).rstrip('/') + '/'
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
+        self.env.filters['title_html'] = title_html
+        self.env.filters['title_text'] = title_text
 
     def href_hook(self, page:str, base:Path, assets:dict, pages:dict) -> callable:
         "A function rewriting one link or image source found on `page`, written relative to folder `base`."
@@ -251,9 +268,11 @@ def build_site(force:bool=False, results:str|None=None, log=print, reuse:bool=Fa
     ids = {p: set(_ID.findall(r['body'])) | {r['title_id']} for p, r in rendered.items()}
     tpl = site.env.get_template('page.html.j2')
     meta = dict(title=site.cfg.title, tagline=site.cfg.description.split(' (')[0], repo=site.cfg.git_url)
+    sections = []
     for page, r in rendered.items():
         nav, prev, nxt = site.nav(entries, page)
         body = _resolve_links(r['body'], page, ids, warnings.append)
+        sections += search.page_sections(body, page, title_text(r['title']), r['title_id'], _plain(r['description']))
         html = tpl.render(site=meta, page=r, body=Markup(body), toc=r['toc'], nav=nav, prev=prev, next=nxt,
                           root=_root(page))
         dst = tmp/page
@@ -262,7 +281,8 @@ def build_site(force:bool=False, results:str|None=None, log=print, reuse:bool=Fa
     for site_path, src in assets.items():
         (tmp/site_path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(src, tmp/site_path)
-    _write_static(tmp/'_static')
+    _write_static(tmp/'_static', log)
+    search.write_index(sections, tmp/search.INDEX_FILE)
     partial = reuse or any('error' in v for v in info.values())
     manifest = dict(inputs=('partial:' if partial else '') + key, built=time.strftime('%Y-%m-%d %H:%M:%S'), results=str(site.results),
                     pages=[dict(page=p, title=r['title'], source=r['source']) for p, r in rendered.items()],
@@ -276,10 +296,12 @@ def build_site(force:bool=False, results:str|None=None, log=print, reuse:bool=Fa
         f"rendering {time.time()-t0-t_proc:.0f}s); open {site.out}/index.html")
     return site.out
 
-def _write_static(d:Path):
+def _write_static(d:Path, log=print):
     from pygments.formatters import HtmlFormatter
     d.mkdir(parents=True, exist_ok=True)
     shutil.copy2(TEMPLATES/'site.css', d/'site.css')
+    shutil.copy2(TEMPLATES/'search.js', d/'search.js')
+    search.vendor_minisearch(d/'vendor'/'minisearch', log)
     (d/'pygments.css').write_text(HtmlFormatter(style='default').get_style_defs('.highlight'))
 
 def build_readme(force:bool=False, log=print) -> Path:

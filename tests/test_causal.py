@@ -1,0 +1,134 @@
+"Decoder-only prompt tuning across notebooks: the trainer through two expansions, resume, PEFT export of a run, real task rows."
+import json
+from pathlib import Path
+import pytest, torch
+from fpt_nb.causal import load_causal, PromptCausalLM, encode_causal, causal_batch_flops, export_peft_causal, prompt_completion
+from fpt_nb.train import Trainer, TrainConfig, Phase, evaluator
+from fpt_nb.partial import Stage, FULL, current_stage
+from fpt_nb.tasks import get_task, load_examples
+from fpt_nb.batches import collate
+from fpt_nb.checkpoint import load_prompt
+
+PHASES = [Phase(Stage(decoder_layers=2, decoder_ffn=32, ffn_selection='sequence'), 6),
+          Phase(Stage(decoder_layers=3, decoder_ffn=96, ffn_selection='sequence'), 6), Phase(FULL, 8)]
+CFG = TrainConfig(batch_size=16, micro_batch_size=8, lr=0.3, prompt_length=8)
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def toy_items(tok, split='train', limit=128):
+    rows = load_examples('toy', split, limit=limit)
+    return rows, encode_causal('toy', tok, rows)
+
+def trainer(run_dir, cfg=CFG, evaluate=True):
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=8)
+    _, items = toy_items(tok)
+    val_rows, val_items = toy_items(tok, 'validation', 16)
+    ev = evaluator('toy', tok, val_items, val_rows, 16, 1, 'cpu', 8) if evaluate else None
+    return Trainer(pt, PHASES, items, cfg, run_dir, evaluate=ev, metric='accuracy', progress=False, step_flops=causal_batch_flops,
+                   identity=dict(name='tiny-llama', task='toy'))
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp('causal')/'toy-fpt'
+    tr = trainer(run_dir)
+    weight = tr.pt.prompt.weight
+    st = tr.fit()
+    return tr, weight, st, run_dir
+
+def test_two_expansions_carry_prompt_and_optimizer(run):
+    tr, weight, st, run_dir = run
+    log = [json.loads(l) for l in (run_dir/'log.jsonl').read_text().splitlines()]
+    assert [(r['step'], r['to']) for r in log if r['kind'] == 'expand'] == [(0, 'dec 2L, dec ffn 32'), (6, 'dec 3L, dec ffn 96'), (12, 'full')]
+    assert tr.pt.prompt.weight is weight and list(tr.opt.state) == [weight]   # one prompt, one optimizer, across both expansions
+    assert tr.opt.state[weight]['step'] == 20
+    losses = [r['loss'] for r in log if r['kind'] == 'step']
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 1.0   # the loss falls on the toy task (from about ln 260 = 5.6)
+    assert st['stage_flops'][0] / 6 < st['stage_flops'][1] / 6 < st['stage_flops'][2] / 8   # per step, each stage costs more
+    model = tr.pt.model
+    assert current_stage(model) == FULL and [l.self_attn.layer_idx for l in model.model.layers] == [0, 1, 2, 3]
+    assert [r['stage'] for r in log if r['kind'] == 'eval'] == [0, 1, 2]
+
+def test_resume_mid_stage_is_bit_for_bit(run, tmp_path):
+    tr, _, _, _ = run
+    cfg = TrainConfig(**{**CFG.__dict__, 'checkpoint_every': 9})
+    first = trainer(tmp_path, cfg, evaluate=False)
+    save = first._checkpoint
+    class Stop(Exception): pass
+    def save_then_crash():   # the process dies right after the step-9 checkpoint, inside the second stage
+        p = save()
+        if first.state['step'] == 9: raise Stop()
+        return p
+    first._checkpoint = save_then_crash
+    with pytest.raises(Stop): first.fit()
+    second = trainer(tmp_path, cfg, evaluate=False)
+    second.fit()
+    assert torch.equal(second.pt.prompt.weight.detach(), tr.pt.prompt.weight.detach())
+    assert second.state['flops'] == tr.state['flops']
+
+def test_peft_export_of_a_run(run, tmp_path):
+    from peft import PeftModel
+    tr, _, _, run_dir = run
+    out = export_peft_causal(run_dir, tmp_path/'peft', 'tiny-llama')
+    assert torch.equal(load_prompt(run_dir/'prompt.safetensors'), tr.pt.prompt.weight.detach())
+    theirs = PeftModel.from_pretrained(load_causal('tiny-llama')[0], out).eval()
+    _, items = toy_items(load_causal('tiny-llama')[1], 'validation', 4)
+    for it in items:
+        x = torch.tensor([it['input_ids']])
+        ours = tr.pt.generate(x, max_new_tokens=6)
+        assert torch.equal(theirs.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=6, do_sample=False,
+                                           use_cache=False)[:, x.shape[1]:], ours)
+
+@pytest.mark.parametrize('task', ['mnli', 'qqp', 'squad2', 'record', 'xsum'])
+def test_real_rows_as_prompt_and_completion(task, data_dir):
+    tok = load_causal('tiny-llama')[1]
+    t = get_task(task)
+    rows = load_examples(t, 'validation', data_dir, limit=8)
+    items = encode_causal(t, tok, rows, max_input_length=300, max_target_length=t.target_max_length)
+    cue = '\nSummary:' if task == 'xsum' else '\nAnswer:'
+    for row, it in zip(rows, items):
+        prompt, completion = prompt_completion(t.format(row), t)
+        assert tok.decode(it['input_ids']).startswith('<s>') and tok.decode(it['input_ids']).endswith(cue) and len(it['input_ids']) <= 300
+        assert it['labels'][-1] == tok.eos_token_id and '<extra_id_0>' not in completion and completion.startswith(' ')
+        if not it['target_truncated']: assert tok.decode(it['labels'][:-1]) == completion
+        assert it['truncated'] == max(0, len(prompt.encode()) - len(cue.encode()) - (300 - 1 - len(cue.encode())))
+    if task == 'xsum': assert all(it['truncated'] > 0 for it in items)   # documents are long: cut, the cue kept
+    pt = PromptCausalLM(load_causal('tiny-llama')[0], prompt_length=4)
+    b = collate(items[:4])
+    assert torch.isfinite(pt(**b).loss)
+    assert pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=3).shape == (4, 3)
+
+def test_record_trains_on_every_gold_entity(data_dir):
+    tok = load_causal('tiny-llama')[1]
+    rows = load_examples('record', 'train', data_dir)
+    items = encode_causal('record', tok, rows, train=True)
+    per_row = [sum(it['row'] == i for it in items) for i in range(len(rows))]
+    assert per_row == [len(dict.fromkeys(r['answers'])) for r in rows] and max(per_row) > 1
+
+
+def test_the_command_line_on_tiny_llama(tmp_path, capsys):
+    "`fpt run --model tiny-llama`: PT and FPT_CR through the scores, four decoder stages and the tables; then export and evaluate."
+    from fpt_nb.cli import main
+    from fpt_nb.checkpoint import read_json
+    def fpt(*args):
+        code = main(list(map(str, args))); torch.set_num_threads(1)
+        return code, capsys.readouterr()
+    out = tmp_path/'runs'
+    code, o = fpt('run', '--model', 'tiny-llama', '--method', 'pt', 'fpt_cr', '--steps', 8, '--batch-size', 8, '--prompt-length', 4,
+                  '--train-limit', 64, '--eval-limit', 16, '--eval-every', 2, '--score-examples', 16, '--no-progress', '--out-dir', out)
+    assert code == 0, o.err
+    s = read_json(out/'fpt_cr'/'summary.json')
+    assert [st['name'] for st in s['stages']] == ['dec 1L, dec ffn 32', 'dec 2L, dec ffn 64', 'dec 3L, dec ffn 96', 'full']
+    assert s['stages'][0]['flops'] < s['stages'][3]['flops'] and s['decoder'] is True
+    assert '| toy | tiny-llama | FPT_CR | 1 |' in o.out, o.out
+    code, o = fpt('export-peft', out/'fpt_cr', tmp_path/'adapter')
+    assert code == 0 and json.loads((tmp_path/'adapter'/'adapter_config.json').read_text())['task_type'] == 'CAUSAL_LM', o.err
+    code, o = fpt('evaluate', out/'fpt_cr', '--prompt', 'best_last', '--limit', 16, '--no-progress')
+    assert code == 0, o.err
+    ev = read_json(out/'fpt_cr'/'eval-validation-16.json')
+    assert ev['stage'] == 'full' and ev['accuracy'] == read_json(out/'fpt_cr'/'best_last.json')['accuracy']

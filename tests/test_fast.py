@@ -1,0 +1,33 @@
+"The GPU benchmark of issue 12 (`benchmarks/gpu_stages.py`) end to end on a tiny T5 on the CPU: its logic, so a GPU session's one run does not fail on first contact."
+import json, math, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'benchmarks'))
+import gpu_stages
+
+HEADLINE = ('pt_step_ms_before', 'pt_step_ms', 'peft_step_ms', 'tflops_per_s', 'peak_share', 'max_wall_over_flops', 'peak_gib')
+
+
+def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
+    "`--smoke` runs every part a GPU run does except compiling and FlexAttention, and writes the fields issue 12 asks for."
+    gpu_stages.main(['--smoke', '--steps', '1', '--warmup', '0', '--out-dir', str(tmp_path)])
+    rep = json.loads((tmp_path/'gpu_efficiency.json').read_text())
+    assert rep['device'] == 'cpu' and rep['tolerance']['loss_rtol'] == 1e-2 and rep['tolerance']['grad_cos'] == 0.99
+    r = rep['tiny']
+    assert 'error' not in r, r.get('error')
+    assert all(k in r for k in HEADLINE) and r['peak_share'] is None   # no peak for a CPU
+    assert r['pt_step_ms_before'] > 0 and r['pt_step_ms'] > 0 and r['peft_step_ms'] > 0 and r['tflops_per_s'] > 0
+    assert [l['name'] for l in r['levers']] == ['one wait per step', '+ bf16 weights', '+ bias once, SDPA']
+    assert all(l['ok'] for l in r['levers']), [l.get('agreement') or l.get('error') for l in r['levers']]
+    assert r['levers'][0]['agreement']['loss_rdiff'] == 0 and r['levers'][1]['agreement']['grad_cos'] > 1 - 1e-9   # same arithmetic
+    assert r['best_lever'] in [l['name'] for l in r['levers']]
+    assert [s['stage'] for s in r['stages']] == [name for name, _ in gpu_stages.stages('tiny')]
+    pt, partial = r['stages'][0], r['stages'][1:]
+    assert pt['flops'] == r['step_flops'] and all(0 < s['flops'] < pt['flops'] for s in partial)
+    assert math.isclose(r['max_wall_over_flops'], max(s['wall_over_flops'] for s in partial))
+    assert set(r['profile']) == {'stage', 'before', 'after'} and r['profile']['before']['top']
+    assert (tmp_path/'gpu_profile_tiny.txt').read_text().count('old step') == 1
+    assert 'summary' in (tmp_path/'gpu_efficiency.log').read_text()
+    assert r['skipped'] == [f'tiny {name} (compiling is measured on a GPU; --compile-on-cpu to try)'
+                            for name in ('+ compiled blocks', '+ FlexAttention', '+ CUDA graphs')]

@@ -1,0 +1,309 @@
+"""FPT's own claims, each asserted on a value that a bug in the method would change (issue 16).
+
+A run of FPT_CR on the tiny T5 trains 2, 2, 2 and 4 steps on stages that keep 1, 2 and 3 of the 4 encoder
+layers at 32, 64 and 96 of 128 FFN neurons, then the full model. We watch it from inside (the trainer's
+`step_flops` hook is called at every micro-batch with the model as it is trained) and compare it with what the
+paper says should happen: which layers and neurons each stage keeps, the prompt and its Adafactor state carried
+across every expansion, the same numbers as a training loop written out by hand, a resume that is bit for bit the
+uninterrupted run even with dropout drawing from the global RNG, FLOPs that PyTorch's own counter agrees with,
+and an evaluator whose score on known generations is counted by hand. `tools/mutants.py` plants the bugs these
+tests are here to catch.
+"""
+import json
+from pathlib import Path
+import numpy as np
+import pytest, torch, torch.nn as nn
+from torch.utils.flop_counter import FlopCounterMode
+from fpt_nb.prompt import load_t5, PromptT5, t5_config
+from fpt_nb.tasks import toy_examples
+from fpt_nb.batches import encode, batches, batch_order
+from fpt_nb.scores import NeuronScores
+from fpt_nb.arch import layer_stacks, ffn_widths
+from fpt_nb.partial import FULL, apply_stage, current_stage, compound_reduction, layer_dropping, ffn_reduction, check_schedule
+from fpt_nb.train import (Trainer, TrainConfig, Phase, make_optimizer, method_stages, paper_schedule, evaluator, t5_batch_flops)
+from fpt_nb.checkpoint import latest_checkpoint, load_prompt
+from fpt_nb.flops import PAPER_STEPS
+
+CFG = dict(batch_size=8, micro_batch_size=4, prompt_length=4, seed=3)   # two micro-batches a step
+N_TRAIN = 32                                                             # 8 micro-batches: an epoch is 4 steps
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    "Bit-for-bit comparisons within this process, and less load on a shared machine."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny(dropout:float=0.0) -> PromptT5:
+    "The tiny T5 (4+4 layers, FFN 128) with a 4-vector prompt; `dropout` on every dropout layer."
+    model, _ = load_t5('tiny')
+    for m in model.modules():
+        if isinstance(m, nn.Dropout): m.p = dropout
+    return PromptT5(model, prompt_length=4)
+
+TOK = load_t5('tiny')[1]
+ITEMS = encode('toy', TOK, toy_examples('train', N_TRAIN))
+SCORES = NeuronScores({s: torch.rand(4, 128, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(('encoder', 'decoder'))})
+
+# FPT_CR over 10 steps on the tiny T5, by hand: quarters of 4 layers rounded half up are 1, 2, 3 layers; of 128
+# neurons 32, 64, 96. The paper's 20/20/20/40% of 10 steps are 2, 2, 2, 4. Evenly spaced layers keep the first and
+# the last: 2 of 4 are 0 and 3; 3 of 4 are 0, 1, 3 (the longer gap last).
+KEPT = {1: ([0], 32), 3: ([0, 3], 64), 5: ([0, 1, 3], 96), 7: ([0, 1, 2, 3], 128)}   # first step of each stage -> (layers, width)
+def expected_at(step:int): return KEPT[max(s for s in KEPT if s <= step)]
+
+
+class Watcher:
+    "A `step_flops` that counts as the trainer does and notes, at the first micro-batch of every step, what is being trained."
+    def __init__(self, pt):
+        self.pt, self.trainer, self.seen = pt, None, []
+        self.full = list(layer_stacks(pt.model)['encoder'])   # the full model's blocks, before any stage is applied
+        self.full_wi = [b.layer[-1].DenseReluDense.wi_0.weight.detach().clone() for b in self.full]
+
+    def __call__(self, pt, batch, widths):
+        step = self.trainer.state['step'] + 1
+        if not self.seen or self.seen[-1]['step'] != step:
+            w, opt = pt.prompt.weight, self.trainer.opt
+            st = opt.state.get(w, {})
+            blocks = layer_stacks(pt.model)['encoder']
+            self.seen.append(dict(step=step, opt=opt, prompt=w, state=dict(st), adafactor_step=st.get('step', 0),
+                                  layers=[next(i for i, f in enumerate(self.full) if f is b) for b in blocks],
+                                  wi=[b.layer[-1].DenseReluDense.wi_0.weight.detach().clone() for b in blocks],
+                                  widths=ffn_widths(pt.model), decoder_layers=len(layer_stacks(pt.model)['decoder'])))
+        return t5_batch_flops(pt, batch, widths)
+
+
+def train(run_dir, pt=None, dropout:float=0.0, crash_before_step:int|None=None, **cfg):
+    "FPT_CR over 10 steps with the Watcher; `crash_before_step`: the process 'dies' inside that step, before its update."
+    pt = pt or tiny(dropout)
+    watch = Watcher(pt)
+    def step_flops(p, b, w):
+        if crash_before_step is not None and watch.trainer.state['step'] + 1 == crash_before_step: raise KeyboardInterrupt
+        return watch(p, b, w)
+    tr = Trainer(pt, paper_schedule('fpt_cr', 10, pt.model), ITEMS, TrainConfig(**{**CFG, **cfg}), run_dir, scores=SCORES,
+                 progress=False, step_flops=step_flops)
+    watch.trainer = tr
+    try: tr.fit()
+    except KeyboardInterrupt: pass
+    return tr, watch
+
+
+@pytest.fixture(scope='module')
+def fpt_run(tmp_path_factory):
+    return train(tmp_path_factory.mktemp('fpt')/'run')
+
+
+def log(run_dir, kind='step') -> list[dict]:
+    return [r for r in map(json.loads, (Path(run_dir)/'log.jsonl').read_text().splitlines()) if r['kind'] == kind]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Stages: what each one keeps, and where the schedule puts them
+
+def test_each_stage_trains_the_planned_layers_and_neurons(fpt_run):
+    "Layers evenly spaced (first and last kept) and, in each kept layer, the top-scoring FFN neurons of that layer."
+    tr, watch = fpt_run
+    assert [s['step'] for s in watch.seen] == list(range(1, 11))
+    for s in watch.seen:
+        layers, width = expected_at(s['step'])
+        assert s['layers'] == layers, f"step {s['step']}: trained encoder layers {s['layers']}, expected {layers}"
+        assert s['widths']['encoder'] == [width] * len(layers) and s['decoder_layers'] == 4
+        for i, w in zip(layers, s['wi']):
+            keep = SCORES.scores['encoder'][i].topk(width).indices.sort().values   # this layer's best neurons, in order
+            assert torch.equal(w, watch.full_wi[i][keep]), f"step {s['step']}: layer {i} does not keep its {width} top-scoring neurons"
+    assert current_stage(tr.pt.model) == FULL and ffn_widths(tr.pt.model) == dict(encoder=[128] * 4, decoder=[128] * 4)
+
+
+def test_schedule_in_the_papers_proportions():
+    "20/20/20/40% of the steps, rounded; the paper's 30,000 steps of T5-LARGE give its 6,000/6,000/6,000/12,000."
+    model = tiny().model
+    assert [p.steps for p in paper_schedule('fpt_cr', 30000, model)] == list(PAPER_STEPS['large'])
+    assert [p.steps for p in paper_schedule('fpt_ld', 48, model)] == [10, 10, 10, 18]
+    assert [(p.stage, p.steps) for p in paper_schedule('pt', 7, model)] == [(FULL, 7)]
+
+
+def test_stages_are_quarters_rounded_half_up():
+    "On 6 layers of FFN width 10: layers 1.5, 3, 4.5 -> 2, 3, 5; neurons 2.5, 5, 7.5 -> 3, 5, 8."
+    from transformers import T5ForConditionalGeneration
+    torch.manual_seed(0)
+    m = T5ForConditionalGeneration(t5_config(d_model=8, d_ff=10, num_layers=6, num_heads=2, d_kv=4, vocab_size=16))
+    assert method_stages('fpt_cr', m) == [compound_reduction(2, 3), compound_reduction(3, 5), compound_reduction(5, 8), FULL]
+    assert method_stages('fpt_ld', m, decoder=True)[:3] == [layer_dropping(n, decoder=True) for n in (2, 3, 5)]
+    assert method_stages('fr', m, level=3) == [ffn_reduction(8)]
+
+
+def test_a_shrinking_schedule_is_refused():
+    model = tiny().model
+    with pytest.raises(ValueError, match='stage 2 keeps 32 encoder FFN neurons but stage 1 kept 64: stages must grow'):
+        check_schedule([ffn_reduction(64), ffn_reduction(32), FULL], model, SCORES)
+
+
+def test_partial_then_full_is_the_original_model():
+    "A partial model computes what the full model computes with the dropped neurons zeroed; FULL gives back the original."
+    pt = tiny()
+    model = pt.model
+    x, dec = torch.tensor([[5, 80, 17, 1]]), torch.tensor([[0, 9, 4]])
+    def logits():
+        with torch.no_grad(): return model(input_ids=x, decoder_input_ids=dec).logits
+    full = logits()
+    keep = {s: [SCORES.scores[s][i].topk(48).indices for i in range(4)] for s in ('encoder', 'decoder')}
+    hooks = []
+    for s, blocks in layer_stacks(model).items():
+        for i, b in enumerate(blocks):
+            mask = torch.zeros(128).index_fill_(0, keep[s][i], 1.0)
+            hooks.append(b.layer[-1].DenseReluDense.wo.register_forward_pre_hook(lambda mod, a, mask=mask: (a[0] * mask,)))
+    masked = logits()
+    for h in hooks: h.remove()
+    apply_stage(model, ffn_reduction(48, decoder=True), SCORES)
+    torch.testing.assert_close(logits(), masked, rtol=1e-5, atol=1e-5)
+    apply_stage(model, FULL)
+    assert ffn_widths(model) == dict(encoder=[128] * 4, decoder=[128] * 4)
+    assert torch.equal(logits(), full)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The prompt and its optimizer state across expansions
+
+def test_expansions_carry_the_prompt_and_its_optimizer_state(fpt_run):
+    "One optimizer and one prompt for the whole run: at every step, Adafactor has taken every earlier step, stages included."
+    tr, watch = fpt_run
+    first = watch.seen[0]
+    expansions = [s['step'] for a, s in zip(watch.seen, watch.seen[1:]) if s['widths'] != a['widths']]
+    assert expansions == [3, 5, 7]
+    for s in watch.seen:
+        assert s['opt'] is first['opt'] and s['prompt'] is first['prompt'], f"step {s['step']}: a new optimizer or prompt"
+        assert s['adafactor_step'] == s['step'] - 1, f"step {s['step']}: Adafactor has taken {s['adafactor_step']} steps before it"
+    for key in ('exp_avg_sq_row', 'exp_avg_sq_col'):   # the factored second moments: the very same tensors, updated in place
+        assert all(s['state'][key] is watch.seen[1]['state'][key] for s in watch.seen[1:])
+    assert tr.opt.state[tr.pt.prompt.weight]['step'] == 10
+
+
+def reference_loop(pt, phases, cfg:TrainConfig) -> tuple[torch.Tensor, list[float], int]:
+    "FPT written out by hand: one Adafactor for the whole run, the model grown in place, batches epoch after epoch."
+    opt, sched = make_optimizer([pt.prompt.weight], cfg)
+    n_micro = cfg.batch_size // cfg.micro
+    def micro_batches():
+        epoch = 0
+        while True:
+            yield from batches(ITEMS, cfg.micro, shuffle=True, seed=cfg.seed, epoch=epoch, drop_last=True)
+            epoch += 1
+    it, losses = micro_batches(), []
+    pt.train()
+    for phase in phases:
+        apply_stage(pt.model, phase.stage, SCORES)
+        for _ in range(phase.steps):
+            total = 0.0
+            for _ in range(n_micro):
+                b = next(it)
+                loss = pt(b['input_ids'], b['attention_mask'], labels=b['labels']).loss
+                (loss / n_micro).backward()
+                total += loss.item() / n_micro
+            torch.nn.utils.clip_grad_norm_([pt.prompt.weight], cfg.clip_norm)
+            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
+            losses.append(total)
+    return pt.prompt.weight.detach().clone(), losses, opt.state[pt.prompt.weight]['step']
+
+
+def test_fpt_run_equals_the_loop_written_out_by_hand(fpt_run):
+    "Ten steps over three epochs and four stages: the trainer's prompt and losses are the hand-written loop's, bit for bit."
+    tr, _ = fpt_run
+    pt = tiny()
+    prompt, losses, steps = reference_loop(pt, paper_schedule('fpt_cr', 10, pt.model), TrainConfig(**CFG))
+    assert steps == 10 and tr.state['epoch'] == 2   # 20 micro-batches of an 8-batch epoch
+    assert [r['loss'] for r in log(tr.run_dir)] == losses
+    assert torch.equal(tr.pt.prompt.weight.detach(), prompt)
+    assert torch.equal(load_prompt(tr.run_dir/'prompt.safetensors'), prompt)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Resume
+
+def test_resume_with_dropout_is_bit_identical(fpt_run, tmp_path):
+    "Dropout draws from the global RNG: a run killed mid-stage and resumed ends with the uninterrupted run's prompt."
+    probe = tiny(0.1)
+    probe.train()
+    b = next(batches(ITEMS, 4, shuffle=False))
+    losses = [probe(b['input_ids'], b['attention_mask'], labels=b['labels']).loss.item() for _ in range(2)]
+    assert losses[0] != losses[1], "dropout is not active: this test would not see the RNG state"
+
+    whole, _ = train(tmp_path/'whole', dropout=0.1, checkpoint_every=1)
+    assert not torch.equal(whole.pt.prompt.weight, fpt_run[0].pt.prompt.weight)   # dropout changed the run
+    cut, _ = train(tmp_path/'cut', dropout=0.1, checkpoint_every=1, crash_before_step=4)
+    assert cut.state['step'] == 3 and latest_checkpoint(tmp_path/'cut'/'checkpoints').name == 'step-0000003'
+    again, watch = train(tmp_path/'cut', dropout=0.1, checkpoint_every=1)   # a new process: a new model and trainer
+    assert again.resumed and [s['step'] for s in watch.seen] == list(range(4, 11))
+    assert torch.equal(load_prompt(tmp_path/'cut'/'prompt.safetensors'), load_prompt(tmp_path/'whole'/'prompt.safetensors'))
+    assert [r['loss'] for r in log(tmp_path/'cut')] == [r['loss'] for r in log(tmp_path/'whole')]
+
+
+def test_checkpoint_of_another_task_is_refused(tmp_path):
+    "The run's identity (model name, task) is part of the fingerprint: the same tiny model on another task does not resume."
+    def trainer(task):
+        pt = tiny()
+        return Trainer(pt, [Phase(FULL, 1)], ITEMS, TrainConfig(**CFG), tmp_path, progress=False, identity=dict(name='tiny', task=task))
+    trainer('toy').fit()
+    assert trainer('toy').begin() is True
+    with pytest.raises(ValueError, match='was written by another run'): trainer('mnli').begin()   # only the task differs
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FLOPs and evaluation as the trainer does them
+
+def test_logged_flops_are_what_pytorch_counts(tmp_path):
+    "FlopCounterMode around a whole run (a partial stage with the decoder reduced, then full) counts the FLOPs the log says."
+    pt = tiny()
+    phases = [Phase(compound_reduction(2, 64, decoder=True), 1), Phase(FULL, 2)]
+    tr = Trainer(pt, phases, ITEMS, TrainConfig(**CFG), tmp_path, scores=SCORES, progress=False)
+    with FlopCounterMode(display=False) as counter: st = tr.fit()
+    steps = log(tmp_path)
+    assert st['flops'] == steps[-1]['flops'] == counter.get_total_flops()
+    assert st['stage_flops'][0] < st['stage_flops'][1] / 2   # one partial step costs less than one full step
+
+
+class Scripted(nn.Module):
+    "A stand-in model whose generations are known: it answers each input text with `answers[text]`, in whatever order it is asked."
+    def __init__(self, answers:dict[str, str]):
+        super().__init__()
+        self.answers, self.asked, self.modes = answers, [], []
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=None, num_beams=1):
+        texts = [TOK.decode(ids[mask.bool()], skip_special_tokens=True) for ids, mask in zip(input_ids, attention_mask)]
+        self.asked.append((len(texts), max_new_tokens)); self.modes.append(self.training)
+        return TOK([self.answers[t] for t in texts], padding=True, return_tensors='pt').input_ids
+
+
+def test_evaluator_scores_the_generations():
+    "Ten toy rows (labels no, yes, no, yes, ...) and ten known answers: 5 right, 2 unparseable, by hand."
+    rows = toy_examples('validation', 10)
+    texts = [r['text'] for r in rows]
+    assert [r['label'] for r in rows] == [0, 1] * 5 and len(set(texts)) == 10
+    answers = ['no', 'no', 'no', 'yes', 'yes', 'yes', 'maybe', 'no thanks', '', 'yes']
+    #           ok    -     ok    ok     -      ok     none     -            none  ok
+    model = Scripted(dict(zip(texts, answers)))
+    model.train()
+    m = evaluator('toy', TOK, encode('toy', TOK, rows), rows, batch_size=4)(model)
+    assert (m['accuracy'], m['unparseable'], m['total']) == (50.0, 2, 10)
+    assert [n for n, _ in model.asked] == [4, 4, 2] and len({k for _, k in model.asked}) == 1   # three batches, one length limit
+    assert model.modes == [False] * 3 and model.training                                        # generated in eval mode, then back
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batching order
+
+def test_every_epoch_has_its_own_order():
+    lengths = list(range(10, 42))
+    orders = [batch_order(lengths, 4, seed=3, epoch=e, drop_last=True) for e in range(3)]
+    for o in orders: assert sorted(i for g in o for i in g) == list(range(32))
+    assert orders[0] != orders[1] != orders[2] != orders[0]
+    assert orders[0] == batch_order(lengths, 4, seed=3, epoch=0, drop_last=True)   # and reproducible
+
+
+def test_length_buckets_come_in_shuffled_order():
+    "Bucketing groups items of similar length, then shuffles the groups: not longest first."
+    lengths = list(np.random.default_rng(0).permutation(64) + 5)
+    groups = batch_order(lengths, 4, seed=1, bucket=True)
+    by_length = sorted(range(64), key=lambda i: -lengths[i])
+    assert sorted(groups) == sorted(by_length[i:i + 4] for i in range(0, 64, 4))   # each group: 4 neighbours in length
+    firsts = [lengths[g[0]] for g in groups]
+    assert firsts != sorted(firsts, reverse=True)

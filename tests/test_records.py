@@ -1,0 +1,255 @@
+"""Records that cannot lie (issue 13): what went into a prompt is fixed in its run folder, and every bad input gets one line.
+
+Each case failed on the code before the fix: a resumed run silently trained on other data, a finished run rewrote its
+summary, the tables pooled runs of different settings, `export-peft` overwrote an adapter, papermill took `steps=4.5`,
+and a dozen bad inputs ended in a traceback or a misleading message. Runs use the tiny T5 and the built-in toy task
+(or real MNLI rows from the data directory), a few steps each.
+"""
+import hashlib, json, shutil
+from pathlib import Path
+import pytest, torch
+from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint
+from fpt_nb.cli import main
+from fpt_nb.prompt import load_t5
+from fpt_nb.run import run_experiment, evaluate_run
+from fpt_nb.tables import collect_runs, table2
+
+RUN = dict(task='toy', model='tiny', method='fpt_cr', steps=6, batch_size=4, prompt_length=4, train_limit=32, eval_limit=8,
+           score_examples=16, device='cpu', progress=False)
+STEP = lambda n: f'step-{n:07d}'
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+@pytest.fixture(scope='module')
+def finished(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp('finished')/'run'
+    run_experiment(out_dir=str(d), **RUN)
+    return d
+
+def snapshot(d:Path) -> dict:
+    return {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(d.rglob('*')) if p.is_file() and 'tb' not in p.relative_to(d).parts}
+
+def copy(src:Path, dst:Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns('tb'))
+    return dst
+
+def unfinished(src:Path, dst:Path) -> Path:
+    "A copy of a finished run as it was when killed after its step-3 checkpoint: no summary, step 3 the latest."
+    d = copy(src, dst)
+    shutil.rmtree(d/'checkpoints'/STEP(6)); (d/'summary.json').unlink()
+    (d/'checkpoints'/'latest').write_text(STEP(3))
+    return d
+
+def fpt(*args, capsys) -> tuple[int, str, str]:
+    try: code = main(list(map(str, args)))
+    except SystemExit as e: code = e.code
+    torch.set_num_threads(1)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+def one_line(code, err, says):
+    "Exit code 2 and one line from fpt saying `says` (other lines are progress bars of the test's own set-up)."
+    assert code == 2, err
+    ours = [l for l in err.replace('\r', '\n').splitlines() if l.startswith('fpt ')]
+    assert len(ours) == 1 and says in ours[0] and 'Traceback' not in err, err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 1. The fingerprint covers the data, the limits, the lengths, the padding and the tokenizer
+
+@pytest.mark.parametrize('change,says', [
+    (dict(train_limit=16), "train_data.limit (32 there, 16 now), train_data.rows (32 there, 16 now)"),
+    (dict(train_limit=64), "train_data.limit (32 there, 64 now)"),
+    (dict(eval_limit=4), "evaluation.data.limit (8 there, 4 now)"),
+    (dict(max_input_length=100), "max_input_length (492 there, 100 now)"),
+    (dict(padding='max'), "padding ('dynamic' there, 'max' now)"),
+    (dict(max_target_length=6), "max_target_length (8 there, 6 now)"),
+    (dict(eval_every=2), "evaluation.every (0 there, 2 now)"),
+], ids=['smaller_train_limit', 'larger_train_limit', 'other_eval_limit', 'other_input_length', 'other_padding', 'other_target_length',
+        'other_eval_cadence'])
+def test_resume_with_other_data_or_settings_is_refused(change, says, finished, tmp_path):
+    "A killed run resumed with another limit, length, padding or cadence is refused, naming what differs, and nothing changes."
+    d = unfinished(finished, tmp_path/'run')
+    before = snapshot(d)
+    with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, **change})
+    assert f"checkpoint {d/'checkpoints'/STEP(3)} was written by another run" in str(e.value) and says in str(e.value), str(e.value)
+    assert snapshot(d) == before
+
+def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
+    "The same file name with other rows in it is other data: refused, naming the training data's hash."
+    for name in ('a', 'b'):
+        (tmp_path/name/'mnli').mkdir(parents=True)
+    lines = (data_dir/'mnli'/'train.jsonl').read_text().splitlines()[:16]
+    val = (data_dir/'mnli'/'validation_matched.jsonl').read_text().splitlines()[:8]
+    for name, rows in (('a', lines), ('b', lines[:15] + [lines[15].replace('"label": 0', '"label": 1').replace('"label": 2', '"label": 0')])):
+        (tmp_path/name/'mnli'/'train.jsonl').write_text('\n'.join(rows) + '\n')
+        (tmp_path/name/'mnli'/'validation_matched.jsonl').write_text('\n'.join(val) + '\n')
+    kw = dict(RUN, task='mnli', method='pt', steps=2, max_target_length=4)
+    d = tmp_path/'run'
+    run_experiment(out_dir=str(d), data_dir=str(tmp_path/'a'), **kw)
+    with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), data_dir=str(tmp_path/'b'), **kw)
+    assert 'holds a finished run with other settings: its train_data.sha' in str(e.value), str(e.value)
+
+def test_task_change_is_reported_as_a_task_change(finished, tmp_path, data_dir):
+    d = unfinished(finished, tmp_path/'run')
+    with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, 'task': 'mnli', 'data_dir': str(data_dir), 'max_target_length': 8})
+    msg = str(e.value)
+    assert "its task ('toy' there, 'mnli' now)" in msg and 'model' not in msg.split('differ')[0], msg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 2. A finished run is not run again
+
+def test_rerunning_a_finished_run_changes_nothing(finished, tmp_path, capsys):
+    d = copy(finished, tmp_path/'run')
+    before = snapshot(d)
+    s = run_experiment(out_dir=str(d), **RUN)
+    assert s == read_json(d/'summary.json') and snapshot(d) == before
+    code, out, err = fpt('run', '--task', 'toy', '--method', 'fpt_cr', '--out-dir', d, '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
+                         '--train-limit', 32, '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--no-progress', capsys=capsys)
+    assert code == 0, err
+    assert 'is finished: nothing to do' in out
+    assert {k: v for k, v in snapshot(d).items() if k != 'stages.png'} == before
+
+def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
+    d = copy(finished, tmp_path/'run')
+    before = snapshot(d)
+    s = run_experiment(out_dir=str(d), **{**RUN, 'eval_limit': 4})
+    assert s == read_json(d/'summary.json')
+    ev = read_json(d/'eval-validation-4.json')
+    assert ev['n'] == 4 and ev['prompt'] == 'best_prompt.safetensors'
+    assert {k: v for k, v in snapshot(d).items() if k != 'eval-validation-4.json'} == before
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 3. Tables pool only runs that differ in the seed
+
+def test_tables_do_not_pool_other_settings(tmp_path, capsys):
+    small = dict(task='toy', model='tiny', steps=4, batch_size=4, prompt_length=4, train_limit=16, eval_limit=8, eval_every=2, progress=False)
+    run_experiment(method='pt', out_dir=str(tmp_path/'pt-a'), **small)
+    run_experiment(method='pt', out_dir=str(tmp_path/'pt-b'), lr=0.1, **small)
+    run_experiment(method='fpt_ld', out_dir=str(tmp_path/'ld-a'), **small)
+    rows = table2(collect_runs(tmp_path))
+    assert [(r['method'], r['seeds'], r['setting']) for r in rows] == [('PT', 1, 'lr=0.1'), ('PT', 1, 'lr=0.3'), ('FPT_LD', 1, 'lr=0.3')]
+    assert rows[2]['flops_pct'] < 100 and rows[0]['flops_pct'] == rows[1]['flops_pct'] == 100
+    code, out, err = fpt('tables', tmp_path, capsys=capsys)
+    assert code == 0 and '| lr=0.1 | PT | 1 |' in out and 'seeds 2' not in out, out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4. export-peft
+
+def test_export_peft_refuses_to_overwrite(finished, tmp_path, capsys):
+    out = tmp_path/'adapter'
+    code, o, err = fpt('export-peft', finished, out, capsys=capsys)
+    assert code == 0 and f'exporting best_last_prompt.safetensors of {finished}' in o, err
+    before = snapshot(out)
+    code, o, err = fpt('export-peft', finished, out, capsys=capsys)
+    one_line(code, err, 'already holds a PEFT adapter: pass force=True (fpt export-peft --force)')
+    assert snapshot(out) == before
+    code, o, err = fpt('export-peft', finished, out, '--force', capsys=capsys)
+    assert code == 0, err
+
+def test_export_peft_from_an_unfinished_run_says_so(finished, tmp_path, capsys):
+    d = unfinished(finished, tmp_path/'run')
+    code, o, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
+    assert code == 0 and f'run {d} is unfinished: it has no summary.json yet; exporting best_last_prompt.safetensors as it is' in o, (o, err)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. One clear line for each bad input
+
+def test_bad_model_folders(tmp_path, capsys):
+    empty = tmp_path/'empty'; empty.mkdir()
+    code, _, err = fpt('run', '--model', empty, '--method', 'pt', '--out-dir', tmp_path/'r1', '--steps', 2, capsys=capsys)
+    one_line(code, err, f'model folder {empty} has no config.json')
+    assert not (tmp_path/'r1').exists()
+    broken = tmp_path/'broken'; broken.mkdir(); (broken/'config.json').write_text('{"d_model": 64,')
+    code, _, err = fpt('run', '--model', broken, '--method', 'pt', '--out-dir', tmp_path/'r2', '--steps', 2, capsys=capsys)
+    one_line(code, err, f"model folder {broken}: {broken/'config.json'} is not valid JSON")
+    assert not (tmp_path/'r2').exists()
+
+def test_out_dir_or_data_dir_that_is_a_file(tmp_path, capsys):
+    f = tmp_path/'file'; f.write_text('x')
+    code, _, err = fpt('run', '--method', 'pt', '--out-dir', f, '--steps', 2, '--no-progress', capsys=capsys)
+    one_line(code, err, f'out_dir {f} is a file: expected a folder')
+    code, _, err = fpt('run', '--task', 'mnli', '--data-dir', f, '--method', 'pt', '--out-dir', tmp_path/'r', '--steps', 2, capsys=capsys)
+    one_line(code, err, f'data_dir {f} is a file: expected a folder holding mnli/')
+    assert not (tmp_path/'r').exists()
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a torch without CUDA')
+def test_cuda_on_a_cpu_only_torch(tmp_path, capsys):
+    code, _, err = fpt('run', '--method', 'pt', '--device', 'cuda', '--out-dir', tmp_path/'r', '--steps', 2, capsys=capsys)
+    one_line(code, err, "device 'cuda' is not available: this torch")
+    assert not (tmp_path/'r').exists()
+
+def test_evaluate_bad_inputs(finished, tmp_path, capsys):
+    d = copy(finished, tmp_path/'run')
+    code, _, err = fpt('evaluate', d, '--limit', 0, capsys=capsys)
+    one_line(code, err, 'limit must be a whole number of at least 1')
+    (d/'best_prompt.safetensors').unlink()
+    code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
+    one_line(code, err, f'run {d} has no best prompt (best_prompt.safetensors): it ran no evaluation')
+    write_json(d/'summary.json', {k: v for k, v in read_json(d/'summary.json').items() if k != 'config'})
+    code, _, err = fpt('evaluate', d, capsys=capsys)
+    one_line(code, err, "has no 'config' and 'stages': it was not written by run_experiment")
+
+def test_evaluate_says_where_the_best_prompt_came_from(finished, capsys, tmp_path):
+    d = copy(finished, tmp_path/'run')
+    code, out, err = fpt('evaluate', d, '--limit', 8, '--no-progress', capsys=capsys)
+    best = read_json(d/'best.json')
+    assert code == 0, err
+    assert f"best prompt from step {best['step']} (the paper's: the highest selection metric over all evaluations" in out, out
+    ev = read_json(d/'eval-validation-8.json')
+    assert (ev['stage_index'], ev['paper_acc']) == (best['stage'], best['paper_acc'])   # the same prompt on the same model and rows
+
+@pytest.mark.parametrize('content,says', [('[1, 2]', 'holds a list: expected a JSON object'), ('{"task": "toy"}', "lacks 'model', 'method'")])
+def test_tables_on_a_bad_summary(content, says, tmp_path, capsys):
+    (tmp_path/'run').mkdir(); (tmp_path/'run'/'summary.json').write_text(content)
+    code, _, err = fpt('tables', tmp_path, capsys=capsys)
+    one_line(code, err, says)
+
+def test_short_runs_evaluate_on_fewer_examples(data_dir, tmp_path, capsys):
+    code, out, err = fpt('run', '--task', 'mnli', '--data-dir', data_dir, '--method', 'pt', '--steps', 2, '--batch-size', 4, '--prompt-length', 4,
+                         '--train-limit', 16, '--max-target-length', 4, '--out-dir', tmp_path/'r', '--no-progress', capsys=capsys)
+    assert code == 0, err
+    assert 'evaluating on the first 500 validation examples (--eval-limit 0 for all)' in out
+    assert read_json(tmp_path/'r'/'summary.json')['n_eval'] == 500
+
+def test_evaluation_shows_progress(capsys):
+    from fpt_nb.prompt import PromptT5
+    from fpt_nb.tasks import load_examples
+    from fpt_nb.batches import encode
+    from fpt_nb.train import generate_texts
+    m, tok = load_t5('tiny')
+    rows = load_examples('toy', 'validation', limit=8)
+    generate_texts(PromptT5(m, prompt_length=4), tok, encode('toy', tok, rows), 2, batch_size=4, progress=True)
+    err = capsys.readouterr().err
+    assert 'generating' in err and '/8 ' in err and 'ex/s' in err, err
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 6. Run folders that travel
+
+def test_a_local_model_is_recorded_by_digest_and_found_again(tmp_path, capsys):
+    m, tok = load_t5('tiny')
+    here = tmp_path/'model-here'; m.save_pretrained(here); tok.save_pretrained(here)
+    d = tmp_path/'run'
+    s = run_experiment(out_dir=str(d), **{**RUN, 'model': str(here), 'method': 'pt'})
+    assert s['model_ref']['path'] == str(here.resolve()) and len(s['model_ref']['digest']) == 16
+    moved = tmp_path/'model-moved'; shutil.move(here, moved)
+    code, _, err = fpt('evaluate', d, '--limit', 4, capsys=capsys)
+    one_line(code, err, f"the run's model folder {here} is not on this machine: pass model=")
+    code, out, err = fpt('evaluate', d, '--limit', 4, '--model', moved, '--no-progress', capsys=capsys)
+    assert code == 0, err
+    other = tmp_path/'other'; load_t5('tiny', seed=1)[0].save_pretrained(other); tok.save_pretrained(other)
+    code, _, err = fpt('evaluate', d, '--limit', 4, '--model', other, capsys=capsys)
+    one_line(code, err, f'model folder {other} is not the model run {d} was trained with')
+    before = snapshot(d)   # the moved model is the same model: the finished run is found finished, nothing changes
+    run_experiment(out_dir=str(d), **{**RUN, 'model': str(moved), 'method': 'pt'})
+    assert snapshot(d) == before

@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Plant known bugs in a copy of fpt_nb, one at a time, and check that the tests catch each (`make mutants`).
+
+    python tools/mutants.py                        # every mutant; table -> results/mutants/mutants.md and .json
+    python tools/mutants.py --only optimizer_rebuilt_at_stage_start evaluator_scores_empty_strings
+    python tools/mutants.py --without tests/test_method.py tests/test_scoring.py tests/test_bf16.py --out results/mutants/before
+    python tools/mutants.py --check                # only say whether every mutant still applies to the source
+    python tools/mutants.py --only bf16_ignored --update   # re-run one mutant (its pattern refreshed) into the existing table
+
+Each mutant is one textual change to the exported library (`fpt_nb/*.py`, what the tests import): `old` must occur
+exactly once in its file, or the mutant is reported as "no longer applies" (the source moved: refresh the pattern).
+The tree (tracked and untracked files, not the ignored ones) is copied to a temporary folder; the unmutated copy
+must pass every selected test first, so that a failure under a mutant means the mutant was caught. Then for each
+mutant its file is changed in the copy and its tests run there with pytest (`-x`: the first failure is enough),
+with the copy first on PYTHONPATH (a guard plugin checks that `fpt_nb` really is imported from the copy, in pytest
+and in every process it starts). caught: a test failed; SURVIVED: all passed; error: pytest could not run them.
+
+A curated list rather than mutmut or cosmic-ray: those generate every operator swap they can (hundreds of mutants
+for this library, most of them crashes or equivalent code) and run the whole suite for each; what we want to know
+is whether the tests see the bugs that would quietly break the method's claims. Slow (tens of minutes when
+mutants survive): run it before a release, not in CI.
+"""
+from __future__ import annotations
+import argparse, json, os, shutil, subprocess, sys, tempfile, time
+from dataclasses import dataclass, asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tests a reviewer would run for a change to the trainer, as in issue 16.
+RUN = ('tests/test_resume.py', 'tests/test_reliability.py', 'tests/test_distributed.py')
+M = 'tests/test_method.py::'
+S = 'tests/test_scoring.py::'
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str              # under fpt_nb/
+    old: str               # occurs exactly once in the file
+    new: str
+    tests: tuple[str, ...]  # pytest paths or node ids, run in this order (put the quick, sharp ones first)
+    what: str              # the bug, in words
+
+MUTANTS = [
+    # -- the trainer: the prompt and its optimizer state across expansions, resume, evaluation, FLOPs
+    Mutant('optimizer_rebuilt_at_stage_start', 'train.py',
+           "phase = self.phase_at(st['step'])",
+           "phase = self.phase_at(st['step']); self.opt, self.sched = make_optimizer([self.pt.prompt.weight], self.cfg)"
+           " if st['step'] == sum(p.steps for p in self.phases[:phase]) else (self.opt, self.sched);"
+           " self.stepper.opt, self.stepper.sched = self.opt, self.sched",
+           (M + 'test_expansions_carry_the_prompt_and_its_optimizer_state', M + 'test_fpt_run_equals_the_loop_written_out_by_hand', *RUN),
+           'a new Adafactor (empty state) at every stage start'),
+    Mutant('resume_skips_rng_restore', 'train.py',
+           "set_rng_state(unflatten_state(state.pop('rng'), tensors))", "state.pop('rng')",
+           (M + 'test_resume_with_dropout_is_bit_identical', *RUN), '`Trainer.resume` does not restore the RNG states'),
+    Mutant('resume_skips_optimizer_state', 'train.py',
+           "self.opt.load_state_dict(unflatten_state(state.pop('optimizer'), tensors))", "state.pop('optimizer')",
+           (M + 'test_resume_with_dropout_is_bit_identical', *RUN), '`Trainer.resume` starts a fresh optimizer'),
+    Mutant('evaluator_scores_empty_strings', 'train.py',
+           'return score(task, preds, examples)', "return score(task, [''] * len(preds), examples)",
+           (M + 'test_evaluator_scores_the_generations', *RUN), "the trainer's evaluator scores empty strings, not the generations"),
+    Mutant('step_flops_without_prompt', 'train.py',
+           "pt_step_flops(pt.model.config, pt.prompt_length + batch['input_ids'].shape[1],",
+           "pt_step_flops(pt.model.config, batch['input_ids'].shape[1],",
+           (M + 'test_logged_flops_are_what_pytorch_counts', 'tests/test_flops.py', *RUN), "per-step FLOPs leave out the prompt's positions"),
+    Mutant('flops_widths_stale_after_expansion', 'train.py',
+           'widths = ffn_widths(self.pt.model)\n', 'pass\n',
+           (M + 'test_logged_flops_are_what_pytorch_counts', 'tests/test_flops.py', *RUN), 'FLOPs counted at the shapes before the expansion'),
+    Mutant('stage_boundary_off_by_one', 'train.py',
+           'if step < p.steps: return i', 'if step <= p.steps: return i',
+           (M + 'test_each_stage_trains_the_planned_layers_and_neurons', *RUN), 'each stage but the last trains one step too many'),
+    Mutant('epoch_not_advanced', 'train.py',
+           "self.state['epoch'] += 1; self.state['pos'] = 0", "self.state['pos'] = 0",
+           (M + 'test_fpt_run_equals_the_loop_written_out_by_hand', *RUN), 'every epoch replays the first epoch\'s order'),
+    Mutant('bf16_ignored', 'fast.py',
+           'with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext():', 'with nullcontext():',
+           ('tests/test_bf16.py', *RUN), 'bf16=True trains in float32'),
+    # -- stage planning
+    Mutant('method_stages_round_down', 'train.py',
+           'k, f = max(1, int(n * q / 4 + 0.5)), max(1, int(d_ff * q / 4 + 0.5))', 'k, f = max(1, int(n * q / 4)), max(1, int(d_ff * q / 4))',
+           (M + 'test_stages_are_quarters_rounded_half_up', 'tests/test_cli.py', 'tests/test_encoder.py'), 'stage sizes rounded down, not half up'),
+    Mutant('paper_fractions_swapped', 'train.py',
+           'PAPER_FRACTIONS = (0.2, 0.2, 0.2, 0.4)', 'PAPER_FRACTIONS = (0.2, 0.2, 0.4, 0.2)',
+           (M + 'test_schedule_in_the_papers_proportions', 'tests/test_cli.py', *RUN), 'the third stage gets the full stage\'s 40%'),
+    Mutant('growth_check_off', 'partial.py',
+           'if i: _check_grows(stages[i - 1], st, model, i)', 'pass',
+           (M + 'test_a_shrinking_schedule_is_refused', 'tests/test_cli.py', 'tests/test_reliability.py'), 'a schedule whose stages shrink is accepted'),
+    Mutant('stage_plan_layer0_scores', 'partial.py',
+           "scores.scores[s][i] if stage.ffn_selection == 'score' else None", "scores.scores[s][0] if stage.ffn_selection == 'score' else None",
+           (M + 'test_each_stage_trains_the_planned_layers_and_neurons', 'tests/test_flops.py', *RUN), "every layer keeps the neurons layer 0's scores pick"),
+    # -- partial models and expansion
+    Mutant('select_neurons_lowest', 'partial.py',
+           'torch.argsort(scores, descending=True, stable=True)[:k]', 'torch.argsort(scores, descending=False, stable=True)[:k]',
+           (M + 'test_each_stage_trains_the_planned_layers_and_neurons', 'tests/test_flops.py', *RUN), 'FFN reduction keeps the lowest-scoring neurons'),
+    Mutant('evenly_spaced_off_by_one', 'partial.py',
+           'q, r = divmod(n - 1, k - 1)', 'q, r = divmod(n - 2, k - 1)',
+           (M + 'test_each_stage_trains_the_planned_layers_and_neurons', 'tests/test_flops.py', *RUN), 'layer dropping never keeps the last layer'),
+    Mutant('kept_layers_first_k', 'partial.py',
+           'nn.ModuleList([full[i] for i, _ in plan[s]])', 'nn.ModuleList(list(full)[:len(plan[s])])',
+           (M + 'test_each_stage_trains_the_planned_layers_and_neurons', 'tests/test_flops.py', *RUN), 'a partial model runs its first k layers, not the planned ones'),
+    Mutant('restore_full_keeps_narrow_ffns', 'partial.py',
+           'for owner, name, lin in p.linears: setattr(owner, name, lin)', 'pass',
+           (M + 'test_partial_then_full_is_the_original_model', 'tests/test_flops.py', *RUN), 'growing back leaves the FFNs narrow'),
+    # -- checkpoints
+    Mutant('rng_torch_not_restored', 'checkpoint.py',
+           "torch.set_rng_state(st['torch'])", 'pass',
+           (M + 'test_resume_with_dropout_is_bit_identical', *RUN), "a checkpoint's torch RNG state is not restored"),
+    Mutant('fingerprint_without_identity', 'train.py',
+           'identity = dict(identity or {})', 'identity = {}',
+           (M + 'test_checkpoint_of_another_task_is_refused', 'tests/test_resume.py', 'tests/test_reliability.py'),
+           "a run resumes another task's checkpoint"),
+    Mutant('fingerprint_without_seed', 'train.py',
+           'micro_batch_size=cfg.micro, seed=cfg.seed,', 'micro_batch_size=cfg.micro,',
+           ('tests/test_reliability.py',), "a run resumes another seed's checkpoint"),
+    # -- batching order
+    Mutant('batch_order_ignores_epoch', 'batches.py',
+           'rng = np.random.default_rng([seed, epoch])', 'rng = np.random.default_rng(seed)',
+           (M + 'test_every_epoch_has_its_own_order', 'tests/test_tasks.py', *RUN), 'every epoch has the same order'),
+    Mutant('buckets_not_shuffled', 'batches.py',
+           'if bucket and shuffle: groups = [groups[i] for i in rng.permutation(len(groups))]', 'pass',
+           (M + 'test_length_buckets_come_in_shuffled_order', 'tests/test_tasks.py'), 'length buckets come longest first'),
+    Mutant('batches_ignore_start', 'batches.py',
+           'for group in order[start:]:', 'for group in order:',
+           ('tests/test_tasks.py', 'tests/test_resume.py'), 'a resumed epoch starts from its first batch again'),
+    # -- metrics
+    Mutant('squad_no_answer_mapping_removed', 'metrics.py',
+           "if pred.lower() == NO_ANSWER: pred = ''", 'pass',
+           (S + 'test_squad_v2_by_hand', 'tests/test_tasks.py'), "'unanswerable' is not read as no answer"),
+    Mutant('token_f1_no_answer_rule_off', 'metrics.py',
+           'if no_answer and (not gold_toks or not pred_toks): return float(gold_toks == pred_toks)', 'pass',
+           (S + 'test_squad_v2_by_hand', 'tests/test_tasks.py'), 'SQuAD 2.0 F1 without the empty-answer rule'),
+    Mutant('record_first_gold_only', 'metrics.py',
+           'em += max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)',
+           'em += max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds[:1])',
+           (S + 'test_record_takes_the_best_gold_answer', 'tests/test_tasks.py'), 'ReCoRD exact match against the first gold answer only'),
+    Mutant('rouge_without_stemming', 'metrics.py',
+           'use_stemmer=True', 'use_stemmer=False', (S + 'test_rouge_stems_words', 'tests/test_tasks.py'), 'ROUGE without the stemmer'),
+    Mutant('accuracy_as_fraction', 'metrics.py',
+           'accuracy=100 * correct / len(references)', 'accuracy=correct / len(references)',
+           (S + 'test_accuracy_is_a_percentage', 'tests/test_tasks.py'), 'accuracy as a fraction, not a percentage'),
+    # -- FLOPs
+    Mutant('flops_cross_attention_dropped', 'flops.py',
+           "attention('decoder', i, 'cross', T, L, stream, True)", 'pass', ('tests/test_flops.py',), "the decoder's cross-attention is not counted"),
+    Mutant('flops_cross_attention_grad_flag', 'flops.py',
+           "attention('decoder', i, 'cross', T, L, stream, True)", "attention('decoder', i, 'cross', T, L, stream, stream)",
+           ('tests/test_flops.py',), "cross-attention's keys/values counted without a gradient in decoder layer 0"),
+    # -- tables
+    Mutant('improve_against_pt_final', 'tables.py',
+           "metric_at_flops(pt['run_dir'], r['total_flops'], key)", 'run_score(pt, score, scoring)',
+           (S + 'test_table2_by_hand', 'tests/test_papermill.py::test_table2_notebook'), "Improve against PT's final score, not PT at equal FLOPs"),
+    Mutant('pt_seed_not_matched', 'tables.py',
+           "pt = by_seed.get(r.get('seed'), pts[0]) if pts else None", 'pt = pts[0] if pts else None',
+           (S + 'test_table2_by_hand', 'tests/test_papermill.py::test_table2_notebook'), 'every seed compared with PT seed 0'),
+    Mutant('std_population', 'tables.py',
+           'statistics.stdev(xs) if len(xs) > 1 else 0.0', 'statistics.pstdev(xs) if len(xs) > 1 else 0.0',
+           (S + 'test_table2_by_hand', 'tests/test_papermill.py::test_table2_notebook'), "the seeds' population std, not the sample std"),
+]
+
+GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
+import os
+from pathlib import Path
+import pytest
+
+def pytest_configure(config):
+    import fpt_nb
+    root, got = Path(os.environ['FPT_MUTANT_ROOT']).resolve(), Path(fpt_nb.__file__).resolve()
+    if root not in got.parents: raise pytest.UsageError(f"fpt_nb is imported from {got}, not from the copy under test {root}")
+'''
+
+
+def apply(m:Mutant, src:str) -> str:
+    "The mutated source; ValueError (`no longer applies`) unless `m.old` occurs exactly once."
+    n = src.count(m.old)
+    if n != 1: raise ValueError(f"mutant {m.name} no longer applies: its pattern occurs {n} times in fpt_nb/{m.file} (expected once): {m.old!r}")
+    out = src.replace(m.old, m.new)
+    compile(out, m.file, 'exec')
+    return out
+
+
+def copy_tree(dst:Path):
+    "The working tree as git sees it (tracked and untracked, not ignored), without bytecode."
+    files = subprocess.run(['git', 'ls-files', '-co', '--exclude-standard', '-z'], cwd=ROOT, capture_output=True, check=True).stdout
+    for f in filter(None, files.decode().split('\0')):
+        s = ROOT/f
+        if not s.is_file() or '__pycache__' in s.parts: continue
+        (dst/f).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(s, dst/f)
+    (dst/'_mutant_guard.py').write_text(GUARD)
+
+
+def pytest_run(copy:Path, tests:list[str], log:Path, timeout:float) -> tuple[int|None, float, str]:
+    "Exit code (None: timed out), seconds and the first failing test of `pytest -x tests` in `copy`."
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(copy)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]),
+               PYTHONDONTWRITEBYTECODE='1', OMP_NUM_THREADS='1', FPT_MUTANT_ROOT=str(copy))
+    if 'FPT_DATA_DIR' not in env and (ROOT.parent/'shared'/'data').is_dir(): env['FPT_DATA_DIR'] = str(ROOT.parent/'shared'/'data')
+    cmd = [sys.executable, '-m', 'pytest', '-x', '-q', '-rfE', '-p', 'no:cacheprovider', '-p', '_mutant_guard',
+           f'--basetemp={copy}/.pytest-tmp', *tests]
+    t = time.perf_counter()
+    with open(log, 'w') as f:
+        try: rc = subprocess.run(cmd, cwd=copy, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout).returncode
+        except subprocess.TimeoutExpired: rc = None
+    failed = next((l.split()[1] for l in log.read_text().splitlines() if l.startswith(('FAILED ', 'ERROR '))), '')
+    return rc, time.perf_counter() - t, failed
+
+
+def outcome(rc:int|None) -> str:
+    return {0: 'SURVIVED', 1: 'caught'}.get(rc, 'timeout' if rc is None else f'error (pytest exit {rc})')
+
+
+def short(t:str) -> str: return t.removeprefix('tests/').replace('.py::', '::')
+
+
+def merged(rows:list[dict], meta:dict, out:Path) -> tuple[list[dict], dict]:
+    "The table at `out` (.json) with `rows` put in place of the rows of the same mutants (`--update`)."
+    old = json.loads(out.with_suffix('.json').read_text())
+    if sorted(old['without']) != meta['without']:
+        raise SystemExit(f"{out}.json was made with tests {old['without'] or 'none'} left out, this run with {meta['without'] or 'none'}: "
+                         f"update it with the same --without")
+    new = {r['name']: r for r in rows}
+    kept = [new.pop(r['name'], r) for r in old['mutants']]
+    updates = old.get('updates', []) + [dict(date=meta['date'], command=meta['command'], mutants=[r['name'] for r in rows])]
+    return kept + list(new.values()), dict({k: v for k, v in old.items() if k != 'mutants'}, updates=updates)
+
+
+def write_table(rows:list[dict], meta:dict, out:Path):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix('.json').write_text(json.dumps(dict(meta, mutants=rows), indent=1) + '\n')
+    n = {k: sum(r['outcome'].startswith(k) for r in rows) for k in ('caught', 'SURVIVED')}
+    lines = [f"# Mutation check ({meta['date']})", '',
+             f"{n['caught']} of {len(rows)} mutants caught, {n['SURVIVED']} survived; {meta['seconds'] / 60:.1f} min in all "
+             f"(baseline {meta['baseline_seconds'] / 60:.1f} min). Tests left out: {', '.join(meta['without']) or 'none'}.", '',
+             f"`{meta['command']}`", '',
+             *[f"Updated {u['date']}: {', '.join(u['mutants'])} (`{u['command']}`).\n" for u in meta.get('updates', [])],
+             '| mutant | file | the bug | tests run | result | first failure | time |', '|---|---|---|---|---|---|--:|']
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['file']} | {r['what']} | {', '.join(map(short, r['tests'])) or '(none left)'} | {r['outcome']} | "
+                     f"{short(r['failed']) if r['failed'] else ''} | {r['seconds']:.0f} s |")
+    out.with_suffix('.md').write_text('\n'.join(lines) + '\n')
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--only', nargs='+', metavar='MUTANT', help='run only these mutants')
+    ap.add_argument('--without', nargs='+', default=[], metavar='TEST_FILE', help='leave these test files out (e.g. to see what older tests catch)')
+    ap.add_argument('--out', default='results/mutants/mutants', help='table path without suffix: writes .md and .json (default %(default)s)')
+    ap.add_argument('--timeout', type=float, default=1800, help='seconds per pytest run (default %(default)s)')
+    ap.add_argument('--check', action='store_true', help='only check that every mutant applies')
+    ap.add_argument('--keep', action='store_true', help='keep the temporary copy and the pytest logs')
+    ap.add_argument('--update', action='store_true', help='put the rows of the mutants run into the existing table at --out (e.g. after refreshing a pattern)')
+    a = ap.parse_args(argv)
+    known = {m.name: m for m in MUTANTS}
+    if a.only and (bad := [n for n in a.only if n not in known]): ap.error(f"unknown mutant(s) {bad}: expected some of {sorted(known)}")
+    chosen = [known[n] for n in a.only] if a.only else MUTANTS
+    stale = []
+    for m in chosen:
+        try: apply(m, (ROOT/'fpt_nb'/m.file).read_text())
+        except (ValueError, SyntaxError) as e: stale.append(m.name); print(f"NO LONGER APPLIES: {e}")
+    if a.check:
+        print(f"{len(chosen) - len(stale)} of {len(chosen)} mutants apply")
+        return 1 if stale else 0
+    without = {w.removeprefix('./') for w in a.without}
+    tests_of = {m.name: [t for t in m.tests if t.split('::')[0] not in without] for m in chosen}
+    baseline_tests = list(dict.fromkeys(t for m in chosen if m.name not in stale for t in tests_of[m.name]))
+    work = Path(tempfile.mkdtemp(prefix='fpt-mutants-'))
+    copy, logs = work/'tree', work/'logs'
+    copy.mkdir(); logs.mkdir()
+    t0 = time.perf_counter()
+    try:
+        copy_tree(copy)
+        print(f"baseline: {len(baseline_tests)} test selections on the unmutated copy in {copy} ...", flush=True)
+        rc, base_s, failed = pytest_run(copy, baseline_tests, logs/'baseline.log', a.timeout)
+        if rc != 0:
+            print(f"the unmutated copy does not pass its tests ({outcome(rc)}, first failure {failed or '?'}): fix that first; "
+                  f"log: {logs/'baseline.log'}", file=sys.stderr)
+            a.keep = True
+            return 2
+        print(f"baseline passes ({base_s:.0f} s)", flush=True)
+        rows = []
+        for m in chosen:
+            row = dict(name=m.name, file=f'fpt_nb/{m.file}', what=m.what, tests=tests_of[m.name], failed='', seconds=0.0)
+            if m.name in stale: rows.append(dict(row, outcome='no longer applies')); continue
+            if not tests_of[m.name]: rows.append(dict(row, outcome='SURVIVED (no test selected)')); continue
+            target = copy/'fpt_nb'/m.file
+            original = target.read_text()
+            target.write_text(apply(m, original))
+            try: rc, secs, failed = pytest_run(copy, tests_of[m.name], logs/f'{m.name}.log', a.timeout)
+            finally: target.write_text(original)
+            rows.append(dict(row, outcome=outcome(rc), failed=failed, seconds=round(secs, 1)))
+            print(f"{m.name:36s} {outcome(rc):9s} {secs:6.0f} s  {short(failed)}", flush=True)
+        meta = dict(date=time.strftime('%Y-%m-%d %H:%M'), command=' '.join(['python tools/mutants.py', *(argv if argv is not None else sys.argv[1:])]),
+                    without=sorted(without), baseline_seconds=round(base_s, 1), seconds=round(time.perf_counter() - t0, 1))
+        if a.update and (ROOT/a.out).with_suffix('.json').is_file(): rows, meta = merged(rows, meta, ROOT/a.out)
+        write_table(rows, meta, ROOT/a.out)
+        print(f"table: {ROOT/a.out}.md ({meta['seconds'] / 60:.1f} min)")
+        return 0 if all(r['outcome'] == 'caught' for r in rows) else 1
+    finally:
+        if a.keep: print(f"kept: {work}")
+        else: shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    sys.exit(main())
