@@ -28,15 +28,16 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         if f is None: raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
         cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
         s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
-        rec = p/f.name.replace('_prompt.safetensors', '.json')
-        step = read_json(rec).get('step') if rec.is_file() else s.get('steps')
+        rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
+        chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
+        step = chosen.get('step', s.get('steps'))
         if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
         if not s or s.get('steps', 0) < s.get('planned_steps', 0) or s.get('stopped'):
             why = (f"it stopped at step {s['steps']} of {s['planned_steps']} ({s.get('stopped') or 'not finished'})" if s
                    else 'it has no summary.json yet')
             (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
-        stage = (read_json(rec).get('stage') if rec.is_file() else None)
-        name = s['stages'][stage]['name'] if s.get('stages') and stage is not None and stage < len(s['stages']) else (s.get('stages') or [{}])[-1].get('name')
+        stages = s.get('stages') or [{}]
+        name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
         return load_prompt(f), cfg

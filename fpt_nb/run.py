@@ -55,7 +55,8 @@ def pick_device(device:str='auto') -> torch.device:
     "`auto` is CUDA when there is a GPU, else the CPU; a device this torch cannot use is refused."
     if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     try: dev = torch.device(device)
-    except (RuntimeError, TypeError) as e: raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' ({e})") from None
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {device!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N' ({e})") from None
     if dev.type == 'cuda' and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} is not available: this torch ({torch.__version__}) sees no CUDA GPU; use 'cpu' or 'auto'")
     if dev.type == 'cuda' and dev.index is not None and dev.index >= torch.cuda.device_count():
@@ -87,7 +88,8 @@ def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device
     if device_map is None: pt.to(device)
     else: pt.prompt.to(backbone.get_input_embeddings().weight.device)   # the model stays where the map put it
     encode_fn = lambda rows, train=False: encode(task, tok, rows, max_input_length, target_length, train=train)
-    make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device, max(1, target_length - 1), progress)
+    new_tokens = max(1, target_length - 1)   # T5's generate counts the decoder's start token
+    make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device, new_tokens, progress)
     return pt, tok, encode_fn, make_eval, None
 
 # %% ../nbs/22_run.ipynb #7b5aa943
@@ -132,7 +134,8 @@ def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000
     items = encode_fn(picked)
     b = (dict((k, v.to(device)) for k, v in x.items()) for x in batches(items, batch_size, shuffle=False, pad_id=pad_id))
     sc = activation_scores(pt, b, n_examples=len(items), progress=progress, aggregation=aggregation)['abs_mean']
-    sc.source = dict(sc.source, task=get_task(task).name, split=split, sampling=sampling, seed=seed, rows=data_ref(task, split, data_dir, picked))
+    sc.source = dict(sc.source, task=get_task(task).name, split=split, sampling=sampling, seed=seed,
+                     rows=data_ref(task, split, data_dir, picked))
     return sc
 
 # %% ../nbs/22_run.ipynb #c8484345
@@ -211,7 +214,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                       compile=a.compile).check()
     phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
     needs_scores = method in NEEDS_SCORES
-    notes = list(dict.fromkeys(data_notes(task_, data_dir, ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ()))))
+    splits = ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ())
+    notes = list(dict.fromkeys(data_notes(task_, data_dir, splits)))
     for n in notes:
         if main: print(f"note: {n}", flush=True)
     train_rows = load_examples(task_, 'train', data_dir, limit=a.train_limit)
@@ -220,13 +224,14 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     pad = tok.pad_token_id or 0
     generates, causal = not isinstance(pt, PromptEncoder), isinstance(pt, PromptCausalLM)   # an encoder classifies; the others generate
     new_tokens = None if not generates else target_length if causal else max(1, target_length - 1)
-    key = 'paper_mean' if generates and task_.paper_scorer else task_.metric_name   # the paper's rule picks the best prompt by the mean of its metrics
+    key = 'paper_mean' if generates and task_.paper_scorer else task_.metric_name   # the paper's rule: the mean of its metrics
     ref = model_ref(model)
-    identity = dict(model=dict(digest=ref['digest']) if 'digest' in ref else ref, task=task_.name,   # a local folder by its digest: it may move
-                    train_data=dict(limit=a.train_limit, **data_ref(task_, 'train', data_dir, train_rows)), tokenizer=tokenizer_ref(tok),
-                    max_input_length=a.max_input_length, max_target_length=target_length if generates else None,
-                    evaluation=dict(data=dict(limit=a.eval_limit, **data_ref(task_, 'validation', data_dir, val_rows)), every=a.eval_every,
-                                    max_new_tokens=new_tokens, num_beams=a.num_beams, metric=key))
+    train_data = dict(limit=a.train_limit, **data_ref(task_, 'train', data_dir, train_rows))
+    eval_data = dict(limit=a.eval_limit, **data_ref(task_, 'validation', data_dir, val_rows))
+    identity = dict(model=dict(digest=ref['digest']) if 'digest' in ref else ref,   # a local folder by its digest: it may move
+                    task=task_.name, train_data=train_data, tokenizer=tokenizer_ref(tok), max_input_length=a.max_input_length,
+                    max_target_length=target_length if generates else None,
+                    evaluation=dict(data=eval_data, every=a.eval_every, max_new_tokens=new_tokens, num_beams=a.num_beams, metric=key))
     scores = None
     if needs_scores:
         saved = run_dir/'scores.safetensors'
@@ -240,7 +245,6 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                                 a.eval_batch_size, pad, dev, progress)
     tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
                  metric=key, device=dev, progress=progress, step_flops=step_flops, identity=identity)
-    tr.fp = fingerprint(pt, phases, cfg, scores, identity)
     if a.resume and (done := _finished(tr, run_dir)) is not None:   # a finished run is not trained again
         differ = fingerprint_diff(done.get('fingerprint'), tr.fp, skip=('evaluation',))
         if differ: raise ValueError(f"run folder {run_dir} holds a finished run with other settings: its {', '.join(differ)} differ(s) "
@@ -256,10 +260,11 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         write_json(run_dir/'config.json', vars(a))
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
     st = tr.fit(a.resume)
-    extra = dict(decoder=decoder, max_target_length=target_length if generates else None, n_train=len(train_rows), n_train_items=len(train_items),
-                 n_eval=len(val_rows), targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
-                 data_notes=notes, model_ref=ref, data=dict(train=identity['train_data'], eval=identity['evaluation']['data']),
-                 scores=None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors'))
+    scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
+    extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
+                 n_train_items=len(train_items), n_eval=len(val_rows),
+                 targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
+                 data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record)
     summary = _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
     if main: write_json(run_dir/'summary.json', summary)
     return summary

@@ -94,7 +94,8 @@ def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int
             if seen >= n_examples: break
             take = min(n_examples - seen, b['input_ids'].shape[0])
             b = {k: v[:take] for k, v in b.items() if v is not None}
-            masks.update(pt_model.token_masks(b) if hasattr(pt_model, 'token_masks') else _token_masks(pt_model, b))   # a model that packs its own sequence says which tokens count
+            # a model that packs its own sequence (decoder-only) says which of its tokens count
+            masks.update(pt_model.token_masks(b) if hasattr(pt_model, 'token_masks') else _token_masks(pt_model, b))
             for s in counts:
                 if s in masks: counts[s] += int(masks[s].sum()); examples[s] += int((masks[s].sum(1) > 0).sum())
             pt_model(b['input_ids'], b['attention_mask'], labels=b.get('labels'))

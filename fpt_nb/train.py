@@ -136,7 +136,8 @@ def evaluator(task, tokenizer, items:list[dict], examples:list[dict], batch_size
               max_new_tokens:int|None=None, progress:bool=False) -> Callable:
     "A function `pt -> metrics` that generates for `items` (at most `max_new_tokens`, default the task's) and scores against `examples`."
     task = get_task(task)
-    if len(items) != len(examples): raise ValueError(f"{len(items)} encoded items for {len(examples)} examples: evaluation needs one item per example")
+    if len(items) != len(examples):
+        raise ValueError(f"{len(items)} encoded items for {len(examples)} examples: evaluation needs one item per example")
     def run(pt):
         was = pt.training; pt.eval()
         try: preds = generate_texts(pt, tokenizer, items, max_new_tokens or task.max_new_tokens, batch_size, num_beams, device,
@@ -201,6 +202,7 @@ class Trainer:
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
         self._stop_signal, self.identity, self.begun = None, identity, False
+        self.fp = fingerprint(pt, self.phases, cfg, scores, identity)   # what a checkpoint must match to be continued
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
         self.main = self.rank == 0
@@ -292,7 +294,8 @@ class Trainer:
         rec = dict(kind='eval', step=st['step'], stage=phase, flops=st['flops'], wall=st['wall'], eval_seconds=time.perf_counter() - t, **m)
         self._log(rec)
         self.key = self.metric or ('paper_mean' if 'paper_mean' in m else next(iter(m)))
-        if self.key not in m: raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
+        if self.key not in m:
+            raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
         v = m[self.key]
         if st['best'] is None or v >= st['best']:   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
             st.update(best=v, best_step=st['step'], best_stage=phase, bad_evals=0)
@@ -308,7 +311,6 @@ class Trainer:
     def begin(self, resume:bool=True) -> bool:
         "Check and load the latest checkpoint (if `resume`), before anything is written; True if training continues one."
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        self.fp = fingerprint(self.pt, self.phases, self.cfg, self.scores, self.identity)
         torch.manual_seed(self.cfg.seed)
         self.resumed, self.begun = bool(resume and self.resume()), True
         return self.resumed

@@ -87,8 +87,10 @@ def _children(pid:int) -> list[int]:
     return found
 
 def _settings(d:Path):
-    "JupyterLab user settings for the test: no news or update checks (they would reach out), no pop-ups."
-    files = {'@jupyterlab/apputils-extension/notification.jupyterlab-settings': {'fetchNews': 'false', 'checkForUpdates': False}}
+    "JupyterLab user settings for the test: no news or update checks (they would reach out), no pop-ups, every cell in the page."
+    files = {'@jupyterlab/apputils-extension/notification.jupyterlab-settings': {'fetchNews': 'false', 'checkForUpdates': False},
+             # JupyterLab 4 leaves cells scrolled out of view out of the page ('defer', 'full'): the test reads every cell's prompt
+             '@jupyterlab/notebook-extension/tracker.jupyterlab-settings': {'windowingMode': 'none'}}
     for name, value in files.items():
         (d/name).parent.mkdir(parents=True, exist_ok=True)
         (d/name).write_text(json.dumps(value))
