@@ -453,6 +453,55 @@ def efficiency(a):
 
 # ---------------------------------------------------------------- issue 6: a bare loop over a bf16 model, per stage
 
+def measure_stages(model, step, stage_list, scores, dev, a, size, extra=None) -> list[dict]:
+    """Per stage of `stage_list`: the step's FLOPs (FlopCounterMode on batch 1 with eager attention, times the batch),
+    its median time with `a.attn`, the time to expand into it and peak memory; then each as a fraction of the first
+    (full) stage's. `extra(flops)` may add fields and a note for the printed line."""
+    rows = []
+    for name, st in stage_list:
+        sync(dev); t = time.perf_counter()
+        apply_stage(model, st, scores); sync(dev)
+        expand_s = time.perf_counter() - t
+        set_attn(model, 'eager')   # FLOP counters see eager attention's matmuls on every device
+        with FlopCounterMode(display=False) as fc: step(1)
+        flops = fc.get_total_flops() * a.batch
+        more, note = extra(flops) if extra else ({}, '')
+        set_attn(model, a.attn)
+        for _ in range(3): step()
+        if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
+        sec = timed(step, dev, a.steps)
+        peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else float('nan')
+        rows.append(dict(size=size, stage=name, flops=flops, **more, step_s=sec, expand_s=expand_s, peak_gib=peak))
+        print(f"  {name:<14} {flops/1e12:9.3f} TFLOP{note}  {sec*1e3:9.1f} ms  expand {expand_s*1e3:7.1f} ms  peak {peak:6.1f} GiB",
+              flush=True)
+    apply_stage(model, FULL)
+    full = rows[0]
+    for r in rows:
+        r['flops_frac'], r['wall_frac'] = r['flops'] / full['flops'], r['step_s'] / full['step_s']
+        r['wall_over_flops'] = r['wall_frac'] / r['flops_frac']
+    return rows
+
+def race_peft(step, peft_step, losses, dev, size) -> dict:
+    "Our step against PEFT's, interleaved in 5 rounds of 3: the median times, their ratio and the two losses (ours, PEFT's)."
+    for _ in range(2): peft_step(); step()
+    ours, theirs = [], []
+    for _ in range(5): ours.append(timed(step, dev, 3)); theirs.append(timed(peft_step, dev, 3))
+    ratio = statistics.median(o / t for o, t in zip(ours, theirs))
+    o, t = statistics.median(ours), statistics.median(theirs)
+    print(f"  ours/PEFT step time {ratio:.3f} (ours {o*1e3:.1f} ms, PEFT {t*1e3:.1f} ms); "
+          f"loss ours {losses[0]:.5f} PEFT {losses[1]:.5f}", flush=True)
+    return dict(size=size, stage='PEFT vs ours', ours_s=o, peft_s=t, ratio=ratio, loss_ours=losses[0], loss_peft=losses[1])
+
+def print_stage_table(size, rows, note=''):
+    print(f"\n{size}: stage  FLOPs%  wall%  wall/FLOPs{note}")
+    for r in rows: print(f"  {r['stage']:<14} {100*r['flops_frac']:6.1f} {100*r['wall_frac']:6.1f} {r['wall_over_flops']:8.2f}")
+
+def write_stage_results(a, dev, results):
+    if not a.out: return
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(dict(device=str(torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'),
+                                           args=vars(a), results=results), indent=1))
+
 def bare_stages(a):
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     dtype = getattr(torch, a.dtype)
@@ -472,26 +521,7 @@ def bare_stages(a):
             pt.prompt.weight.grad = None
             pt(ids[:n], labels=labels[:n]).loss.backward()
         print(f"\n{size}: built in {time.perf_counter() - t0:.1f}s", flush=True)
-        rows = []
-        for name, st in stages(size):
-            sync(dev); t = time.perf_counter()
-            apply_stage(model, st, sc); sync(dev)
-            expand_s = time.perf_counter() - t
-            set_attn(model, 'eager')   # FLOP counters see eager attention's matmuls on every device
-            with FlopCounterMode(display=False) as fc: step(1)
-            flops = fc.get_total_flops() * a.batch
-            set_attn(model, a.attn)
-            for _ in range(3): step()
-            if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
-            sec = timed(step, dev, a.steps)
-            peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else float('nan')
-            rows.append(dict(size=size, stage=name, flops=flops, step_s=sec, expand_s=expand_s, peak_gib=peak))
-            print(f"  {name:<12} {flops/1e12:9.2f} TFLOP  {sec*1e3:9.1f} ms  expand {expand_s*1e3:7.1f} ms  peak {peak:6.1f} GiB", flush=True)
-        apply_stage(model, FULL)
-        full = rows[0]
-        for r in rows:
-            r['flops_frac'], r['wall_frac'] = r['flops'] / full['flops'], r['step_s'] / full['step_s']
-            r['wall_over_flops'] = r['wall_frac'] / r['flops_frac']
+        rows = measure_stages(model, step, stages(size), sc, dev, a, size)
         if not a.no_peft:
             try:
                 from peft import PromptTuningConfig, TaskType, get_peft_model
@@ -505,26 +535,15 @@ def bare_stages(a):
                     pemb.weight.grad = None
                     pm(input_ids=ids, labels=labels).loss.backward()
                 with torch.no_grad():
-                    same = (pm(input_ids=ids[:2], labels=labels[:2]).loss.item(), pt(ids[:2], labels=labels[:2]).loss.item())
-                for _ in range(2): peft_step(); step()
-                ours, theirs = [], []
-                for _ in range(5): ours.append(timed(step, dev, 3)); theirs.append(timed(peft_step, dev, 3))
-                ratio = statistics.median(o / t for o, t in zip(ours, theirs))
-                results.append(dict(size=size, stage='PEFT vs ours', ours_s=statistics.median(ours), peft_s=statistics.median(theirs),
-                                    ratio=ratio, loss_ours=same[1], loss_peft=same[0]))
-                print(f"  ours/PEFT step time {ratio:.3f} (ours {statistics.median(ours)*1e3:.1f} ms, PEFT {statistics.median(theirs)*1e3:.1f} ms); "
-                      f"loss ours {same[1]:.5f} PEFT {same[0]:.5f}", flush=True)
+                    losses = (pt(ids[:2], labels=labels[:2]).loss.item(), pm(input_ids=ids[:2], labels=labels[:2]).loss.item())
+                results.append(race_peft(step, peft_step, losses, dev, size))
                 pm.unload() if hasattr(pm, 'unload') else None
             except Exception as e: print(f"  PEFT comparison failed: {type(e).__name__}: {e}", flush=True)
         results += rows
-        print(f"\n{size}: stage  FLOPs%  wall%  wall/FLOPs  (paper LARGE: FR704 58/72 = 1.24, CR6/704 20/28 = 1.40)")
-        for r in rows: print(f"  {r['stage']:<12} {100*r['flops_frac']:6.1f} {100*r['wall_frac']:6.1f} {r['wall_over_flops']:8.2f}")
+        print_stage_table(size, rows, '  (paper LARGE: FR704 58/72 = 1.24, CR6/704 20/28 = 1.40)')
         del model, pt
         if dev.type == 'cuda': torch.cuda.empty_cache()
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(dict(device=str(torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'),
-                                               args=vars(a), results=results), indent=1))
+    write_stage_results(a, dev, results)
     return results
 
 def main(argv=None):

@@ -11,18 +11,17 @@ time to expand into the stage and the peak memory. Random weights built from the
 not depend on weight values. Also times HF PEFT's CAUSAL_LM prompt tuning against ours on the full model (PEFT
 runs the LM head at every position, ours at the completion's). Writes everything as JSON with --out.
 """
-import argparse, json, statistics, sys, time
+import argparse, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 from fpt_nb.causal import CAUSAL_FAMILIES, CAUSAL_SHAPES, shape_config, tiny_causal_config, PromptCausalLM, causal_stages, causal_batch_flops
 from fpt_nb.prompt import freeze
 from fpt_nb.arch import ffn_widths
-from fpt_nb.partial import FULL, Stage, apply_stage
+from fpt_nb.partial import FULL, Stage
 from fpt_nb.scores import NeuronScores
 
-from gpu_stages import sync, timed, set_attn   # the T5 benchmark's timing helpers
+from gpu_stages import measure_stages, race_peft, print_stage_table, write_stage_results   # shared with the T5 benchmark
 
 def stages(config):
     "(name, Stage) of full-model PT and the paper's quarters for LD, FR and CR."
@@ -71,28 +70,10 @@ def main(argv=None):
             pt.prompt.weight.grad = None
             pt(ids[:n], mask[:n], labels=labels[:n]).loss.backward()
         print(f"\n{size}: built in {time.perf_counter() - t0:.1f}s", flush=True)
-        rows = []
-        for name, st in stages(c):
-            sync(dev); t = time.perf_counter()
-            apply_stage(model, st, sc); sync(dev)
-            expand_s = time.perf_counter() - t
-            set_attn(model, 'eager')   # FLOP counters see eager attention's matmuls on every device
-            with FlopCounterMode(display=False) as fc: step(1)
-            flops = fc.get_total_flops() * a.batch
-            analytic = causal_batch_flops(pt, dict(input_ids=ids, attention_mask=mask, labels=labels), ffn_widths(model))
-            set_attn(model, a.attn)
-            for _ in range(3): step()
-            if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
-            sec = timed(step, dev, a.steps)
-            peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else float('nan')
-            rows.append(dict(size=size, stage=name, flops=flops, analytic_flops=analytic, step_s=sec, expand_s=expand_s, peak_gib=peak))
-            print(f"  {name:<14} {flops/1e12:9.3f} TFLOP (analytic {'equal' if analytic == flops else f'{analytic/1e12:.3f}'})  "
-                  f"{sec*1e3:9.1f} ms  expand {expand_s*1e3:7.1f} ms  peak {peak:6.1f} GiB", flush=True)
-        apply_stage(model, FULL)
-        full = rows[0]
-        for r in rows:
-            r['flops_frac'], r['wall_frac'] = r['flops'] / full['flops'], r['step_s'] / full['step_s']
-            r['wall_over_flops'] = r['wall_frac'] / r['flops_frac']
+        def analytic(flops):   # the analytic count of the same step, for the whole batch
+            n = causal_batch_flops(pt, dict(input_ids=ids, attention_mask=mask, labels=labels), ffn_widths(model))
+            return dict(analytic_flops=n), f" (analytic {'equal' if n == flops else f'{n/1e12:.3f}'})"
+        rows = measure_stages(model, step, stages(c), sc, dev, a, size, analytic)
         if not a.no_peft:
             try:
                 from peft import PromptTuningConfig, TaskType, get_peft_model
@@ -107,27 +88,16 @@ def main(argv=None):
                     pemb.weight.grad = None
                     pm(input_ids=seq, attention_mask=torch.ones_like(seq), labels=plain).loss.backward()
                 with torch.no_grad():
-                    same = (pm(input_ids=seq[:2], attention_mask=torch.ones_like(seq[:2]), labels=plain[:2]).loss.item(),
-                            pt(ids[:2], mask[:2], labels=labels[:2]).loss.item())
-                for _ in range(2): peft_step(); step()
-                ours, theirs = [], []
-                for _ in range(5): ours.append(timed(step, dev, 3)); theirs.append(timed(peft_step, dev, 3))
-                ratio = statistics.median(o / t for o, t in zip(ours, theirs))
-                results.append(dict(size=size, stage='PEFT vs ours', ours_s=statistics.median(ours), peft_s=statistics.median(theirs),
-                                    ratio=ratio, loss_ours=same[1], loss_peft=same[0]))
-                print(f"  ours/PEFT step time {ratio:.3f} (ours {statistics.median(ours)*1e3:.1f} ms, PEFT {statistics.median(theirs)*1e3:.1f} ms); "
-                      f"loss ours {same[1]:.5f} PEFT {same[0]:.5f}", flush=True)
+                    losses = (pt(ids[:2], mask[:2], labels=labels[:2]).loss.item(),
+                              pm(input_ids=seq[:2], attention_mask=torch.ones_like(seq[:2]), labels=plain[:2]).loss.item())
+                results.append(race_peft(step, peft_step, losses, dev, size))
                 pm.unload() if hasattr(pm, 'unload') else None
             except Exception as e: print(f"  PEFT comparison failed: {type(e).__name__}: {e}", flush=True)
         results += rows
-        print(f"\n{size}: stage  FLOPs%  wall%  wall/FLOPs")
-        for r in rows: print(f"  {r['stage']:<14} {100*r['flops_frac']:6.1f} {100*r['wall_frac']:6.1f} {r['wall_over_flops']:8.2f}")
+        print_stage_table(size, rows)
         del model, pt
         if dev.type == 'cuda': torch.cuda.empty_cache()
-    if a.out:
-        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.out).write_text(json.dumps(dict(device=str(torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'),
-                                               args=vars(a), results=results), indent=1))
+    write_stage_results(a, dev, results)
     return results
 
 if __name__ == '__main__': main()

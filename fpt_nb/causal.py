@@ -11,7 +11,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, ByT5T
                           MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, PretrainedConfig)
 from transformers.modeling_outputs import CausalLMOutput
 from .arch import Arch, FFNSite, register_arch
-from .prompt import SoftPrompt, init_prompt, freeze
+from .prompt import PromptModel, freeze
 from .tasks import Task, get_task, SENTINEL
 from .batches import MAX_INPUT_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
@@ -21,7 +21,7 @@ __all__ = ['CAUSAL_FAMILIES', 'BYTE_VOCAB', 'CAUSAL_SHAPES', 'CAUSAL_BUILTINS', 
            'FULL_LAYER_TYPES', 'CAUSAL_ARCH', 'CUES', 'causal_config', 'tiny_causal_config', 'shape_config',
            'byte_tokenizer', 'is_causal', 'load_causal', 'renumber_layers', 'prompt_completion', 'encode_causal',
            'PromptCausalLM', 'causal_step_flops', 'causal_batch_flops', 'causal_stages', 'causal_flops_table',
-           'print_flops_table', 'causal_backbone_config', 'export_peft_causal']
+           'print_flops_table']
 
 # %% ../nbs/07_causal.ipynb #d10e8fec
 CAUSAL_FAMILIES = {'llama': (LlamaConfig, LlamaForCausalLM), 'qwen2': (Qwen2Config, Qwen2ForCausalLM),
@@ -165,24 +165,8 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
     return items
 
 # %% ../nbs/07_causal.ipynb #669322ed
-class PromptCausalLM(nn.Module):
+class PromptCausalLM(PromptModel):
     "A frozen decoder-only LM with a trainable soft prompt in front of the input; the loss is on the completion tokens."
-    def __init__(self, model:nn.Module, prompt_length:int=20, init:str='uniform', seed:int=0):
-        super().__init__()
-        self.model = freeze(model)
-        self.prompt = init_prompt(SoftPrompt(prompt_length, model.config.hidden_size), init, model.get_input_embeddings().weight, seed)
-
-    @property
-    def prompt_length(self) -> int: return self.prompt.weight.shape[0]
-
-    def embed(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None) -> tuple[torch.Tensor, torch.Tensor]:
-        "Input embeddings with the prompt in front, and the matching attention mask."
-        if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-        tokens = self.model.get_input_embeddings()(input_ids)
-        prompt = self.prompt(input_ids.shape[0]).to(tokens.device, tokens.dtype)
-        ones = attention_mask.new_ones(input_ids.shape[0], self.prompt_length)
-        return torch.cat([prompt, tokens], 1), torch.cat([ones, attention_mask], 1)
-
     def pack(self, input_ids, attention_mask=None, labels=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "Each row's input then completion tokens, padded on the right; their mask; and the position predicting each label."
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
@@ -281,29 +265,3 @@ def print_flops_table(rows:list[dict]):
         f = lambda v: ' '.join(f'{x:5.1f}' for x in v)
         print(f"{r['model']:<14}{r['full_gflops']:12.1f}  {f(r['ld']):>20}  {f(r['fr']):>20}  {f(r['cr']):>20}  "
               f"{r['fpt_ld']:6.1f} {r['fpt_fr']:6.1f} {r['fpt_cr']:6.1f}")
-
-# %% ../nbs/07_causal.ipynb #1f7f767f
-def causal_backbone_config(model_name_or_path:str) -> PretrainedConfig:
-    "The config of a decoder-only backbone: built in for `tiny-llama`, else `config.json` of a local folder or hub id."
-    if model_name_or_path == 'tiny-llama': return tiny_causal_config('llama')
-    try: return AutoConfig.from_pretrained(model_name_or_path)
-    except OSError as e:
-        raise OSError(f"no config for backbone {model_name_or_path!r}: give 'tiny-llama', a local folder with config.json, "
-                      f"or a reachable hub id ({e})") from e
-
-def export_peft_causal(source, out_dir, model_name_or_path:str|None=None, config:PretrainedConfig|None=None, force:bool=False,
-                       say=None) -> Path:
-    "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT `CAUSAL_LM` prompt-tuning adapter in `out_dir`."
-    from peft import TaskType
-    from fpt_nb.peft import source_prompt, check_adapter_dir, write_adapter
-    out_dir = check_adapter_dir(out_dir, force)
-    prompt, run_cfg = source_prompt(source, say)
-    name = model_name_or_path or run_cfg.get('model')
-    if config is None:
-        if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (or config), or a run folder")
-        config = causal_backbone_config(name)
-    if getattr(config, 'model_type', None) not in CAUSAL_MODEL_TYPES:
-        raise ValueError(f"PEFT CAUSAL_LM export is for prompts of {', '.join(CAUSAL_MODEL_TYPES)} backbones, but {name or 'the backbone'} "
-                         f"is a {type(config).__name__}")
-    return write_adapter(prompt, out_dir, TaskType.CAUSAL_LM, ('hidden_size', config.hidden_size), config.num_attention_heads,
-                         config.num_hidden_layers, lambda: AutoModelForCausalLM.from_config(config), name)

@@ -12,13 +12,12 @@ from .tasks import get_task
 from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .train import METHODS, NonFiniteLoss, paper_schedule, check_phases
-from .checkpoint import read_json
 from .run import run_experiment, evaluate_run, launch, PROMPTS
 from .encoder import is_encoder
 from .plots import plot_run
 from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary
 from .peft import export_peft, backbone_config
-from .causal import CAUSAL_BUILTINS, CAUSAL_MODEL_TYPES, causal_backbone_config, export_peft_causal, is_causal
+from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT', 'NOTEBOOK_PARAMS', 'TINY_MODELS',
@@ -54,7 +53,7 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
     if is_encoder(model): return
-    try: config = causal_backbone_config(model) if model in CAUSAL_BUILTINS else backbone_config(model)
+    try: config = backbone_config(model)
     except OSError: return
     from accelerate import init_empty_weights
     from transformers import T5ForConditionalGeneration, AutoModelForCausalLM
@@ -279,10 +278,8 @@ def cmd_tables(a) -> int:
     return 0
 
 def cmd_export_peft(a) -> int:
-    cfg = Path(a.run_dir)/'config.json'
-    name = a.model or (read_json(cfg, 'run config').get('model') if cfg.is_file() else None)
-    export = export_peft_causal if name and is_causal(name) else export_peft   # decoder-only prompts are CAUSAL_LM adapters
-    _say(f"wrote a PEFT prompt-tuning adapter to {export(a.run_dir, a.out, a.model, force=a.force, say=_say)}")
+    out = export_peft(a.run_dir, a.out, a.model, force=a.force, say=_say)   # SEQ_2_SEQ_LM for T5, CAUSAL_LM for decoder-only
+    _say(f"wrote a PEFT prompt-tuning adapter to {out}")
     return 0
 
 def cmd_evaluate(a) -> int:

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import AutoTokenizer, BertConfig, BertModel
 from .arch import Arch, FFNSite, register_arch, ffn_widths
-from .prompt import SoftPrompt, init_prompt, freeze, check_model_folder
+from .prompt import PromptModel, freeze, check_model_folder
 
 # %% auto #0
 __all__ = ['BERT_ARCH', 'ENCODERS', 'LABEL_TEXTS', 'PAIR_FIELDS', 'minilm_dir', 'is_encoder', 'load_encoder', 'mean_pool',
@@ -77,22 +77,13 @@ LABEL_TEXTS = {
 }
 PAIR_FIELDS = {'mnli': ('premise', 'hypothesis'), 'qqp': ('question1', 'question2'), 'toy': ('text', None)}
 
-class PromptEncoder(nn.Module):
+class PromptEncoder(PromptModel):
     "A frozen encoder with a soft prompt, classifying by similarity to embedded label descriptions."
-    def __init__(self, model:BertModel, tok, label_texts:tuple[str, ...], prompt_length:int=20, init:str='uniform', seed:int=0, scale:float=20.0):
-        super().__init__()
-        self.model, self.scale = freeze(model), scale
-        self.prompt = init_prompt(SoftPrompt(prompt_length, model.config.hidden_size), init, model.get_input_embeddings().weight, seed)
+    def __init__(self, model:BertModel, tok, label_texts:tuple[str, ...], prompt_length:int=20, init:str='uniform', seed:int=0,
+                 scale:float=20.0):
+        super().__init__(model, prompt_length, init, seed)
+        self.scale = scale
         self.register_buffer('label_emb', embed_texts(model, tok, list(label_texts)))
-
-    @property
-    def prompt_length(self) -> int: return self.prompt.weight.shape[0]
-
-    def embed(self, input_ids, attention_mask=None):
-        if attention_mask is None: attention_mask = torch.ones_like(input_ids)
-        tokens = self.model.get_input_embeddings()(input_ids)
-        ones = attention_mask.new_ones(input_ids.shape[0], self.prompt_length)
-        return torch.cat([self.prompt(input_ids.shape[0]).to(tokens.dtype), tokens], 1), torch.cat([ones, attention_mask], 1)
 
     def forward(self, input_ids, attention_mask=None, labels=None):
         "`logits` over the classes and, given `labels` (a class per row, any trailing -100s ignored), the cross-entropy `loss`."

@@ -8,9 +8,10 @@ import json, warnings
 from pathlib import Path
 import torch, torch.nn as nn
 from accelerate import init_empty_weights
-from transformers import AutoConfig, T5Config, T5ForConditionalGeneration
+from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from peft import PromptTuningConfig, TaskType, get_peft_model
 from .prompt import tiny_t5_config
+from .causal import CAUSAL_BUILTINS, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json
 
 # %% auto #0
@@ -43,12 +44,14 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         return load_prompt(f), cfg
     return load_prompt(p), {}
 
-def backbone_config(model_name_or_path:str) -> T5Config:
-    "The config of a backbone: built in for `tiny`/`tiny-relu`, else `config.json` of a local folder or hub id."
+def backbone_config(model_name_or_path:str) -> PretrainedConfig:
+    "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."
     if model_name_or_path in ('tiny', 'tiny-relu'): return tiny_t5_config(gated=model_name_or_path == 'tiny')
+    if model_name_or_path in CAUSAL_BUILTINS: return tiny_causal_config('llama')
     try: return AutoConfig.from_pretrained(model_name_or_path)
     except OSError as e:
-        raise OSError(f"no config for backbone {model_name_or_path!r}: give 'tiny', a local folder with config.json, or a reachable hub id ({e})") from e
+        raise OSError(f"no config for backbone {model_name_or_path!r}: give 'tiny', 'tiny-llama', a local folder with config.json, "
+                      f"or a reachable hub id ({e})") from e
 
 # %% ../nbs/25_peft.ipynb #c79e397f
 def check_adapter_dir(out_dir, force:bool=False) -> Path:
@@ -59,7 +62,8 @@ def check_adapter_dir(out_dir, force:bool=False) -> Path:
         raise FileExistsError(f"{out_dir} already holds a PEFT adapter: pass force=True (fpt export-peft --force) to overwrite it")
     return out_dir
 
-def export_peft(source, out_dir, model_name_or_path:str|None=None, config:T5Config|None=None, force:bool=False, say=None) -> Path:
+def export_peft(source, out_dir, model_name_or_path:str|None=None, config:PretrainedConfig|None=None, force:bool=False,
+                say=None) -> Path:
     "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT prompt-tuning adapter in `out_dir` (`force`: over one there)."
     out_dir = check_adapter_dir(out_dir, force)
     prompt, run_cfg = source_prompt(source, say)
@@ -67,10 +71,14 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:T5Conf
     if config is None:
         if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (or config), or a run folder")
         config = backbone_config(name)
-    if not isinstance(config, T5Config):
-        raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM), but {name or 'the backbone'} is a {type(config).__name__}")
-    return write_adapter(prompt, out_dir, TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads, config.num_layers,
-                         lambda: T5ForConditionalGeneration(config), name)
+    if isinstance(config, T5Config):
+        return write_adapter(prompt, out_dir, TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads,
+                             config.num_layers, lambda: T5ForConditionalGeneration(config), name)
+    if getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES:
+        return write_adapter(prompt, out_dir, TaskType.CAUSAL_LM, ('hidden_size', config.hidden_size), config.num_attention_heads,
+                             config.num_hidden_layers, lambda: AutoModelForCausalLM.from_config(config), name)
+    raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM) or {', '.join(CAUSAL_MODEL_TYPES)} backbones "
+                     f"(CAUSAL_LM), but {name or 'the backbone'} is a {type(config).__name__}")
 
 def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:
     "Let PEFT write `prompt` as a `task_type` prompt-tuning adapter for the backbone `build()` makes (with empty weights)."

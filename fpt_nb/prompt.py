@@ -11,7 +11,8 @@ from transformers import T5Config, T5ForConditionalGeneration, ByT5Tokenizer, Au
 
 # %% auto #0
 __all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'PROMPT_INITS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head',
-           'freeze', 'check_model_folder', 'model_digest', 'load_t5', 'SoftPrompt', 'init_prompt', 'PromptT5']
+           'freeze', 'check_model_folder', 'model_digest', 'load_t5', 'SoftPrompt', 'init_prompt', 'PromptModel',
+           'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -130,13 +131,13 @@ def init_prompt(prompt:SoftPrompt, how:str='uniform', embedding:torch.Tensor|Non
     return prompt
 
 # %% ../nbs/00_prompt.ipynb #d4afabfb
-class PromptT5(nn.Module):
-    "A frozen T5 with a trainable soft prompt in front of the encoder input."
-    def __init__(self, model:T5ForConditionalGeneration, prompt_length:int=20, init:str='uniform', seed:int=0):
+class PromptModel(nn.Module):
+    "A frozen model with a trainable soft prompt in front of its input embeddings."
+    def __init__(self, model:nn.Module, prompt_length:int=20, init:str='uniform', seed:int=0):
         super().__init__()
         self.model = freeze(model)
-        self.prompt = init_prompt(SoftPrompt(prompt_length, model.config.d_model), init,
-                                  model.get_input_embeddings().weight, seed)
+        table = model.get_input_embeddings().weight
+        self.prompt = init_prompt(SoftPrompt(prompt_length, table.shape[1]), init, table, seed)
 
     @property
     def prompt_length(self) -> int: return self.prompt.weight.shape[0]
@@ -149,6 +150,9 @@ class PromptT5(nn.Module):
         ones = attention_mask.new_ones(input_ids.shape[0], self.prompt_length)
         return torch.cat([prompt, tokens], 1), torch.cat([ones, attention_mask], 1)
 
+# %% ../nbs/00_prompt.ipynb #1de30f9a
+class PromptT5(PromptModel):
+    "A frozen T5 with a trainable soft prompt in front of the encoder input."
     def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
         "The stock model's output (with `.loss` when `labels` are given) for prompt + input."
         embeds, mask = self.embed(input_ids, attention_mask)

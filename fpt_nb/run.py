@@ -141,7 +141,7 @@ def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000
 # %% ../nbs/22_run.ipynb #c8484345
 def _finished(tr:Trainer, run_dir:Path) -> dict|None:
     "The latest checkpoint's state if the run in `run_dir` trained to its end (or stopped early) and wrote its summary."
-    st = tr.checkpoint_state()
+    st = tr.record.latest_state()
     if st is None or not (run_dir/'summary.json').is_file(): return None
     done = st['step'] >= tr.total_steps or str(st.get('stopped') or '').startswith('early stop')
     return st if done else None

@@ -25,7 +25,7 @@ from .fast import FastStep, fast_options
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss',
-           'scores_digest', 'fingerprint', 'fingerprint_diff', 'Trainer', 'distributed_state']
+           'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer', 'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -187,13 +187,87 @@ def fingerprint_diff(theirs:dict|None, ours:dict, skip:tuple=(), prefix:str='') 
         out.append(f"{prefix}{k} ({a!r} there, {b!r} now)" if short else f"{prefix}{k}")
     return out
 
+# %% ../nbs/21_train.ipynb #a62525c4
+class RunRecord:
+    "The files of a run in `run_dir`: its log, checkpoints, best prompts and final prompt, written by the main process only."
+    def __init__(self, run_dir, fp:dict, main:bool=True, keep_checkpoints:int|None=None):
+        self.dir, self.fp, self.main, self.keep_checkpoints = Path(run_dir), fp, main, keep_checkpoints
+        self.tb = None
+
+    @property
+    def checkpoints(self) -> Path: return self.dir/'checkpoints'
+
+    def latest_state(self) -> dict|None:
+        "The JSON state of the latest checkpoint (nothing loaded, nothing written), or None."
+        ckpt = latest_checkpoint(self.checkpoints)
+        return None if ckpt is None else read_json(ckpt/'state.json', 'checkpoint state')
+
+    def load_latest(self) -> tuple[Path, torch.Tensor, dict, dict]|None:
+        "The latest checkpoint (its folder, prompt, state and tensors), if this run wrote it; refuse one from another run."
+        ckpt = latest_checkpoint(self.checkpoints)
+        if ckpt is None: return None
+        prompt, state, tensors = load_checkpoint(ckpt)
+        theirs = state.pop('fingerprint', None)
+        if theirs != self.fp:
+            diff = fingerprint_diff(theirs, self.fp) or ['fingerprint']
+            raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff)} differ(s) from this one's "
+                             f"(use a new out_dir, or the same model, task, data and settings)")
+        return ckpt, prompt, state, tensors
+
+    def open(self, resumed:bool):
+        "Start recording: a fresh log unless the run continues one, and TensorBoard where it is installed."
+        if not self.main: return
+        if not resumed and (self.dir/'log.jsonl').exists(): (self.dir/'log.jsonl').unlink()
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            self.tb = SummaryWriter(str(self.dir/'tb'))
+        except ImportError: pass
+
+    def close(self):
+        if self.tb is not None: self.tb.close()
+        self.tb = None
+
+    def log(self, rec:dict):
+        if not self.main: return
+        with open(self.dir/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+        if self.tb is not None:
+            for k, v in rec.items():
+                if isinstance(v, (int, float)) and k not in ('step', 'stage'): self.tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
+
+    def rewind(self, step:int):
+        "Drop what was logged after the checkpoint at `step`: those steps run again."
+        log = self.dir/'log.jsonl'
+        if self.main and log.exists():
+            keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, step)]
+            log.write_text(''.join(l + '\n' for l in keep))
+
+    def checkpoint(self, step:int, prompt:torch.Tensor, state:dict, tensors:dict) -> Path|None:
+        if not self.main: return None
+        return save_checkpoint(self.checkpoints, step, prompt, dict(state, fingerprint=self.fp), tensors, keep=self.keep_checkpoints)
+
+    def keep(self, name:str, prompt:torch.Tensor, rec:dict):
+        "Save `prompt` as the run's `name` prompt (`best`, `best_last`), with the evaluation that made it so."
+        if not self.main: return
+        save_prompt(prompt, self.dir/f'{name}_prompt.safetensors')
+        write_json(self.dir/f'{name}.json', rec)
+
+    def finish(self, prompt:torch.Tensor):
+        if self.main: save_prompt(prompt, self.dir/'prompt.safetensors')
+
+def _before_checkpoint(line:str, step:int) -> bool:
+    "Whether a log line belongs before the checkpoint at `step` (torn lines and what came after are dropped)."
+    try: r = json.loads(line)
+    except json.JSONDecodeError: return False
+    return r.get('step', step + 1) < step or (r.get('step') == step and r.get('kind') != 'expand')
+
+# %% ../nbs/21_train.ipynb #c4b9f172
 class Trainer:
-    "Prompt tuning through `phases`, logging to and checkpointing in `run_dir`."
+    "Prompt tuning through `phases`, logging to and checkpointing in `run_dir` (through its `RunRecord`)."
     def __init__(self, pt, phases:list[Phase], train_items:list[dict], cfg:TrainConfig, run_dir, evaluate:Callable|None=None,
                  scores=None, pad_id:int=0, metric:str|None=None, device='cpu', progress:bool=True, step_flops:Callable|None=None,
                  identity:dict|None=None):
         self.pt, self.phases, self.items, self.cfg = pt, check_phases(phases, pt.model, scores), train_items, cfg.check()
-        self.run_dir, self.evaluate, self.scores, self.pad_id, self.metric = Path(run_dir), evaluate, scores, pad_id, metric
+        self.evaluate, self.scores, self.pad_id, self.metric = evaluate, scores, pad_id, metric
         self.key = metric   # what the best prompt is chosen by (None: `paper_mean` when the evaluation gives it, else its first metric)
         self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
         if len(train_items) < cfg.micro: raise ValueError(f"{len(train_items)} training examples are fewer than one micro-batch of {cfg.micro}")
@@ -201,17 +275,21 @@ class Trainer:
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
-        self._stop_signal, self.identity, self.begun = None, identity, False
+        self._stop_signal, self.begun = None, False
         self.fp = fingerprint(pt, self.phases, cfg, scores, identity)   # what a checkpoint must match to be continued
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
         self.main = self.rank == 0
+        self.record = RunRecord(run_dir, self.fp, self.main, cfg.keep_checkpoints)
         if (cfg.batch_size // cfg.micro) % self.world:
             raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} gives {cfg.batch_size // cfg.micro} per step, "
                              f"which {self.world} processes cannot share evenly: make it a multiple of {self.world}")
         levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one
         self.stepper = FastStep(pt, self.opt, self.sched, cfg.batch_size // cfg.micro, cfg.clip_norm, self.step_flops, self.device,
                                 self.bf16, levers, self.world, self.rank)
+
+    @property
+    def run_dir(self) -> Path: return self.record.dir
 
     @property
     def total_steps(self) -> int: return sum(p.steps for p in self.phases)
@@ -232,48 +310,27 @@ class Trainer:
                 yield b
             self.state['epoch'] += 1; self.state['pos'] = 0
 
-    def _log(self, rec:dict):
-        if not self.main: return
-        with open(self.run_dir/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
-        if self.tb is not None:
-            for k, v in rec.items():
-                if isinstance(v, (int, float)) and k not in ('step', 'stage'): self.tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
-
     def _checkpoint(self):
         if not self.main: return None
         tensors, opt_sk = flatten_state(self.opt.state_dict(), 'optimizer')
         rt, rng_sk = flatten_state(rng_state(), 'rng')
-        state = dict(self.state, optimizer=opt_sk, scheduler=self.sched.state_dict(), rng=rng_sk, fingerprint=self.fp)
-        return save_checkpoint(self.run_dir/'checkpoints', self.state['step'], self.pt.prompt.weight, state, {**tensors, **rt},
-                               keep=self.cfg.keep_checkpoints)
-
-    def checkpoint_state(self) -> dict|None:
-        "The JSON state of the latest checkpoint in the run folder (nothing loaded, nothing written), or None."
-        ckpt = latest_checkpoint(self.run_dir/'checkpoints')
-        return None if ckpt is None else read_json(ckpt/'state.json', 'checkpoint state')
+        state = dict(self.state, optimizer=opt_sk, scheduler=self.sched.state_dict(), rng=rng_sk)
+        return self.record.checkpoint(self.state['step'], self.pt.prompt.weight, state, {**tensors, **rt})
 
     def resume(self) -> bool:
         "Continue from the latest checkpoint in the run folder, if there is one; refuse one from another run."
-        ckpt = latest_checkpoint(self.run_dir/'checkpoints')
-        if ckpt is None: return False
-        prompt, state, tensors = load_checkpoint(ckpt)
-        theirs = state.get('fingerprint')
-        if theirs != self.fp:
-            diff = fingerprint_diff(theirs, self.fp) or ['fingerprint']
-            raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff)} differ(s) from this one's "
-                             f"(use a new out_dir, or the same model, task, data and settings)")
+        found = self.record.load_latest()
+        if found is None: return False
+        ckpt, prompt, state, tensors = found
         if prompt.shape != self.pt.prompt.weight.shape:
-            raise ValueError(f"checkpoint {ckpt} holds a prompt of shape {tuple(prompt.shape)}, this run's is {tuple(self.pt.prompt.weight.shape)}")
+            raise ValueError(f"checkpoint {ckpt} holds a prompt of shape {tuple(prompt.shape)}, "
+                             f"this run's is {tuple(self.pt.prompt.weight.shape)}")
         with torch.no_grad(): self.pt.prompt.weight.copy_(prompt)
         self.opt.load_state_dict(unflatten_state(state.pop('optimizer'), tensors))
         self.sched.load_state_dict(state.pop('scheduler'))
         set_rng_state(unflatten_state(state.pop('rng'), tensors))
-        state.pop('fingerprint')
         self.state.update(state)
-        log = self.run_dir/'log.jsonl'   # drop what was logged after the checkpoint: those steps run again
-        if self.main and log.exists():
-            keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, self.state['step'])]
-            log.write_text(''.join(l + '\n' for l in keep))
+        self.record.rewind(self.state['step'])
         return True
 
     def _step(self, batch_iter, widths:dict) -> tuple[float, int, str|None]:
@@ -281,10 +338,8 @@ class Trainer:
         return self.stepper(batch_iter, widths)
 
     def _keep(self, name:str, rec:dict):
-        "Save the prompt as the best under rule `name` (`best` or `best_last`), with the evaluation that made it so."
-        if self.main:
-            save_prompt(self.pt.prompt.weight, self.run_dir/f'{name}_prompt.safetensors')
-            write_json(self.run_dir/f'{name}.json', dict(rec, rule=BEST_RULES[name], metric=self.key))
+        "Keep the prompt as the best under rule `name` (`best` or `best_last`), with the evaluation that made it so."
+        self.record.keep(name, self.pt.prompt.weight, dict(rec, rule=BEST_RULES[name], metric=self.key))
 
     def _eval(self, phase:int):
         if self.evaluate is None: return None
@@ -292,7 +347,7 @@ class Trainer:
         with self.stepper.eval_context(): m = self.evaluate(self.pt)
         st = self.state
         rec = dict(kind='eval', step=st['step'], stage=phase, flops=st['flops'], wall=st['wall'], eval_seconds=time.perf_counter() - t, **m)
-        self._log(rec)
+        self.record.log(rec)
         self.key = self.metric or ('paper_mean' if 'paper_mean' in m else next(iter(m)))
         if self.key not in m:
             raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
@@ -315,16 +370,35 @@ class Trainer:
         self.resumed, self.begun = bool(resume and self.resume()), True
         return self.resumed
 
+    def _grow(self, phase:int):
+        "Bring the model to `phase`'s stage, logging the expansion at a phase start (a mid-stage resume only rebuilds)."
+        st, t, before = self.state, time.perf_counter(), current_stage(self.pt.model)
+        apply_stage(self.pt.model, self.phases[phase].stage, self.scores)
+        if st['step'] == sum(p.steps for p in self.phases[:phase]):
+            frm = (self.phases[phase - 1].stage if phase else before).describe()
+            self.record.log(dict(kind='expand', step=st['step'], stage=phase, frm=frm, to=self.phases[phase].stage.describe(),
+                                 seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
+
+    def _fail(self, phase:int, loss, problem:str):
+        "Log the step that went wrong and stop, naming the last good checkpoint (the bad state is not saved)."
+        st = self.state
+        self.record.log(dict(kind='error', step=st['step'] + 1, stage=phase, loss=str(loss), error=problem))
+        last = latest_checkpoint(self.record.checkpoints)
+        raise NonFiniteLoss(f"{problem} at step {st['step'] + 1} (stage {phase + 1}, {self.phases[phase].stage.describe()}): "
+                            f"training stopped; the last good checkpoint is {last or 'none (none was saved yet)'}")
+
+    def _count(self, phase:int, loss:float, flops:int, seconds:float):
+        "Add a finished step to the state and the log."
+        st = self.state
+        st['step'] += 1; st['flops'] += flops; st['wall'] += seconds
+        st['stage_flops'][phase] += flops; st['stage_seconds'][phase] += seconds
+        self.record.log(dict(kind='step', step=st['step'], stage=phase, loss=loss, lr=self.sched.get_last_lr()[0],
+                             flops=st['flops'], wall=st['wall']))
+
     def fit(self, resume:bool=True) -> dict:
         "Train to the end of the schedule (or an early stop); returns the final state."
         if not self.begun: self.begin(resume)
-        if not self.resumed and self.main and (self.run_dir/'log.jsonl').exists(): (self.run_dir/'log.jsonl').unlink()
-        self.tb = None
-        if self.main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(self.run_dir/'tb'))
-            except ImportError: pass
+        self.record.open(self.resumed)
         st, cfg = self.state, self.cfg
         if getattr(self.pt.model, 'hf_device_map', None): self.pt.prompt.to(self.pt.model.get_input_embeddings().weight.device)
         else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings
@@ -337,48 +411,29 @@ class Trainer:
             while st['step'] < self.total_steps and st['stopped'] is None:
                 phase = self.phase_at(st['step'])
                 if current_stage(self.pt.model) != self.phases[phase].stage:
-                    t = time.perf_counter(); before = current_stage(self.pt.model)
-                    apply_stage(self.pt.model, self.phases[phase].stage, self.scores)
+                    self._grow(phase)
                     widths = ffn_widths(self.pt.model)
-                    if st['step'] == sum(p.steps for p in self.phases[:phase]):   # a phase start (a mid-stage resume only rebuilds)
-                        self._log(dict(kind='expand', step=st['step'], stage=phase, frm=(self.phases[phase - 1].stage if phase else before).describe(),
-                                       to=self.phases[phase].stage.describe(), seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
                 t = time.perf_counter()
                 loss, flops, problem = self._step(it, widths)
-                if problem:
-                    self._log(dict(kind='error', step=st['step'] + 1, stage=phase, loss=str(loss), error=problem))
-                    last = latest_checkpoint(self.run_dir/'checkpoints')
-                    raise NonFiniteLoss(f"{problem} at step {st['step'] + 1} (stage {phase + 1}, {self.phases[phase].stage.describe()}): "
-                                        f"training stopped; the last good checkpoint is {last or 'none (none was saved yet)'}")
-                dt = time.perf_counter() - t
-                st['step'] += 1; st['flops'] += flops; st['wall'] += dt
-                st['stage_flops'][phase] += flops; st['stage_seconds'][phase] += dt
-                self._log(dict(kind='step', step=st['step'], stage=phase, loss=loss, lr=self.sched.get_last_lr()[0],
-                               flops=st['flops'], wall=st['wall']))
+                if problem: self._fail(phase, loss, problem)
+                self._count(phase, loss, flops, time.perf_counter() - t)
                 bar.update(1)
                 if st['step'] % cfg.log_every == 0: bar.set_postfix(loss=f'{loss:.3f}', stage=phase + 1)
                 stage_end = st['step'] == sum(p.steps for p in self.phases[:phase + 1])
-                evaluated = False
-                if (cfg.eval_every and st['step'] % cfg.eval_every == 0) or stage_end:
-                    self._eval(phase); evaluated = True
+                evaluate = stage_end or bool(cfg.eval_every and st['step'] % cfg.eval_every == 0)
+                if evaluate:
+                    self._eval(phase)
                     if cfg.early_stop and st['bad_evals'] >= cfg.early_stop: st['stopped'] = f"early stop at step {st['step']}"
-                if evaluated or stage_end or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal:
+                if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal:
                     self._checkpoint()
-                if self._stop_signal is not None:
-                    st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
+                if self._stop_signal is not None: st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
         finally:
             bar.close()
-            if self.tb is not None: self.tb.close()
+            self.record.close()
             if old_handler is not None: signal.signal(signal.SIGTERM, old_handler)
-        if self.main: save_prompt(self.pt.prompt.weight, self.run_dir/'prompt.safetensors')
+        self.record.finish(self.pt.prompt.weight)
         if self.dist: self.dist.wait_for_everyone()
         return st
-
-def _before_checkpoint(line:str, step:int) -> bool:
-    "Whether a log line belongs before the checkpoint at `step` (torn lines and what came after are dropped)."
-    try: r = json.loads(line)
-    except json.JSONDecodeError: return False
-    return r.get('step', step + 1) < step or (r.get('step') == step and r.get('kind') != 'expand')
 
 def distributed_state(device):
     "Accelerate's process state when launched as several processes (`accelerate launch`, `torchrun`), else None."

@@ -2,12 +2,13 @@
 import json
 from pathlib import Path
 import pytest, torch
-from fpt_nb.causal import load_causal, PromptCausalLM, encode_causal, causal_batch_flops, export_peft_causal, prompt_completion
+from fpt_nb.causal import load_causal, PromptCausalLM, encode_causal, causal_batch_flops, prompt_completion
 from fpt_nb.train import Trainer, TrainConfig, Phase, evaluator
 from fpt_nb.partial import Stage, FULL, current_stage
 from fpt_nb.tasks import get_task, load_examples
 from fpt_nb.batches import collate
 from fpt_nb.checkpoint import load_prompt
+from fpt_nb.peft import export_peft
 
 PHASES = [Phase(Stage(decoder_layers=2, decoder_ffn=32, ffn_selection='sequence'), 6),
           Phase(Stage(decoder_layers=3, decoder_ffn=96, ffn_selection='sequence'), 6), Phase(FULL, 8)]
@@ -74,7 +75,7 @@ def test_resume_mid_stage_is_bit_for_bit(run, tmp_path):
 def test_peft_export_of_a_run(run, tmp_path):
     from peft import PeftModel
     tr, _, _, run_dir = run
-    out = export_peft_causal(run_dir, tmp_path/'peft', 'tiny-llama')
+    out = export_peft(run_dir, tmp_path/'peft', 'tiny-llama')
     assert torch.equal(load_prompt(run_dir/'prompt.safetensors'), tr.pt.prompt.weight.detach())
     theirs = PeftModel.from_pretrained(load_causal('tiny-llama')[0], out).eval()
     _, items = toy_items(load_causal('tiny-llama')[1], 'validation', 4)
