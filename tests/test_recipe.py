@@ -1,0 +1,140 @@
+"""The paper's recipe (issue 11), checked where a run uses it, not only in the notebook that defines each piece.
+
+The notebooks test each piece on its own (`02_scores`, `10_tasks`, `07_causal`, `29_faithfulness`), but a notebook runs
+its own definitions, so a bug planted in the exported library is invisible to it; these tests import the library as
+`fpt run` does. Each one failed under a planted bug of `tools/mutants.py` (the mutant is named in the test).
+"""
+from pathlib import Path
+import pytest, torch
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.tasks import get_task, load_examples, record_entities, format_record, toy_examples
+from fpt_nb.batches import encode, collate
+from fpt_nb.scores import activation_scores, NeuronScores
+from fpt_nb.checkpoint import latest_checkpoint, load_prompt, read_json
+from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+from fpt_nb.run import run_experiment
+from fpt_nb.causal import load_causal, PromptCausalLM
+from fpt_nb.partial import Stage, FULL, apply_stage
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+TOK = load_t5('tiny')[1]
+SCORES = NeuronScores({s: torch.rand(4, 128, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(('encoder', 'decoder'))})
+
+
+def test_best_prompt_is_the_papers_rule(tmp_path):
+    "best_tie_goes_to_the_earlier, best_from_the_full_stage_only: the best over all evaluations, a tie to the later."
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = encode('toy', TOK, toy_examples('train', 32))
+    # FPT_CR over 10 steps: stages end at steps 2, 4, 6 and 10; with eval_every 2 the evaluations are at 2, 4, 6, 8, 10.
+    values, prompts = iter([50.0, 70.0, 70.0, 60.0, 65.0]), []
+    def evaluate(pt):   # `accuracy` first and best at step 2: the selection must read paper_mean, not the first metric
+        prompts.append(pt.prompt.weight.detach().clone())
+        v = next(values)
+        return dict(accuracy=100.0 - v, paper_mean=v)
+    tr = Trainer(pt, paper_schedule('fpt_cr', 10, pt.model), items, TrainConfig(batch_size=4, eval_every=2), tmp_path/'run',
+                 evaluate=evaluate, scores=SCORES, progress=False)
+    st = tr.fit()
+    best, best_last = read_json(tmp_path/'run'/'best.json', 'best'), read_json(tmp_path/'run'/'best_last.json', 'best_last')
+    assert (st['best_step'], st['best_stage'], st['best']) == (6, 2, 70.0)   # the tie at 70 goes to step 6, a partial stage
+    assert (best['step'], best['stage'], best['metric']) == (6, 2, 'paper_mean')
+    assert (st['best_last_step'], best_last['step'], best_last['paper_mean']) == (10, 10, 65.0)   # the full model's best
+    assert torch.equal(load_prompt(tmp_path/'run'/'best_prompt.safetensors'), prompts[2])        # the prompt evaluated at step 6
+    assert torch.equal(load_prompt(tmp_path/'run'/'best_last_prompt.safetensors'), prompts[4])   # and at step 10
+    assert not torch.equal(prompts[1], prompts[2])
+
+
+@pytest.fixture(scope='module')
+def squad_run(tmp_path_factory, data_dir) -> Path:
+    "FPT_CR on SQuAD 2.0 with no recipe flag: the task's own recipe decides the decoder, the scores and the selection."
+    d = tmp_path_factory.mktemp('squad')/'run'
+    run_experiment(task='squad2', model='tiny', method='fpt_cr', steps=4, batch_size=4, prompt_length=4, train_limit=16,
+                   eval_limit=4, score_examples=8, data_dir=str(data_dir), device='cpu', progress=False, out_dir=str(d))
+    return d
+
+def test_squad_reduces_the_decoder_too(squad_run):
+    "decoder_recipe_ignored: SQuAD 2.0, ReCoRD and XSum shrink both stacks in the official scripts."
+    s = read_json(squad_run/'summary.json', 'summary')
+    assert s['decoder'] is True
+    assert [x['name'] for x in s['stages']][:3] == [f'enc {k}L, enc ffn {f}, dec {k}L, dec ffn {f}' for k, f in ((1, 32), (2, 64), (3, 96))]
+
+def test_scores_read_a_random_validation_sample(squad_run):
+    "scores_on_training_data, scores_on_the_first_examples: 8 of the validation rows, sampled with the seed."
+    sc = read_json(squad_run/'summary.json', 'summary')['scores']
+    assert (sc['split'], sc['sampling'], sc['aggregation'], sc['rows']['rows']) == ('validation', 'random', 'example', 8)
+    assert sc['rows']['source'] == 'local squad_v2/validation.jsonl.gz'
+
+def test_best_prompt_is_chosen_by_the_mean_of_the_papers_metrics(squad_run):
+    "selection_by_the_official_metric: the official trainer keeps the best by the mean of all the task's metrics."
+    best = read_json(squad_run/'best.json', 'best')
+    m = best['metrics'] if 'metrics' in best else best
+    assert best['metric'] == 'paper_mean'
+    assert m['paper_mean'] == pytest.approx((m['paper_acc'] + m['paper_em'] + m['paper_f1']) / 3)
+
+def test_generation_stops_one_short_of_the_target_length(squad_run):
+    "generation_one_token_too_long: the official generate(max_length=200) counts the start token: 199 new tokens."
+    state = read_json(latest_checkpoint(squad_run/'checkpoints')/'state.json', 'checkpoint state')
+    assert state['fingerprint']['evaluation']['max_new_tokens'] == get_task('squad2').target_max_length - 1 == 199
+
+
+def test_neuron_scores_average_each_example_first():
+    "scores_pool_tokens: per example, the mean |activation| over its own tokens; then the mean over examples."
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4).eval()
+    rows = toy_examples('validation', 6)
+    rows[0] = dict(rows[0], text=rows[0]['text'] * 12)   # one long input among short ones: pooling tokens would favour it
+    items = encode('toy', TOK, rows)
+    wo = {s: [b.layer[-1].DenseReluDense.wo for b in getattr(pt.model, s).block] for s in ('encoder', 'decoder')}
+    got = activation_scores(pt, [collate(items)], n_examples=6, progress=False)['abs_mean'].scores
+    for stack, layers in wo.items():
+        per_example = []
+        for it in items:   # batch size 1, no padding: every position the stack reads counts
+            seen = []
+            hooks = [m.register_forward_pre_hook(lambda m, a: seen.append(a[0].abs().double().mean((0, 1)))) for m in layers]
+            with torch.no_grad(): pt(torch.tensor([it['input_ids']]), labels=torch.tensor([it['labels']]))
+            for h in hooks: h.remove()
+            per_example.append(torch.stack(seen))
+        expected = torch.stack(per_example).mean(0).float()
+        assert torch.allclose(got[stack], expected, rtol=1e-5, atol=1e-7), stack
+        pooled = activation_scores(pt, [collate(items)], n_examples=6, progress=False, aggregation='token')['abs_mean'].scores[stack]
+        assert not torch.allclose(pooled, expected, rtol=1e-3)   # the two aggregations differ on these inputs
+
+
+def test_cut_targets_keep_their_end_of_sequence_token(data_dir):
+    "target_cut_drops_eos: a target cut to its length keeps EOS last, as the official tokenizer call with truncation does."
+    rows = load_examples('xsum', 'validation', data_dir, limit=4)
+    full = encode('xsum', TOK, rows)
+    cut = encode('xsum', TOK, rows, max_target_length=6)
+    for f, c in zip(full, cut):
+        assert len(f['labels']) > 6 and f['labels'][-1] == TOK.eos_token_id
+        assert c['labels'] == f['labels'][:5] + [TOK.eos_token_id]
+        assert c['target_truncated'] == len(f['labels']) - 6
+
+
+def test_record_entities_in_passage_order(data_dir):
+    "record_entities_sorted: entities once each, in the order they first appear in the passage (hub rows sort them)."
+    row = dict(query='@placeholder won.', passage='Zeta met Alpha. Then Alpha left.', answers=['Alpha'], entities=['Alpha', 'Zeta'],
+               entity_spans=dict(start=[9, 0, 21], end=[14, 4, 26], text=['Alpha', 'Zeta', 'Alpha']))
+    assert record_entities(row) == ['Zeta', 'Alpha']
+    assert 'entities: Zeta, Alpha passage:' in format_record(row)[0]
+    for r in load_examples('record', 'validation', data_dir, limit=8):   # real rows: first appearances increase
+        spans = r['entity_spans']
+        first = {t: min(s for s, u in zip(spans['start'], spans['text']) if u == t) for t in spans['text']}
+        ents = record_entities(r)
+        assert sorted(ents) == sorted(first) and [first[e] for e in ents] == sorted(first[e] for e in ents)
+
+
+def test_a_partial_decoder_only_model_numbers_its_layers_from_zero():
+    "causal_layers_not_renumbered: kept layers take cache slots 0, 1, ...; cached generation equals uncached."
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1).eval()
+    apply_stage(model, Stage(decoder_layers=2))
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1]
+    x = tok(['to be or not', 'a'], padding=True, return_tensors='pt')
+    cached = pt.generate(x.input_ids, x.attention_mask, max_new_tokens=6)
+    assert torch.equal(cached, pt.generate(x.input_ids, x.attention_mask, max_new_tokens=6, use_cache=False))
+    apply_stage(model, FULL)
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
