@@ -11,8 +11,8 @@ from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from peft import PromptTuningConfig, TaskType, get_peft_model
 from .prompt import tiny_t5_config
-from .causal import CAUSAL_BUILTINS, CAUSAL_MODEL_TYPES, tiny_causal_config
-from .checkpoint import load_prompt, read_json
+from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
+from .checkpoint import load_prompt, read_json, latest_checkpoint
 
 # %% auto #0
 __all__ = ['RUN_PROMPTS', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
@@ -41,7 +41,9 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-        return load_prompt(f), cfg
+        ckpt = latest_checkpoint(p/'checkpoints')   # its fingerprint names the class the prompt was trained on
+        fp = read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint', {}) if ckpt else {}
+        return load_prompt(f), dict(cfg, trained_arch=fp.get('model', {}).get('arch'))
     return load_prompt(p), {}
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
@@ -67,18 +69,25 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT prompt-tuning adapter in `out_dir` (`force`: over one there)."
     out_dir = check_adapter_dir(out_dir, force)
     prompt, run_cfg = source_prompt(source, say)
+    trained = run_cfg.get('trained_arch')
+    if trained and not (trained.startswith('T5') or trained in CAUSAL_CLASSES):
+        raise ValueError(f"run {source} trained its prompt on a {trained}: PEFT export is for prompts of T5 and decoder-only models")
     name = model_name_or_path or run_cfg.get('model')
     if config is None:
         if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (or config), or a run folder")
         config = backbone_config(name)
     if isinstance(config, T5Config):
-        return write_adapter(prompt, out_dir, TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads,
-                             config.num_layers, lambda: T5ForConditionalGeneration(config), name)
-    if getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES:
-        return write_adapter(prompt, out_dir, TaskType.CAUSAL_LM, ('hidden_size', config.hidden_size), config.num_attention_heads,
-                             config.num_hidden_layers, lambda: AutoModelForCausalLM.from_config(config), name)
-    raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM) or {', '.join(CAUSAL_MODEL_TYPES)} backbones "
-                     f"(CAUSAL_LM), but {name or 'the backbone'} is a {type(config).__name__}")
+        kind = (TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads, config.num_layers,
+                lambda: T5ForConditionalGeneration(config))
+    elif getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES:
+        kind = (TaskType.CAUSAL_LM, ('hidden_size', config.hidden_size), config.num_attention_heads, config.num_hidden_layers,
+                lambda: AutoModelForCausalLM.from_config(config))
+    else: raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM) or {', '.join(CAUSAL_MODEL_TYPES)} backbones "
+                           f"(CAUSAL_LM), but {name or 'the backbone'} is a {type(config).__name__}")
+    if trained and (trained in CAUSAL_CLASSES) != (kind[0] == TaskType.CAUSAL_LM):   # a prompt is not portable across families
+        raise ValueError(f"run {source} trained its prompt on a {trained}, but {name} is a {type(config).__name__}: "
+                         f"export it for a backbone of the same kind (without a model, the run's own)")
+    return write_adapter(prompt, out_dir, *kind, name)
 
 def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:
     "Let PEFT write `prompt` as a `task_type` prompt-tuning adapter for the backbone `build()` makes (with empty weights)."

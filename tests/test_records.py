@@ -160,6 +160,16 @@ def test_export_peft_from_an_unfinished_run_says_so(finished, tmp_path, capsys):
     code, o, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
     assert code == 0 and f'run {d} is unfinished: it has no summary.json yet; exporting best_last_prompt.safetensors as it is' in o, (o, err)
 
+def test_export_peft_keeps_a_prompt_to_its_kind_of_model(finished, tmp_path, capsys):
+    "A T5 prompt is not exported for a decoder-only backbone of the same width, nor an encoder classifier's prompt at all."
+    code, _, err = fpt('export-peft', finished, tmp_path/'a', '--model', 'tiny-llama', capsys=capsys)
+    one_line(code, err, 'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaConfig')
+    bert = tmp_path/'bert'
+    run_experiment(out_dir=str(bert), **dict(RUN, model='tiny-bert', method='pt', steps=2))
+    code, _, err = fpt('export-peft', bert, tmp_path/'b', capsys=capsys)
+    one_line(code, err, 'trained its prompt on a BertModel: PEFT export is for prompts of T5 and decoder-only models')
+    assert not (tmp_path/'a').exists() and not (tmp_path/'b').exists()
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # 5. One clear line for each bad input
