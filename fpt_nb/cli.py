@@ -70,7 +70,8 @@ WHAT_THE_DEFAULT_SHOWS = """\
 What this shows: the mechanics of FPT end to end (scoring FFN neurons, training the prompt on three
 partial models that grow in place into the full one, the prompt and its optimizer state carried over)
 and the saving it buys: the FLOPs and training time columns are FPT_CR's cost as a percentage of PT's
-for the same number of steps, and Improve is FPT_CR's final score minus PT's score at the same FLOPs.
+for the same number of steps, and Improve is FPT_CR's score (the table's score column) minus the score
+PT had reached when it had spent as many FLOPs as FPT_CR did in all.
 On a model this small, per-step overheads (Python, the optimizer) weigh more than the matrix products,
 so the wall-clock saving is smaller than the FLOPs saving; on a shared CPU it is also noisy.
 What it does not show: paper-level accuracy. The backbone is a small randomly initialised T5, not a
