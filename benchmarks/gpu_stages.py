@@ -114,7 +114,7 @@ def synthetic_items(n:int, input_len:int, target_len:int, vocab:int, seed:int=0)
     ids[:, -1] = 1
     return [dict(input_ids=i.tolist(), labels=l.tolist()) for i, l in zip(ids, labels)]
 
-STAND_INS = []   # packages missing here that an inert module stood in for (see import_train)
+STAND_INS = []   # packages missing here that an inert module stood in for (see import_fpt)
 
 class _Inert:
     "Stands in for anything taken from a package the step never uses: calling it, or any attribute of it, gives another."
@@ -132,18 +132,20 @@ def _inert_module(name:str) -> types.ModuleType:
     mod.__getattr__ = attr
     return mod
 
-def import_train():
-    """`fpt_nb.train`, also on a GPU image that lacks packages `fpt_nb` imports at the top of modules the step never runs
-    (datasets for task data, rouge_score/rouge for scoring generations): an inert module stands in for each one missing,
-    and the report names them (`stand_ins`). torch, transformers and fpt_nb itself must be there."""
+def import_fpt(module:str='fpt_nb.train'):
+    """`module` of fpt_nb, also on a GPU image that lacks packages fpt_nb imports at the top of modules a benchmark never
+    runs (datasets for task data, rouge_score/rouge for scoring generations): an inert module stands in for each one
+    missing, and the report names them (`stand_ins`). torch, transformers and fpt_nb itself must be there."""
     for _ in range(10):
-        try: return importlib.import_module('fpt_nb.train')
+        try: return importlib.import_module(module)
         except ModuleNotFoundError as e:
             name = (e.name or '').split('.')[0]
             if not name or name in ('fpt_nb', 'torch', 'transformers', 'safetensors', 'numpy') or name in STAND_INS: raise
             sys.modules[name] = _inert_module(name)
             STAND_INS.append(name)
-    raise ImportError(f"fpt_nb.train still does not import after standing in for {STAND_INS}")
+    raise ImportError(f"{module} still does not import after standing in for {STAND_INS}")
+
+def import_train(): return import_fpt('fpt_nb.train')
 
 def make_trainer(pt, items, a, dev, run_dir, bf16:bool=True):
     "A trainer on the full-model schedule, as `run_experiment` makes one (bf16 autocast on, as on a GPU)."
@@ -422,7 +424,7 @@ def efficiency(a):
         rows = json.loads(old_record.read_text())['results']
         report['issue6_bare_pt_step_ms'] = {r['size']: 1e3 * r['step_s'] for r in rows if r.get('stage') == 'PT'}
     def write():
-        report['stand_ins'] = STAND_INS   # packages absent here that an inert module stood in for (import_train)
+        report['stand_ins'] = STAND_INS   # packages absent here that an inert module stood in for (import_fpt)
         (out_dir/'gpu_efficiency.json').write_text(json.dumps(report, indent=1))
         (out_dir/'gpu_efficiency.log').write_text('\n'.join(log.lines) + '\n')
     for i, size in enumerate(a.sizes):
@@ -500,7 +502,7 @@ def write_stage_results(a, dev, results):
     if not a.out: return
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(dict(device=str(torch.cuda.get_device_name() if dev.type == 'cuda' else 'cpu'),
-                                           args=vars(a), results=results), indent=1))
+                                           torch=torch.__version__, stand_ins=STAND_INS, args=vars(a), results=results), indent=1))
 
 def bare_stages(a):
     dev = torch.device('cuda' if torch.cuda.is_available() else 'cpu')

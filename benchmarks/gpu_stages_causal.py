@@ -15,13 +15,13 @@ import argparse, sys, time
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
+from gpu_stages import import_fpt, measure_stages, race_peft, print_stage_table, write_stage_results   # shared with the T5 benchmark
+import_fpt('fpt_nb.causal')   # also where the GPU image lacks datasets or the ROUGE packages, which no step here uses
 from fpt_nb.causal import CAUSAL_FAMILIES, CAUSAL_SHAPES, shape_config, tiny_causal_config, PromptCausalLM, causal_stages, causal_batch_flops
 from fpt_nb.prompt import freeze
 from fpt_nb.arch import ffn_widths
 from fpt_nb.partial import FULL, Stage
 from fpt_nb.scores import NeuronScores
-
-from gpu_stages import measure_stages, race_peft, print_stage_table, write_stage_results   # shared with the T5 benchmark
 
 def stages(config):
     "(name, Stage) of full-model PT and the paper's quarters for LD, FR and CR."
