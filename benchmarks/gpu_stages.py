@@ -1,7 +1,7 @@
 """The prompt-tuning step on an H100/H200: the trainer's old step against the fast one (fpt_nb.fast), T5-LARGE and XL.
 
     python benchmarks/gpu_stages.py               # issue 12: LARGE and XL, bf16, batch 32, 492+20 input, target 4;
-                                                  # about 6-8 minutes; writes results/perf/gpu_efficiency.{json,log}, gpu_profile_<size>.txt
+                                                  # about 6-8 minutes; writes results/perf/gpu_efficiency.{json,md,log}, gpu_profile_<size>.txt
     python benchmarks/gpu_stages.py --smoke       # the same logic on tiny T5s on the CPU, in seconds (figures not worth keeping)
     python benchmarks/gpu_stages.py --bare-stages --out results/perf/x.json   # issue 6's table: a bare loop over a bf16 model
 
@@ -404,6 +404,59 @@ def peft(model, pt, b0, dev, res, budget, log, size):
         log(f"  PEFT failed: {res['peft_error']}")
     finally: set_attn(model, 'eager')
 
+def _f(x, fmt:str='.1f', none:str='n/a') -> str:
+    "`x` formatted, or `none` where it was not measured (None or NaN)."
+    return none if x is None or (isinstance(x, float) and x != x) else format(x, fmt)
+
+def markdown_report(report:dict) -> str:
+    "The run's figures as the results page shows them: the headline against issue 12's goals, the levers, the stages, the profiles."
+    st, tol, goals = report['settings'], report['tolerance'], report['goals']
+    sizes = [k for k, v in report.items() if isinstance(v, dict) and ('levers' in v or 'error' in v)]
+    peak = (f"Share of peak is against {report['peak_bf16_tflops']:.0f} TFLOP/s, the {report['peak_note']}. "
+            if report['peak_bf16_tflops'] else 'No peak is known for this device. ')
+    md = [f"# The prompt-tuning step on {report['device']}: old and fast ({', '.join(s.upper() for s in sizes)})", '',
+          f"torch {report['torch']}; bf16, batch {st['batch']} (micro-batch {st['micro']}), {st['input']} input + {st['prompt']} prompt "
+          f"positions, target {st['target']}; medians of {st['steps']} steps after {st['warmup']}. Written by `benchmarks/gpu_stages.py`. "
+          f"{peak}Agreement with {tol['against']}: loss within rtol {tol['loss_rtol']:g}, prompt gradient cosine "
+          f">= {tol['grad_cos']}; a lever that disagrees is not used.", '',
+          f"Goals (issue 12): LARGE step <= {goals['large_step_ms']} ms, XL <= {goals['xl_step_ms']} ms, every partial stage "
+          f"wall/FLOPs <= {goals['wall_over_flops']:.2f}, peak memory not above the old step's.", '',
+          '| size | old step, ms | fast step, ms | x faster | lever | TFLOP/s | share of peak | max wall/FLOPs | peak GiB (old) | PEFT, ms | PEFT/ours |',
+          '|---|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|']
+    for size in sizes:
+        r = report[size]
+        if 'pt_step_ms' not in r: md.append(f"| {size} | failed: {r.get('error', 'incomplete')} |" + ' |' * 9); continue
+        md.append(f"| {size} | {_f(r['pt_step_ms_before'])} | {_f(r['pt_step_ms'])} | {_f(r['pt_step_ms_before'] / r['pt_step_ms'], '.2f')} | "
+                  f"{r['best_lever']} | {_f(r['tflops_per_s'])} | {_f(r['peak_share'] and 100 * r['peak_share'], '.0f') + '%' if r['peak_share'] else 'n/a'} | "
+                  f"{_f(r['max_wall_over_flops'], '.2f')} | {_f(r['peak_gib'])} ({_f(r['peak_gib_before'])}) | "
+                  f"{_f(r.get('peft_step_ms'))} | {_f(r.get('peft_over_ours'), '.2f')} |")
+    for size in sizes:
+        r = report[size]
+        if r.get('levers'):
+            md += ['', f"## {size}: the levers at the full model", '',
+                   '| lever | step, ms | host waits | first call, s | loss rel. diff | gradient cosine | used |', '|---|--:|--:|--:|--:|--:|---|',
+                   f"| old step (Trainer._step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
+            for l in r['levers']:
+                ag = l.get('agreement') or {}
+                md.append(f"| {l['name']} | {_f(l.get('step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s'))} | "
+                          f"{_f(ag.get('loss_rdiff'), '.1e')} | {_f(ag.get('grad_cos'), '.4f')} | "
+                          f"{'yes' if l.get('ok') else 'no: ' + str(l.get('error', 'disagrees'))[:120]} |")
+        if r.get('stages'):
+            md += ['', f"## {size}: Table 1's stages with {r.get('best_lever')}", '',
+                   '| stage | FLOPs, % of PT | wall, % of PT | wall/FLOPs | first step, s | peak GiB |', '|---|--:|--:|--:|--:|--:|']
+            md += [f"| {x['stage']} | {_f(100 * x['flops_frac'])} | {_f(100 * x['wall_frac'])} | {_f(x['wall_over_flops'], '.2f')} | "
+                   f"{_f(x.get('first_step_s'), '.2f')} | {_f(x.get('peak_gib'))} |" for x in r['stages']]
+        prof = r.get('profile') or {}
+        for when in ('before', 'after'):
+            if when not in prof: continue
+            p = prof[when]
+            md += ['', f"{size}, {prof['stage']}, profile {when}: {_f(p['wall_ms_per_step'], '.2f')} ms wall per step, device busy "
+                       f"{_f(p['device_busy_ms_per_step'], '.2f')} ms; top operators by own time (ms per step): " +
+                       '; '.join(f"{t['op']} {t['own_ms_per_step']}" for t in p['top'][:6])]
+        if r.get('skipped'): md += ['', f"{size}, skipped: " + '; '.join(r['skipped'])]
+    if report.get('stand_ins'): md += ['', f"Packages missing on this machine, stood in for (never used by a step): {', '.join(report['stand_ins'])}."]
+    return '\n'.join(md) + '\n'
+
 def efficiency(a):
     dev = torch.device('cuda' if torch.cuda.is_available() and not a.smoke else 'cpu')
     out_dir = Path(a.out_dir or (tempfile.mkdtemp(prefix='gpu_stages_smoke_') if a.smoke else OUT))
@@ -426,6 +479,7 @@ def efficiency(a):
     def write():
         report['stand_ins'] = STAND_INS   # packages absent here that an inert module stood in for (import_fpt)
         (out_dir/'gpu_efficiency.json').write_text(json.dumps(report, indent=1))
+        (out_dir/'gpu_efficiency.md').write_text(markdown_report(report))
         (out_dir/'gpu_efficiency.log').write_text('\n'.join(log.lines) + '\n')
     for i, size in enumerate(a.sizes):
         share = 0.45 if len(a.sizes) - i == 2 else 1 / (len(a.sizes) - i)   # LARGE before XL: XL's steps take twice as long
@@ -449,7 +503,7 @@ def efficiency(a):
             f"max wall/FLOPs {r['max_wall_over_flops'] if r['max_wall_over_flops'] is None else round(r['max_wall_over_flops'], 2)}; "
             f"peak {r['peak_gib']:.1f} GiB (old {r['peak_gib_before']:.1f}); PEFT {r.get('peft_step_ms', float('nan')):.1f} ms, "
             f"PEFT/ours {r.get('peft_over_ours', float('nan')):.2f}")
-    log(f"wrote {out_dir/'gpu_efficiency.json'}, {out_dir/'gpu_efficiency.log'} in {a.budget_min * 60 - budget.left():.0f} s")
+    log(f"wrote {out_dir/'gpu_efficiency.json'}, .md, .log in {a.budget_min * 60 - budget.left():.0f} s")
     write()
     return report
 
