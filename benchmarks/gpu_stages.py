@@ -616,7 +616,7 @@ def main(argv=None):
     ap.add_argument('--compile-guess-s', type=float, default=60, help='compile time assumed before the first compile is measured')
     ap.add_argument('--compile-on-cpu', action='store_true', help='measure the compiled levers on a CPU too (minutes)')
     ap.add_argument('--peak-tflops', type=float, default=None, help='dense bf16 peak of the GPU, if not in the built-in table')
-    ap.add_argument('--out-dir', default=None, help='where gpu_efficiency.json/.log go (results/perf; a temporary folder with --smoke)')
+    ap.add_argument('--out-dir', default=None, help='where gpu_efficiency.json/.md/.log and gpu_profile_<size>.txt go (results/perf; a temporary folder with --smoke)')
     ap.add_argument('--smoke', action='store_true', help='tiny T5s on the CPU, seconds: checks the logic, not the speed')
     ap.add_argument('--bare-stages', action='store_true', help="issue 6's bare-loop stage table instead")
     ap.add_argument('--dtype', default='bfloat16', help='--bare-stages: model dtype')

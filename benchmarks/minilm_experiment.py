@@ -4,7 +4,7 @@
     python benchmarks/minilm_experiment.py --model tiny-bert --steps 8 --seeds 0 --train-limit 64 --eval-limit 32   # smoke
 
 Each run is an ordinary `run_experiment` run folder (summary.json, log.jsonl, prompts) under --out;
-`fpt tables --out` or the tables notebook turn them into the paper's tables. An optional learning-rate
+`fpt tables <the --out folder>` or the tables notebook turn them into the paper's tables. An optional learning-rate
 probe (--lr-probe) trains PT on the first task for --probe-steps at each rate and keeps the best.
 With --tar, the run folders (without checkpoints) are packed after every run, so a run cut short
 still leaves what finished.
