@@ -12,7 +12,7 @@ from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['write_json', 'read_json', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt',
-           'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'load_checkpoint']
+           'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_json(path, obj) -> Path:
@@ -124,6 +124,12 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
     p = Path(ckpt_dir)/ptr.read_text().strip()
     if not p.is_dir(): raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand")
     return p
+
+def trained_arch(run_dir) -> str|None:
+    "The model class a run's prompt was trained on, from its latest checkpoint's fingerprint; None where no checkpoint says."
+    ckpt = latest_checkpoint(Path(run_dir)/'checkpoints')
+    fp = read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint', {}) if ckpt else {}
+    return (fp.get('model') or {}).get('arch')
 
 def load_checkpoint(path) -> tuple[torch.Tensor, dict, dict]:
     "Prompt, JSON state and tensors of the checkpoint folder `path`."

@@ -143,6 +143,15 @@ class _Parser(argparse.ArgumentParser):
     "argparse with one-line errors."
     def error(self, message): self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+def _at_least(low:int, zero:str=''):
+    "An argparse type: a whole number of at least `low`; `zero` says what 0 means where it is allowed."
+    def whole(text):
+        try: v = int(text)
+        except ValueError: raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if v < low: raise argparse.ArgumentTypeError(f"must be at least {low}{zero}, got {v}")
+        return v
+    return whole
+
 def _run_flags(p):
     a = p.add_argument
     a('--task', help=f"task name (default {DEFAULT_RUN['task']!r}; toy needs no data)")
@@ -156,14 +165,16 @@ def _run_flags(p):
     a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first')
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
-    a('--batch-size', type=int, help='global batch, in examples (default 32, the paper\'s)'); a('--micro-batch-size', type=int)
+    a('--batch-size', type=_at_least(1), help='global batch, in examples (default 32, the paper\'s)')
+    a('--micro-batch-size', type=_at_least(1), help='examples per forward pass; gradients accumulate to --batch-size (default: the whole batch)')
     a('--lr', type=float, default=0.3); a('--seed', type=int, default=0); a('--device', default='auto')
     a('--prompt-length', type=int, default=20)
     a('--train-limit', type=int, help='train on the first N training examples (default: all)')
     a('--eval-limit', type=int, help=f'evaluate on the first N validation examples (default: all, but {SHORT_EVAL_LIMIT} for runs of '
                                      f'fewer than {SHORT_RUN} steps on a data set; 0: all)')
-    a('--eval-every', type=int, help="steps between evaluations (default: a twentieth of the steps; the presets: the paper's 500)")
-    a('--max-target-length', type=int, help="target length in tokens: longer targets are cut, generation stops one short of it "
+    a('--eval-every', type=_at_least(0, ' (0: only at the end of each stage)'),
+      help="steps between evaluations (default: a twentieth of the steps; the presets: the paper's 500; 0: only at the end of each stage)")
+    a('--max-target-length', type=_at_least(1), help="target length in tokens: longer targets are cut, generation stops one short of it "
                                              "(default: the task's, as the paper's scripts: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
     a('--score-file', help='neuron scores for fr/cr (default: computed and saved in the run folder)')
     a('--score-examples', type=int, default=1000, help='examples the neuron scores average over (default 1000, the paper\'s)')
@@ -177,13 +188,16 @@ def _run_flags(p):
     a('--fast', action=argparse.BooleanOptionalAction, default=None,
       help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: off until measured on a GPU)')
     a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks (needs --fast)')
-    a('--early-stop', type=int, default=0); a('--checkpoint-every', type=int, default=0)
-    a('--num-beams', type=int, default=1); a('--eval-batch-size', type=int, default=64)
-    a('--max-input-length', type=int, default=MAX_INPUT_LENGTH)
+    a('--early-stop', type=_at_least(0, ' (0: never)'), default=0, help='stop after this many evaluations without a better score (default 0: never)')
+    a('--checkpoint-every', type=_at_least(0, ' (0: at evaluations and stage ends)'), default=0,
+      help='steps between checkpoints (default 0: at every evaluation and stage end)')
+    a('--num-beams', type=_at_least(1), default=1, help='beams for generation at evaluation (default 1: greedy, as the paper)')
+    a('--eval-batch-size', type=_at_least(1), default=64, help='examples per batch at evaluation and neuron scoring (default 64)')
+    a('--max-input-length', type=_at_least(1), default=MAX_INPUT_LENGTH, help=f'input tokens, longer inputs are cut (default {MAX_INPUT_LENGTH})')
     a('--resume', action=argparse.BooleanOptionalAction, default=True, help='continue from the latest checkpoint in the run folder')
     a('--progress', action=argparse.BooleanOptionalAction, default=True)
     a('--pt-run', help='a PT run folder to overlay on the plot (and compare in the table)')
-    a('--threads', type=int, help='CPU threads (default: 1 for the tiny models, else all)')
+    a('--threads', type=_at_least(1), help='CPU threads (default: 1 for the tiny models, else all)')
     a('--num-processes', type=int, default=1, help='data-parallel processes through accelerate launch (GPUs: one per GPU; default 1)')
     a('--device-map', help="place one large model across devices (Accelerate), e.g. 'auto'")
 
@@ -198,7 +212,11 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--score', choices=list(SCORES), default='best',
                    help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
     t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help="the paper's scoring (default) or the datasets' official scorers")
-    e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter")
+    t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too (left out by default)')
+    e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter",
+                       description="Write a run's prompt as a PEFT prompt-tuning adapter. PEFT applies a prompt to the full model, so a "
+                                   "run folder gives the best prompt of its last stage, the full model (best_last_prompt.safetensors; "
+                                   "else prompt.safetensors, the final one). RUN_DIR may also be a prompt file, with --model.")
     e.add_argument('run_dir'); e.add_argument('out'); e.add_argument('--model', help="the backbone (default: the run's)")
     e.add_argument('--force', action='store_true', help='overwrite an adapter already in OUT')
     v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task")
@@ -208,6 +226,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="best: the paper's rule, on the stage it came from (default); best_last: the last stage's best; final")
     v.add_argument('--model', help="the run's model found elsewhere (a local folder is checked against the run's record)")
     v.add_argument('--device', default='auto'); v.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True)
+    ap.commands = sub.choices   # each subcommand's parser, to report its own unknown flags
     return ap
 
 # %% ../nbs/26_cli.ipynb #609355d0
@@ -251,7 +270,7 @@ def cmd_run(a) -> int:
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
         _say(f"   {m}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
-             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training ({s['wall_seconds']:.0f} s in all)")
+             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {s['wall_seconds']:.0f} s for this command")
         if s['stopped'] and s['stopped'].startswith('signal'):
             _say(f"fpt run: {m} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
             return 143
@@ -272,7 +291,8 @@ def cmd_run(a) -> int:
     return 0
 
 def cmd_tables(a) -> int:
-    runs = collect_runs(a.root)
+    if a.out and Path(a.out).exists() and not Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a file: expected a folder for the tables")
+    runs = collect_runs(a.root, a.unfinished, say=_say)
     paths = write_tables(runs, a.out or a.root, a.score, a.scoring)
     _say('Table 1 (PT on a partial model)\n\n' + paths['table1.md'].read_text() + '\nTable 2 (PT vs FPT)\n\n' + paths['table2.md'].read_text())
     _say(f"wrote {', '.join(str(p) for p in paths.values())}")
@@ -291,7 +311,9 @@ def cmd_evaluate(a) -> int:
 
 def main(argv:list[str]|None=None) -> int:
     "The `fpt` command; returns the exit code (2 for bad input, with a one-line message)."
-    a = make_parser().parse_args(argv)
+    ap = make_parser()
+    a, extra = ap.parse_known_args(argv)
+    if extra: ap.commands[a.command].error(f"unrecognized arguments: {' '.join(extra)}")   # with the subcommand's --help
     cmd = dict(run=cmd_run, tables=cmd_tables, evaluate=cmd_evaluate)
     cmd['export-peft'] = cmd_export_peft
     say = lambda e: print(f"fpt {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)   # one line, always
@@ -299,4 +321,5 @@ def main(argv:list[str]|None=None) -> int:
     except NonFiniteLoss as e: say(e); return 1
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as e: say(e); return 2
     except KeyboardInterrupt:
-        print(f"fpt {a.command}: interrupted", file=sys.stderr); return 130
+        print(f"fpt {a.command}: interrupted" + ("; the run's last checkpoint is kept: run the same command to resume from it"
+                                                 if a.command == 'run' else ''), file=sys.stderr); return 130

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5C
 from peft import PromptTuningConfig, TaskType, get_peft_model
 from .prompt import tiny_t5_config
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
-from .checkpoint import load_prompt, read_json, latest_checkpoint
+from .checkpoint import load_prompt, read_json, trained_arch
 
 # %% auto #0
 __all__ = ['RUN_PROMPTS', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
@@ -41,9 +41,8 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-        ckpt = latest_checkpoint(p/'checkpoints')   # its fingerprint names the class the prompt was trained on
-        fp = read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint', {}) if ckpt else {}
-        return load_prompt(f), dict(cfg, trained_arch=fp.get('model', {}).get('arch'))
+        return load_prompt(f), dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
+    if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
     return load_prompt(p), {}
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
@@ -74,7 +73,8 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
         raise ValueError(f"run {source} trained its prompt on a {trained}: PEFT export is for prompts of T5 and decoder-only models")
     name = model_name_or_path or run_cfg.get('model')
     if config is None:
-        if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (or config), or a run folder")
+        if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (fpt export-peft --model) or "
+                                          "config, or export from a run folder")
         config = backbone_config(name)
     if isinstance(config, T5Config):
         kind = (TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads, config.num_layers,
@@ -103,5 +103,5 @@ def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str,
         model = get_peft_model(base, peft_config)
     model.prompt_encoder['default'].embedding.weight = nn.Parameter(prompt.clone(), requires_grad=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
+    model.save_pretrained(out_dir, save_embedding_layers=False)   # a prompt adapter holds no embedding layer: no hub lookup for one
     return out_dir

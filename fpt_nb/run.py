@@ -16,15 +16,16 @@ from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff)
-from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint
+from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'LAUNCHER', 'run_lock', 'pick_device', 'setup', 'model_ref', 'data_ref',
-           'tokenizer_ref', 'run_scores', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
+__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock', 'pick_device', 'setup',
+           'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run',
+           'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -164,6 +165,33 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
                 best=best('best', st['best_step']), best_last_stage=best('best_last', st['best_last_step']), stopped=st['stopped'],
                 device=str(dev), processes=dist.num_processes if dist else 1, config=params, **extra)
 
+#: what 0 means for the settings that take it, and None for the target length
+RUN_ZEROS = dict(eval_every=' (0: only at the end of each stage)', early_stop=' (0: never stop early)',
+                 checkpoint_every=' (0: at evaluations and stage ends)', max_target_length=", or None for the task's")
+#: the files a run writes in its folder: a folder holding any of them that no run wrote is not written over
+RUN_FILES = ('config.json', 'log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.safetensors', 'best_prompt.safetensors',
+             'best_last_prompt.safetensors', 'scores.safetensors', 'checkpoints', 'stages.png')
+
+def _run_config(path:Path) -> bool:
+    "Whether `path` is the `config.json` a run wrote (a JSON object with the run's own entries)."
+    try: cfg = json.loads(path.read_text())
+    except (OSError, ValueError): return False
+    return isinstance(cfg, dict) and {'task', 'model', 'method', 'steps', 'out_dir'} <= cfg.keys()
+
+def check_run_dir(run_dir:Path, resume:bool=True):
+    """Refuse `run_dir` where a run would write over what is there: a file, a folder whose run files no run wrote
+    (a `config.json` of something else, say), or, with `resume=False`, a folder holding a run."""
+    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
+    if not run_dir.is_dir(): return
+    theirs = [n for n in RUN_FILES if (run_dir/n).exists()]
+    if theirs and not _run_config(run_dir/'config.json'):
+        raise ValueError(f"out_dir {run_dir} holds {', '.join(theirs)} but no run's config.json: it is not a run folder, and a run would "
+                         f"write over them; pick another out_dir (nothing was changed)")
+    if not resume and theirs:
+        raise ValueError(f"out_dir {run_dir} holds a run ({', '.join(theirs)}): resume=False (fpt run --no-resume) would write over it "
+                         f"and leave its old checkpoints and evaluations beside the new run's; pick a new out_dir, or delete this "
+                         f"one to start it again (nothing was changed)")
+
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
                    steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None,
                    batch_size:int=32, micro_batch_size:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
@@ -180,6 +208,11 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
+    for name, v, low in (('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
+                         ('max_target_length', max_target_length, 1), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
+                         ('checkpoint_every', checkpoint_every, 0)):
+        if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
     if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
@@ -189,6 +222,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     main = dist is None or dist.is_main_process
     if dist is not None and dev.type == 'cuda': dev = dist.device
     if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
+    if main: check_run_dir(run_dir, resume)   # the main process, before it writes anything there
     created = main and not run_dir.exists()
     try:
         with run_lock(run_dir) if main else nullcontext():
@@ -287,7 +321,7 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
 
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True) -> dict:
-    "Score a saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>[-<limit>].json`."
+    "Score a saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>[-<limit>][-<prompt>].json` (best: no suffix)."
     run_dir = Path(run_dir)
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
@@ -310,6 +344,10 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     dev = pick_device(device)
     pt, tok, encode_fn, make_eval, _ = setup(c['task'], name, c['prompt_length'], c['seed'], dev, c['max_input_length'],
                                              c['eval_batch_size'], c['num_beams'], c.get('device_map'), summary.get('max_target_length'), progress)
+    arch = trained_arch(run_dir)   # a prompt is not portable across kinds of model, even of the same width
+    if arch and type(pt.model).__name__ != arch:
+        raise ValueError(f"run {run_dir} trained its prompt on a {arch}, but {name} is a {type(pt.model).__name__}: evaluate it on the "
+                         f"run's own model (or that model found elsewhere)")
     w = load_prompt(f)
     if w.shape != pt.prompt.weight.shape: raise ValueError(f"prompt file {f} has shape {tuple(w.shape)}, the run's model needs {tuple(pt.prompt.weight.shape)}")
     with torch.no_grad(): pt.prompt.weight.copy_(w)
@@ -319,7 +357,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     apply_stage(pt.model, stage, scores)
     rows = load_examples(c['task'], split, data_dir, limit=limit)
     metrics = make_eval(encode_fn(rows), rows)(pt)
-    out_file = run_dir/(f'eval-{split}.json' if limit is None else f'eval-{split}-{limit}.json')
+    out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}') + '.json')
     out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, prompt_step=step, prompt_rule=rule,
                stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
     write_json(out_file, out)

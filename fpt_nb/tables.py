@@ -12,8 +12,8 @@ from .plots import read_log
 
 # %% auto #0
 __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
-           'read_summary', 'collect_runs', 'metric_at_flops', 'metric_key', 'run_score', 'table1', 'table2',
-           'to_markdown', 'to_csv', 'write_tables']
+           'read_summary', 'run_unfinished', 'collect_runs', 'metric_at_flops', 'metric_key', 'run_score', 'table1',
+           'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -25,11 +25,25 @@ def read_summary(path:Path) -> dict:
         raise ValueError(f"run summary {path} lacks {', '.join(map(repr, missing))}: expected a summary written by `run_experiment`")
     return dict(s, run_dir=str(path.parent))
 
-def collect_runs(root) -> list[dict]:
-    "The `summary.json` of every run folder under `root` (itself included), each with its `run_dir`."
+def run_unfinished(s:dict) -> str|None:
+    "Why the run of summary `s` is unfinished (it stopped before its planned steps, not by early stopping), or None if it finished."
+    stopped, planned = s.get('stopped') or '', s.get('planned_steps', s['steps'])
+    if s['steps'] >= planned or stopped.startswith('early stop'): return None
+    return f"unfinished at step {s['steps']} of {planned}" + (f" ({stopped})" if stopped else '') + ": run its command again to finish it"
+
+def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
+    """The `summary.json` of every run folder under `root` (itself included), each with its `run_dir`. A summary that
+    cannot be read, and an unfinished run (unless `unfinished`), is left out with a line through `say`; none left is an error."""
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} does not exist")
-    runs = [read_summary(p) for p in sorted(root.rglob('summary.json'))]
+    runs, left_out = [], []
+    for p in sorted(root.rglob('summary.json')):
+        try: r = read_summary(p)
+        except ValueError as e: left_out.append(e); continue
+        if not unfinished and (why := run_unfinished(r)): left_out.append(ValueError(f"run {p.parent} is {why}")); continue
+        runs.append(r)
+    if left_out and not runs: raise left_out[0]
+    for e in left_out: say(f"left out: {e}")
     if not runs: raise FileNotFoundError(f"no run folders under {root}: expected folders holding a summary.json written by `run_experiment`")
     return sorted(runs, key=lambda r: (r['task'], r['model'], r['method'], r.get('level') or 0, r.get('seed', 0), r['run_dir']))
 

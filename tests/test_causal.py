@@ -131,5 +131,5 @@ def test_the_command_line_on_tiny_llama(tmp_path, capsys):
     assert code == 0 and json.loads((tmp_path/'adapter'/'adapter_config.json').read_text())['task_type'] == 'CAUSAL_LM', o.err
     code, o = fpt('evaluate', out/'fpt_cr', '--prompt', 'best_last', '--limit', 16, '--no-progress')
     assert code == 0, o.err
-    ev = read_json(out/'fpt_cr'/'eval-validation-16.json')
+    ev = read_json(out/'fpt_cr'/'eval-validation-16-best_last.json')
     assert ev['stage'] == 'full' and ev['accuracy'] == read_json(out/'fpt_cr'/'best_last.json')['accuracy']
