@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_train.ipynb #d252f31f
 from __future__ import annotations
-import json, math, os, signal, time
+import json, math, os, signal, sys, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -275,7 +275,7 @@ class Trainer:
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
-        self._stop_signal, self.begun = None, False
+        self._stop_signal, self._interrupted, self.begun = None, False, False
         self.fp = fingerprint(pt, self.phases, cfg, scores, identity)   # what a checkpoint must match to be continued
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
@@ -363,6 +363,12 @@ class Trainer:
 
     def _on_signal(self, signum, frame): self._stop_signal = signum
 
+    def _on_interrupt(self, signum, frame):
+        "Ctrl-C: finish the step, checkpoint it, then stop with KeyboardInterrupt; a second Ctrl-C stops at once."
+        if self._interrupted: raise KeyboardInterrupt
+        self._interrupted = True
+        print("\ninterrupted: stopping after this step, once it is checkpointed (Ctrl-C again to stop at once)", file=sys.stderr, flush=True)
+
     def begin(self, resume:bool=True) -> bool:
         "Check and load the latest checkpoint (if `resume`), before anything is written; True if training continues one."
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -404,6 +410,8 @@ class Trainer:
         else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings
         self.pt.train()
         old_handler = signal.signal(signal.SIGTERM, self._on_signal) if hasattr(signal, 'SIGTERM') and _main_thread() else None
+        self._interrupted = False   # one process only: processes of a data-parallel run could stop at different steps
+        old_interrupt = signal.signal(signal.SIGINT, self._on_interrupt) if self.dist is None and _main_thread() else None
         it = self._micro_batches()
         bar = tqdm(total=self.total_steps, initial=st['step'], desc='prompt tuning', disable=not (self.progress and self.main))
         try:
@@ -424,13 +432,15 @@ class Trainer:
                 if evaluate:
                     self._eval(phase)
                     if cfg.early_stop and st['bad_evals'] >= cfg.early_stop: st['stopped'] = f"early stop at step {st['step']}"
-                if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal:
+                if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal or self._interrupted:
                     self._checkpoint()
                 if self._stop_signal is not None: st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
+                if self._interrupted: raise KeyboardInterrupt(f"interrupted at step {st['step']}, which is checkpointed")
         finally:
             bar.close()
             self.record.close()
             if old_handler is not None: signal.signal(signal.SIGTERM, old_handler)
+            if old_interrupt is not None: signal.signal(signal.SIGINT, old_interrupt)
         self.record.finish(self.pt.prompt.weight)
         if self.dist: self.dist.wait_for_everyone()
         return st

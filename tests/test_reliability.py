@@ -244,7 +244,7 @@ def test_resume_logs_expansions_once(reference, tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 2. SIGTERM
+# 2. SIGTERM and Ctrl-C
 
 def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     "SIGTERM inside step 5 (not a checkpoint step): the step finishes, is checkpointed, the process exits cleanly; the resume is exact."
@@ -257,6 +257,19 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     assert (s['steps'], s['stopped']) == (5, f'signal {int(signal.SIGTERM)} at step 5')
     assert torch.equal(load_prompt(out/'prompt.safetensors'), prompt)
     assert not (out/'run.lock').exists()
+    resume(out)
+    assert_same_result(out, reference)
+
+def test_ctrl_c_checkpoints_its_step_then_stops_and_resumes(reference, tmp_path):
+    "SIGINT (Ctrl-C) inside step 5: the step finishes and is checkpointed, then KeyboardInterrupt ends the process (no summary); the resume is exact."
+    out = tmp_path/'run'
+    with held_run(tmp_path, out, 'step', 5) as (p, go):
+        os.kill(p.pid, signal.SIGINT); go()
+        assert p.wait(timeout=60) in (1, -signal.SIGINT), child_output(tmp_path)   # an uncaught KeyboardInterrupt
+    assert 'KeyboardInterrupt: interrupted at step 5, which is checkpointed' in child_output(tmp_path), child_output(tmp_path)
+    assert_loadable(out, 5)
+    assert [r['step'] for r in log_records(out, 'step')] == [1, 2, 3, 4, 5]
+    assert not (out/'summary.json').exists() and not (out/'run.lock').exists()
     resume(out)
     assert_same_result(out, reference)
 
