@@ -263,3 +263,71 @@ def test_a_local_model_is_recorded_by_digest_and_found_again(tmp_path, capsys):
     before = snapshot(d)   # the moved model is the same model: the finished run is found finished, nothing changes
     run_experiment(out_dir=str(d), **{**RUN, 'model': str(moved), 'method': 'pt'})
     assert snapshot(d) == before
+
+
+# ---- a run writes over nothing it did not write; numbers out of range; tables of unfinished runs; evaluations by prompt
+
+def test_a_folder_that_is_not_a_run_is_not_written_over(tmp_path, capsys):
+    "Before: a user's own config.json and log.jsonl in --out-dir were replaced by the run's, without a word."
+    d = tmp_path/'mine'; d.mkdir()
+    (d/'config.json').write_text('{"lr": 1}'); (d/'log.jsonl').write_text('my notes\n')
+    before = snapshot(d)
+    code, _, err = fpt('run', '--method', 'pt', '--steps', 2, '--out-dir', d, '--no-progress', capsys=capsys)
+    one_line(code, err, "holds config.json, log.jsonl but no run's config.json: it is not a run folder")
+    assert snapshot(d) == before
+
+def test_no_resume_on_a_run_is_refused(finished, tmp_path, capsys):
+    "Before: --no-resume wrote a new run over a finished one, beside its old checkpoints, evaluations and TensorBoard events."
+    d = copy(finished, tmp_path/'run'); before = snapshot(d)
+    with pytest.raises(ValueError, match=r'resume=False \(fpt run --no-resume\) would write over it'):
+        run_experiment(out_dir=str(d), **{**RUN, 'resume': False})
+    assert snapshot(d) == before
+
+@pytest.mark.parametrize('flag,value,says', [('--num-beams', 0, 'argument --num-beams: must be at least 1, got 0'),
+                                             ('--batch-size', 0, 'argument --batch-size: must be at least 1, got 0'),
+                                             ('--eval-batch-size', 0, 'argument --eval-batch-size: must be at least 1, got 0'),
+                                             ('--max-target-length', 0, 'argument --max-target-length: must be at least 1, got 0'),
+                                             ('--eval-every', -1, 'at least 0 (0: only at the end of each stage), got -1'),
+                                             ('--early-stop', -2, 'argument --early-stop: must be at least 0 (0: never), got -2'),
+                                             ('--checkpoint-every', -1, 'argument --checkpoint-every: must be at least 0')])
+def test_numbers_out_of_range_are_refused(flag, value, says, tmp_path, capsys):
+    "Before: --num-beams 0 ended in a ZeroDivisionError traceback, --batch-size 0 ran with 32, --early-stop -2 stopped at step 1."
+    code, _, err = fpt('run', '--method', 'pt', '--steps', 2, flag, value, '--out-dir', tmp_path/'r', capsys=capsys)
+    one_line(code, err, says)
+    assert not (tmp_path/'r').exists()
+
+@pytest.mark.parametrize('name,value', [('num_beams', 0), ('eval_batch_size', 0), ('max_target_length', 0), ('eval_every', -1),
+                                        ('early_stop', -1), ('checkpoint_every', -1)])
+def test_run_experiment_refuses_numbers_out_of_range(name, value, tmp_path):
+    "The papermill path checks types only; run_experiment refuses the values before anything is written."
+    with pytest.raises(ValueError, match=f'{name} must be a whole number of at least'):
+        run_experiment(out_dir=str(tmp_path/'r'), **{**RUN, name: value})
+    assert not (tmp_path/'r').exists()
+
+def test_tables_leave_out_unfinished_runs_and_unreadable_summaries(finished, tmp_path, capsys):
+    "Before: a run killed at step 68 of 300 was a normal row; one corrupt summary.json stopped every table."
+    root = tmp_path/'runs'; copy(finished, root/'done')
+    cut = copy(finished, root/'cut')
+    write_json(cut/'summary.json', dict(read_json(cut/'summary.json'), steps=3, stopped='signal 15 at step 3'))
+    (root/'broken').mkdir(); (root/'broken'/'summary.json').write_text('{"task": ')
+    said = []
+    assert [r['run_dir'] for r in collect_runs(root, say=said.append)] == [str(root/'done')]
+    assert said[0].startswith(f"left out: run summary {root/'broken'/'summary.json'} is not valid JSON")
+    assert said[1] == f"left out: run {cut} is unfinished at step 3 of 6 (signal 15 at step 3): run its command again to finish it"
+    assert len(collect_runs(root, unfinished=True, say=said.append)) == 2
+    code, out, err = fpt('tables', root, '--out', tmp_path/'t', capsys=capsys)
+    assert code == 0 and 'left out: run' in out and str(cut) in out, err
+
+def test_evaluations_of_other_prompts_keep_their_own_files(finished, tmp_path):
+    "Before: `--prompt final` wrote over the best prompt's eval-validation-<limit>.json."
+    d = copy(finished, tmp_path/'run')
+    best, final = (evaluate_run(d, limit=4, prompt=p, device='cpu', progress=False) for p in ('best', 'final'))
+    assert (best['file'], final['file']) == ('eval-validation-4.json', 'eval-validation-4-final.json')
+    assert read_json(d/'eval-validation-4.json')['prompt'] == 'best_prompt.safetensors'
+
+def test_evaluate_refuses_another_kind_of_model(finished, tmp_path, capsys):
+    "Before: a T5 prompt was scored on tiny-llama (as wide as tiny T5) and the command exited 0."
+    d = copy(finished, tmp_path/'run'); before = snapshot(d)
+    code, _, err = fpt('evaluate', d, '--limit', 4, '--model', 'tiny-llama', '--no-progress', capsys=capsys)
+    one_line(code, err, 'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM')
+    assert snapshot(d) == before
