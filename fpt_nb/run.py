@@ -214,7 +214,6 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
-    if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
     dev = pick_device(device)
@@ -222,7 +221,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     main = dist is None or dist.is_main_process
     if dist is not None and dev.type == 'cuda': dev = dist.device
     if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
-    if main: check_run_dir(run_dir, resume)   # the main process, before it writes anything there
+    check_run_dir(run_dir, resume or not main)   # before anything is written; only the main process may find its own new files there
     created = main and not run_dir.exists()
     try:
         with run_lock(run_dir) if main else nullcontext():

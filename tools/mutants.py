@@ -230,7 +230,7 @@ MUTANTS = [
            "the seeds' population std, not the sample std"),
     # -- a run writes over nothing it did not write, and its records say what ran
     Mutant('run_folder_not_checked', 'run.py',
-           '    if main: check_run_dir(run_dir, resume)', '    pass',
+           '    check_run_dir(run_dir, resume or not main)', '    pass',
            (R + '::test_a_folder_that_is_not_a_run_is_not_written_over', R + '::test_no_resume_on_a_run_is_refused'),
            "a run writes over a folder's config.json and log.jsonl that no run wrote"),
     Mutant('no_resume_writes_over_a_run', 'run.py',
