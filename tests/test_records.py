@@ -331,3 +331,21 @@ def test_evaluate_refuses_another_kind_of_model(finished, tmp_path, capsys):
     code, _, err = fpt('evaluate', d, '--limit', 4, '--model', 'tiny-llama', '--no-progress', capsys=capsys)
     one_line(code, err, 'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM')
     assert snapshot(d) == before
+
+def test_a_subcommands_unknown_flag_names_the_subcommand(tmp_path, capsys):
+    "Before: `fpt tables X --bogus` answered with the top-level usage, which does not list the subcommand's flags."
+    code, _, err = fpt('tables', tmp_path, '--bogus', capsys=capsys)
+    one_line(code, err, 'fpt tables: error: unrecognized arguments: --bogus (see fpt tables --help)')
+
+def test_tables_out_that_is_a_file(finished, tmp_path, capsys):
+    "Before: a raw `[Errno 17] File exists`."
+    (tmp_path/'t').write_text('mine')
+    code, _, err = fpt('tables', finished, '--out', tmp_path/'t', capsys=capsys)
+    one_line(code, err, 'is a file: expected a folder for the tables')
+    assert (tmp_path/'t').read_text() == 'mine'
+
+def test_export_peft_makes_no_hub_lookup_for_a_built_in_backbone(finished, tmp_path, recwarn):
+    "Before: PEFT looked up config.json of 'tiny' on the hub and warned twice (a failed lookup, 'vocabulary not modified')."
+    from fpt_nb.peft import export_peft
+    export_peft(finished, tmp_path/'adapter')
+    assert not [str(w.message) for w in recwarn if 'config' in str(w.message).lower()], [str(w.message) for w in recwarn]
