@@ -323,3 +323,6 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt:
         print(f"fpt {a.command}: interrupted" + ("; the run's last checkpoint is kept: run the same command to resume from it"
                                                  if a.command == 'run' else ''), file=sys.stderr); return 130
+
+# %% ../nbs/26_cli.ipynb #f0faec29
+if __name__ == '__main__' and getattr(globals().get('__spec__'), 'name', None) == 'fpt_nb.cli': sys.exit(main())

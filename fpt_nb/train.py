@@ -197,16 +197,25 @@ class RunRecord:
     @property
     def checkpoints(self) -> Path: return self.dir/'checkpoints'
 
+    def _read(self, ckpt:Path, read):
+        "`read(ckpt)`; a damaged checkpoint (writes are atomic, so not a killed run's) is refused, naming the way out."
+        try: return read(ckpt)
+        except (ValueError, FileNotFoundError) as e:
+            older = sorted(p.name for p in self.checkpoints.glob('step-*') if p.is_dir() and p.name < ckpt.name)
+            hint = (f"to resume from the one before it, write '{older[-1]}' into {self.checkpoints/'latest'} and run again" if older
+                    else "no older checkpoint is kept: use a new out_dir")
+            raise type(e)(f"{e}; nothing was changed ({hint})") from e
+
     def latest_state(self) -> dict|None:
         "The JSON state of the latest checkpoint (nothing loaded, nothing written), or None."
         ckpt = latest_checkpoint(self.checkpoints)
-        return None if ckpt is None else read_json(ckpt/'state.json', 'checkpoint state')
+        return None if ckpt is None else self._read(ckpt, lambda c: read_json(c/'state.json', 'checkpoint state'))
 
     def load_latest(self) -> tuple[Path, torch.Tensor, dict, dict]|None:
         "The latest checkpoint (its folder, prompt, state and tensors), if this run wrote it; refuse one from another run."
         ckpt = latest_checkpoint(self.checkpoints)
         if ckpt is None: return None
-        prompt, state, tensors = load_checkpoint(ckpt)
+        prompt, state, tensors = self._read(ckpt, load_checkpoint)
         theirs = state.pop('fingerprint', None)
         if theirs != self.fp:
             diff = fingerprint_diff(theirs, self.fp) or ['fingerprint']

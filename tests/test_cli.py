@@ -73,3 +73,14 @@ def test_console_script_is_installed():
     assert exe.is_file(), f"{exe} missing: reinstall the package (make install) so the `fpt` console script exists"
     r = subprocess.run([str(exe), 'run', '--help'], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and '--stage-steps' in r.stdout and '--pt-run' in r.stdout
+
+def test_python_dash_m_is_the_fpt_command(tmp_path):
+    "`python -m fpt_nb.cli ARGS` runs `fpt ARGS` (for a venv whose bin/ is not on PATH): same parser, same one-line errors."
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    m = lambda *a: subprocess.run([sys.executable, '-m', 'fpt_nb.cli', *map(str, a)], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=120)
+    r = m('run', '--help')
+    assert r.returncode == 0 and '--stage-steps' in r.stdout, (r.returncode, r.stdout, r.stderr)
+    r = m('run', '--num-beams', 0)
+    assert (r.returncode, r.stderr.strip()) == (2, 'fpt run: error: argument --num-beams: must be at least 1, got 0 (see fpt run --help)')
+    assert 'RuntimeWarning' not in r.stderr

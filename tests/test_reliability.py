@@ -234,6 +234,26 @@ def test_torn_log_line_does_not_block_resume(reference, tmp_path, monkeypatch):
     assert_same_result(out, reference)
 
 
+@pytest.mark.parametrize('damaged', ['state.safetensors', 'state.json'])
+def test_damaged_latest_checkpoint_is_refused_naming_the_one_before(damaged, reference, tmp_path, monkeypatch):
+    """A latest checkpoint damaged on disk (a bad sector, an edit by hand: a killed run cannot do it) is refused, nothing
+    changed, naming the checkpoint before it; following that advice resumes from it and ends exactly as uninterrupted."""
+    out = tmp_path/'run'
+    crash_in_step(out, 5, monkeypatch)
+    last = latest_checkpoint(out/'checkpoints')
+    older = sorted(p.name for p in (out/'checkpoints').glob('step-*') if p.name < last.name)[-1]
+    f = last/damaged
+    f.write_bytes(f.read_bytes()[:len(f.read_bytes()) // 2])
+    before = snapshot(out)
+    with pytest.raises((ValueError, FileNotFoundError)) as e: resume(out)
+    assert str(f) in str(e.value) and f"write '{older}' into {out/'checkpoints'/'latest'}" in str(e.value), str(e.value)
+    assert 'nothing was changed' in str(e.value)
+    assert_kept(before, snapshot(out))
+    (out/'checkpoints'/'latest').write_text(older)
+    resume(out)
+    assert_same_result(out, reference)
+
+
 def test_resume_logs_expansions_once(reference, tmp_path, monkeypatch):
     "A run that dies in step 3 and resumes from the step-2 checkpoint logs the same expansions as an uninterrupted run."
     out = tmp_path/'run'
