@@ -20,21 +20,24 @@ from .peft import export_peft, backbone_config
 from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT', 'NOTEBOOK_PARAMS', 'TINY_MODELS',
-           'apply_preset', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run',
-           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+__all__ = ['PRESETS', 'PRESET_TASKS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT', 'NOTEBOOK_PARAMS',
+           'TINY_MODELS', 'apply_preset', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params',
+           'make_parser', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
-    large=dict(model='google/t5-large-lm-adapt', steps=sum(PAPER_STEPS['large']), stage_steps=list(PAPER_STEPS['large']), batch_size=32, eval_every=500),
-    xl=dict(model='google/t5-xl-lm-adapt', steps=sum(PAPER_STEPS['xl']), stage_steps=list(PAPER_STEPS['xl']), batch_size=32, eval_every=500),
+    large=dict(model='google/t5-large-lm-adapt', steps=sum(PAPER_STEPS['large']), stage_steps=list(PAPER_STEPS['large']), batch_size=32,
+               eval_every=500, loss_group=4),
+    xl=dict(model='google/t5-xl-lm-adapt', steps=sum(PAPER_STEPS['xl']), stage_steps=list(PAPER_STEPS['xl']), batch_size=32,
+            eval_every=500, loss_group=2),
 )
+PRESET_TASKS = {('xl', 'xsum'): dict(loss_group=1)}   # the official XL XSum script's per-GPU batch
 
-def apply_preset(params:dict, preset:str|None) -> dict:
-    "`params` with the paper's schedule `preset` (`large` or `xl`) filled in; `None` changes nothing."
+def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
+    "`params` with the paper's setting `preset` (`large` or `xl`) for `task` filled in; `None` changes nothing."
     if preset is None: return dict(params)
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {sorted(PRESETS)} (or None)")
-    p = PRESETS[preset]
+    p = dict(PRESETS[preset], **PRESET_TASKS.get((preset, task), {}))
     out = dict(params, **{k: v for k, v in p.items() if k != 'model'})
     if params.get('model', 'tiny') in (None, 'tiny', 'tiny-relu'): out['model'] = p['model']
     return out
@@ -92,7 +95,7 @@ _INT, _FLOAT, _STR, _BOOL = 'a whole number', 'a number', 'a string', 'True or F
 NOTEBOOK_PARAMS = dict(
     task=(_STR, False), model=(_STR, False), methods=('methods', False), levels=('levels', False), out_dir=(_STR, True),
     data_dir=(_STR, True), preset=(_STR, True), steps=(_INT, True), stage_steps=('ints', True), batch_size=(_INT, False),
-    micro_batch_size=(_INT, True), seed=(_INT, False), device=(_STR, False), lr=(_FLOAT, False), prompt_length=(_INT, False),
+    micro_batch_size=(_INT, True), loss_group=(_INT, True), seed=(_INT, False), device=(_STR, False), lr=(_FLOAT, False), prompt_length=(_INT, False),
     eval_every=(_INT, True), train_limit=(_INT, True), eval_limit=(_INT, True), score_file=(_STR, True), score_examples=(_INT, False),
     score_split=(_STR, False), decoder=(_BOOL, True), max_target_length=(_INT, True), checkpoint_every=(_INT, False),
     threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
@@ -167,6 +170,8 @@ def _run_flags(p):
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
     a('--batch-size', type=_at_least(1), help='global batch, in examples (default 32, the paper\'s)')
     a('--micro-batch-size', type=_at_least(1), help='examples per forward pass; gradients accumulate to --batch-size (default: the whole batch)')
+    a('--loss-group', type=_at_least(1), help='examples per token mean of the loss, averaged over the batch (default: the micro-batch; '
+                                           "a preset sets the official per-GPU batch: 4 on LARGE, 2 on XL, 1 for XL on XSum)")
     a('--lr', type=float, default=0.3); a('--seed', type=int, default=0); a('--device', default='auto')
     a('--prompt-length', type=int, default=20)
     a('--train-limit', type=int, help='train on the first N training examples (default: all)')
@@ -242,7 +247,7 @@ def _say(*a): print(*a, flush=True)
 def cmd_run(a) -> int:
     demo = all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps', 'preset'))
     p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size or 32,
-                          eval_every=a.eval_every), a.preset)
+                          eval_every=a.eval_every), a.preset, a.task or DEFAULT_RUN['task'])
     if a.preset and a.steps is not None: p.update(steps=a.steps, stage_steps=a.stage_steps)   # flags given with a preset win
     if a.preset and a.stage_steps is not None: p['stage_steps'] = a.stage_steps
     if a.preset and a.batch_size is not None: p['batch_size'] = a.batch_size
@@ -258,7 +263,8 @@ def cmd_run(a) -> int:
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
-    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'], eval_every=eval_every, eval_limit=eval_limit)
+    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'], eval_every=eval_every, eval_limit=eval_limit,
+                                                      loss_group=a.loss_group if a.loss_group is not None else p.get('loss_group'))
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs = {}
     for m in methods:

@@ -17,8 +17,8 @@ except ImportError: flex_attention = None   # torch < 2.5
 
 # %% auto #0
 __all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'RECOMPILE_LIMIT', 'agreement', 'cast_linears',
-           'attention_biases', 'attention_kernels', 'encoder_block', 'decoder_block', 't5_loss', 'pad_batch',
-           'FastOptions', 'fast_options', 'FastStep']
+           'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block', 'decoder_block', 't5_loss',
+           'pad_batch', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep']
 
 # %% ../nbs/27_fast.ipynb #c6ffbd8d
 TOLERANCES = dict(fp32=dict(loss_rtol=1e-5, grad_rtol=1e-4),     # another kernel or padding, fp32
@@ -91,12 +91,17 @@ def attention_kernels(model, attention:str):
         for c, impl in zip(cfgs, old): c._attn_implementation = impl
 
 # %% ../nbs/27_fast.ipynb #155dc681
+def token_loss(logits, labels, reduction:str='mean') -> torch.Tensor:
+    "Cross-entropy of `logits` (B, T, vocab) against `labels` (B, T), -100 ignored: the mean, or (`'none'`) per token, 0 where ignored."
+    out = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction=reduction)
+    return out if reduction == 'mean' else out.view(labels.shape)
+
 def encoder_block(block, h, mask, bias): return block(h, mask, bias)[0]
 def decoder_block(block, h, mask, bias, encoder_h, cross): return block(h, mask, bias, encoder_h, None, cross)[0]
 
 def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager', run_encoder:Callable=encoder_block,
-            run_decoder:Callable=decoder_block) -> torch.Tensor:
-    "The prompt-tuning loss of `pt`: the stock T5 blocks, driven with attention biases built once per forward."
+            run_decoder:Callable=decoder_block, reduction:str='mean') -> torch.Tensor:
+    "The prompt-tuning loss of `pt` (`reduction='none'`: per target token, 0 where ignored): the stock T5 blocks, driven with attention biases built once per forward."
     model = pt.model
     embeds, keep = pt.embed(input_ids, attention_mask)
     dec_ids = model._shift_right(labels)
@@ -111,7 +116,7 @@ def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager
         x = dec.dropout(dec.final_layer_norm(x))
     if model.config.scale_decoder_outputs: x = x * model.model_dim ** -0.5
     logits = model.lm_head(x)
-    return F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1), ignore_index=-100)
+    return token_loss(logits, labels, reduction)
 
 # %% ../nbs/27_fast.ipynb #cbcff223
 TARGET_MULTIPLE = 8
@@ -164,14 +169,26 @@ def fast_options(pt, device, autocast:bool, fast:bool|None=None, compile:bool|No
                        compile_mode=CUDA_DEFAULTS['compile_mode'] if compile else None,
                        bucket=CUDA_DEFAULTS['bucket'] if compile else 0).check(dev, autocast)
 
+# %% ../nbs/27_fast.ipynb #cf25ddc2
+def loss_weights(labels:list[torch.Tensor], group:int) -> list[torch.Tensor]:
+    """One weight per example for a global batch given as its micro-batches' `labels` (-100: ignored): the sum over
+    examples of weight x summed token losses is the mean, over groups of `group` consecutive examples, of each group's
+    mean token loss."""
+    n = torch.cat([(l != -100).sum(1) for l in labels]).double()
+    if group < 1 or len(n) % group: raise ValueError(f"a global batch of {len(n)} examples cannot be cut into loss groups of {group}")
+    tokens = n.view(-1, group).sum(1).clamp(min=1)   # a group's target tokens (an empty group adds 0, not a division by 0)
+    w = (1 / (tokens * len(tokens))).repeat_interleave(group).float()
+    return list(w.split([len(l) for l in labels]))
+
 # %% ../nbs/27_fast.ipynb #c894ae51
 RECOMPILE_LIMIT = 64   # compiled graphs per block runner: FFN widths x padded lengths over a schedule
 
 class FastStep:
     "One optimizer step of prompt tuning over a global batch that waits for the device once, at its end."
     def __init__(self, pt, opt, sched, n_micro:int, clip_norm:float, step_flops:Callable, device='cpu', autocast:bool=False,
-                 options:FastOptions|None=None, world:int=1, rank:int=0):
+                 options:FastOptions|None=None, world:int=1, rank:int=0, loss_group:int|None=None):
         self.pt, self.opt, self.sched, self.n_micro, self.clip_norm, self.step_flops = pt, opt, sched, n_micro, clip_norm, step_flops
+        self.loss_group = loss_group   # examples per token mean (see `loss_weights`); None: each micro-batch's own mean
         self.device, self.autocast, self.world, self.rank = torch.device(device), autocast, world, rank
         self.options = o = (options or FastOptions()).check(self.device, autocast)
         self.runners = (encoder_block, decoder_block)
@@ -191,14 +208,27 @@ class FastStep:
         if self.device.type == 'cuda': return t.pin_memory().to(self.device, non_blocking=True)   # no wait for the device
         return t.to(self.device)
 
-    def loss(self, b:dict) -> torch.Tensor:
-        "The loss of one collated micro-batch `b` (on the host), as the step computes it."
+    def loss(self, b:dict, weights:torch.Tensor|None=None) -> torch.Tensor:
+        """The loss of one collated micro-batch `b` (on the host), as the step computes it: its mean token loss, or with
+        `weights` (one per example, from `loss_weights`) the weighted sum of its examples' summed token losses."""
         o, pt = self.options, self.pt
         if o.bucket: b = pad_batch(b, o.bucket, pt.prompt_length)
         ids, keep, labels = (self._to_device(b[k]) for k in ('input_ids', 'attention_mask', 'labels'))
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext():
-            if o.attention is None: return pt(ids, keep, labels=labels).loss
-            return t5_loss(pt, ids, keep, labels, o.attention, *self.runners)
+            if weights is None:
+                if o.attention is None: return pt(ids, keep, labels=labels).loss
+                return t5_loss(pt, ids, keep, labels, o.attention, *self.runners)
+            if o.attention is None: tok = token_loss(pt(ids, keep, labels=labels).logits, labels, 'none')
+            else: tok = t5_loss(pt, ids, keep, labels, o.attention, *self.runners, reduction='none')
+            return (tok.sum(1) * self._to_device(weights)).sum()
+
+    def micro_batches(self, batch_iter:Iterator[dict]) -> Iterator[tuple[dict, torch.Tensor|None]]:
+        "The step's micro-batches, each with its examples' loss weights (None: its own mean, divided by the number of micro-batches)."
+        if self.loss_group is None:
+            for _ in range(self.n_micro): yield next(batch_iter), None
+            return
+        bs = [next(batch_iter) for _ in range(self.n_micro)]   # every process reads them all: the weights span the global batch
+        yield from zip(bs, loss_weights([b['labels'] for b in bs], self.loss_group))
 
     def __call__(self, batch_iter:Iterator[dict], widths:dict) -> tuple[float, int, str|None]:
         "Mean loss, FLOPs and problem (None, or what became non-finite) of one step, as `Trainer._step` returns them."
@@ -207,12 +237,11 @@ class FastStep:
         if new and self.options.bf16_weights: cast_linears(self.pt.model)   # layers an expansion brought back
         w, opt, sched = self.pt.prompt.weight, self.opt, self.sched
         total, flops = torch.zeros((), dtype=torch.float64, device=w.device), 0
-        for j in range(self.n_micro):
-            b = next(batch_iter)
+        for j, (b, weights) in enumerate(self.micro_batches(batch_iter)):
             if j % self.world != self.rank: continue   # data parallel: micro-batch j belongs to process j mod world
-            loss = self.loss(b)
-            (loss / self.n_micro).backward()
-            total += loss.detach().double() / self.n_micro
+            loss = self.loss(b, weights)
+            (loss / self.n_micro if weights is None else loss).backward()
+            total += loss.detach().double() / (self.n_micro if weights is None else 1)
             flops += self.step_flops(self.pt, b, widths)
         read = []
         if self.world > 1:   # sum the processes' shares: the gradient of one process accumulating all micro-batches

@@ -129,10 +129,17 @@ def _own_scores(saved:Path, model, run_dir:Path):
 
 def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000, sampling:str='random', aggregation:str='example',
                seed:int=0, batch_size:int=64, pad_id:int=0, device='cpu', progress:bool=True):
-    "Neuron scores of `pt` on `n` rows of `task`'s `split`, chosen by `sampling` with `seed`, recording where they came from."
+    """Neuron scores of `pt` on `n` examples of `task`'s `split`, chosen by `sampling` with `seed`, recording where they came
+    from. An example is a row, or for a task that trains on one example per gold answer (ReCoRD) a (row, answer) pair:
+    the official code builds every split that way and samples from it."""
     rows = load_examples(task, split, data_dir)
-    picked = [rows[i] for i in sample_examples(len(rows), n, seed, sampling)]
-    items = encode_fn(picked)
+    if get_task(task).train_format is None:
+        picked = [rows[i] for i in sample_examples(len(rows), n, seed, sampling)]
+        items = encode_fn(picked)
+    else:
+        pairs = encode_fn(rows, train=True)
+        items = [pairs[i] for i in sample_examples(len(pairs), n, seed, sampling)]
+        picked = [rows[i] for i in sorted({it['row'] for it in items})]
     b = (dict((k, v.to(device)) for k, v in x.items()) for x in batches(items, batch_size, shuffle=False, pad_id=pad_id))
     sc = activation_scores(pt, b, n_examples=len(items), progress=progress, aggregation=aggregation)['abs_mean']
     sc.source = dict(sc.source, task=get_task(task).name, split=split, sampling=sampling, seed=seed,
@@ -194,7 +201,7 @@ def check_run_dir(run_dir:Path, resume:bool=True):
 
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
                    steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None,
-                   batch_size:int=32, micro_batch_size:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
+                   batch_size:int=32, micro_batch_size:int|None=None, loss_group:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
                    prompt_length:int=20, train_limit:int|None=None, eval_limit:int|None=None, eval_every:int=0,
                    score_file:str|None=None, score_examples:int=1000, score_split:str='validation', score_sampling:str='random',
                    score_aggregation:str='example', padding:str='dynamic', bf16:bool|None=None,
@@ -241,7 +248,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                                                       a.num_beams, a.device_map, target_length, progress)
     backbone = pt.model
     if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
-    cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, prompt_length=a.prompt_length, seed=seed,
+    cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
+                      prompt_length=a.prompt_length, seed=seed,
                       padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
                       bf16=a.bf16, eval_batch_size=a.eval_batch_size, num_beams=a.num_beams, log_every=1, fast=a.fast,
                       compile=a.compile).check()

@@ -21,6 +21,7 @@ from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_stat
 from .metrics import score
 from .tasks import get_task
 from .fast import FastStep, fast_options
+from .encoder import PromptEncoder
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
@@ -36,6 +37,7 @@ class TrainConfig:
     clip_norm: float = 1.0
     batch_size: int = 32                 # global batch, in examples
     micro_batch_size: int|None = None    # examples per forward pass (None: the whole batch)
+    loss_group: int|None = None          # examples per token mean of the loss (None: the micro-batch)
     prompt_length: int = 20
     prompt_init: str = 'uniform'
     seed: int = 0
@@ -55,9 +57,14 @@ class TrainConfig:
     @property
     def micro(self) -> int: return self.micro_batch_size or self.batch_size
 
+    @property
+    def group(self) -> int: return self.loss_group or self.micro
+
     def check(self):
         if self.batch_size < 1 or self.micro < 1: raise ValueError(f"batch_size ({self.batch_size}) and micro_batch_size ({self.micro}) must be positive")
         if self.batch_size % self.micro: raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro}")
+        if self.loss_group is not None and (self.loss_group < 1 or self.batch_size % self.loss_group):
+            raise ValueError(f"loss_group must be a positive divisor of batch_size {self.batch_size}, got {self.loss_group}")
         if not (self.lr > 0 and math.isfinite(self.lr)): raise ValueError(f"lr must be a positive number, got {self.lr}")
         return self
 
@@ -128,7 +135,8 @@ def generate_texts(pt, tokenizer, items:list[dict], max_new_tokens:int, batch_si
             idx = order[start:start + batch_size]
             b = collate([items[i] for i in idx], pad_id=tokenizer.pad_token_id or 0)
             ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams)
-            for i, text in zip(idx, tokenizer.batch_decode(ids, skip_special_tokens=True)): out[i] = text
+            texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)   # ' .' -> '.', as the official code
+            for i, text in zip(idx, texts): out[i] = text
             bar.update(len(idx))
     return out
 
@@ -172,7 +180,8 @@ def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:d
     identity = dict(identity or {})
     model = dict(model_signature(pt.model), **identity.pop('model', {}))
     return dict(model=model, prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
-                batch_size=cfg.batch_size, micro_batch_size=cfg.micro, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
+                batch_size=cfg.batch_size, micro_batch_size=cfg.micro, **({'loss_group': cfg.group} if cfg.group != cfg.micro else {}),
+                seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
                 lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores),
                 **identity)
 
@@ -293,9 +302,11 @@ class Trainer:
         if (cfg.batch_size // cfg.micro) % self.world:
             raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} gives {cfg.batch_size // cfg.micro} per step, "
                              f"which {self.world} processes cannot share evenly: make it a multiple of {self.world}")
+        # a classifier has one target per example: a token mean per group is then the batch mean, the stock loss
+        self.loss_group = cfg.group if cfg.group != cfg.micro and not isinstance(pt, PromptEncoder) else None
         levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one
         self.stepper = FastStep(pt, self.opt, self.sched, cfg.batch_size // cfg.micro, cfg.clip_norm, self.step_flops, self.device,
-                                self.bf16, levers, self.world, self.rank)
+                                self.bf16, levers, self.world, self.rank, self.loss_group)
 
     @property
     def run_dir(self) -> Path: return self.record.dir

@@ -8,7 +8,7 @@ from conftest import ROOT
 NB = ROOT/'nbs'/'experiments'/'table2.ipynb'
 METHODS = ['pt', 'fpt_ld', 'fpt_fr', 'fpt_cr']
 
-RUN_PARAMS = ('task', 'model', 'out_dir', 'data_dir', 'steps', 'stage_steps', 'batch_size', 'micro_batch_size', 'seed', 'device', 'preset')
+RUN_PARAMS = ('task', 'model', 'out_dir', 'data_dir', 'steps', 'stage_steps', 'batch_size', 'micro_batch_size', 'loss_group', 'seed', 'device', 'preset')
 RECIPE = ('decoder', 'max_target_length', 'score_split')   # None (the paper's recipe) unless given
 NOTEBOOK_PARAMS = dict(table2=RUN_PARAMS + ('methods',) + RECIPE, table1=RUN_PARAMS + ('methods', 'levels') + RECIPE,
                        scores=('task', 'model', 'out_dir', 'data_dir', 'score_examples', 'score_split', 'score_sampling',

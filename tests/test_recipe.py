@@ -138,3 +138,59 @@ def test_a_partial_decoder_only_model_numbers_its_layers_from_zero():
     assert torch.equal(cached, pt.generate(x.input_ids, x.attention_mask, max_new_tokens=6, use_cache=False))
     apply_stage(model, FULL)
     assert [layer.self_attn.layer_idx for layer in model.model.layers] == [0, 1, 2, 3]
+
+
+def _squad_trainer(tmp_path, name, data_dir, **cfg):
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = encode('squad2', TOK, load_examples('squad2', 'train', str(data_dir), limit=24))
+    return Trainer(pt, paper_schedule('pt', 3, pt.model), items, TrainConfig(batch_size=8, **cfg), tmp_path/name, progress=False)
+
+def _losses(tr) -> list[float]:
+    return [r['loss'] for r in map(__import__('json').loads, (tr.record.dir/'log.jsonl').read_text().splitlines()) if r['kind'] == 'step']
+
+@pytest.mark.parametrize('fast', [False, True])
+def test_the_loss_is_a_token_mean_per_official_gpu_batch(fast, tmp_path, data_dir):
+    """loss_group_ignored, loss_weights_per_micro_batch: the official loss is the mean over GPUs and accumulation steps of
+    each forward pass's token mean. One forward pass of 8 with loss_group=4 trains as two micro-batches of 4 do (SQuAD
+    answers of 2 to 30 tokens), on the stock forward and on ours (fast); a token mean over all 8 trains differently."""
+    grouped = _squad_trainer(tmp_path, 'grouped', data_dir, loss_group=4, fast=fast); grouped.fit()
+    micro = _squad_trainer(tmp_path, 'micro', data_dir, micro_batch_size=4, fast=fast); micro.fit()
+    whole = _squad_trainer(tmp_path, 'whole', data_dir, fast=fast); whole.fit()
+    straddle = _squad_trainer(tmp_path, 'straddle', data_dir, micro_batch_size=2, loss_group=4, fast=fast); straddle.fit()
+    assert grouped.loss_group == 4 and micro.loss_group is None
+    for tr in (grouped, straddle):
+        assert _losses(tr) == pytest.approx(_losses(micro), rel=1e-5)
+        assert torch.allclose(tr.pt.prompt.weight, micro.pt.prompt.weight, rtol=1e-4, atol=1e-6)
+    assert abs(_losses(whole)[0] - _losses(micro)[0]) > 1e-3 * _losses(micro)[0]
+    assert read_json(latest_checkpoint(grouped.record.checkpoints)/'state.json')['fingerprint']['loss_group'] == 4   # resumed only with 4
+
+def test_presets_set_the_official_per_gpu_batch(monkeypatch, tmp_path):
+    "preset_loss_group_dropped: --preset gives the run the official per-GPU batch as its loss group; a flag wins."
+    import fpt_nb.cli as cli
+    seen = []
+    def launch(n, **kw): seen.append(kw['loss_group']); raise SystemExit(0)
+    monkeypatch.setattr(cli, 'launch', launch)
+    for args in (['--preset', 'large'], ['--preset', 'xl', '--task', 'xsum'], ['--preset', 'xl'], ['--preset', 'large', '--loss-group', 8], []):
+        with pytest.raises(SystemExit):
+            cli.main(['run', '--model', 'tiny-llama', '--method', 'pt', '--out-dir', str(tmp_path/'x'), *map(str, args)])
+    assert seen == [4, 1, 2, 8, None]
+
+def test_generations_are_decoded_with_the_official_space_clean_up():
+    "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."
+    from fpt_nb.train import generate_texts
+    class Echo:   # a model whose generation is its input
+        def generate(self, ids, mask, **kw): return ids
+    ids = TOK('It is , yes . Is it ?')['input_ids']
+    assert generate_texts(Echo(), TOK, [dict(input_ids=ids, labels=[1])], 4) == ['It is, yes. Is it?']
+
+def test_record_scores_sample_query_answer_pairs(data_dir):
+    """record_scores_sample_rows: the official code builds ReCoRD's validation set with one example per distinct gold
+    answer and draws the 1,000 scored examples from those pairs; the local sample's 32 queries hold 46 pairs."""
+    from fpt_nb.run import run_scores
+    rows = load_examples('record', 'validation', str(data_dir))
+    enc = lambda rs, train=False: encode('record', TOK, rs, train=train)
+    pairs = enc(rows, train=True)
+    assert len(rows) == 32 and len(pairs) == 46
+    sc = run_scores(PromptT5(load_t5('tiny')[0], prompt_length=4), 'record', enc, str(data_dir), n=1000, progress=False)
+    assert sc.n_tokens['decoder'] == sum(len(p['labels']) for p in pairs)   # every pair's target read by the decoder
+    assert sc.source['rows']['rows'] == 32

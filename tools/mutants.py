@@ -125,7 +125,7 @@ MUTANTS = [
            (M + 'test_checkpoint_of_another_task_is_refused', 'tests/test_resume.py', 'tests/test_reliability.py'),
            "a run resumes another task's checkpoint"),
     Mutant('fingerprint_without_seed', 'train.py',
-           'micro_batch_size=cfg.micro, seed=cfg.seed,', 'micro_batch_size=cfg.micro,',
+           '                seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,', '                padding=cfg.padding, bucket=cfg.bucket,',
            ('tests/test_reliability.py',), "a run resumes another seed's checkpoint"),
     # -- the paper's recipe (issue 11) and the run's record (issue 13)
     Mutant('best_tie_goes_to_the_earlier', 'train.py',
@@ -252,6 +252,22 @@ MUTANTS = [
            'or self._stop_signal or self._interrupted:', 'or self._stop_signal:',
            ('tests/test_reliability.py::test_ctrl_c_checkpoints_its_step_then_stops_and_resumes',),
            'Ctrl-C stops without checkpointing the step it finished'),
+    # -- the official loss and decoding (the fidelity audit of session 19)
+    Mutant('loss_group_ignored', 'train.py',
+           'self.loss_group = cfg.group if cfg.group != cfg.micro', 'self.loss_group = None if cfg.group != cfg.micro',
+           (P + 'test_the_loss_is_a_token_mean_per_official_gpu_batch',), 'loss_group ignored: a token mean over the whole forward pass'),
+    Mutant('loss_weights_per_micro_batch', 'fast.py',
+           'w = (1 / (tokens * len(tokens))).repeat_interleave(group).float()', 'w = (1 / (n.sum() * 0 + tokens * len(tokens))).repeat_interleave(group).float().flip(0)',
+           (P + 'test_the_loss_is_a_token_mean_per_official_gpu_batch',), "each example weighted by another group's token count"),
+    Mutant('preset_loss_group_dropped', 'cli.py',
+           "loss_group=a.loss_group if a.loss_group is not None else p.get('loss_group'))", "loss_group=a.loss_group)",
+           (P + 'test_presets_set_the_official_per_gpu_batch',), "--preset leaves the loss a token mean over the whole batch"),
+    Mutant('decode_without_clean_up', 'train.py',
+           'skip_special_tokens=True, clean_up_tokenization_spaces=True)', 'skip_special_tokens=True, clean_up_tokenization_spaces=False)',
+           (P + 'test_generations_are_decoded_with_the_official_space_clean_up',), "generations decoded without the official ' ,' -> ',' clean-up"),
+    Mutant('record_scores_sample_rows', 'run.py',
+           'if get_task(task).train_format is None:', 'if True:',
+           (P + 'test_record_scores_sample_query_answer_pairs',), 'ReCoRD neuron scores drawn from queries (first answer only), not (query, answer) pairs'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
