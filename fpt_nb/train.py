@@ -64,7 +64,8 @@ class TrainConfig:
         if self.batch_size < 1 or self.micro < 1: raise ValueError(f"batch_size ({self.batch_size}) and micro_batch_size ({self.micro}) must be positive")
         if self.batch_size % self.micro: raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro}")
         if self.loss_group is not None and (self.loss_group < 1 or self.batch_size % self.loss_group):
-            raise ValueError(f"loss_group must be a positive divisor of batch_size {self.batch_size}, got {self.loss_group}")
+            raise ValueError(f"loss_group {self.loss_group} does not divide batch_size {self.batch_size}: the loss is a token mean per group "
+                             f"of loss_group examples (--loss-group; a preset sets the official per-GPU batch, 4 on LARGE, 2 on XL)")
         if not (self.lr > 0 and math.isfinite(self.lr)): raise ValueError(f"lr must be a positive number, got {self.lr}")
         return self
 
