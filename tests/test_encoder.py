@@ -6,6 +6,9 @@ from fpt_nb.run import run_experiment, evaluate_run, setup
 from fpt_nb.tasks import load_examples
 from fpt_nb.batches import collate
 from fpt_nb.checkpoint import load_prompt, read_json
+from fpt_nb.encoder import load_encoder, PromptEncoder, LABEL_TEXTS, mean_pool, embed_texts, encode_pairs, encoder_batch_flops
+from fpt_nb.arch import ffn_widths
+from fpt_nb.flops import measured_flops
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory, data_dir):
@@ -41,3 +44,68 @@ def test_evaluate_on_another_directory(run, data_dir, tmp_path):
     assert read_json(out/'eval-validation.json')['accuracy'] == m['accuracy']
     with pytest.raises(FileNotFoundError, match='train'):
         evaluate_run(out, data_dir=str(tmp_path/'elsewhere'), split='train', device='cpu')
+
+
+@pytest.fixture(scope='module')
+def tiny(data_dir):
+    "The tiny random BERT (eager attention) with a 3-token prompt and the MNLI label texts, and two real MNLI rows collated."
+    model, tok = load_encoder('tiny-bert', seed=0)
+    pe = PromptEncoder(model, tok, LABEL_TEXTS['mnli'], prompt_length=3, seed=0).eval()
+    rows = load_examples('mnli', 'validation', data_dir, limit=2)
+    return pe, tok, collate(encode_pairs('mnli', tok, rows), pad_id=0)
+
+def test_logits_pool_the_input_positions_only(tiny):
+    "The class embedding is the mean over the input tokens' outputs, not the prompt's (catches pooling the prompt too)."
+    pe, tok, b = tiny
+    ids, mask = b['input_ids'], b['attention_mask']
+    assert (mask.sum(1) < mask.shape[1]).any()    # one row is padded
+    P = pe.prompt_length
+    with torch.no_grad():
+        embeds = torch.cat([pe.prompt.weight.expand(len(ids), -1, -1), pe.model.get_input_embeddings()(ids)], 1)
+        h = pe.model(inputs_embeds=embeds, attention_mask=torch.cat([torch.ones(len(ids), P, dtype=mask.dtype), mask], 1)).last_hidden_state
+        labels = tok(list(LABEL_TEXTS['mnli']), return_tensors='pt', padding=True)
+        lh = pe.model(**labels).last_hidden_state
+        expected = []
+        for r in range(len(ids)):
+            n = int(mask[r].sum())
+            z = h[r, P:P + n].mean(0)             # the input tokens, padding excluded (padding is at the end)
+            e = torch.stack([lh[c, :int(labels.attention_mask[c].sum())].mean(0) for c in range(3)])
+            expected.append(20.0 * torch.nn.functional.cosine_similarity(z[None], e, dim=-1))
+        got = pe(ids, mask).logits
+    torch.testing.assert_close(got, torch.stack(expected), atol=1e-4, rtol=1e-4)
+
+def test_mean_pool_ignores_padding(tiny):
+    "mean_pool averages over mask-1 positions only (catches dividing by the padded width); a row's logits ignore batch padding."
+    hidden = torch.tensor([[[1., 2.], [3., 4.], [100., -100.]], [[5., 6.], [7., 8.], [9., 10.]]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    torch.testing.assert_close(mean_pool(hidden, mask), torch.tensor([[2., 3.], [7., 8.]]))
+    torch.testing.assert_close(mean_pool(hidden[:1, :2], mask[:1, :2]), torch.tensor([[2., 3.]]))   # the same row, unpadded
+    pe, tok, b = tiny
+    r = int(b['attention_mask'].sum(1).argmin())   # the shorter row, padded in the batch
+    n = int(b['attention_mask'][r].sum())
+    assert n < b['attention_mask'].shape[1]
+    with torch.no_grad():
+        alone = pe(b['input_ids'][r:r + 1, :n], b['attention_mask'][r:r + 1, :n]).logits
+        batched = pe(b['input_ids'], b['attention_mask']).logits[r:r + 1]
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=1e-5)
+
+def test_step_flops_match_the_counter(tiny):
+    "FlopCounterMode on a step of the tiny BERT (eager attention) equals the count (catches attention backward counted once)."
+    # both inputs of the attention matmuls (QK^T, AV) depend on the prompt, so their backward is two matmuls each: 3x forward
+    pe, tok, b = tiny
+    assert pe.model.config._attn_implementation == 'eager'
+    pe.train()
+    try:
+        measured = measured_flops(lambda: pe(b['input_ids'], b['attention_mask'], labels=b['labels']).loss.backward())
+    finally: pe.eval(); pe.prompt.weight.grad = None
+    assert measured == encoder_batch_flops(pe, b, ffn_widths(pe.model))
+    fwd = measured_flops(lambda: pe(b['input_ids'], b['attention_mask']))   # forward only: no backward is run
+    from fpt_nb.encoder import encoder_step_flops
+    assert fwd == encoder_step_flops(pe.model.config, pe.prompt_length + b['input_ids'].shape[1], n_classes=3, batch=2, backward=False)
+
+def test_mnli_label_texts_in_glue_order(tiny):
+    "Class i's description is that of GLUE MNLI label i: 0 entailment, 1 neutral, 2 contradiction (catches 1 and 2 swapped)."
+    neutral, contradiction = "the second sentence may or may not be true given the first", "the second sentence contradicts the first"
+    assert LABEL_TEXTS['mnli'][1:] == (neutral, contradiction)
+    pe, tok, b = tiny
+    torch.testing.assert_close(pe.label_emb[1:], embed_texts(pe.model, tok, [neutral, contradiction]), atol=1e-5, rtol=1e-5)

@@ -60,3 +60,36 @@ def test_gpu_benchmarks_run_without_the_packages_the_gpu_image_lacks(tmp_path):
     assert t5['tiny']['pt_step_ms'] > 0 and [s['stage'] for s in t5['tiny']['stages']] == [n for n, _ in gpu_stages.stages('tiny')]
     assert set(t5['stand_ins']) == set(MISSING_ON_THE_GPU_IMAGE) and set(causal['stand_ins']) <= set(MISSING_ON_THE_GPU_IMAGE)
     assert causal['stand_ins'] and len(causal['results']) == 11   # PEFT's race and the ten stages
+
+
+# The fast step's own forward against the stock model, in fp32 (the session-19 mutation audit: these bugs passed every test)
+
+import pytest, torch
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.fast import t5_loss, pad_batch
+
+@pytest.mark.parametrize('name', ['tiny', 'tiny-relu'])
+@pytest.mark.parametrize('attention', ['eager', 'sdpa'])
+def test_fast_forward_is_the_stock_loss_in_fp32(name, attention):
+    """fast_decoder_not_causal, fast_loss_no_decoder_scaling: our T5 forward (attention biases built once, eager or SDPA)
+    gives the stock model's loss and per-token losses to fp32 rounding, on the gated T5 v1.1 (`tiny`) and on T5 v1.0
+    with tied embeddings (`tiny-relu`, whose decoder output is scaled); targets of several tokens, padded."""
+    torch.manual_seed(0)
+    pt = PromptT5(load_t5(name)[0], prompt_length=4)
+    ids, keep = torch.randint(3, 300, (3, 9)), torch.ones(3, 9, dtype=torch.long)
+    keep[1, 6:] = 0
+    labels = torch.randint(3, 300, (3, 6)); labels[0, 3:] = -100
+    with torch.no_grad():
+        ref = pt(ids, keep, labels=labels)
+        ours = t5_loss(pt, ids, keep, labels, attention)
+        tok = t5_loss(pt, ids, keep, labels, attention, reduction='none')
+    assert torch.allclose(ours, ref.loss, rtol=1e-5), (ours, ref.loss)
+    stock_tok = torch.nn.functional.cross_entropy(ref.logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction='none')
+    assert torch.allclose(tok.flatten(), stock_tok, rtol=1e-4, atol=1e-5)
+
+def test_bucket_padding_is_masked_and_ignored():
+    "bucket_pads_targets_with_0: padding for shape buckets adds masked input positions and ignored (-100) target positions."
+    b = dict(input_ids=torch.ones(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 5, dtype=torch.long), labels=torch.ones(2, 3, dtype=torch.long))
+    p = pad_batch(b, 8, prompt_length=4)
+    assert p['input_ids'].shape == (2, 12) and p['attention_mask'][:, 5:].sum() == 0 and (p['attention_mask'][:, :5] == 1).all()
+    assert p['labels'].shape == (2, 8) and (p['labels'][:, 3:] == -100).all() and (p['labels'][:, :3] == 1).all()

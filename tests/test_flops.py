@@ -54,3 +54,15 @@ def test_gpu_benchmark_flops_match_the_count():
         assert counted == row['flops'], (row['size'], row['stage'], counted, row['flops'])
         checked += 1
     assert checked >= 20, f"expected the full model and nine stages for LARGE and XL, checked {checked} rows"
+
+
+@pytest.mark.parametrize('method', ['ld', 'fr', 'cr'])
+def test_paper_stages_are_the_papers_shapes(method):
+    """paper_stages_cr_keeps_all_layers: the paper's partial stages of T5-LARGE (24 layers, FFN 2816): LD keeps 6, 12,
+    18 layers; FR 704, 1408, 2112 neurons; CR both; with the decoder reduced alike on request."""
+    from fpt_nb.flops import paper_stages
+    layers = [6, 12, 18] if method in ('ld', 'cr') else [24] * 3
+    ffn = [704, 1408, 2112] if method in ('fr', 'cr') else [2816] * 3
+    got = [(len(s['encoder_ffn']), s['encoder_ffn'][0], s['decoder_ffn']) for s in paper_stages('large', method)]
+    assert got == [(n, f, None) for n, f in zip(layers, ffn)]
+    assert [s['decoder_ffn'] for s in paper_stages('large', method, decoder=True)] == [[f] * n for n, f in zip(layers, ffn)]

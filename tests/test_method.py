@@ -307,3 +307,61 @@ def test_length_buckets_come_in_shuffled_order():
     assert sorted(groups) == sorted(by_length[i:i + 4] for i in range(0, 64, 4))   # each group: 4 neighbours in length
     firsts = [lengths[g[0]] for g in groups]
     assert firsts != sorted(firsts, reverse=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The recipe's settings as the trainer uses them, and the stopping and data rules (the session-19 mutation audit:
+# each of these bugs passed every test before)
+
+def test_the_trainers_optimizer_is_the_papers_adafactor(tmp_path):
+    """adafactor_no_weight_decay, adafactor_scale_parameter, clip_norm_setting_ignored: the optimizer the trainer steps
+    is Adafactor at a constant lr 0.3, weight decay 1e-5, no relative step, parameter scaling or warm-up; the step
+    clips at the configured norm."""
+    pt = tiny()
+    tr = Trainer(pt, [Phase(FULL, 2)], ITEMS, TrainConfig(**{**CFG, 'clip_norm': 0.25}), tmp_path/'run', progress=False)
+    got = {k: tr.opt.defaults[k] for k in ('lr', 'weight_decay', 'relative_step', 'scale_parameter', 'warmup_init')}
+    assert got == dict(lr=0.3, weight_decay=1e-5, relative_step=False, scale_parameter=False, warmup_init=False)
+    assert tr.stepper.clip_norm == 0.25
+    # clipping at work: SGD at lr 1 through the trainer's step moves the prompt by exactly the clipped gradient
+    tr.opt = tr.stepper.opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
+    tr.stepper.sched = torch.optim.lr_scheduler.LambdaLR(tr.stepper.opt, lambda s: 1.0)
+    before = pt.prompt.weight.detach().clone()
+    tr.stepper(iter(list(batches(ITEMS[:8], 4, shuffle=False))), ffn_widths(pt.model))
+    assert (before - pt.prompt.weight.detach()).norm().item() == pytest.approx(0.25, rel=1e-4)
+
+def test_prompt_starts_uniform_within_one_over_root_d_model():
+    "prompt_init_bound_by_length: the official init draws each value uniformly from ±sqrt(1/d_model) (d_model 64 here)."
+    w = tiny().prompt.weight.detach()
+    bound = (1 / 64) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound and w.shape == (4, 64)
+
+def _scripted(values):
+    vals = iter(values)
+    return lambda pt: dict(accuracy=next(vals))
+
+def test_early_stop_counts_consecutive_evaluations_without_improvement(tmp_path):
+    """early_stop_one_late, bad_evals_not_reset: with early_stop=2, a run stops at the second evaluation in a row that
+    does not beat the best; an improvement in between starts the count again."""
+    pt = tiny()
+    tr = Trainer(pt, [Phase(FULL, 20)], ITEMS, TrainConfig(**{**CFG, 'eval_every': 2, 'early_stop': 2}), tmp_path/'run',
+                 evaluate=_scripted([50, 40, 60, 55, 70, 65, 60, 99, 99, 99]), metric='accuracy', progress=False)
+    st = tr.fit()
+    # evaluations at steps 2..: 50 best, 40 bad(1), 60 best, 55 bad(1), 70 best, 65 bad(1), 60 bad(2) -> stop at step 14
+    assert (st['step'], st['best'], st['best_step'], st['stopped']) == (14, 70, 10, 'early stop at step 14')
+
+def test_an_epoch_is_only_whole_micro_batches(tmp_path):
+    """partial_micro_batch_kept: 10 examples in micro-batches of 4 make 2 micro-batches an epoch (the last 2 examples
+    wait for the next epoch's shuffle), so 4 steps of 2 micro-batches each span 4 epochs (numbered 0 to 3), every
+    micro-batch of 4 examples."""
+    seen = []
+    def count(pt, b, widths): seen.append(b['input_ids'].shape[0]); return 0
+    tr = Trainer(tiny(), [Phase(FULL, 4)], ITEMS[:10], TrainConfig(**CFG), tmp_path/'run', step_flops=count, progress=False)
+    st = tr.fit()
+    assert seen == [4] * 8 and st['epoch'] == 3
+
+def test_layers_kept_by_score_are_the_best_in_model_order():
+    """layers_by_score_lowest, score_layers_unsorted: `layer_selection='score'` keeps the required layers and the
+    highest-scoring others, run in the model's order."""
+    from fpt_nb.partial import select_layers
+    assert select_layers(3, 6, 'score', torch.tensor([0.1, 0.5, 0.2, 0.8, 0.3, 0.9]), required=(0,)) == [0, 3, 5]
+    assert select_layers(2, 4, 'score', torch.tensor([0.4, 0.1, 0.3, 0.2])) == [0, 2]

@@ -194,3 +194,41 @@ def test_record_scores_sample_query_answer_pairs(data_dir):
     sc = run_scores(PromptT5(load_t5('tiny')[0], prompt_length=4), 'record', enc, str(data_dir), n=1000, progress=False)
     assert sc.n_tokens['decoder'] == sum(len(p['labels']) for p in pairs)   # every pair's target read by the decoder
     assert sc.source['rows']['rows'] == 32
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Neuron scores as a run computes and reads them (the session-19 mutation audit: each bug passed every test before)
+
+def test_a_run_ranks_neurons_by_mean_absolute_activation(data_dir):
+    """run_scores_signed_mean, score_sample_ignores_seed: a run's scores are the mean |activation| (never negative) of
+    a seeded sample of validation rows: what `activation_scores` gives on that sample; another seed, another sample."""
+    from fpt_nb.run import run_scores
+    from fpt_nb.scores import sample_examples
+    from fpt_nb.batches import batches
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    enc = lambda rs, train=False: encode('mnli', TOK, rs, train=train)
+    sc = run_scores(pt, 'mnli', enc, str(data_dir), n=6, seed=7, progress=False)
+    rows = load_examples('mnli', 'validation', str(data_dir))
+    items = enc([rows[i] for i in sample_examples(len(rows), 6, seed=7)])
+    ref = activation_scores(pt, batches(items, 64, shuffle=False), n_examples=6, progress=False)
+    assert all(torch.equal(sc.scores[s], ref['abs_mean'].scores[s]) for s in sc.scores)
+    assert min(v.min().item() for v in sc.scores.values()) >= 0 and any((ref['mean'].scores[s] < 0).any() for s in sc.scores)
+    assert sample_examples(len(rows), 6, seed=7) != sample_examples(len(rows), 6, seed=8)
+
+def test_scores_read_exactly_n_examples():
+    "scores_take_whole_last_batch: `n_examples=5` over batches of 4 reads the first 5 examples, no more."
+    from fpt_nb.batches import batches
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = encode('toy', TOK, toy_examples('validation', 8))
+    five = activation_scores(pt, batches(items, 4, shuffle=False), n_examples=5, progress=False)['abs_mean']
+    ref = activation_scores(pt, batches(items[:5], 5, shuffle=False), n_examples=5, progress=False)['abs_mean']
+    assert five.n_examples == 5 and all(torch.allclose(five.scores[s], ref.scores[s], atol=1e-6) for s in ref.scores)
+
+def test_official_csv_scores_are_encoder_rows_then_decoder_rows(tmp_path):
+    "scores_csv_decoder_first: the official score CSV holds one row per layer, the encoder's first, then the decoder's."
+    from fpt_nb.scores import load_scores
+    model = load_t5('tiny')[0]   # 4 + 4 layers of 128 neurons
+    rows = [[float(100 * i + j) for j in range(128)] for i in range(8)]
+    (tmp_path/'s.csv').write_text('\n'.join(','.join(map(str, r)) for r in rows) + '\n')
+    sc = load_scores(tmp_path/'s.csv', model)
+    assert torch.equal(sc.scores['encoder'], torch.tensor(rows[:4])) and torch.equal(sc.scores['decoder'], torch.tensor(rows[4:]))

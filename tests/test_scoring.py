@@ -3,9 +3,9 @@ in the comments, never with the library function under test."""
 import json, math
 from pathlib import Path
 import pytest
-from fpt_nb.metrics import rouge_scores, record_scores, squad_v2_scores, score
+from fpt_nb.metrics import rouge_scores, record_scores, squad_v2_scores, score, normalize_answer, token_f1, paper_squad2, paper_qqp, paper_record
 from fpt_nb.tables import collect_runs, table1, table2, to_markdown
-from fpt_nb.tasks import NO_ANSWER
+from fpt_nb.tasks import NO_ANSWER, load_examples
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -37,6 +37,59 @@ def test_accuracy_is_a_percentage():
     rows = [dict(text='x', label=l, idx=i) for i, l in enumerate([1, 0, 1, 1])]
     s = score('toy', ['yes', 'yes', 'yes', 'no'], rows)
     assert (s['accuracy'], s['unparseable'], s['total']) == (50.0, 0, 4)
+
+
+def test_normalize_strips_every_article():
+    "Official SQuAD normalisation drops 'a', 'an' and 'the' as whole words (catches a regex that forgets 'a')."
+    assert normalize_answer('A cat, an owl and THE dog!') == 'cat owl and dog'
+    assert normalize_answer('a') == '' and normalize_answer('abate a banana') == 'abate banana'   # whole words only
+    # so 'a dog' is an exact match for 'dog' in the official scorer
+    assert squad_v2_scores(['a dog'], [['dog']])['exact'] == 100.0
+
+
+def test_token_f1_counts_repeated_tokens():
+    "Token overlap is a multiset intersection (catches counting shared token types with sets)."
+    # 'dog dog' against 'dog dog cat': 2 shared tokens, P 2/2, R 2/3 -> F1 2 * 1 * 2/3 / (1 + 2/3) = 4/5
+    # (with sets: 1 shared, P 1/2, R 1/3 -> 2/5)
+    assert token_f1('dog dog', 'dog dog cat') == pytest.approx(4 / 5)
+    # 'the cat cat cat' normalises to 'cat cat cat'; against 'cat': 1 shared, P 1/3, R 1 -> 1/2
+    assert token_f1('the cat cat cat', 'cat') == pytest.approx(1 / 2)
+
+
+def test_paper_squad2_f1_is_answerable_vs_not():
+    "The paper's SQuAD F1 is answerable-vs-not on the gold targets (catches gold taken after 'no answer' is filled in)."
+    # squad.py: bool_predictions = str(p != 'no answer'), bool_labels = str(target != 'no answer'), pos_label 'True'
+    # predicted answerable: F T F T; gold answerable: F T T F -> tp 1, fp 1, fn 1 -> F1 2/4 = 50
+    # acc against the first gold ('no answer' when none): right, right, wrong ('no answer' vs 'z'), wrong -> 50
+    s = paper_squad2([NO_ANSWER, 'x', NO_ANSWER, 'y'], [[], ['x', 'xx'], ['z'], []])
+    assert s == pytest.approx(dict(paper_acc=50.0, paper_em=50.0, paper_f1=50.0))
+
+
+def test_paper_qqp_unparseable_counts_as_duplicate():
+    "The paper's f1_metric maps a generation that is no label word to pos_label 'is_duplicate' (catches counting it negative)."
+    # predicted positive: T ('is_duplicate'), T ('maybe' -> pos), F; gold positive: T, F, T -> tp 1, fp 1, fn 1 -> F1 50
+    s = paper_qqp(['is_duplicate', 'maybe', 'not_duplicate'], ['is_duplicate', 'not_duplicate', 'is_duplicate'])
+    assert s == pytest.approx(dict(paper_acc=100 / 3, paper_f1=50.0))
+
+
+def test_paper_qqp_f1_is_for_is_duplicate(data_dir):
+    "Through `score` on real QQP rows: the paper's F1 is that of the is_duplicate class (catches the classes swapped)."
+    rows = load_examples('qqp', 'validation', data_dir, limit=4)
+    assert [r['label'] for r in rows] == [0, 0, 1, 0]          # idx 7999-8002; GLUE: 1 = duplicate
+    # saying is_duplicate to all four: tp 1, fp 3, fn 0 -> F1 2/5 = 40; acc 1/4
+    s = score('qqp', ['is_duplicate'] * 4, rows)
+    assert (s['paper_acc'], s['paper_f1']) == (25.0, pytest.approx(40.0))
+    # saying not_duplicate to all: no positive predicted -> 0 (sklearn zero_division); acc 3/4
+    s = score('qqp', ['not_duplicate'] * 4, rows)
+    assert (s['paper_acc'], s['paper_f1']) == (75.0, 0.0)
+
+
+def test_paper_record_f1_is_harmonic_mean():
+    "The paper's squad_f1_score (raw whitespace tokens, no normalisation) is 2PR/(P+R) (catches recall alone)."
+    # 'Barack Obama' against 'Obama': 1 shared, P 1/2, R 1 -> 2/3; 'the Louvre' against 'Louvre' the same (no
+    # normalisation: 'the' is a token); 'louvre' against 'Louvre': case matters, 0
+    s = paper_record(['Barack Obama', 'the Louvre', 'louvre'], [['Obama'], ['Louvre'], ['Louvre']])
+    assert s == pytest.approx(dict(paper_em=0.0, paper_f1=100 * (2 / 3 + 2 / 3 + 0) / 3))
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -182,3 +182,37 @@ def test_trainer_interface():
     assert params(batches)[:7] == ['items', 'batch_size', 'shuffle', 'seed', 'padding', 'bucket', 'epoch']
     assert params(score) == ['task', 'predictions', 'examples']
     assert {t.metric_name for t in TASKS.values()} == {'accuracy', 'exact_match', 'rougeL'}
+
+
+def test_mnli_real_rows_pinned(data_dir):
+    "Real MNLI rows as the official mnli.py formats them (catches label words out of GLUE order, template fields swapped)."
+    # official: 'hypothesis: <sentence2> premise: <sentence1>'; GLUE labels 0 entailment, 1 neutral, 2 contradiction
+    rows = {r['idx']: r for r in load_examples('mnli', 'validation', data_dir, limit=6)}
+    fmt = get_task('mnli').format
+    assert fmt(rows[1]) == ('hypothesis: The Government Executive articles housed on the website are not able to be searched. '
+                            'premise: This site includes a list of all award winners and a searchable database of Government Executive articles.',
+                            '<extra_id_0>contradiction')
+    assert (rows[1]['label'], rows[13]['label'], rows[14]['label']) == (2, 0, 1)
+    assert fmt(rows[13]) == ('hypothesis: Severn said the people were not welcome there. premise: You and your friends are not welcome here, said Severn.',
+                             '<extra_id_0>entailment')
+    assert fmt(rows[14])[0].startswith("hypothesis: We don't loan a lot of money. premise: um-hum um-hum yeah well")
+    assert fmt(rows[14])[1] == '<extra_id_0>neutral'
+    assert get_task('mnli').references(rows[14]) == ['neutral']
+
+
+def test_qqp_real_rows_pinned(data_dir):
+    "Real QQP rows: GLUE label 1 (duplicate) is the official code's 'is_duplicate', 0 'not_duplicate' (catches the words swapped)."
+    rows = load_examples('qqp', 'validation', data_dir, limit=3)
+    assert [(r['idx'], r['label']) for r in rows] == [(7999, 0), (8000, 0), (8001, 1)]
+    assert get_task('qqp').format(rows[2]) == ('question1: What is the difference between tags and topics? '
+                                               'question2: What is the difference between topics, tags and categories?', '<extra_id_0>is_duplicate')
+    assert get_task('qqp').format(rows[0])[1] == '<extra_id_0>not_duplicate'
+
+
+def test_squad2_target_is_the_first_answer(data_dir):
+    "The official squad.py's target is answers[0]['text'] (catches taking another answer): a real dev row whose answers differ."
+    row = load_examples('squad2', 'validation', data_dir, limit=1)[0]
+    assert row['id'] == '5725b33f6a3fe71400b8952d' and row['answers']['text'] == ['October 1973', 'October 1973', 'October 1973', 'October', '1973']
+    inp, tgt = get_task('squad2').format(row)
+    assert tgt == '<extra_id_0>October 1973'
+    assert inp.startswith('question: When did the 1973 oil crisis begin? context: The 1973 oil crisis began in October 1973 when')
