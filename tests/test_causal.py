@@ -2,13 +2,16 @@
 import json
 from pathlib import Path
 import pytest, torch
-from fpt_nb.causal import load_causal, PromptCausalLM, encode_causal, causal_batch_flops, prompt_completion
+from fpt_nb.causal import (load_causal, PromptCausalLM, encode_causal, causal_batch_flops, prompt_completion, causal_stages,
+                           tiny_causal_config)
 from fpt_nb.train import Trainer, TrainConfig, Phase, evaluator
-from fpt_nb.partial import Stage, FULL, current_stage
+from fpt_nb.partial import Stage, FULL, current_stage, apply_stage
 from fpt_nb.tasks import get_task, load_examples
 from fpt_nb.batches import collate
 from fpt_nb.checkpoint import load_prompt
 from fpt_nb.peft import export_peft
+from fpt_nb.flops import measured_flops
+from fpt_nb.arch import ffn_widths
 
 PHASES = [Phase(Stage(decoder_layers=2, decoder_ffn=32, ffn_selection='sequence'), 6),
           Phase(Stage(decoder_layers=3, decoder_ffn=96, ffn_selection='sequence'), 6), Phase(FULL, 8)]
@@ -133,3 +136,85 @@ def test_the_command_line_on_tiny_llama(tmp_path, capsys):
     assert code == 0, o.err
     ev = read_json(out/'fpt_cr'/'eval-validation-16-best_last.json')
     assert ev['stage'] == 'full' and ev['accuracy'] == read_json(out/'fpt_cr'/'best_last.json')['accuracy']
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The loss, generation, encoding and FLOPs of one batch, against the stock model and PyTorch's counter
+
+def test_the_loss_is_the_stock_models_on_the_completion_tokens():
+    """Catches causal_label_position_off_by_one: each completion token scored at its own position (the model sees the
+    token it predicts) instead of at the one before. By hand, row by row and unpadded: the stock LM on prompt + input +
+    completion, labels only on the completion (the stock model shifts them by one itself)."""
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1).eval()
+    _, items = toy_items(tok, 'validation', 3)
+    assert len({len(it['input_ids']) for it in items}) > 1   # the batch pads its inputs
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for it in items:
+            ids = torch.tensor([it['input_ids'] + it['labels']])
+            embeds = torch.cat([pt.prompt.weight[None], model.get_input_embeddings()(ids)], 1)
+            labels = torch.tensor([[-100] * (4 + len(it['input_ids'])) + it['labels']])
+            total += model(inputs_embeds=embeds, labels=labels).loss.item() * len(it['labels']); n += len(it['labels'])
+        assert pt(**collate(items)).loss.item() == pytest.approx(total / n, rel=1e-5)
+
+
+def test_batched_generation_equals_one_row_at_a_time():
+    "Catches causal_generate_right_padded: a shorter row's generation must start right after its own input, not after padding."
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1).eval()
+    _, items = toy_items(tok, 'validation', 3)
+    b = collate(items)
+    assert not b['attention_mask'].bool().all()
+    together = pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=5)
+    for row, it in zip(together, items):
+        assert torch.equal(row, pt.generate(torch.tensor([it['input_ids']]), max_new_tokens=5)[0])
+
+
+def test_cut_prompts_keep_the_start_of_the_text_and_completions_their_eos():
+    """Catches causal_text_cut_keeps_end (the text's end kept instead of its start, as T5's inputs keep) and
+    causal_completion_over_limit (a completion cut to max_target_length tokens plus EOS, one over the limit).
+    The byte tokenizer by hand: byte + 3, BOS 259, EOS 1."""
+    tok = load_causal('tiny-llama')[1]
+    rows = load_examples('toy', 'validation', limit=4)
+    byte = lambda s: [c + 3 for c in s.encode()]
+    for row, it in zip(rows, encode_causal('toy', tok, rows, max_input_length=20, max_target_length=3)):
+        text, target = get_task('toy').format(row)
+        assert it['input_ids'] == [259] + byte(text)[:20 - 1 - 8] + byte('\nAnswer:')   # 20 = BOS + 11 text bytes + 8 of the cue
+        completion = byte(' ' + target.removeprefix('<extra_id_0>'))                  # ' no' / ' yes'
+        assert it['labels'] == completion[:2] + [1] and it['target_truncated'] == len(completion) - 2
+
+
+def test_step_flops_are_pytorchs_count_full_and_partial():
+    """Catches causal_flops_without_completion (the completion tokens left out of the sequence) and
+    causal_backward_attention_once (attention's backward counted as one matmul, not two): the counted step of a
+    padded batch equals what FlopCounterMode measures for its forward and backward, on the full model and a partial one."""
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1)
+    _, items = toy_items(tok, 'validation', 3)
+    b = collate(items)
+    for stage in (FULL, Stage(decoder_layers=(0, 3), decoder_ffn=32, ffn_selection='sequence')):
+        apply_stage(model, stage)
+        measured = measured_flops(lambda: pt(**b).loss.backward())
+        assert causal_batch_flops(pt, b, ffn_widths(model)) == measured, stage
+    apply_stage(model, FULL)
+
+
+def test_causal_stages_round_quarters_half_up():
+    "Catches causal_stages_round_down: 6 layers' quarters 1.5, 3, 4.5 keep 2, 3, 5 layers; 90 neurons' 22.5, 45, 67.5 keep 23, 45, 68."
+    c = tiny_causal_config(num_hidden_layers=6, intermediate_size=90)
+    assert causal_stages(c, 'ld') == [[90] * 2, [90] * 3, [90] * 5]
+    assert causal_stages(c, 'fr') == [[23] * 6, [45] * 6, [68] * 6]
+    assert causal_stages(c, 'cr') == [[23] * 2, [45] * 3, [68] * 5]
+
+
+def test_a_partial_qwen2_keeps_each_layers_attention_type():
+    """Catches causal_layer_types_not_renumbered: the tiny Qwen2 slides its attention window from layer 2 on
+    (max_window_layers=2); kept layers 0 and 3 must stay full and sliding, not take layers 0 and 1's types."""
+    from transformers import Qwen2ForCausalLM
+    model = Qwen2ForCausalLM(tiny_causal_config('qwen2')).eval()
+    assert model.config.layer_types == ['full_attention'] * 2 + ['sliding_attention'] * 2
+    apply_stage(model, Stage(decoder_layers=(0, 3)))
+    assert model.config.layer_types == ['full_attention', 'sliding_attention']
+    apply_stage(model, FULL)
+    assert model.config.layer_types == ['full_attention'] * 2 + ['sliding_attention'] * 2

@@ -66,3 +66,19 @@ def test_paper_stages_are_the_papers_shapes(method):
     got = [(len(s['encoder_ffn']), s['encoder_ffn'][0], s['decoder_ffn']) for s in paper_stages('large', method)]
     assert got == [(n, f, None) for n, f in zip(layers, ffn)]
     assert [s['decoder_ffn'] for s in paper_stages('large', method, decoder=True)] == [[f] * n for n, f in zip(layers, ffn)]
+
+
+def test_relative_flops_are_the_measured_ratios():
+    "relative_flops_step_swapped: a stage's share of the full model's FLOPs, per training step and per forward, as PyTorch counts them."
+    from fpt_nb.flops import relative_flops
+    model, _ = load_t5('tiny')
+    pt = PromptT5(model, prompt_length=5)
+    ids, labels = torch.randint(3, 300, (2, 11)), torch.randint(3, 300, (2, 4))
+    step = lambda: measured_flops(lambda: pt(ids, labels=labels).loss.backward())
+    fwd = lambda: measured_flops(lambda: pt(ids, labels=labels))
+    full_step, full_fwd = step(), fwd()
+    apply_stage(model, replace(compound_reduction(2, 48), ffn_selection='sequence'))
+    part_step, part_fwd = step(), fwd()
+    assert part_step / full_step != pytest.approx(part_fwd / full_fwd)   # the two differ, so a swap shows
+    assert relative_flops(model.config, 16, 4, shape_of(model)) == pytest.approx(part_step / full_step)
+    assert relative_flops(model.config, 16, 4, shape_of(model), step=False) == pytest.approx(part_fwd / full_fwd)

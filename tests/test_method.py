@@ -365,3 +365,20 @@ def test_layers_kept_by_score_are_the_best_in_model_order():
     from fpt_nb.partial import select_layers
     assert select_layers(3, 6, 'score', torch.tensor([0.1, 0.5, 0.2, 0.8, 0.3, 0.9]), required=(0,)) == [0, 3, 5]
     assert select_layers(2, 4, 'score', torch.tensor([0.4, 0.1, 0.3, 0.2])) == [0, 2]
+
+def test_a_partial_t5_keeps_layer_0_which_holds_the_position_bias():
+    """t5_layer0_not_required: T5's first layer of each stack owns the relative position bias that every layer uses, so
+    a partial T5 keeps it even when its score is the lowest."""
+    from fpt_nb.partial import Stage
+    pt = tiny()
+    low_first = NeuronScores({s: torch.arange(4.0)[:, None].expand(4, 128).clone() for s in ('encoder', 'decoder')})
+    apply_stage(pt.model, Stage(encoder_layers=2, layer_selection='score'), low_first)
+    assert len(pt.model.encoder.block) == 2 and pt.model.encoder.block[0].layer[0].SelfAttention.has_relative_attention_bias
+
+def test_a_models_signature_is_its_full_shape_at_every_stage():
+    "signature_current_widths: files saved at a partial stage name the full model, so a resume after an expansion matches them."
+    from fpt_nb.arch import model_signature
+    pt = tiny()
+    full = model_signature(pt.model)
+    apply_stage(pt.model, compound_reduction(2, 64), SCORES)
+    assert model_signature(pt.model) == full and full['widths']['encoder'] == [128] * 4

@@ -37,3 +37,19 @@ def test_peft_loss_equals_ours(model, tmp_path, data_dir):
     with torch.no_grad():
         ours.prompt.weight.add_(0.1)
         assert not torch.equal(ours(b['input_ids'], b['attention_mask'], labels=b['labels']).loss, got)
+
+
+def test_export_of_a_run_takes_its_best_last_stage_prompt_and_names_the_backbone(tmp_path):
+    """Catches peft_exports_best_not_best_last (the overall best prompt, possibly from a partial stage, exported instead of
+    the full model's best) and peft_base_model_unnamed (an adapter_config.json without base_model_name_or_path)."""
+    from safetensors.torch import load_file
+    from fpt_nb.checkpoint import save_prompt, write_json
+    run = tmp_path/'run'; run.mkdir()
+    best, best_last, last = (torch.full((5, 64), v) for v in (1.0, 2.0, 3.0))
+    for name, p in (('best_prompt', best), ('best_last_prompt', best_last), ('prompt', last)): save_prompt(p, run/f'{name}.safetensors')
+    write_json(run/'config.json', dict(model='tiny'))
+    write_json(run/'summary.json', dict(steps=10, planned_steps=10, stopped=None, stages=[dict(name='full')]))
+    out = export_peft(run, tmp_path/'peft')
+    cfg = json.loads((out/'adapter_config.json').read_text())
+    assert (cfg['base_model_name_or_path'], cfg['task_type'], cfg['num_virtual_tokens'], cfg['token_dim']) == ('tiny', 'SEQ_2_SEQ_LM', 5, 64)
+    assert torch.equal(load_file(str(out/'adapter_model.safetensors'))['prompt_embeddings'], best_last)

@@ -68,3 +68,48 @@ def test_sigterm_stops_cleanly_then_resumes(uninterrupted, tmp_path):
     assert json.loads((run/'summary.json').read_text())['steps'] == stopped_at
     finish(fpt(run))
     assert torch.equal(prompt(run), prompt(uninterrupted))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checkpoint files themselves, in-process (a second or less)
+
+def test_checkpoints_are_pruned_to_the_newest_keep():
+    """Catches checkpoint_prune_keeps_one_more (one checkpoint more than `keep` left on disk) and checkpoint_names_unpadded
+    (names that sort step-10 before step-9, so pruning deletes the newest and `latest` names a removed folder)."""
+    import tempfile
+    from fpt_nb.checkpoint import save_checkpoint, latest_checkpoint, load_checkpoint
+    with tempfile.TemporaryDirectory() as d:
+        for step in (8, 9, 10, 11):
+            save_checkpoint(Path(d), step, torch.full((2, 3), float(step)), dict(epoch=0), {}, keep=2)
+        kept = sorted(p.name for p in Path(d).iterdir() if not p.name.startswith('.') and p.name != 'latest')
+        assert len(kept) == 2 and [json.loads((Path(d)/k/'state.json').read_text())['step'] for k in kept] == [10, 11]
+        prompt, state, _ = load_checkpoint(latest_checkpoint(d))
+        assert state['step'] == 11 and torch.equal(prompt, torch.full((2, 3), 11.0))
+
+
+def test_a_checkpoint_saved_again_at_its_step_replaces_the_old_one():
+    "Catches checkpoint_same_step_not_replaced: a checkpoint written again at the same step (a resumed run) must hold the new prompt."
+    import tempfile
+    from fpt_nb.checkpoint import save_checkpoint, latest_checkpoint, load_checkpoint
+    with tempfile.TemporaryDirectory() as d:
+        save_checkpoint(Path(d), 5, torch.zeros(2, 3), dict(epoch=0), {})
+        save_checkpoint(Path(d), 5, torch.ones(2, 3), dict(epoch=1), {})
+        prompt, state, _ = load_checkpoint(latest_checkpoint(d))
+        assert torch.equal(prompt, torch.ones(2, 3)) and state['epoch'] == 1
+
+
+def test_rng_states_survive_the_trip_through_a_checkpoint():
+    """Catches rng_python_not_restored and rng_numpy_not_restored: the states saved, written as safetensors + JSON and read
+    back, give the same draws from torch, numpy and Python's random as right after saving."""
+    import random, tempfile
+    import numpy as np
+    from fpt_nb.checkpoint import rng_state, set_rng_state, flatten_state, unflatten_state, save_checkpoint, load_checkpoint
+    draw = lambda: (torch.rand(3).tolist(), np.random.rand(3).tolist(), [random.random() for _ in range(3)])
+    with tempfile.TemporaryDirectory() as d:
+        tensors, skeleton = flatten_state(rng_state())
+        path = save_checkpoint(Path(d), 1, torch.zeros(1, 1), dict(rng=skeleton), tensors)
+        want = draw()
+        draw()   # move every generator on
+        _, state, tensors = load_checkpoint(path)
+        set_rng_state(unflatten_state(state['rng'], tensors))
+        assert draw() == want

@@ -141,3 +141,54 @@ def test_table1_by_hand(runs):
     rows = table1(runs)
     assert [(r['method'], r['level'], r['stage']) for r in rows] == [('PT', '', 'full'), ('LD', 1, 'enc 1L')]
     assert (rows[1]['score'], rows[1]['flops_pct'], rows[1]['wall_pct']) == (40.0, 25.0, 20.0)
+
+
+def scored_run(root:Path, method:str, flops:float, best, best_last, final, evals=(), steps=10, stopped=None):
+    """A SQuAD2 run folder whose records hold the official `exact_match` and the paper's `paper_em`: `best`, `best_last`
+    and `final` are (exact_match, paper_em) pairs; `evals` are (cumulative FLOPs, exact_match, paper_em)."""
+    d = root/method
+    d.mkdir(parents=True)
+    (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=i, stage=0, flops=f, wall=0.0, exact_match=em, paper_em=p)) + '\n'
+                                       for i, (f, em, p) in enumerate(evals)))
+    ms = lambda pair: dict(exact_match=pair[0], paper_em=pair[1])
+    (d/'summary.json').write_text(json.dumps(dict(
+        task='squad2', model='m', method=method, seed=0, level=None, metric='exact_match', paper_metric='paper_em', steps=steps,
+        planned_steps=10, stages=[dict(name='full', steps=steps, flops=flops, seconds=10.0)], total_flops=flops, train_seconds=10.0,
+        final_metrics=ms(final), best=dict(step=4, value=best[0], metrics=ms(best)),
+        best_last_stage=dict(step=8, value=best_last[0], metrics=ms(best_last)), stopped=stopped)))
+
+
+def test_table2_scores_and_improve_by_score_kind_and_scoring(tmp_path):
+    """Catches best_last_reads_best, final_reads_best, paper_scoring_ignored, official_scoring_ignored and
+    improve_on_official_curve (the paper-metric score minus PT's official-metric curve)."""
+    # PT: exact_match 10 -> 50 and paper_em 20 -> 60 between 0 and 100 FLOPs, so at FPT's 50 FLOPs: 30 and 40.
+    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60), evals=[(0, 10, 20), (100, 50, 60)])
+    scored_run(tmp_path, 'fpt_ld', 50, best=(40, 45), best_last=(38, 44), final=(36, 42))
+    runs = collect_runs(tmp_path)
+    # (score kind, scoring) -> (metric, FPT score, Improve = FPT score - PT's same metric at 50 FLOPs)
+    want = {('best', 'paper'): ('paper_em', 45, 45 - 40), ('best', 'official'): ('exact_match', 40, 40 - 30),
+            ('best_last', 'paper'): ('paper_em', 44, 44 - 40), ('best_last', 'official'): ('exact_match', 38, 38 - 30),
+            ('final', 'paper'): ('paper_em', 42, 42 - 40), ('final', 'official'): ('exact_match', 36, 36 - 30)}
+    for (kind, scoring), (metric, score, improve) in want.items():
+        pt, fpt = table2(runs, kind, scoring)
+        assert (pt['score'], pt['metric']) == ((60.0, 'paper_em') if scoring == 'paper' else (50.0, 'exact_match')), (kind, scoring)
+        assert (fpt['metric'], fpt['score'], fpt['improve']) == (metric, score, improve), (kind, scoring)
+
+
+def test_old_summaries_and_early_stopped_runs_in_the_tables(tmp_path):
+    """Catches legacy_value_as_paper_metric (an old summary's official `value` shown as the paper's metric) and
+    early_stopped_runs_left_out (a run stopped early by its rule is finished, not left out as unfinished)."""
+    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60), evals=[(0, 10, 20), (100, 50, 60)])
+    scored_run(tmp_path, 'fpt_fr', 40, best=(30, 35), best_last=(30, 35), final=(30, 35), steps=6, stopped='early stop at step 6')
+    d = tmp_path/'fpt_ld'
+    scored_run(tmp_path, 'fpt_ld', 50, best=(40, 45), best_last=(40, 45), final=(40, 45))
+    s = json.loads((d/'summary.json').read_text())
+    s['best'] = dict(step=4, value=40)   # written before the summaries kept every metric: only the official one's value
+    (d/'summary.json').write_text(json.dumps(s))
+    said = []
+    runs = collect_runs(tmp_path, say=said.append)
+    assert [r['method'] for r in runs] == ['fpt_fr', 'fpt_ld', 'pt'] and said == []
+    rows = {r['method']: r for r in table2(runs, 'best', 'paper')}
+    assert rows['FPT_FR']['score'] == 35 and rows['FPT_FR']['improve'] == 35 - (20 + 40 * 40 / 100)
+    assert math.isnan(rows['FPT_LD']['score'])   # no paper_em recorded: unknown, not the exact_match 40
+    assert {r['method']: r['score'] for r in table2(runs, 'best', 'official')}['FPT_LD'] == 40

@@ -216,3 +216,67 @@ def test_squad2_target_is_the_first_answer(data_dir):
     inp, tgt = get_task('squad2').format(row)
     assert tgt == '<extra_id_0>October 1973'
     assert inp.startswith('question: When did the 1973 oil crisis begin? context: The 1973 oil crisis began in October 1973 when')
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Batching by hand: padding values, bucket windows, the last batch, cutting inputs, the encode cache
+
+def test_collate_pads_with_pad_id_and_fixed_padding_pads_to_the_limit():
+    "Catches collate_pad_id_ignored (inputs padded with 0 whatever pad_id says) and max_padding_ignored (padding='max' pads dynamically)."
+    items = [dict(input_ids=[5, 6, 1], labels=[7, 1]), dict(input_ids=[8, 1], labels=[9, 10, 1])]
+    b = collate(items, pad_id=3)
+    assert b['input_ids'].tolist() == [[5, 6, 1], [8, 1, 3]] and b['attention_mask'].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert b['labels'].tolist() == [[7, 1, -100], [9, 10, 1]]
+    m = collate(items, pad_id=3, padding='max', max_input_length=5)   # the paper's fixed padding: every input 5 wide
+    assert m['input_ids'].tolist() == [[5, 6, 1, 3, 3], [8, 1, 3, 3, 3]]
+    assert m['attention_mask'].tolist() == [[1, 1, 1, 0, 0], [1, 1, 0, 0, 0]]
+    assert m['labels'].tolist() == b['labels'].tolist()   # targets are padded to the batch's longest either way
+
+
+def test_buckets_sort_within_windows_of_the_shuffled_order():
+    """Catches bucket_window_ignored (bucket=k buckets over 100 batches, not k) and buckets_from_unshuffled_order
+    (buckets cut from the items in file order: the same batches every epoch, only their order shuffled)."""
+    lengths = [(7 * i) % 50 + 3 for i in range(48)]
+    # a window of one batch (bucket=1): each batch holds the items of the unbucketed shuffle's batch, longest first
+    for epoch in range(3):
+        plain = batch_order(lengths, 4, seed=2, epoch=epoch)
+        bucketed = batch_order(lengths, 4, seed=2, epoch=epoch, bucket=1)
+        assert sorted(map(sorted, bucketed)) == sorted(map(sorted, plain))
+        assert all([lengths[i] for i in g] == sorted((lengths[i] for i in g), reverse=True) for g in bucketed)
+    # bucket=True (windows of 100 batches, here the whole data): each epoch draws other neighbours in length together
+    lengths = list(range(10, 410))
+    sets = [sorted(map(sorted, batch_order(lengths, 4, seed=2, epoch=e, bucket=True))) for e in range(2)]
+    assert sets[0] == sorted(list(range(i, i + 4)) for i in range(0, 400, 4))   # 400 items, one window: 4 neighbours each
+    lengths = [(7 * i) % 1000 for i in range(1000)]   # 1000 items: windows of 400 + 400 + 200 of the shuffled order
+    sets = [sorted(map(sorted, batch_order(lengths, 4, seed=2, epoch=e, bucket=True))) for e in range(2)]
+    assert sets[0] != sets[1]
+
+
+def test_drop_last_drops_only_a_short_last_batch():
+    "Catches drop_last_ignored (a short last micro-batch trained on) and drop_last_drops_a_full_batch."
+    for n, sizes in ((10, [4, 4]), (8, [4, 4]), (3, [])):
+        groups = batch_order(list(range(n)), 4, seed=1, drop_last=True)
+        assert [len(g) for g in groups] == sizes
+        assert [len(g) for g in batch_order(list(range(n)), 4, seed=1)] == [4] * (n // 4) + ([n % 4] if n % 4 else [])
+    assert len(list(batches([dict(input_ids=[5, 1], labels=[1])] * 10, 4, drop_last=True))) == 2
+
+
+def test_cut_inputs_keep_their_end_of_sequence_token():
+    "Catches input_cut_drops_eos: an input cut to max_input_length must still end in EOS, and say how many tokens it lost."
+    rows = toy_examples('train', 16)
+    for it, row in zip(encode('toy', TOK, rows, max_input_length=8), rows):
+        full = TOK(get_task('toy').format(row)[0]).input_ids   # the text's bytes + 3, then EOS
+        assert it['input_ids'] == full[:7] + [TOK.eos_token_id] and it['truncated'] == len(full) - 8
+
+
+def test_encode_cache_tells_lengths_and_tokenizers_apart():
+    """Catches cache_key_ignores_max_length (a second encode with another limit returned the first one's items) and
+    cache_key_ignores_tokenizer (another tokenizer's ids returned for the same examples)."""
+    from fpt_nb.causal import byte_tokenizer
+    rows = toy_examples('validation', 12)
+    short = encode('toy', TOK, rows, max_input_length=8)
+    whole = encode('toy', TOK, rows, max_input_length=MAX_INPUT_LENGTH)
+    assert max(len(i['input_ids']) for i in short) == 8
+    assert [i['input_ids'] for i in whole] == TOK([get_task('toy').format(r)[0] for r in rows]).input_ids
+    other = byte_tokenizer()   # no sentinel tokens: '<extra_id_0>' becomes bytes
+    assert [i['labels'] for i in encode('toy', other, rows)] == other([get_task('toy').format(r)[1] for r in rows]).input_ids
