@@ -93,3 +93,20 @@ def test_bucket_padding_is_masked_and_ignored():
     p = pad_batch(b, 8, prompt_length=4)
     assert p['input_ids'].shape == (2, 12) and p['attention_mask'][:, 5:].sum() == 0 and (p['attention_mask'][:, :5] == 1).all()
     assert p['labels'].shape == (2, 8) and (p['labels'][:, 3:] == -100).all() and (p['labels'][:, :3] == 1).all()
+
+def test_a_loss_group_on_the_stock_forward_computes_no_discarded_loss(monkeypatch):
+    """loss_group_stock_forward_computes_loss: with a loss group the step takes per-token losses from the stock T5's
+    logits; given `labels`, the stock T5 would also compute a mean loss that the step throws away (a cross-entropy
+    over batch x targets x vocabulary per micro-batch, for nothing). The same loss, one cross-entropy per micro-batch."""
+    from fpt_nb.batches import collate
+    from fpt_nb.fast import FastStep
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = [dict(input_ids=[5, 6, 7 + i], labels=[8, 9 + i, 1][:2 + i % 2]) for i in range(4)]
+    opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
+    step = FastStep(pt, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 2, 1e9, lambda *a: 0, loss_group=4)
+    with torch.no_grad(): ref = pt(**collate(items)).loss   # a group of 4 over 4 examples: the token mean of the batch
+    ce, calls = torch.nn.functional.cross_entropy, []
+    monkeypatch.setattr(torch.nn.functional, 'cross_entropy', lambda *a, **k: calls.append(k.get('reduction', 'mean')) or ce(*a, **k))
+    loss, _, problem = step(iter([collate(items[:2]), collate(items[2:])]), {})
+    assert problem is None and calls == ['none', 'none'], calls
+    assert math.isclose(loss, float(ref), rel_tol=1e-5), (loss, ref)
