@@ -11,7 +11,8 @@ from transformers import T5Config
 from .tasks import get_task
 from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
-from .train import METHODS, NonFiniteLoss, paper_schedule, check_phases
+from .prompt import PAPER_CONFIGS
+from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
 from .run import run_experiment, evaluate_run, launch, PROMPTS
 from .encoder import is_encoder
 from .plots import plot_run
@@ -20,9 +21,10 @@ from .peft import export_peft, backbone_config
 from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'PRESET_TASKS', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT', 'NOTEBOOK_PARAMS',
-           'TINY_MODELS', 'apply_preset', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params',
-           'make_parser', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+__all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
+           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'paper_preset', 'resolve_preset', 'method_stage_steps',
+           'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run', 'cmd_tables', 'cmd_export_peft',
+           'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -33,14 +35,40 @@ PRESETS = dict(
 )
 PRESET_TASKS = {('xl', 'xsum'): dict(loss_group=1)}   # the official XL XSum script's per-GPU batch
 
+PRESET_CHOICES = ('auto', 'none', *PRESETS)
+
 def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
-    "`params` with the paper's setting `preset` (`large` or `xl`) for `task` filled in; `None` changes nothing."
+    """`params` with what they leave None (or absent) filled from the paper's setting `preset` (`large` or `xl`) for
+    `task`; given values win, and `steps` given without `stage_steps` drops the preset's stage lengths. `None` changes nothing."""
     if preset is None: return dict(params)
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {sorted(PRESETS)} (or None)")
     p = dict(PRESETS[preset], **PRESET_TASKS.get((preset, task), {}))
-    out = dict(params, **{k: v for k, v in p.items() if k != 'model'})
+    given = {k: v for k, v in params.items() if v is not None}
+    if 'steps' in given and 'stage_steps' not in given: p.pop('stage_steps')   # the preset's would not add up to them
+    if 'stage_steps' in given and 'steps' not in given: p.pop('steps')         # their sum is the total
+    out = dict(params, **{k: v for k, v in p.items() if k not in given and k != 'model'})
     if params.get('model', 'tiny') in (None, 'tiny', 'tiny-relu'): out['model'] = p['model']
     return out
+
+def paper_preset(model:str|None) -> str|None:
+    """The preset of the paper's backbone `model` is, else None: `large` or `xl` for the hub ids of T5-LARGE- and
+    T5-XL-LM-adapt, or for a local folder or hub id whose config has their shape (T5 v1.1: gated FFN, 24 + 24 layers)."""
+    if model is None or is_encoder(model): return None
+    for size, p in PRESETS.items():
+        if model == p['model']: return size
+    try: c = backbone_config(model)
+    except (OSError, ValueError): return None
+    if getattr(c, 'model_type', None) != 't5' or not getattr(c, 'is_gated_act', False): return None
+    for size, shape in PAPER_CONFIGS.items():
+        if all(getattr(c, k, None) == v for k, v in shape.items()) and c.num_decoder_layers == shape['num_layers']: return size
+    return None
+
+def resolve_preset(preset:str|None, model:str|None) -> str|None:
+    "The preset a run on `model` takes: `auto` the paper's for the paper's backbones (`paper_preset`), `none` or None none, else `preset`."
+    if preset in (None, 'none'): return None
+    if preset == 'auto': return paper_preset(model)
+    if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {list(PRESET_CHOICES)} (or None)")
+    return preset
 
 def method_stage_steps(method:str, steps:int|None, stage_steps:list[int]|None) -> tuple[int, list[int]|None]:
     "Total steps and stage lengths for `method`: FPT methods take `stage_steps`, one-stage methods only their total."
@@ -162,7 +190,8 @@ def _run_flags(p):
     a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: pt fpt_cr)")
     a('--out-dir', help='run folder for one method; with several, a folder holding one per method (default runs/default for the demo)')
     a('--data-dir', help='folder holding <task>/<split>.jsonl (default: env FPT_DATA_DIR, else the hub)')
-    a('--preset', choices=sorted(PRESETS), help="the paper's schedule for T5-LARGE or T5-XL")
+    a('--preset', choices=PRESET_CHOICES, default='auto', help="the paper's recipe for T5-LARGE or T5-XL; flags given win "
+      "(default auto: the paper's for the paper's backbones, by their config's shape; none: no preset)")
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']})")
     a('--stage-steps', type=int, nargs='+', metavar='N', help='steps of each FPT stage (default: 20/20/20/40%% of --steps)')
     a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first')
@@ -245,13 +274,13 @@ TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'tiny-llama')
 def _say(*a): print(*a, flush=True)
 
 def cmd_run(a) -> int:
-    demo = all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps', 'preset'))
-    p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size or 32,
-                          eval_every=a.eval_every), a.preset, a.task or DEFAULT_RUN['task'])
-    if a.preset and a.steps is not None: p.update(steps=a.steps, stage_steps=a.stage_steps)   # flags given with a preset win
-    if a.preset and a.stage_steps is not None: p['stage_steps'] = a.stage_steps
-    if a.preset and a.batch_size is not None: p['batch_size'] = a.batch_size
-    if a.preset and a.eval_every is not None: p['eval_every'] = a.eval_every
+    demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
+    preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
+    p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
+                          eval_every=a.eval_every, loss_group=a.loss_group), preset, a.task or DEFAULT_RUN['task'])
+    if a.preset == 'auto' and preset:
+        _say(f"fpt run: {p['model']} is the paper's T5-{preset.upper()}: its recipe (--preset {preset}) fills what no flag sets; "
+             f"--preset none for none")
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
@@ -263,8 +292,9 @@ def cmd_run(a) -> int:
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
-    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'], eval_every=eval_every, eval_limit=eval_limit,
-                                                      loss_group=a.loss_group if a.loss_group is not None else p.get('loss_group'))
+    kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
+                                                      loss_group=p['loss_group'])
+    TrainConfig(**{k: kw[k] for k in ('batch_size', 'micro_batch_size', 'loss_group', 'lr')}).check()   # refused before any model loads
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs = {}
     for m in methods:

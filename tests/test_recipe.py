@@ -175,6 +175,29 @@ def test_presets_set_the_official_per_gpu_batch(monkeypatch, tmp_path):
             cli.main(['run', '--model', 'tiny-llama', '--method', 'pt', '--out-dir', str(tmp_path/'x'), *map(str, args)])
     assert seen == [4, 1, 2, 8, None]
 
+def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_path, capsys):
+    """auto_preset_ignored, preset_overrides_given_values: `fpt run` on a model with T5-LARGE-LM-adapt's shape (a folder
+    holding its config.json, by shape alone) runs the paper's recipe with no preset named, and says so; flags given win;
+    `--preset none` turns it off; another shape gets no preset."""
+    import fpt_nb.cli as cli
+    from fpt_nb.prompt import paper_config, t5_config, PAPER_CONFIGS
+    paper_config('large').save_pretrained(tmp_path/'large')
+    t5_config(**dict(PAPER_CONFIGS['large'], d_ff=2048)).save_pretrained(tmp_path/'other')
+    seen = []
+    def launch(n, **kw): seen.append({k: kw[k] for k in ('steps', 'stage_steps', 'batch_size', 'eval_every', 'loss_group')}); raise SystemExit(0)
+    monkeypatch.setattr(cli, 'launch', launch)
+    runs = [('large', []), ('large', ['--steps', '100', '--batch-size', '8']), ('large', ['--preset', 'none']), ('other', [])]
+    for model, args in runs:
+        with pytest.raises(SystemExit):
+            cli.main(['run', '--model', str(tmp_path/model), '--method', 'fpt_cr', '--task', 'toy', '--out-dir', str(tmp_path/'x'), *args])
+    assert seen == [dict(steps=30000, stage_steps=[6000, 6000, 6000, 12000], batch_size=32, eval_every=500, loss_group=4),
+                    dict(steps=100, stage_steps=None, batch_size=8, eval_every=500, loss_group=4),
+                    dict(steps=2500, stage_steps=None, batch_size=32, eval_every=125, loss_group=None),
+                    dict(steps=2500, stage_steps=None, batch_size=32, eval_every=125, loss_group=None)]
+    assert capsys.readouterr().out.count("is the paper's T5-LARGE: its recipe (--preset large)") == 2
+    code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '2', '--out-dir', str(tmp_path/'y')])   # before loading
+    assert code == 2 and 'loss_group 4 does not divide batch_size 2' in capsys.readouterr().err and len(seen) == 4
+
 def test_generations_are_decoded_with_the_official_space_clean_up():
     "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."
     from fpt_nb.train import generate_texts
