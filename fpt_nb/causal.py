@@ -186,13 +186,17 @@ class PromptCausalLM(PromptModel):
         _, mask, _ = self.pack(batch['input_ids'], batch['attention_mask'], batch.get('labels'))
         return {'decoder': torch.cat([mask.new_ones(mask.shape[0], self.prompt_length), mask], 1).bool()}
 
-    def forward(self, input_ids, attention_mask=None, labels=None) -> CausalLMOutput:
-        "`logits` (B, labels, vocab) aligned with `labels`, and the mean cross-entropy over the completion tokens as `loss`."
+    def logits(self, input_ids, attention_mask=None, labels=None) -> torch.Tensor:
+        "The logits (B, labels, vocab) that predict `labels` (the next token after the input when None), without a loss."
         ids, mask, where = self.pack(input_ids, attention_mask, labels)
         embeds, mask = self.embed(ids, mask)
         hidden = self.model.base_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
-        logits = self.model.get_output_embeddings()(hidden)
+        return self.model.get_output_embeddings()(hidden)
+
+    def forward(self, input_ids, attention_mask=None, labels=None) -> CausalLMOutput:
+        "`logits` (B, labels, vocab) aligned with `labels`, and the mean cross-entropy over the completion tokens as `loss`."
+        logits = self.logits(input_ids, attention_mask, labels)
         loss = None if labels is None else F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
 

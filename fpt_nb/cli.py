@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_cli.ipynb #d45660f3
 from __future__ import annotations
-import argparse, json, sys, warnings
+import argparse, copy, functools, json, re, sys, warnings
 from pathlib import Path
 import torch
 from transformers import T5Config
@@ -22,9 +22,9 @@ from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'paper_preset', 'resolve_preset', 'method_stage_steps',
-           'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run', 'cmd_tables', 'cmd_export_peft',
-           'cmd_evaluate', 'main']
+           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'paper_preset', 'resolve_preset',
+           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run',
+           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -39,26 +39,38 @@ PRESET_CHOICES = ('auto', 'none', *PRESETS)
 
 def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
     """`params` with what they leave None (or absent) filled from the paper's setting `preset` (`large` or `xl`) for
-    `task`; given values win, and `steps` given without `stage_steps` drops the preset's stage lengths. `None` changes nothing."""
+    `task`, the model included; given values win, and `steps` given without `stage_steps` drops the preset's stage
+    lengths. `None` changes nothing."""
     if preset is None: return dict(params)
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {sorted(PRESETS)} (or None)")
     p = dict(PRESETS[preset], **PRESET_TASKS.get((preset, task), {}))
     given = {k: v for k, v in params.items() if v is not None}
     if 'steps' in given and 'stage_steps' not in given: p.pop('stage_steps')   # the preset's would not add up to them
     if 'stage_steps' in given and 'steps' not in given: p.pop('steps')         # their sum is the total
-    out = dict(params, **{k: v for k, v in p.items() if k not in given and k != 'model'})
-    if params.get('model', 'tiny') in (None, 'tiny', 'tiny-relu'): out['model'] = p['model']
-    return out
+    return dict(params, **{k: v for k, v in p.items() if k not in given})      # `model` too: the paper's backbone when none is named
+
+@functools.lru_cache(maxsize=16)
+def _read_config(model:str, stamp:int|None):
+    try: return backbone_config(model)
+    except OSError: return None
+
+def model_config(model:str|None):
+    """A copy of `model`'s backbone config, or None for an encoder and where it cannot be read (a hub id offline:
+    loading the model says why). Read once per model and version of its `config.json`: an unreachable hub id retries
+    for tens of seconds, and a run checks its model more than once before loading it."""
+    if model is None or is_encoder(model): return None
+    f = Path(model)/'config.json'
+    c = _read_config(model, f.stat().st_mtime_ns if f.is_file() else None)
+    return None if c is None else copy.deepcopy(c)
 
 def paper_preset(model:str|None) -> str|None:
-    """The preset of the paper's backbone `model` is, else None: `large` or `xl` for the hub ids of T5-LARGE- and
-    T5-XL-LM-adapt, or for a local folder or hub id whose config has their shape (T5 v1.1: gated FFN, 24 + 24 layers)."""
-    if model is None or is_encoder(model): return None
+    """The preset of the paper's backbone `model` has the shape of, else None: `large` or `xl` for the hub ids of
+    T5-LARGE- and T5-XL-LM-adapt, or for a local folder or hub id whose config has their shape (T5 v1.1: gated FFN,
+    24 + 24 layers; T5 v1.1 itself and its fine-tuned descendants share it)."""
     for size, p in PRESETS.items():
         if model == p['model']: return size
-    try: c = backbone_config(model)
-    except (OSError, ValueError): return None
-    if getattr(c, 'model_type', None) != 't5' or not getattr(c, 'is_gated_act', False): return None
+    c = model_config(model)
+    if c is None or getattr(c, 'model_type', None) != 't5' or not getattr(c, 'is_gated_act', False): return None
     for size, shape in PAPER_CONFIGS.items():
         if all(getattr(c, k, None) == v for k, v in shape.items()) and c.num_decoder_layers == shape['num_layers']: return size
     return None
@@ -69,6 +81,13 @@ def resolve_preset(preset:str|None, model:str|None) -> str|None:
     if preset == 'auto': return paper_preset(model)
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {list(PRESET_CHOICES)} (or None)")
     return preset
+
+def check_batch(batch_size:int, micro_batch_size:int|None, loss_group:int|None, lr:float, preset:str|None=None):
+    "Refuse a batch setting before any model loads; `preset`: the preset `loss_group` came from, named in the error."
+    if preset and loss_group and batch_size % loss_group:
+        raise ValueError(f"batch size {batch_size} is not a multiple of {loss_group}, preset {preset}'s loss group (the official per-GPU "
+                         f"batch): give a loss group that divides it (--loss-group, loss_group=) or no preset (--preset none, preset=None)")
+    TrainConfig(batch_size=batch_size, micro_batch_size=micro_batch_size, loss_group=loss_group, lr=lr).check()
 
 def method_stage_steps(method:str, steps:int|None, stage_steps:list[int]|None) -> tuple[int, list[int]|None]:
     "Total steps and stage lengths for `method`: FPT methods take `stage_steps`, one-stage methods only their total."
@@ -83,9 +102,8 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     decoder = get_task(task).reduce_decoder if decoder is None else decoder
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
-    if is_encoder(model): return
-    try: config = backbone_config(model)
-    except OSError: return
+    config = model_config(model)
+    if config is None: return
     from accelerate import init_empty_weights
     from transformers import T5ForConditionalGeneration, AutoModelForCausalLM
     if isinstance(config, T5Config): build = T5ForConditionalGeneration
@@ -121,7 +139,7 @@ def run_defaults(task:str, steps:int, eval_every:int|None, eval_limit:int|None) 
 # %% ../nbs/26_cli.ipynb #e2e97bd5
 _INT, _FLOAT, _STR, _BOOL = 'a whole number', 'a number', 'a string', 'True or False'
 NOTEBOOK_PARAMS = dict(
-    task=(_STR, False), model=(_STR, False), methods=('methods', False), levels=('levels', False), out_dir=(_STR, True),
+    task=(_STR, False), model=(_STR, True), methods=('methods', False), levels=('levels', False), out_dir=(_STR, True),
     data_dir=(_STR, True), preset=(_STR, True), steps=(_INT, True), stage_steps=('ints', True), batch_size=(_INT, False),
     micro_batch_size=(_INT, True), loss_group=(_INT, True), seed=(_INT, False), device=(_STR, False), lr=(_FLOAT, False), prompt_length=(_INT, False),
     eval_every=(_INT, True), train_limit=(_INT, True), eval_limit=(_INT, True), score_file=(_STR, True), score_examples=(_INT, False),
@@ -129,8 +147,12 @@ NOTEBOOK_PARAMS = dict(
     threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
     scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False))
 
+def _items(v:str) -> list[str]:
+    "A list's items from a string: 'pt fpt_cr', 'pt,fpt_cr', or a list written out, \"['pt', 'fpt_cr']\" (papermill's -p passes strings)."
+    return re.sub(r"[\[\]()'\",]", ' ', v).split()
+
 def _words(name, v) -> list[str]:
-    if isinstance(v, str): v = v.replace(',', ' ').split()
+    if isinstance(v, str): v = _items(v)
     if not isinstance(v, (list, tuple)) or not v or not all(isinstance(x, str) for x in v):
         raise ValueError(f"parameter {name} must be a list of names like ['pt', 'fpt_cr'] (or the string 'pt fpt_cr'), got {v!r}")
     return list(v)
@@ -153,12 +175,13 @@ def check_params(params:dict) -> dict:
             v = _words(name, v)
             if bad := [m for m in v if m not in METHODS]: raise ValueError(f"parameter methods: unknown method {bad[0]!r}: expected some of {METHODS}")
         elif kind == 'levels':
-            xs = v.replace(',', ' ').split() if isinstance(v, str) else v if isinstance(v, (list, tuple)) else [v]
+            xs = _items(v) if isinstance(v, str) else v if isinstance(v, (list, tuple)) else [v]
             xs = [int(x) if isinstance(x, str) and x.isdigit() else x for x in xs]
             if not xs or any(isinstance(x, bool) or x not in (1, 2, 3) for x in xs):
                 raise ValueError(f"parameter levels must be a list of levels 1 to 3, got {v!r}")
             v = [int(x) for x in xs]
         elif kind == 'ints':
+            if isinstance(v, str) and _items(v) and all(x.isdigit() for x in _items(v)): v = [int(x) for x in _items(v)]
             if not isinstance(v, (list, tuple)): raise ValueError(f"parameter {name} must be a list of whole numbers like [6000, 6000, 6000, 12000], got {v!r}")
             v = [_whole(name, x, 'a list of whole numbers') for x in v]
         elif kind == _INT: v = _whole(name, v)
@@ -192,8 +215,9 @@ def _run_flags(p):
     a('--data-dir', help='folder holding <task>/<split>.jsonl (default: env FPT_DATA_DIR, else the hub)')
     a('--preset', choices=PRESET_CHOICES, default='auto', help="the paper's recipe for T5-LARGE or T5-XL; flags given win "
       "(default auto: the paper's for the paper's backbones, by their config's shape; none: no preset)")
-    a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']})")
-    a('--stage-steps', type=int, nargs='+', metavar='N', help='steps of each FPT stage (default: 20/20/20/40%% of --steps)')
+    a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
+    a('--stage-steps', type=int, nargs='+', metavar='N', help="steps of each FPT stage (default: 20/20/20/40%% of --steps; a preset's "
+                                                                "when --steps is not given)")
     a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first')
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
@@ -276,11 +300,14 @@ def _say(*a): print(*a, flush=True)
 def cmd_run(a) -> int:
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
     preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
-    p = apply_preset(dict(model=a.model or DEFAULT_RUN['model'], steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
+    p = apply_preset(dict(model=a.model, steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
                           eval_every=a.eval_every, loss_group=a.loss_group), preset, a.task or DEFAULT_RUN['task'])
+    p['model'] = p['model'] or DEFAULT_RUN['model']
     if a.preset == 'auto' and preset:
-        _say(f"fpt run: {p['model']} is the paper's T5-{preset.upper()}: its recipe (--preset {preset}) fills what no flag sets; "
-             f"--preset none for none")
+        _say(f"fpt run: {p['model']} has the shape of the paper's T5-{preset.upper()} (T5 v1.1): it takes the paper's recipe "
+             f"(--preset {preset}) where no flag says otherwise; --preset none for none")
+    elif a.preset == 'auto' and a.model and a.model not in TINY_MODELS and not is_encoder(a.model) and model_config(a.model) is None:
+        _say(f"fpt run: cannot read the config of {a.model}, so --preset auto cannot tell whether it is the paper's backbone: no preset")
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
@@ -294,7 +321,7 @@ def cmd_run(a) -> int:
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
-    TrainConfig(**{k: kw[k] for k in ('batch_size', 'micro_batch_size', 'loss_group', 'lr')}).check()   # refused before any model loads
+    check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs = {}
     for m in methods:

@@ -218,15 +218,9 @@ class FastStep:
             if weights is None:
                 if o.attention is None: return pt(ids, keep, labels=labels).loss
                 return t5_loss(pt, ids, keep, labels, o.attention, *self.runners)
-            if o.attention is None: tok = token_loss(self._logits(ids, keep, labels), labels, 'none')
+            if o.attention is None: tok = token_loss(pt.logits(ids, keep, labels), labels, 'none')   # no loss of the stock model's
             else: tok = t5_loss(pt, ids, keep, labels, o.attention, *self.runners, reduction='none')
             return (tok.sum(1) * self._to_device(weights)).sum()
-
-    def _logits(self, ids, keep, labels) -> torch.Tensor:
-        "The stock forward's logits, aligned with `labels`: a T5 gets its decoder input rather than `labels`, so it computes no loss we would discard."
-        model = self.pt.model
-        if hasattr(model, '_shift_right'): return self.pt(ids, keep, decoder_input_ids=model._shift_right(labels)).logits
-        return self.pt(ids, keep, labels=labels).logits   # a decoder-only model needs `labels` to align its logits
 
     def micro_batches(self, batch_iter:Iterator[dict]) -> Iterator[tuple[dict, torch.Tensor|None]]:
         "The step's micro-batches, each with its examples' loss weights (None: its own mean, divided by the number of micro-batches)."

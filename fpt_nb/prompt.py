@@ -158,6 +158,10 @@ class PromptT5(PromptModel):
         embeds, mask = self.embed(input_ids, attention_mask)
         return self.model(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
 
+    def logits(self, input_ids, attention_mask, labels) -> torch.Tensor:
+        "The logits (B, labels, vocab) that predict `labels`, without the stock model's loss (it is given the decoder input, not `labels`)."
+        return self(input_ids, attention_mask, decoder_input_ids=self.model._shift_right(labels)).logits
+
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, **kwargs) -> torch.Tensor:
         "Token ids generated from prompt + input; `kwargs` go to `transformers`' `generate` (e.g. `num_beams`)."

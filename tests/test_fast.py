@@ -94,13 +94,16 @@ def test_bucket_padding_is_masked_and_ignored():
     assert p['input_ids'].shape == (2, 12) and p['attention_mask'][:, 5:].sum() == 0 and (p['attention_mask'][:, :5] == 1).all()
     assert p['labels'].shape == (2, 8) and (p['labels'][:, 3:] == -100).all() and (p['labels'][:, :3] == 1).all()
 
-def test_a_loss_group_on_the_stock_forward_computes_no_discarded_loss(monkeypatch):
-    """loss_group_stock_forward_computes_loss: with a loss group the step takes per-token losses from the stock T5's
-    logits; given `labels`, the stock T5 would also compute a mean loss that the step throws away (a cross-entropy
-    over batch x targets x vocabulary per micro-batch, for nothing). The same loss, one cross-entropy per micro-batch."""
+@pytest.mark.parametrize('name', ['tiny', 'tiny-llama'])
+def test_a_loss_group_on_the_stock_forward_computes_no_discarded_loss(monkeypatch, name):
+    """loss_group_stock_forward_computes_loss: with a loss group the step takes per-token losses from the prompt model's
+    `logits`; a forward given `labels` would also compute a mean loss that the step throws away (a cross-entropy over
+    batch x targets x vocabulary per micro-batch, for nothing). The same loss, one cross-entropy per micro-batch, on
+    T5 and on a decoder-only model."""
     from fpt_nb.batches import collate
     from fpt_nb.fast import FastStep
-    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    from fpt_nb.causal import load_causal, PromptCausalLM
+    pt = PromptT5(load_t5(name)[0], prompt_length=4) if name == 'tiny' else PromptCausalLM(load_causal(name)[0], prompt_length=4)
     items = [dict(input_ids=[5, 6, 7 + i], labels=[8, 9 + i, 1][:2 + i % 2]) for i in range(4)]
     opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
     step = FastStep(pt, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 2, 1e9, lambda *a: 0, loss_group=4)

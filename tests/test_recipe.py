@@ -186,17 +186,22 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     seen = []
     def launch(n, **kw): seen.append({k: kw[k] for k in ('steps', 'stage_steps', 'batch_size', 'eval_every', 'loss_group')}); raise SystemExit(0)
     monkeypatch.setattr(cli, 'launch', launch)
-    runs = [('large', []), ('large', ['--steps', '100', '--batch-size', '8']), ('large', ['--preset', 'none']), ('other', [])]
+    runs = [('large', []), ('large', ['--steps', '100', '--batch-size', '8']), ('large', ['--preset', 'none']), ('other', []),
+            ('tiny', ['--preset', 'large'])]   # a model named stays, with the preset's schedule
     for model, args in runs:
         with pytest.raises(SystemExit):
-            cli.main(['run', '--model', str(tmp_path/model), '--method', 'fpt_cr', '--task', 'toy', '--out-dir', str(tmp_path/'x'), *args])
+            cli.main(['run', '--model', str(tmp_path/model) if model != 'tiny' else model, '--method', 'fpt_cr', '--task', 'toy',
+                      '--out-dir', str(tmp_path/'x'), *args])
     assert seen == [dict(steps=30000, stage_steps=[6000, 6000, 6000, 12000], batch_size=32, eval_every=500, loss_group=4),
                     dict(steps=100, stage_steps=None, batch_size=8, eval_every=500, loss_group=4),
                     dict(steps=2500, stage_steps=None, batch_size=32, eval_every=125, loss_group=None),
-                    dict(steps=2500, stage_steps=None, batch_size=32, eval_every=125, loss_group=None)]
-    assert capsys.readouterr().out.count("is the paper's T5-LARGE: its recipe (--preset large)") == 2
+                    dict(steps=2500, stage_steps=None, batch_size=32, eval_every=125, loss_group=None),
+                    dict(steps=30000, stage_steps=[6000, 6000, 6000, 12000], batch_size=32, eval_every=500, loss_group=4)]
+    out = capsys.readouterr().out
+    assert out.count("has the shape of the paper's T5-LARGE (T5 v1.1): it takes the paper's recipe (--preset large)") == 2
+    assert '== fpt_cr on toy with tiny: 30000 steps' in out
     code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '2', '--out-dir', str(tmp_path/'y')])   # before loading
-    assert code == 2 and 'loss_group 4 does not divide batch_size 2' in capsys.readouterr().err and len(seen) == 4
+    assert code == 2 and "batch size 2 is not a multiple of 4, preset large's loss group" in capsys.readouterr().err and len(seen) == 5
 
 def test_generations_are_decoded_with_the_official_space_clean_up():
     "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."
