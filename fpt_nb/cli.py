@@ -308,6 +308,9 @@ def cmd_run(a) -> int:
              f"(--preset {preset}) where no flag says otherwise; --preset none for none")
     elif a.preset == 'auto' and a.model and a.model not in TINY_MODELS and not is_encoder(a.model) and model_config(a.model) is None:
         _say(f"fpt run: cannot read the config of {a.model}, so --preset auto cannot tell whether it is the paper's backbone: no preset")
+    elif preset and (shape := paper_preset(p['model'])) != preset:
+        _say(f"fpt run: note: --preset {preset} is the paper's recipe for T5-{preset.upper()}, and {p['model']} "
+             + (f"has the shape of T5-{shape.upper()} (--preset {shape})" if shape else "does not have its shape"))
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
