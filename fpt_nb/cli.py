@@ -316,6 +316,9 @@ def cmd_run(a) -> int:
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
     if eval_limit == SHORT_EVAL_LIMIT and a.eval_limit is None:
         _say(f"fpt run: {steps} steps is a short run: evaluating on the first {SHORT_EVAL_LIMIT} validation examples (--eval-limit 0 for all)")
+    if eval_every > steps and a.eval_every is None:
+        _say(f"fpt run: the preset's evaluation every {eval_every} steps is more than the run's {steps}: evaluations only at "
+             f"stage ends (--eval-every to set it)")
     for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder)
     if a.pt_run is not None: read_summary(Path(a.pt_run)/'summary.json')
     torch.set_num_threads(a.threads or (1 if model in TINY_MODELS else torch.get_num_threads()))

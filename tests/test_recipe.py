@@ -199,6 +199,7 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
                     dict(steps=30000, stage_steps=[6000, 6000, 6000, 12000], batch_size=32, eval_every=500, loss_group=4)]
     out = capsys.readouterr().out
     assert out.count("has the shape of the paper's T5-LARGE (T5 v1.1): it takes the paper's recipe (--preset large)") == 2
+    assert "the preset's evaluation every 500 steps is more than the run's 100" in out
     assert '== fpt_cr on toy with tiny: 30000 steps' in out and "note: --preset large is the paper's recipe for T5-LARGE, and tiny does not have its shape" in out
     code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '2', '--out-dir', str(tmp_path/'y')])   # before loading
     assert code == 2 and "batch size 2 is not a multiple of 4, preset large's loss group" in capsys.readouterr().err and len(seen) == 5
