@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_cli.ipynb #d45660f3
 from __future__ import annotations
-import argparse, copy, functools, json, re, sys, warnings
+import argparse, copy, functools, json, math, re, sys, warnings
 from pathlib import Path
 import torch
 from transformers import T5Config
@@ -82,12 +82,18 @@ def resolve_preset(preset:str|None, model:str|None) -> str|None:
     if preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}: expected one of {list(PRESET_CHOICES)} (or None)")
     return preset
 
-def check_batch(batch_size:int, micro_batch_size:int|None, loss_group:int|None, lr:float, preset:str|None=None):
-    "Refuse a batch setting before any model loads; `preset`: the preset `loss_group` came from, named in the error."
+def check_batch(batch_size:int, micro_batch_size:int|None, loss_group:int|None, lr:float, preset:str|None=None) -> tuple[int|None, str|None]:
+    """The loss group and a note (or None), the batch settings checked before any model loads. `preset`: the preset
+    `loss_group` came from; a batch it does not divide (a batch size given with the preset) takes the largest group
+    that divides it, as the per-GPU batch of that many examples would be, and the note says so."""
+    note = None
     if preset and loss_group and batch_size % loss_group:
-        raise ValueError(f"batch size {batch_size} is not a multiple of {loss_group}, preset {preset}'s loss group (the official per-GPU "
-                         f"batch): give a loss group that divides it (--loss-group, loss_group=) or no preset (--preset none, preset=None)")
+        fitted = math.gcd(batch_size, loss_group)
+        note = (f"preset {preset}'s loss group of {loss_group} examples (the official per-GPU batch) does not divide the batch of "
+                f"{batch_size}: {fitted}, the largest that does (--loss-group, loss_group= to choose)")
+        loss_group = fitted
     TrainConfig(batch_size=batch_size, micro_batch_size=micro_batch_size, loss_group=loss_group, lr=lr).check()
+    return loss_group, note
 
 def method_stage_steps(method:str, steps:int|None, stage_steps:list[int]|None) -> tuple[int, list[int]|None]:
     "Total steps and stage lengths for `method`: FPT methods take `stage_steps`, one-stage methods only their total."
@@ -327,7 +333,8 @@ def cmd_run(a) -> int:
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
-    check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
+    kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
+    if note: _say(f"fpt run: {note}")
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs = {}
     for m in methods:

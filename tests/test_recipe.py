@@ -201,8 +201,11 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     assert out.count("has the shape of the paper's T5-LARGE (T5 v1.1): it takes the paper's recipe (--preset large)") == 2
     assert "the preset's evaluation every 500 steps is more than the run's 100" in out
     assert '== fpt_cr on toy with tiny: 30000 steps' in out and "note: --preset large is the paper's recipe for T5-LARGE, and tiny does not have its shape" in out
-    code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '2', '--out-dir', str(tmp_path/'y')])   # before loading
-    assert code == 2 and "batch size 2 is not a multiple of 4, preset large's loss group" in capsys.readouterr().err and len(seen) == 5
+    with pytest.raises(SystemExit):   # a batch the preset's loss group does not divide: the largest group that does, said
+        cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--method', 'pt', '--out-dir', str(tmp_path/'y')])
+    assert seen[-1]['loss_group'] == 2 and "preset large's loss group of 4 examples" in capsys.readouterr().out
+    code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--loss-group', '4', '--out-dir', str(tmp_path/'z')])
+    assert code == 2 and 'loss_group 4 does not divide batch_size 6' in capsys.readouterr().err and len(seen) == 6   # given: refused
 
 def test_generations_are_decoded_with_the_official_space_clean_up():
     "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."
