@@ -207,6 +207,19 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--loss-group', '4', '--out-dir', str(tmp_path/'z')])
     assert code == 2 and 'loss_group 4 does not divide batch_size 6' in capsys.readouterr().err and len(seen) == 6   # given: refused
 
+def test_a_run_reads_its_models_config_once(monkeypatch, tmp_path, capsys):
+    """config_read_per_check: `fpt run` reads the model's config once, however many methods it checks (an unreachable
+    hub id retries for tens of seconds at each read); --preset auto says it cannot tell what such a model is."""
+    import fpt_nb.cli as cli
+    calls = []
+    def offline(model): calls.append(model); raise OSError(f"no config for backbone {model!r}: the hub is unreachable")
+    monkeypatch.setattr(cli, 'backbone_config', offline)
+    monkeypatch.setattr(cli, 'launch', lambda n, **kw: (_ for _ in ()).throw(SystemExit(0)))
+    with pytest.raises(SystemExit):
+        cli.main(['run', '--model', 'example/unreachable-t5', '--method', 'pt', 'fpt_ld', 'fpt_cr', '--steps', '8', '--out-dir', str(tmp_path)])
+    assert calls == ['example/unreachable-t5']
+    assert "cannot read the config of example/unreachable-t5, so --preset auto cannot tell" in capsys.readouterr().out
+
 def test_generations_are_decoded_with_the_official_space_clean_up():
     "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."
     from fpt_nb.train import generate_texts
