@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_cli.ipynb #d45660f3
 from __future__ import annotations
-import argparse, copy, functools, json, math, re, sys, warnings
+import argparse, copy, functools, json, math, re, sys, time, warnings
 from pathlib import Path
 import torch
 from transformers import T5Config
@@ -13,18 +13,18 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
 from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, PROMPTS
+from .run import run_experiment, evaluate_run, launch, PROMPTS, _run_config
 from .encoder import is_encoder
 from .plots import plot_run
-from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary
+from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished
 from .peft import export_peft, backbone_config
 from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
            'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'paper_preset', 'resolve_preset',
-           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser', 'cmd_run',
-           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser',
+           'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -231,7 +231,7 @@ def _run_flags(p):
     a('--micro-batch-size', type=_at_least(1), help='examples per forward pass; gradients accumulate to --batch-size (default: the whole batch)')
     a('--loss-group', type=_at_least(1), help='examples per token mean of the loss, averaged over the batch (default: the micro-batch; '
                                            "a preset sets the official per-GPU batch: 4 on LARGE, 2 on XL, 1 for XL on XSum)")
-    a('--lr', type=float, default=0.3); a('--seed', type=int, default=0); a('--device', default='auto')
+    a('--lr', type=float, default=0.3); a('--seed', type=_at_least(0), default=0); a('--device', default='auto')
     a('--prompt-length', type=int, default=20)
     a('--train-limit', type=int, help='train on the first N training examples (default: all)')
     a('--eval-limit', type=int, help=f'evaluate on the first N validation examples (default: all, but {SHORT_EVAL_LIMIT} for runs of '
@@ -252,7 +252,7 @@ def _run_flags(p):
     a('--fast', action=argparse.BooleanOptionalAction, default=None,
       help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: off until measured on a GPU)')
     a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks (needs --fast)')
-    a('--early-stop', type=_at_least(0, ' (0: never)'), default=0, help='stop after this many evaluations without a better score (default 0: never)')
+    a('--early-stop', type=_at_least(0, ' (0: never)'), default=0, help='stop after this many evaluations of the last stage (the full model for FPT) without a better score (default 0: never)')
     a('--checkpoint-every', type=_at_least(0, ' (0: at evaluations and stage ends)'), default=0,
       help='steps between checkpoints (default 0: at every evaluation and stage end)')
     a('--num-beams', type=_at_least(1), default=1, help='beams for generation at evaluation (default 1: greedy, as the paper)')
@@ -303,6 +303,16 @@ TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'tiny-llama')
 
 def _say(*a): print(*a, flush=True)
 
+def check_pt_run(run_dir:Path, task:str, model:str, seed:int) -> dict:
+    "The summary of `--pt-run`'s folder, refused unless it is a finished PT run of this task and model (another seed is said)."
+    s, flag = read_summary(run_dir/'summary.json'), f"--pt-run {run_dir}"
+    if s['method'] != 'pt': raise ValueError(f"{flag} is not a PT run (its method is {s['method']}): expected one of --method pt to compare with")
+    if s['task'] != task or Path(str(s['model'])).name != Path(str(model)).name:
+        raise ValueError(f"{flag} is PT on {s['task']} with {s['model']}: this run is {task} with {model}")
+    if why := run_unfinished(s): raise ValueError(f"{flag} is {why}")
+    if s.get('seed') != seed: _say(f"fpt run: note: {flag} has seed {s.get('seed')}, this run {seed}")
+    return s
+
 def cmd_run(a) -> int:
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
     preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
@@ -319,18 +329,21 @@ def cmd_run(a) -> int:
              + (f"has the shape of T5-{shape.upper()} (--preset {shape})" if shape else "does not have its shape"))
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
+    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder)
+    if a.pt_run is not None: check_pt_run(Path(a.pt_run), task, model, a.seed)
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
     if eval_limit == SHORT_EVAL_LIMIT and a.eval_limit is None:
         _say(f"fpt run: {steps} steps is a short run: evaluating on the first {SHORT_EVAL_LIMIT} validation examples (--eval-limit 0 for all)")
     if eval_every > steps and a.eval_every is None:
         _say(f"fpt run: the preset's evaluation every {eval_every} steps is more than the run's {steps}: evaluations only at "
              f"stage ends (--eval-every to set it)")
-    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder)
-    if a.pt_run is not None: read_summary(Path(a.pt_run)/'summary.json')
     torch.set_num_threads(a.threads or (1 if model in TINY_MODELS else torch.get_num_threads()))
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
+    if len(methods) > 1 and _run_config(out/'config.json'):
+        raise ValueError(f"out_dir {out} is a run's folder: {len(methods)} methods would go into folders inside it; give a new "
+                         f"--out-dir (nothing was changed)")
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
@@ -341,12 +354,13 @@ def cmd_run(a) -> int:
         d = out if len(methods) == 1 else out/m
         s_steps, s_stage = method_stage_steps(m, steps, p['stage_steps'])
         _say(f"== {m} on {task} with {model}: {s_steps} steps -> {d}")
+        t0 = time.perf_counter()
         s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **kw)
         dirs[m] = d
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
         _say(f"   {m}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
-             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {s['wall_seconds']:.0f} s for this command")
+             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {time.perf_counter() - t0:.0f} s for this command")
         if s['stopped'] and s['stopped'].startswith('signal'):
             _say(f"fpt run: {m} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
             return 143

@@ -23,9 +23,9 @@ from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causa
 from .partial import Stage, apply_stage
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock', 'pick_device', 'setup',
-           'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run',
-           'run_distributed', 'launch']
+__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
+           'pick_device', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores', 'check_run_dir',
+           'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -154,6 +154,25 @@ def _finished(tr:Trainer, run_dir:Path) -> dict|None:
     done = st['step'] >= tr.total_steps or str(st.get('stopped') or '').startswith('early stop')
     return st if done else None
 
+def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
+    """For a folder whose run kept no checkpoint (deleted to save space, or killed before its first): the state of a finished
+    run with these settings (its summary is kept), None when training starts (again) from step 0, and a refusal when the folder
+    records another run, which training would write over."""
+    if latest_checkpoint(tr.record.checkpoints) is not None or not _run_config(run_dir/'config.json'): return None
+    held = read_json(run_dir/'config.json', 'run config').get('fingerprint')
+    kept = [n for n in RECORDS if (run_dir/n).exists()]
+    if held is None and not kept: return None   # nothing recorded: nothing to lose
+    differ = fingerprint_diff(held, tr.fp, skip=('evaluation',))
+    if differ:
+        why = (f"with other settings: its {', '.join(differ)} differ(s) from this one's" if held is not None
+               else "and no record of its settings (an earlier version of fpt_nb wrote it), so it cannot be checked against this one")
+        raise ValueError(f"run folder {run_dir} holds a run ({', '.join(kept) or 'config.json'}) without checkpoints, {why}: training "
+                         f"would write over it; use a new out_dir (nothing was changed)")
+    s = read_json(run_dir/'summary.json', 'run summary') if (run_dir/'summary.json').is_file() else None
+    if s is None or s.get('steps', 0) < s.get('planned_steps', tr.total_steps) and not str(s.get('stopped') or '').startswith('early stop'):
+        return None   # this run, unfinished and with no checkpoint to continue from: it starts again
+    return dict(fingerprint=held, step=s['steps'])
+
 def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0, run_dir, extra:dict) -> dict:
     "The run's `summary.json`: what was trained, on what, for how much, and its scores."
     evals = read_log(run_dir)['eval'] if (run_dir/'log.jsonl').exists() else []
@@ -176,8 +195,10 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
 RUN_ZEROS = dict(eval_every=' (0: only at the end of each stage)', early_stop=' (0: never stop early)',
                  checkpoint_every=' (0: at evaluations and stage ends)', max_target_length=", or None for the task's")
 #: the files a run writes in its folder: a folder holding any of them that no run wrote is not written over
-RUN_FILES = ('config.json', 'log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.safetensors', 'best_prompt.safetensors',
-             'best_last_prompt.safetensors', 'scores.safetensors', 'checkpoints', 'stages.png')
+#: the files that record a run's training (its log, prompts, choices, summary, plot)
+RECORDS = ('log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.safetensors', 'best_prompt.safetensors',
+           'best_last_prompt.safetensors', 'stages.png')
+RUN_FILES = ('config.json', *RECORDS, 'scores.safetensors', 'checkpoints')
 
 def _run_config(path:Path) -> bool:
     "Whether `path` is the `config.json` a run wrote (a JSON object with the run's own entries)."
@@ -217,7 +238,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
             raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
     for name, v, low in (('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
                          ('max_target_length', max_target_length, 1), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
-                         ('checkpoint_every', checkpoint_every, 0)):
+                         ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
@@ -270,9 +291,11 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     train_data = dict(limit=a.train_limit, **data_ref(task_, 'train', data_dir, train_rows))
     eval_data = dict(limit=a.eval_limit, **data_ref(task_, 'validation', data_dir, val_rows))
     identity = dict(model=dict(digest=ref['digest']) if 'digest' in ref else ref,   # a local folder by its digest: it may move
-                    task=task_.name, train_data=train_data, tokenizer=tokenizer_ref(tok), max_input_length=a.max_input_length,
+                    task=task_.name, method=method, steps=a.steps, train_data=train_data, tokenizer=tokenizer_ref(tok), max_input_length=a.max_input_length,
                     max_target_length=target_length if generates else None,
-                    evaluation=dict(data=eval_data, every=a.eval_every, max_new_tokens=new_tokens, num_beams=a.num_beams, metric=key))
+                    evaluation=dict(data=eval_data, every=a.eval_every, max_new_tokens=new_tokens, num_beams=a.num_beams, metric=key),
+                    score_settings=dict(split=a.score_split, examples=a.score_examples, sampling=a.score_sampling,
+                                        aggregation=a.score_aggregation) if needs_scores and not a.score_file else None)
     scores = None
     if needs_scores:
         saved = run_dir/'scores.safetensors'
@@ -286,7 +309,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                                 a.eval_batch_size, pad, dev, progress)
     tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
                  metric=key, device=dev, progress=progress, step_flops=step_flops, identity=identity)
-    if a.resume and (done := _finished(tr, run_dir)) is not None:   # a finished run is not trained again
+    done = _finished(tr, run_dir) or _finished_without_checkpoints(tr, run_dir) if a.resume else None
+    if done is not None:   # a finished run is not trained again
         differ = fingerprint_diff(done.get('fingerprint'), tr.fp, skip=('evaluation',))
         if differ: raise ValueError(f"run folder {run_dir} holds a finished run with other settings: its {', '.join(differ)} differ(s) "
                                     f"from this one's (use a new out_dir)")
@@ -295,10 +319,13 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
             ev = evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress)
             print(f"{run_dir} is finished; the new evaluation settings were scored into {ev['file']}, its summary is unchanged", flush=True)
         elif main: print(f"{run_dir} is finished: nothing to do (its summary is unchanged)", flush=True)
+        gone = [f"{n}_prompt.safetensors" for n in ('best', 'best_last') if (run_dir/f'{n}.json').is_file()
+                and not (run_dir/f'{n}_prompt.safetensors').is_file()] + [n for n in ('prompt.safetensors',) if not (run_dir/n).is_file()]
+        if gone and main: print(f"note: {run_dir}'s {', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone (deleted or moved)", flush=True)
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
     if main:
-        write_json(run_dir/'config.json', vars(a))
+        write_json(run_dir/'config.json', dict(vars(a), fingerprint=tr.fp))   # the fingerprint outlives deleted checkpoints
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
     st = tr.fit(a.resume)
     scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
@@ -339,7 +366,9 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     f = run_dir/PROMPTS[prompt]
     if not f.is_file():
         raise FileNotFoundError(f"run {run_dir} has no {prompt} prompt ({f.name}): "
-                                + ("it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
+                                + (f"its {prompt}.json records one, but the file is gone (deleted or moved): restore it, or use prompt 'final'"
+                                   if prompt != 'final' and (run_dir/f"{prompt}.json").is_file()
+                                   else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
     name = model or c['model']
     if model is not None and ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:

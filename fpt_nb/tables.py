@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
-from .checkpoint import read_json
+from .checkpoint import read_json, latest_checkpoint
 from .plots import read_log
 
 # %% auto #0
@@ -37,6 +37,13 @@ def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} does not exist")
     runs, left_out = [], []
+    from fpt_nb.run import _run_config
+    for c in sorted(root.rglob('config.json')):   # a run stopped at once (Ctrl-C, a kill) or still running has no summary yet
+        if not (c.parent/'summary.json').exists() and _run_config(c):
+            ckpt = latest_checkpoint(c.parent/'checkpoints')
+            left_out.append(ValueError(f"run {c.parent} has no summary: it was stopped before writing one"
+                                       f"{f' (its last checkpoint is {ckpt.name})' if ckpt else ', with no checkpoint'}, or it is "
+                                       f"running; run its command again to finish it"))
     for p in sorted(root.rglob('summary.json')):
         try: r = read_summary(p)
         except ValueError as e: left_out.append(e); continue
@@ -111,9 +118,10 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
     key = metric_key(first, scoring)
-    rel_f, rel_w, imp = [], [], []
+    rel_f, rel_w, imp, other_seed = [], [], [], set()
     for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
+        if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
         rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
         if improve: imp.append(run_score(r, score, scoring) - metric_at_flops(pt['run_dir'], r['total_flops'], key)
@@ -124,7 +132,8 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                level=first.get('level') or '', seeds=len(runs), dup=dup, score_kind=score, metric=key, score=s, score_std=s_std,
                flops=statistics.fmean(r['total_flops'] for r in runs), flops_pct=_mean_std(rel_f)[0],
                wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
-               run_dirs=' '.join(r['run_dir'] for r in runs))
+               unfinished=' '.join(f"{r['steps']}/{r.get('planned_steps', r['steps'])}" for r in runs if run_unfinished(r)),
+               pt_seed=' '.join(map(str, sorted(other_seed, key=str))), run_dirs=' '.join(r['run_dir'] for r in runs))
     if improve: row['improve'], row['improve_std'] = _mean_std(imp)
     return row
 
@@ -180,7 +189,9 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' if h in ('task', 'model', 'setting', 'method', 'stage') else '--:' for h in head) + '|']
     for r in rows:
         cells = dict(task=r['task'], model=r['model'], setting=r.get('setting', ''),
-                     method=r['method'] + (f" L{r['level']}" if r['level'] else '') + (' (dup)' if r.get('dup') else ''), stage=r['stage'],
+                     method=r['method'] + (f" L{r['level']}" if r['level'] else '') + (' (dup)' if r.get('dup') else '')
+                            + (f" (unfinished: {r['unfinished']} steps)" if r.get('unfinished') else '')
+                            + (f" (vs PT seed {r['pt_seed']})" if r.get('pt_seed') else ''), stage=r['stage'],
                      seeds=str(r['seeds']), score=f"{_fmt(r['score'], r['score_std'])} {r['metric']}", FLOPs=_fmt(r['flops']),
                      **{'FLOPs % PT': _fmt(r['flops_pct'], pct=True), 'wall s': _fmt(r['wall_s']), 'wall % PT': _fmt(r['wall_pct'], pct=True)})
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)

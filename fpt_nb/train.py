@@ -24,7 +24,7 @@ from .fast import FastStep, fast_options
 from .encoder import PromptEncoder
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
+__all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss',
            'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer', 'distributed_state']
 
@@ -44,7 +44,7 @@ class TrainConfig:
     padding: str = 'dynamic'             # or 'max': the paper's pad-to-492
     bucket: bool = False                 # length bucketing of training batches
     eval_every: int = 0                  # steps between evaluations (0: at stage ends only)
-    early_stop: int = 0                  # evaluations without improvement before stopping (0: never)
+    early_stop: int = 0                  # evaluations of the last stage without improvement before stopping (0: never)
     checkpoint_every: int = 0            # steps between checkpoints (0: at evaluations and stage ends)
     keep_checkpoints: int = 2
     bf16: bool|None = None               # autocast to bf16 (None: where the device supports it, never on CPU)
@@ -186,12 +186,16 @@ def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:d
                 lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores),
                 **identity)
 
+#: entries a fingerprint gained later: one written before them (it lacks them) is compared without them
+LATER_ENTRIES = ('precision', 'fast', 'compile', 'early_stop', 'score_settings', 'method', 'steps')
+
 def fingerprint_diff(theirs:dict|None, ours:dict, skip:tuple=(), prefix:str='') -> list[str]:
     "What differs between two fingerprints, one phrase per entry (`train_data.limit`), with both values where they are short."
-    out, theirs = [], theirs or {}
+    if not theirs: return ['fingerprint (none recorded there)']
+    out = []
     for k in dict.fromkeys([*ours, *theirs]):
         a, b = theirs.get(k), ours.get(k)
-        if k in skip or a == b: continue
+        if k in skip or a == b or (not prefix and k in LATER_ENTRIES and k not in theirs): continue
         if isinstance(a, dict) and isinstance(b, dict): out += fingerprint_diff(a, b, prefix=f'{prefix}{k}.'); continue
         short = all(isinstance(v, (int, float, str, bool, type(None))) and len(repr(v)) < 60 for v in (a, b))
         out.append(f"{prefix}{k} ({a!r} there, {b!r} now)" if short else f"{prefix}{k}")
@@ -227,19 +231,19 @@ class RunRecord:
         if ckpt is None: return None
         prompt, state, tensors = self._read(ckpt, load_checkpoint)
         theirs = state.pop('fingerprint', None)
-        if theirs != self.fp:
-            diff = fingerprint_diff(theirs, self.fp) or ['fingerprint']
+        if diff := fingerprint_diff(theirs, self.fp):
             raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff)} differ(s) from this one's "
                              f"(use a new out_dir, or the same model, task, data and settings)")
         return ckpt, prompt, state, tensors
 
-    def open(self, resumed:bool):
-        "Start recording: a fresh log unless the run continues one, and TensorBoard where it is installed."
+    def open(self, resumed:bool, step:int=0):
+        """Start recording at `step`: a fresh log unless the run continues one, and TensorBoard where it is installed (its
+        events from `step` on, which a killed run wrote after its checkpoint, are purged, as the log is rewound)."""
         if not self.main: return
         if not resumed and (self.dir/'log.jsonl').exists(): (self.dir/'log.jsonl').unlink()
         try:
             from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.dir/'tb'))
+            self.tb = SummaryWriter(str(self.dir/'tb'), purge_step=step if resumed else 0)
         except ImportError: pass
 
     def close(self):
@@ -254,11 +258,17 @@ class RunRecord:
                 if isinstance(v, (int, float)) and k not in ('step', 'stage'): self.tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
 
     def rewind(self, step:int):
-        "Drop what was logged after the checkpoint at `step`: those steps run again."
+        """Drop what was logged after the checkpoint at `step`: those steps run again. A log that does not reach the
+        checkpoint (deleted, cut or replaced: every step is logged before its checkpoint is written) is refused, since the
+        plots, the tables' Improve and the summary's final scores read it."""
         log = self.dir/'log.jsonl'
-        if self.main and log.exists():
-            keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, step)]
-            log.write_text(''.join(l + '\n' for l in keep))
+        keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, step)] if log.exists() else []
+        if not any(r.get('kind') == 'step' and r.get('step') == step for r in map(json.loads, keep)):
+            raise ValueError(f"run folder {self.dir}: its log.jsonl {'ends before' if log.exists() else 'is missing, and its checkpoint is at'} "
+                             f"step {step}{', where its checkpoint is' if log.exists() else ''}: the log of the steps before it is lost, and the "
+                             f"plots, tables and summary read it; restore the log, or use a new out_dir (nothing was changed)")
+        if self.main:   # atomically: the other processes of a data-parallel run read it too
+            tmp = log.with_suffix('.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, log)
 
     def checkpoint(self, step:int, prompt:torch.Tensor, state:dict, tensors:dict) -> Path|None:
         if not self.main: return None
@@ -295,7 +305,8 @@ class Trainer:
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
         self._stop_signal, self._interrupted, self.begun = None, False, False
-        self.fp = fingerprint(pt, self.phases, cfg, scores, identity)   # what a checkpoint must match to be continued
+        run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
+        self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
         self.dist = distributed_state(self.device)
         self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
         self.main = self.rank == 0
@@ -422,10 +433,18 @@ class Trainer:
         self.record.log(dict(kind='step', step=st['step'], stage=phase, loss=loss, lr=self.sched.get_last_lr()[0],
                              flops=st['flops'], wall=st['wall']))
 
+    def _early_stop(self, phase:int) -> bool:
+        """Whether to stop after this evaluation: `early_stop` evaluations in a row without a better prompt, all of them on the
+        last stage (for FPT the full model: a run does not end on a partial model)."""
+        st, cfg, start = self.state, self.cfg, sum(p.steps for p in self.phases[:phase])
+        if not cfg.early_stop or phase < len(self.phases) - 1: return False
+        here = st['step'] // cfg.eval_every - start // cfg.eval_every if cfg.eval_every else 0   # this stage's evaluations so far
+        return min(st['bad_evals'], here) >= cfg.early_stop
+
     def fit(self, resume:bool=True) -> dict:
         "Train to the end of the schedule (or an early stop); returns the final state."
         if not self.begun: self.begin(resume)
-        self.record.open(self.resumed)
+        self.record.open(self.resumed, self.state['step'])
         st, cfg = self.state, self.cfg
         if getattr(self.pt.model, 'hf_device_map', None): self.pt.prompt.to(self.pt.model.get_input_embeddings().weight.device)
         else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings
@@ -452,7 +471,7 @@ class Trainer:
                 evaluate = stage_end or bool(cfg.eval_every and st['step'] % cfg.eval_every == 0)
                 if evaluate:
                     self._eval(phase)
-                    if cfg.early_stop and st['bad_evals'] >= cfg.early_stop: st['stopped'] = f"early stop at step {st['step']}"
+                    if self._early_stop(phase): st['stopped'] = f"early stop at step {st['step']}"
                 if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal or self._interrupted:
                     self._checkpoint()
                 if self._stop_signal is not None: st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"

@@ -349,6 +349,15 @@ def test_early_stop_counts_consecutive_evaluations_without_improvement(tmp_path)
     # evaluations at steps 2..: 50 best, 40 bad(1), 60 best, 55 bad(1), 70 best, 65 bad(1), 60 bad(2) -> stop at step 14
     assert (st['step'], st['best'], st['best_step'], st['stopped']) == (14, 70, 10, 'early stop at step 14')
 
+def test_early_stop_waits_for_the_full_model(tmp_path):
+    """early_stop_on_a_partial_stage: scores that only fall would stop a run at its second evaluation; on FPT's schedule
+    the stop waits for an evaluation of the last stage (the full model): evaluations at 2, 4 and 6 (the partial stage's
+    end), then 8, the first of the full model's, where it stops."""
+    tr = Trainer(tiny(), [Phase(layer_dropping(2), 6), Phase(FULL, 6)], ITEMS, TrainConfig(**{**CFG, 'eval_every': 2, 'early_stop': 1}),
+                 tmp_path/'run', evaluate=_scripted([50, 40, 30, 20, 10, 5]), metric='accuracy', progress=False)
+    st = tr.fit()
+    assert (st['step'], st['best_step'], st['stopped']) == (8, 2, 'early stop at step 8')
+
 def test_an_epoch_is_only_whole_micro_batches(tmp_path):
     """partial_micro_batch_kept: 10 examples in micro-batches of 4 make 2 micro-batches an epoch (the last 2 examples
     wait for the next epoch's shuffle), so 4 steps of 2 micro-batches each span 4 epochs (numbered 0 to 3), every

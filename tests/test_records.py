@@ -70,14 +70,41 @@ def one_line(code, err, says):
     (dict(padding='max'), "padding ('dynamic' there, 'max' now)"),
     (dict(max_target_length=6), "max_target_length (8 there, 6 now)"),
     (dict(eval_every=2), "evaluation.every (0 there, 2 now)"),
+    (dict(bf16=True), "precision ('fp32' there, 'bf16' now)"),
+    (dict(method='fpt_ld'), "method ('fpt_cr' there, 'fpt_ld' now)"),
+    (dict(steps=8), "steps (6 there, 8 now)"),
+    (dict(early_stop=2), "early_stop (0 there, 2 now)"),
+    (dict(fast=True), "fast (False there, True now)"),
+    (dict(score_examples=8, score_sampling='first'), "score_settings.examples (16 there, 8 now), score_settings.sampling ('random' there, 'first' now)"),
 ], ids=['smaller_train_limit', 'larger_train_limit', 'other_eval_limit', 'other_input_length', 'other_padding', 'other_target_length',
-        'other_eval_cadence'])
+        'other_eval_cadence', 'other_precision', 'other_method', 'other_steps', 'other_early_stop', 'fast_step', 'other_score_settings'])
 def test_resume_with_other_data_or_settings_is_refused(change, says, finished, tmp_path):
     "A killed run resumed with another limit, length, padding or cadence is refused, naming what differs, and nothing changes."
     d = unfinished(finished, tmp_path/'run')
     before = snapshot(d)
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, **change})
     assert f"checkpoint {d/'checkpoints'/STEP(3)} was written by another run" in str(e.value) and says in str(e.value), str(e.value)
+    assert snapshot(d) == before
+
+def test_a_checkpoint_written_before_the_later_entries_still_resumes(finished, tmp_path):
+    "A checkpoint whose fingerprint lacks the entries added later (precision, fast, early stop, score settings) is compared without them."
+    from fpt_nb.train import LATER_ENTRIES
+    d = unfinished(finished, tmp_path/'run')
+    state = read_json(d/'checkpoints'/STEP(3)/'state.json')
+    state['fingerprint'] = {k: v for k, v in state['fingerprint'].items() if k not in LATER_ENTRIES}
+    write_json(d/'checkpoints'/STEP(3)/'state.json', state)
+    s = run_experiment(out_dir=str(d), **RUN)
+    assert s['steps'] == 6 and s['best'] == read_json(finished/'summary.json')['best']
+
+@pytest.mark.parametrize('damage', ['missing', 'cut'])
+def test_resume_with_its_log_gone_or_cut_is_refused(damage, finished, tmp_path):
+    "Before: the run resumed and its log, plot and Improve started at the checkpoint, the steps before it silently gone."
+    d = unfinished(finished, tmp_path/'run')
+    if damage == 'missing': (d/'log.jsonl').unlink()
+    else: (d/'log.jsonl').write_text(''.join(l + '\n' for l in (d/'log.jsonl').read_text().splitlines() if json.loads(l)['step'] < 2))
+    before = snapshot(d)
+    says = 'is missing, and its checkpoint is at step 3' if damage == 'missing' else 'ends before step 3, where its checkpoint is'
+    with pytest.raises(ValueError, match=f'its log.jsonl {says}: the log of the steps before it is lost'): run_experiment(out_dir=str(d), **RUN)
     assert snapshot(d) == before
 
 def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
@@ -115,6 +142,24 @@ def test_rerunning_a_finished_run_changes_nothing(finished, tmp_path, capsys):
     assert code == 0, err
     assert 'is finished: nothing to do' in out
     assert {k: v for k, v in snapshot(d).items() if k != 'stages.png'} == before
+
+def test_a_run_without_its_checkpoints_is_not_written_over(finished, tmp_path):
+    "Before: a finished run whose checkpoints were deleted (to save space) was trained again from scratch by any command, with other settings too."
+    d = copy(finished, tmp_path/'run'); shutil.rmtree(d/'checkpoints')
+    before = snapshot(d)
+    with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, 'lr': 0.1, 'seed': 3})
+    assert f"run folder {d} holds a run (log.jsonl, summary.json" in str(e.value), str(e.value)
+    assert "without checkpoints, with other settings: its seed (0 there, 3 now), lr (0.3 there, 0.1 now)" in str(e.value), str(e.value)
+    assert snapshot(d) == before
+    s = run_experiment(out_dir=str(d), **RUN)   # the same settings: it is finished, nothing to do
+    assert s == read_json(d/'summary.json') and snapshot(d) == before
+    config = read_json(d/'config.json'); del config['fingerprint']; write_json(d/'config.json', config)   # as an earlier version wrote it
+    with pytest.raises(ValueError, match='no record of its settings'): run_experiment(out_dir=str(d), **RUN)
+
+def test_rerunning_a_finished_run_says_which_of_its_prompts_are_gone(finished, tmp_path, capsys):
+    d = copy(finished, tmp_path/'run'); (d/'best_prompt.safetensors').unlink()
+    run_experiment(out_dir=str(d), **RUN)
+    assert f"note: {d}'s best_prompt.safetensors is gone (deleted or moved)" in capsys.readouterr().out
 
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
@@ -204,6 +249,9 @@ def test_evaluate_bad_inputs(finished, tmp_path, capsys):
     one_line(code, err, 'limit must be a whole number of at least 1')
     (d/'best_prompt.safetensors').unlink()
     code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
+    one_line(code, err, f"run {d} has no best prompt (best_prompt.safetensors): its best.json records one, but the file is gone")
+    (d/'best.json').unlink()
+    code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
     one_line(code, err, f'run {d} has no best prompt (best_prompt.safetensors): it ran no evaluation')
     write_json(d/'summary.json', {k: v for k, v in read_json(d/'summary.json').items() if k != 'config'})
     code, _, err = fpt('evaluate', d, capsys=capsys)
@@ -289,7 +337,8 @@ def test_no_resume_on_a_run_is_refused(finished, tmp_path, capsys):
                                              ('--max-target-length', 0, 'argument --max-target-length: must be at least 1, got 0'),
                                              ('--eval-every', -1, 'at least 0 (0: only at the end of each stage), got -1'),
                                              ('--early-stop', -2, 'argument --early-stop: must be at least 0 (0: never), got -2'),
-                                             ('--checkpoint-every', -1, 'argument --checkpoint-every: must be at least 0')])
+                                             ('--checkpoint-every', -1, 'argument --checkpoint-every: must be at least 0'),
+                                             ('--seed', -1, 'argument --seed: must be at least 0, got -1')])
 def test_numbers_out_of_range_are_refused(flag, value, says, tmp_path, capsys):
     "Before: --num-beams 0 ended in a ZeroDivisionError traceback, --batch-size 0 ran with 32, --early-stop -2 stopped at step 1."
     code, _, err = fpt('run', '--method', 'pt', '--steps', 2, flag, value, '--out-dir', tmp_path/'r', capsys=capsys)
@@ -297,7 +346,7 @@ def test_numbers_out_of_range_are_refused(flag, value, says, tmp_path, capsys):
     assert not (tmp_path/'r').exists()
 
 @pytest.mark.parametrize('name,value', [('num_beams', 0), ('eval_batch_size', 0), ('max_target_length', 0), ('eval_every', -1),
-                                        ('early_stop', -1), ('checkpoint_every', -1)])
+                                        ('early_stop', -1), ('checkpoint_every', -1), ('seed', -1)])
 def test_run_experiment_refuses_numbers_out_of_range(name, value, tmp_path):
     "The papermill path checks types only; run_experiment refuses the values before anything is written."
     with pytest.raises(ValueError, match=f'{name} must be a whole number of at least'):
@@ -349,3 +398,54 @@ def test_export_peft_makes_no_hub_lookup_for_a_built_in_backbone(finished, tmp_p
     from fpt_nb.peft import export_peft
     export_peft(finished, tmp_path/'adapter')
     assert not [str(w.message) for w in recwarn if 'config' in str(w.message).lower()], [str(w.message) for w in recwarn]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Found by a new user's audit (session 6): what a table compares with, and what TensorBoard keeps
+
+def test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model(finished, tmp_path, capsys):
+    "Before: `--pt-run` took any summary: an FPT run, a PT run stopped half-way (FPT then looked cheap), another task's."
+    small = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 16, '--eval-limit', 8, '--score-examples', 8, '--no-progress']
+    pt = tmp_path/'pt'
+    assert fpt('run', '--method', 'pt', '--out-dir', pt, *small, capsys=capsys)[0] == 0
+    half = copy(pt, tmp_path/'half')
+    write_json(half/'summary.json', dict(read_json(half/'summary.json'), steps=1, stopped='signal 15 at step 1'))
+    for run, extra, says in [(finished, [], 'is not a PT run (its method is fpt_cr)'),
+                             (half, [], 'is unfinished at step 1 of 4'),
+                             (pt, ['--model', 'tiny-relu'], 'is PT on toy with tiny: this run is toy with tiny-relu')]:
+        code, _, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'new', '--pt-run', run, *small, *extra, capsys=capsys)
+        one_line(code, err, says)
+        assert not (tmp_path/'new').exists()
+    code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'new', '--pt-run', pt, '--seed', 1, *small, capsys=capsys)
+    assert code == 0 and f"--pt-run {pt} has seed 0, this run 1" in out, err
+
+def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsys):
+    d = copy(finished, tmp_path/'run')
+    before = snapshot(d)
+    code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', d, capsys=capsys)
+    one_line(code, err, f"out_dir {d} is a run's folder: 2 methods would go into folders inside it")
+    assert snapshot(d) == before
+
+def test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary(finished, tmp_path, capsys):
+    "Before: `--unfinished` rows looked like any other, and a killed run (no summary) was silently missing."
+    copy(finished, tmp_path/'runs'/'done')
+    cut = copy(finished, tmp_path/'runs'/'cut')
+    write_json(cut/'summary.json', dict(read_json(cut/'summary.json'), steps=3, seed=1, stopped='signal 15 at step 3'))
+    unfinished(finished, tmp_path/'runs'/'killed')
+    code, out, err = fpt('tables', tmp_path/'runs', '--unfinished', '--score', 'final', capsys=capsys)
+    assert code == 0, err
+    assert f"left out: run {tmp_path/'runs'/'killed'} has no summary: it was stopped before writing one (its last checkpoint is {STEP(3)})" in out
+    assert '(unfinished: 3/6 steps)' in (tmp_path/'runs'/'table2.md').read_text()
+    assert '3/6' in (tmp_path/'runs'/'table2.csv').read_text()
+
+def test_tensorboard_drops_the_steps_a_killed_run_took_after_its_checkpoint(finished, tmp_path):
+    "Before: a resumed run's TensorBoard kept both the killed run's steps after its checkpoint and the new ones."
+    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    d = unfinished(finished, tmp_path/'run')
+    w = SummaryWriter(str(d/'tb'))   # what the killed run wrote after its step-3 checkpoint
+    for step in (4, 5): w.add_scalar('step/loss', 99.0, step)
+    w.close()
+    run_experiment(out_dir=str(d), **RUN)
+    ev = EventAccumulator(str(d/'tb')); ev.Reload()
+    assert [(e.step, e.value != 99.0) for e in ev.Scalars('step/loss')] == [(4, True), (5, True), (6, True)]
