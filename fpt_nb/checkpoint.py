@@ -122,7 +122,10 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
     ptr = Path(ckpt_dir)/'latest'
     if not ptr.is_file(): return None
     p = Path(ckpt_dir)/ptr.read_text().strip()
-    if not p.is_dir(): raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand")
+    if not p.is_dir():
+        left = sorted(q.name for q in Path(ckpt_dir).glob('step-*') if q.is_dir())
+        hint = f"to resume from the newest one left, write '{left[-1]}' into {ptr}" if left else "no checkpoint is left: use a new out_dir"
+        raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand ({hint})")
     return p
 
 def trained_arch(run_dir) -> str|None:

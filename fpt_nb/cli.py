@@ -13,7 +13,7 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
 from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, PROMPTS, _run_config
+from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES
 from .encoder import is_encoder
 from .plots import plot_run
 from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished
@@ -341,7 +341,7 @@ def cmd_run(a) -> int:
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
     if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
-    if len(methods) > 1 and _run_config(out/'config.json'):
+    if len(methods) > 1 and any((out/n).exists() for n in RUN_FILES):
         raise ValueError(f"out_dir {out} is a run's folder: {len(methods)} methods would go into folders inside it; give a new "
                          f"--out-dir (nothing was changed)")
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,

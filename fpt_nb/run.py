@@ -182,8 +182,9 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
         if rec is None: return dict(step=None, value=None)
         return dict(step=rec['step'], stage=rec['stage'], stage_name=phases[rec['stage']].stage.describe(), value=rec.get(rec['metric']),
                     metric=rec['metric'], rule=rec['rule'], metrics={k: v for k, v in rec.items() if k not in meta})
+    paper = task.paper_metric if not evals or task.paper_metric in evals[-1] else None   # an encoder classifies: no paper scoring
     return dict(task=task.name, model=model, method=method, seed=seed, level=level if method in ('ld', 'fr', 'cr') else None,
-                metric=task.metric_name, paper_metric=task.paper_metric, steps=st['step'], planned_steps=sum(p.steps for p in phases),
+                metric=task.metric_name, paper_metric=paper, steps=st['step'], planned_steps=sum(p.steps for p in phases),
                 stages=[dict(spec=p.stage.to_dict(), name=p.stage.describe(), steps=p.steps, flops=f, seconds=s)
                         for p, f, s in zip(phases, st['stage_flops'], st['stage_seconds'])],
                 total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
@@ -241,6 +242,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                          ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
+    if seed >= 2**63: raise ValueError(f"seed must be below 2**63 (torch's limit), got {seed}")
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")

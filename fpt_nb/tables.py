@@ -118,10 +118,11 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
     key = metric_key(first, scoring)
-    rel_f, rel_w, imp, other_seed = [], [], [], set()
+    rel_f, rel_w, imp, other_seed, pt_cut = [], [], [], set(), False
     for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
         if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
+        if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
         rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
         if improve: imp.append(run_score(r, score, scoring) - metric_at_flops(pt['run_dir'], r['total_flops'], key)
@@ -133,7 +134,7 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                flops=statistics.fmean(r['total_flops'] for r in runs), flops_pct=_mean_std(rel_f)[0],
                wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
                unfinished=' '.join(f"{r['steps']}/{r.get('planned_steps', r['steps'])}" for r in runs if run_unfinished(r)),
-               pt_seed=' '.join(map(str, sorted(other_seed, key=str))), run_dirs=' '.join(r['run_dir'] for r in runs))
+               pt_seed=' '.join(map(str, sorted(other_seed, key=str))), pt_unfinished=pt_cut, run_dirs=' '.join(r['run_dir'] for r in runs))
     if improve: row['improve'], row['improve_std'] = _mean_std(imp)
     return row
 
@@ -191,7 +192,8 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
         cells = dict(task=r['task'], model=r['model'], setting=r.get('setting', ''),
                      method=r['method'] + (f" L{r['level']}" if r['level'] else '') + (' (dup)' if r.get('dup') else '')
                             + (f" (unfinished: {r['unfinished']} steps)" if r.get('unfinished') else '')
-                            + (f" (vs PT seed {r['pt_seed']})" if r.get('pt_seed') else ''), stage=r['stage'],
+                            + (f" (vs PT seed {r['pt_seed']})" if r.get('pt_seed') else '')
+                            + (" (vs an unfinished PT)" if r.get('pt_unfinished') else ''), stage=r['stage'],
                      seeds=str(r['seeds']), score=f"{_fmt(r['score'], r['score_std'])} {r['metric']}", FLOPs=_fmt(r['flops']),
                      **{'FLOPs % PT': _fmt(r['flops_pct'], pct=True), 'wall s': _fmt(r['wall_s']), 'wall % PT': _fmt(r['wall_pct'], pct=True)})
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)

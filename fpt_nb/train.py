@@ -238,12 +238,12 @@ class RunRecord:
 
     def open(self, resumed:bool, step:int=0):
         """Start recording at `step`: a fresh log unless the run continues one, and TensorBoard where it is installed (its
-        events from `step` on, which a killed run wrote after its checkpoint, are purged, as the log is rewound)."""
+        events after `step`, which a killed run wrote after its checkpoint, are purged, as the log is rewound)."""
         if not self.main: return
         if not resumed and (self.dir/'log.jsonl').exists(): (self.dir/'log.jsonl').unlink()
         try:
             from torch.utils.tensorboard import SummaryWriter
-            self.tb = SummaryWriter(str(self.dir/'tb'), purge_step=step if resumed else 0)
+            self.tb = SummaryWriter(str(self.dir/'tb'), purge_step=step + 1 if resumed else 0)
         except ImportError: pass
 
     def close(self):

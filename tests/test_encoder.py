@@ -32,6 +32,8 @@ def test_short_run(run, data_dir):
     right = sum(int(p) == r['label'] for p, r in zip(said, rows))
     assert s['final_metrics']['accuracy'] == 100 * right / 24
     assert (out/'scores.safetensors').exists() and (out/'prompt.safetensors').exists()
+    from fpt_nb.tables import metric_key, run_score   # an encoder classifies: no paper scoring, so tables show its accuracy
+    assert s['paper_metric'] is None and metric_key(s) == 'accuracy' and run_score(s, 'final') == s['final_metrics']['accuracy']
 
 def test_evaluate_on_another_directory(run, data_dir, tmp_path):
     out, s = run

@@ -353,6 +353,11 @@ def test_run_experiment_refuses_numbers_out_of_range(name, value, tmp_path):
         run_experiment(out_dir=str(tmp_path/'r'), **{**RUN, name: value})
     assert not (tmp_path/'r').exists()
 
+def test_a_seed_too_large_for_torch_is_refused_up_front(tmp_path):
+    with pytest.raises(ValueError, match=r"seed must be below 2\*\*63 \(torch's limit\), got 18446744073709551616"):
+        run_experiment(out_dir=str(tmp_path/'r'), **{**RUN, 'seed': 2**64})
+    assert not (tmp_path/'r').exists()
+
 def test_tables_leave_out_unfinished_runs_and_unreadable_summaries(finished, tmp_path, capsys):
     "Before: a run killed at step 68 of 300 was a normal row; one corrupt summary.json stopped every table."
     root = tmp_path/'runs'; copy(finished, root/'done')
@@ -425,6 +430,10 @@ def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsy
     code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', d, capsys=capsys)
     one_line(code, err, f"out_dir {d} is a run's folder: 2 methods would go into folders inside it")
     assert snapshot(d) == before
+    (d/'config.json').unlink(); before = snapshot(d)   # its other files still make it a run's folder
+    code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', d, capsys=capsys)
+    one_line(code, err, "is a run's folder")
+    assert snapshot(d) == before
 
 def test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary(finished, tmp_path, capsys):
     "Before: `--unfinished` rows looked like any other, and a killed run (no summary) was silently missing."
@@ -437,15 +446,28 @@ def test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary(fin
     assert f"left out: run {tmp_path/'runs'/'killed'} has no summary: it was stopped before writing one (its last checkpoint is {STEP(3)})" in out
     assert '(unfinished: 3/6 steps)' in (tmp_path/'runs'/'table2.md').read_text()
     assert '3/6' in (tmp_path/'runs'/'table2.csv').read_text()
+    pt = tmp_path/'runs'/'pt'   # a PT run stopped half-way: the finished FPT run's row compared with it says so
+    run_experiment(out_dir=str(pt), **{**RUN, 'method': 'pt'})
+    write_json(pt/'summary.json', dict(read_json(pt/'summary.json'), steps=2, stopped='signal 15 at step 2'))
+    code, out, err = fpt('tables', tmp_path/'runs', '--unfinished', '--score', 'final', capsys=capsys)
+    rows = [l for l in (tmp_path/'runs'/'table2.md').read_text().splitlines() if '| FPT_CR' in l]
+    assert code == 0 and len(rows) == 1 and '(vs an unfinished PT)' in rows[0], rows   # seeds 0 and 1 in one row
 
 def test_tensorboard_drops_the_steps_a_killed_run_took_after_its_checkpoint(finished, tmp_path):
     "Before: a resumed run's TensorBoard kept both the killed run's steps after its checkpoint and the new ones."
     from torch.utils.tensorboard import SummaryWriter
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     d = unfinished(finished, tmp_path/'run')
-    w = SummaryWriter(str(d/'tb'))   # what the killed run wrote after its step-3 checkpoint
-    for step in (4, 5): w.add_scalar('step/loss', 99.0, step)
+    w = SummaryWriter(str(d/'tb'))   # what the killed run wrote up to its step-3 checkpoint (kept), and after it (dropped)
+    for step in (3, 4, 5): w.add_scalar('step/loss', 99.0, step)
     w.close()
     run_experiment(out_dir=str(d), **RUN)
     ev = EventAccumulator(str(d/'tb')); ev.Reload()
-    assert [(e.step, e.value != 99.0) for e in ev.Scalars('step/loss')] == [(4, True), (5, True), (6, True)]
+    assert [(e.step, e.value == 99.0) for e in ev.Scalars('step/loss')] == [(3, True), (4, False), (5, False), (6, False)]
+
+def test_a_deleted_newest_checkpoint_names_the_way_out(finished, tmp_path):
+    d = copy(finished, tmp_path/'run'); shutil.rmtree(d/'checkpoints'/STEP(6))
+    before = snapshot(d)
+    with pytest.raises(ValueError, match=f"names {STEP(6)}, which does not exist: .*to resume from the newest one left, write '{STEP(3)}' into"):
+        run_experiment(out_dir=str(d), **RUN)
+    assert snapshot(d) == before

@@ -524,7 +524,7 @@ MUTANTS = [
            (M + 'test_early_stop_waits_for_the_full_model',),
            'early stopping ends an FPT run before it reaches the full model'),
     Mutant('tensorboard_not_purged', 'train.py',
-           "purge_step=step if resumed else 0", "purge_step=None",
+           "purge_step=step + 1 if resumed else 0", "purge_step=step if resumed else 0",
            (R + '::test_tensorboard_drops_the_steps_a_killed_run_took_after_its_checkpoint',),
            "a resumed run's TensorBoard keeps the steps a killed run took after its checkpoint"),
     Mutant('negative_seed_accepted', 'run.py',
@@ -536,7 +536,7 @@ MUTANTS = [
            (R + '::test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model',),
            '`--pt-run` takes an unfinished PT run, an FPT run or another task\'s run to compare with'),
     Mutant('methods_into_a_run_folder', 'cli.py',
-           "if len(methods) > 1 and _run_config(out/'config.json'):", "if False:",
+           "if len(methods) > 1 and any((out/n).exists() for n in RUN_FILES):", "if False:",
            (R + '::test_several_methods_do_not_go_inside_a_run_folder',), "several methods' runs go into folders inside another run's folder"),
     Mutant('tables_hide_unfinished_rows', 'tables.py',
            """+ (f" (unfinished: {r['unfinished']} steps)" if r.get('unfinished') else '')""", "+ ''",
@@ -550,6 +550,13 @@ MUTANTS = [
     Mutant('finished_prompt_gone_unsaid', 'run.py',
            "if gone and main: print(", "if False and main: print(",
            (R + '::test_rerunning_a_finished_run_says_which_of_its_prompts_are_gone',), "a finished run's deleted best prompt goes unsaid"),
+    Mutant('unfinished_pt_unsaid', 'tables.py',
+           "if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True", "pass",
+           (R + '::test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary',),
+           "a finished run's row compared with an unfinished PT run does not say so"),
+    Mutant('encoder_paper_metric_claimed', 'run.py',
+           "paper = task.paper_metric if not evals or task.paper_metric in evals[-1] else None", "paper = task.paper_metric",
+           ('tests/test_encoder.py::test_short_run',), "an encoder's summary names a paper metric it never logs: its tables and CLI show nan"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
