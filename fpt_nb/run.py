@@ -195,10 +195,10 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
 #: what 0 means for the settings that take it, and None for the target length
 RUN_ZEROS = dict(eval_every=' (0: only at the end of each stage)', early_stop=' (0: never stop early)',
                  checkpoint_every=' (0: at evaluations and stage ends)', max_target_length=", or None for the task's")
-#: the files a run writes in its folder: a folder holding any of them that no run wrote is not written over
 #: the files that record a run's training (its log, prompts, choices, summary, plot)
 RECORDS = ('log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.safetensors', 'best_prompt.safetensors',
            'best_last_prompt.safetensors', 'stages.png')
+#: the files a run writes in its folder: a folder holding any of them that no run wrote is not written over
 RUN_FILES = ('config.json', *RECORDS, 'scores.safetensors', 'checkpoints')
 
 def _run_config(path:Path) -> bool:
