@@ -11,8 +11,8 @@ import torch
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['write_json', 'read_json', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt',
-           'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'trained_arch', 'load_checkpoint']
+__all__ = ['write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
+           'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_json(path, obj) -> Path:
@@ -32,6 +32,12 @@ def read_json(path, what:str='file') -> dict:
     if not path.is_file(): raise FileNotFoundError(f"{what} {path} does not exist")
     try: return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{what} {path} is not valid JSON: {e}") from e
+
+def is_run_config(path) -> bool:
+    "Whether `path` is the `config.json` a run wrote (a JSON object with the run's own entries)."
+    try: cfg = json.loads(Path(path).read_text())
+    except (OSError, ValueError): return False
+    return isinstance(cfg, dict) and {'task', 'model', 'method', 'steps', 'out_dir'} <= cfg.keys()
 
 # %% ../nbs/20_checkpoint.ipynb #b2cdce2b
 def flatten_state(obj, prefix:str='') -> tuple[dict[str, torch.Tensor], object]:

@@ -16,7 +16,7 @@ from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff)
-from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch
+from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, is_run_config
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
@@ -158,7 +158,7 @@ def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
     """For a folder whose run kept no checkpoint (deleted to save space, or killed before its first): the state of a finished
     run with these settings (its summary is kept), None when training starts (again) from step 0, and a refusal when the folder
     records another run, which training would write over."""
-    if latest_checkpoint(tr.record.checkpoints) is not None or not _run_config(run_dir/'config.json'): return None
+    if latest_checkpoint(tr.record.checkpoints) is not None or not is_run_config(run_dir/'config.json'): return None
     held = read_json(run_dir/'config.json', 'run config').get('fingerprint')
     kept = [n for n in RECORDS if (run_dir/n).exists()]
     if held is None and not kept: return None   # nothing recorded: nothing to lose
@@ -201,19 +201,13 @@ RECORDS = ('log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.s
 #: the files a run writes in its folder: a folder holding any of them that no run wrote is not written over
 RUN_FILES = ('config.json', *RECORDS, 'scores.safetensors', 'checkpoints')
 
-def _run_config(path:Path) -> bool:
-    "Whether `path` is the `config.json` a run wrote (a JSON object with the run's own entries)."
-    try: cfg = json.loads(path.read_text())
-    except (OSError, ValueError): return False
-    return isinstance(cfg, dict) and {'task', 'model', 'method', 'steps', 'out_dir'} <= cfg.keys()
-
 def check_run_dir(run_dir:Path, resume:bool=True):
     """Refuse `run_dir` where a run would write over what is there: a file, a folder whose run files no run wrote
     (a `config.json` of something else, say), or, with `resume=False`, a folder holding a run."""
     if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
     if not run_dir.is_dir(): return
     theirs = [n for n in RUN_FILES if (run_dir/n).exists()]
-    if theirs and not _run_config(run_dir/'config.json'):
+    if theirs and not is_run_config(run_dir/'config.json'):
         raise ValueError(f"out_dir {run_dir} holds {', '.join(theirs)} but no run's config.json: it is not a run folder, and a run would "
                          f"write over them; pick another out_dir (nothing was changed)")
     if not resume and theirs:

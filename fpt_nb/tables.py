@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
-from .checkpoint import read_json, latest_checkpoint
+from .checkpoint import read_json, latest_checkpoint, is_run_config
 from .plots import read_log
 
 # %% auto #0
@@ -37,9 +37,8 @@ def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} does not exist")
     runs, left_out = [], []
-    from fpt_nb.run import _run_config
     for c in sorted(root.rglob('config.json')):   # a run stopped at once (Ctrl-C, a kill) or still running has no summary yet
-        if not (c.parent/'summary.json').exists() and _run_config(c):
+        if not (c.parent/'summary.json').exists() and is_run_config(c):
             ckpt = latest_checkpoint(c.parent/'checkpoints')
             left_out.append(ValueError(f"run {c.parent} has no summary: it was stopped before writing one"
                                        f"{f' (its last checkpoint is {ckpt.name})' if ckpt else ', with no checkpoint'}, or it is "

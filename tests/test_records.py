@@ -471,3 +471,11 @@ def test_a_deleted_newest_checkpoint_names_the_way_out(finished, tmp_path):
     with pytest.raises(ValueError, match=f"names {STEP(6)}, which does not exist: .*to resume from the newest one left, write '{STEP(3)}' into"):
         run_experiment(out_dir=str(d), **RUN)
     assert snapshot(d) == before
+
+def test_a_rerun_reports_its_own_time_not_the_old_runs(finished, tmp_path, capsys):
+    "Before: re-running a finished run printed the old run's wall time as 'for this command'."
+    d = copy(finished, tmp_path/'run')
+    write_json(d/'summary.json', dict(read_json(d/'summary.json'), wall_seconds=98765.0))
+    code, out, err = fpt('run', '--task', 'toy', '--method', 'fpt_cr', '--out-dir', d, '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
+                         '--train-limit', 32, '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--no-progress', capsys=capsys)
+    assert code == 0 and 'is finished: nothing to do' in out and ' s for this command' in out and '98765 s' not in out, out

@@ -542,7 +542,7 @@ MUTANTS = [
            """+ (f" (unfinished: {r['unfinished']} steps)" if r.get('unfinished') else '')""", "+ ''",
            (R + '::test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary',), 'a table row of an unfinished run looks finished'),
     Mutant('tables_miss_killed_runs_silently', 'tables.py',
-           "if not (c.parent/'summary.json').exists() and _run_config(c):", "if False:",
+           "if not (c.parent/'summary.json').exists() and is_run_config(c):", "if False:",
            (R + '::test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary',), 'a killed run (no summary) is left out of the tables unsaid'),
     Mutant('resume_over_a_lost_log', 'train.py',
            "if not any(r.get('kind') == 'step' and r.get('step') == step for r in map(json.loads, keep)):", "if False:",
