@@ -4,14 +4,14 @@
 
 # %% ../nbs/07_causal.ipynb #d44a3a1d
 from __future__ import annotations
-import json, warnings
+import copy, json, warnings
 from pathlib import Path
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, ByT5Tokenizer, LlamaConfig, LlamaForCausalLM,
                           MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, PretrainedConfig)
 from transformers.modeling_outputs import CausalLMOutput
 from .arch import Arch, FFNSite, register_arch
-from .prompt import PromptModel, freeze
+from .prompt import PromptModel, freeze, plain_generation
 from .tasks import Task, get_task, SENTINEL
 from .batches import MAX_INPUT_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
@@ -43,7 +43,7 @@ def tiny_causal_config(family:str='llama', hidden_size:int=64, intermediate_size
     extra = windows.get(family, {})
     return causal_config(family, hidden_size=hidden_size, intermediate_size=intermediate_size, num_hidden_layers=num_hidden_layers,
                          num_attention_heads=num_attention_heads, num_key_value_heads=num_key_value_heads, max_position_embeddings=2048,
-                         tie_word_embeddings=False, **{**BYTE_VOCAB, 'initializer_range': 0.2, **extra, **kwargs})
+                         **{'tie_word_embeddings': False, **BYTE_VOCAB, 'initializer_range': 0.2, **extra, **kwargs})
 
 #: Shapes of real decoder-only models (from their `config.json`), written out so no download is needed to count their FLOPs.
 CAUSAL_SHAPES = {
@@ -80,7 +80,8 @@ def is_causal(name:str) -> bool:
     except (OSError, ValueError): return False
 
 def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eager', device_map=None, tokenizer:str|None=None, **kwargs):
-    "A frozen decoder-only LM and its tokenizer: `tiny-llama` is built in code, else a local folder or hub id (`tokenizer`: from elsewhere)."
+    """A frozen decoder-only LM and its tokenizer: `tiny-llama` is built in code, else a local folder or hub id (`tokenizer`: from
+    elsewhere), loaded in fp32 whatever its checkpoint stores (most ship bf16), unless `dtype` says otherwise, as `load_t5` does."""
     if name == 'tiny-llama':
         torch.manual_seed(seed)
         model = LlamaForCausalLM(tiny_causal_config('llama', attn_implementation=attn_implementation, **kwargs))
@@ -94,7 +95,7 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
     try:
         tok = AutoTokenizer.from_pretrained(tokenizer or name)
         model = AutoModelForCausalLM.from_pretrained(name, attn_implementation=attn_implementation, attention_dropout=0.0,
-                                                     device_map=device_map, **kwargs)
+                                                     device_map=device_map, dtype=kwargs.pop('dtype', torch.float32), **kwargs)
     except OSError as e:
         raise OSError(f"could not load the decoder-only model {name!r}: give a local directory with config.json, weights and the "
                       f"tokenizer, or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
@@ -112,6 +113,13 @@ def _causal_ffn(layer) -> FFNSite:
 
 FULL_LAYER_TYPES = '_fpt_full_layer_types'
 
+def _own_config(model:nn.Module):
+    """Give `model` (and its modules that share its config) a config of its own: models built from one config object share it,
+    and a partial model's `layer_types` would change the others' too (a full model sharing it then fails, or masks wrongly)."""
+    old, new = model.config, copy.deepcopy(model.config)
+    for m in model.modules():
+        if getattr(m, 'config', None) is old: m.config = new
+
 def renumber_layers(model:nn.Module):
     "Number the current decoder layers 0, 1, ... for the key-value cache, and give the config their attention types."
     layers = model.model.layers
@@ -120,7 +128,8 @@ def renumber_layers(model:nn.Module):
         if not hasattr(attn, '_fpt_layer_idx'): attn._fpt_layer_idx = attn.layer_idx   # its index in the full model
         attn.layer_idx = i
     if getattr(model.config, 'layer_types', None) is not None:
-        if FULL_LAYER_TYPES not in model.__dict__: model.__dict__[FULL_LAYER_TYPES] = list(model.config.layer_types)
+        if FULL_LAYER_TYPES not in model.__dict__:   # the first change: the config becomes this model's own
+            _own_config(model); model.__dict__[FULL_LAYER_TYPES] = list(model.config.layer_types)
         model.config.layer_types = [model.__dict__[FULL_LAYER_TYPES][layer.self_attn._fpt_layer_idx] for layer in layers]
 
 CAUSAL_ARCH = Arch('causal', _causal_stacks, _causal_ffn, renumber=renumber_layers)
@@ -207,9 +216,10 @@ class PromptCausalLM(PromptModel):
         order = torch.argsort(mask, dim=1, stable=True)   # padding first: the prompt and the input end where generation starts
         embeds, mask = embeds.gather(1, order.unsqueeze(-1).expand_as(embeds)), mask.gather(1, order)
         g = self.model.generation_config
-        kwargs = dict(dict(do_sample=False, pad_token_id=g.pad_token_id if g.pad_token_id is not None else g.eos_token_id), **kwargs)
-        return self.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
-                                   **kwargs)
+        kwargs = dict(dict(pad_token_id=g.pad_token_id if g.pad_token_id is not None else g.eos_token_id), **kwargs)
+        with plain_generation(self.model):   # greedy, whatever the checkpoint's generation_config says
+            return self.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
+                                       **kwargs)
 
 # %% ../nbs/07_causal.ipynb #648cad5b
 def causal_step_flops(config, seq_len:int, n_logits:int, ffn:list[int]|None=None, batch:int=1, backward:bool=True) -> int:

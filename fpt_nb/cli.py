@@ -23,8 +23,8 @@ from .causal import CAUSAL_MODEL_TYPES
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
            'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'paper_preset', 'resolve_preset',
-           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'make_parser',
-           'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected',
+           'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -197,6 +197,26 @@ def check_params(params:dict) -> dict:
         elif kind == _STR and not isinstance(v, str): raise ValueError(f"parameter {name} must be a string, got {v!r} ({type(v).__name__})")
         out[name] = v
     return out
+
+# %% ../nbs/26_cli.ipynb #c72efc2b
+def _assigned(src:str) -> list[str]|None:
+    "The names a cell's source assigns at its top level, in order (None: not plain Python, e.g. a magic)."
+    import ast
+    try: tree = ast.parse(src)
+    except SyntaxError: return None
+    return [t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+            for t in (n.targets if isinstance(n, ast.Assign) else [n.target]) if isinstance(t, ast.Name)]
+
+def check_injected(ns:dict):
+    "Refuse a parameter papermill injected into the notebook running in namespace `ns` that its parameters cell does not define."
+    hist = list(ns.get('In') or [])
+    for i, src in enumerate(hist):
+        if i and isinstance(src, str) and src.startswith('# Parameters\n'):
+            known, given = _assigned(hist[i - 1]), _assigned(src) or []
+            if known is None: continue
+            if unknown := [n for n in given if n not in known]:
+                raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} given to this "
+                                 f"notebook (papermill only warns, and the run would go on without it): its parameters are {', '.join(known)}")
 
 # %% ../nbs/26_cli.ipynb #768ff0b5
 class _Parser(argparse.ArgumentParser):

@@ -53,7 +53,7 @@ def load_encoder(name:str='minilm', seed:int=0, attn_implementation:str='eager')
         model = BertModel(cfg, add_pooling_layer=False)
     else:
         model = BertModel.from_pretrained(str(path), add_pooling_layer=False, attn_implementation=attn_implementation,
-                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+                                          hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, dtype=torch.float32)
     return freeze(model.eval()), tok
 
 # %% ../nbs/06_encoder.ipynb #74f0bb57

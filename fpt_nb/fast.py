@@ -158,10 +158,14 @@ class FastOptions:
 def fast_options(pt, device, autocast:bool, fast:bool|None=None, compile:bool|None=None) -> FastOptions:
     "The levers for `pt` on `device`; `fast`/`compile` None: where they pay (a GPU), never on a CPU."
     dev = torch.device(device)
-    fast = dev.type == 'cuda' if fast is None else fast
+    asked, fast = bool(fast), dev.type == 'cuda' if fast is None else fast
     t5 = isinstance(pt, PromptT5) and isinstance(pt.model, T5ForConditionalGeneration) and not getattr(pt.model, 'hf_device_map', None)
     if compile and not (fast and t5):
         raise ValueError("compile needs the fast step on a prompt-tuned T5 on one device (fast on, no device_map)")
+    if asked and not t5:   # refused, rather than recorded as on and not done (left None, it is off where it cannot serve)
+        model = getattr(pt, 'model', pt)
+        raise ValueError(f"fast (the fast step) serves a prompt-tuned T5 on one device, without a device_map; this run's model is a "
+                         f"{type(model).__name__}{' on a device_map' if getattr(model, 'hf_device_map', None) else ''}")
     if not (fast and t5): return FastOptions()
     compile = CUDA_DEFAULTS['compile'] and dev.type == 'cuda' if compile is None else compile
     attention = CUDA_DEFAULTS['attention'] if dev.type == 'cuda' and compile else 'sdpa'

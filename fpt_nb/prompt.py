@@ -5,14 +5,15 @@
 # %% ../nbs/00_prompt.ipynb #9aaced66
 from __future__ import annotations
 import json, math
+from contextlib import contextmanager
 from pathlib import Path
 import torch, torch.nn as nn
-from transformers import T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
+from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'PROMPT_INITS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head',
-           'freeze', 'check_model_folder', 'model_digest', 'load_t5', 'SoftPrompt', 'init_prompt', 'PromptModel',
-           'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config',
+           'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder', 'model_digest', 'check_t5_config',
+           'load_t5', 'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -81,8 +82,19 @@ def model_digest(folder) -> str:
             for chunk in iter(lambda: f.read(1 << 22), b''): h.update(chunk)
     return h.hexdigest()[:16]
 
+T5_MODEL_TYPES = ('t5', 'mt5')
+
+def check_t5_config(config, name:str):
+    "Refuse a model that is not a T5 by its config, naming the kinds fpt_nb serves (else transformers builds a random T5 from it)."
+    if config.model_type in T5_MODEL_TYPES: return
+    from fpt_nb.causal import CAUSAL_MODEL_TYPES   # (causal builds on this module)
+    raise ValueError(f"model {name!r} is a {config.model_type!r} model, which fpt_nb does not serve: it prompt-tunes T5 "
+                     f"({', '.join(T5_MODEL_TYPES)}), decoder-only {', '.join(CAUSAL_MODEL_TYPES)} and BERT-family encoders (bert)")
+
 def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map=None, **config_kwargs):
-    "A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory."
+    """A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory, loaded in fp32
+    (the paper's model) whatever precision its checkpoint stores, unless `dtype` says otherwise: transformers 5 would keep a
+    bf16 checkpoint in bf16 on any device. bf16 compute comes from autocast or the fast step, over fp32 weights."""
     if name in ('tiny', 'tiny-relu'):
         torch.manual_seed(seed)
         model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', **config_kwargs))
@@ -95,11 +107,12 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     if check_model_folder(name) is None and str(name).count('/') != 1:
         raise ValueError(f"model {name!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt'")
     try:
+        check_t5_config(AutoConfig.from_pretrained(name), name)
         tok = AutoTokenizer.from_pretrained(name)
         model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
-                                                           device_map=device_map, **config_kwargs)
+                                                           device_map=device_map, dtype=config_kwargs.pop('dtype', torch.float32), **config_kwargs)
     except OSError as e:
-        raise OSError(f"could not load T5 {name!r}: give a local directory with config.json, weights and the tokenizer, "
+        raise OSError(f"could not load model {name!r}: give a local directory with config.json, weights and the tokenizer, "
                       f"or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
     return freeze(model.eval()), tok
 
@@ -131,13 +144,25 @@ def init_prompt(prompt:SoftPrompt, how:str='uniform', embedding:torch.Tensor|Non
     return prompt
 
 # %% ../nbs/00_prompt.ipynb #d4afabfb
+GENERATION_IDS = ('bos_token_id', 'eos_token_id', 'pad_token_id', 'decoder_start_token_id')
+
+@contextmanager
+def plain_generation(model):
+    """Within: `model.generate` decodes greedily (or by beams when asked) with its special token ids and nothing else from its
+    `generation_config`. A checkpoint may ship sampling, penalties or length rules there (Qwen2.5-Instruct: a repetition penalty
+    of 1.05), and `generate` fills whatever a call leaves unset from it; the official evaluation decodes plainly."""
+    g = model.generation_config
+    model.generation_config = GenerationConfig(**{k: getattr(g, k) for k in GENERATION_IDS if getattr(g, k, None) is not None})
+    try: yield
+    finally: model.generation_config = g
+
 class PromptModel(nn.Module):
     "A frozen model with a trainable soft prompt in front of its input embeddings."
     def __init__(self, model:nn.Module, prompt_length:int=20, init:str='uniform', seed:int=0):
         super().__init__()
         self.model = freeze(model)
         table = model.get_input_embeddings().weight
-        self.prompt = init_prompt(SoftPrompt(prompt_length, table.shape[1]), init, table, seed)
+        self.prompt, self.init = init_prompt(SoftPrompt(prompt_length, table.shape[1]), init, table, seed), init   # (the run records `init`)
 
     @property
     def prompt_length(self) -> int: return self.prompt.weight.shape[0]
@@ -164,6 +189,6 @@ class PromptT5(PromptModel):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, **kwargs) -> torch.Tensor:
-        "Token ids generated from prompt + input; `kwargs` go to `transformers`' `generate` (e.g. `num_beams`)."
+        "Token ids generated from prompt + input, greedily unless `kwargs` say otherwise (they go to `transformers`' `generate`: `num_beams`)."
         embeds, mask = self.embed(input_ids, attention_mask)
-        return self.model.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
+        with plain_generation(self.model): return self.model.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)

@@ -4,14 +4,14 @@
 
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
-import json, os, shutil, time
+import dataclasses, filecmp, json, os, shutil, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from types import SimpleNamespace
 import torch
 from .prompt import load_t5, PromptT5, check_model_folder, model_digest
-from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file
+from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
@@ -24,8 +24,8 @@ from .partial import Stage, apply_stage
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
-           'pick_device', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores', 'check_run_dir',
-           'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
+           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores',
+           'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -64,6 +64,19 @@ def pick_device(device:str='auto') -> torch.device:
         raise ValueError(f"device {device!r} is not available: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
 
+def fit_target_length(task, tok, given:int|None=None, causal:bool=False) -> int:
+    """A run's target length: `given`, else the task's (the paper's scripts', counted in T5's tokens), raised where this
+    tokenizer spells a classification task's label word in more tokens, end of sequence included: a label cut short could never
+    be generated whole (a byte tokenizer spells MNLI's `contradiction` in 15 tokens, QQP's labels in 14). T5's tokenizer
+    needs no more than the paper's lengths."""
+    if given is not None: return given
+    n = task.target_max_length
+    if task.label_words:   # each word encoded as a target, exactly as the run encodes its rows
+        probe = dataclasses.replace(task, format=lambda e: ('x', SENTINEL + e['word']), train_format=None, fields=())
+        rows = [dict(word=w) for w in task.label_words]
+        n = max(n, *(len(i['labels']) for i in (encode_causal(probe, tok, rows) if causal else encode(probe, tok, rows))))
+    return n
+
 def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device('cpu'), max_input_length:int=MAX_INPUT_LENGTH,
           eval_batch_size:int=64, num_beams:int=1, device_map=None, max_target_length:int|None=None, progress:bool=False):
     "The prompt-tuned model for `model` and how to encode (`encode_fn(rows, train=False)`), evaluate and count FLOPs for `task` with it."
@@ -75,9 +88,9 @@ def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device
         encode_fn = lambda rows, train=False: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
         make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device, progress))
         return pt, tok, encode_fn, make_eval, encoder_batch_flops
-    target_length = max_target_length or task.target_max_length
     if is_causal(model):   # decoder-only: prompt-completion pairs, no decoder start token to count
         backbone, tok = load_causal(model, seed, device_map=device_map)
+        target_length = fit_target_length(task, tok, max_target_length, causal=True)
         pt = PromptCausalLM(backbone, prompt_length, seed=seed)
         if device_map is None: pt.to(device)
         else: pt.prompt.to(backbone.get_input_embeddings().weight.device)
@@ -85,6 +98,7 @@ def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device
         make_eval = lambda items, rows: evaluator(task, tok, items, rows, eval_batch_size, num_beams, device, target_length, progress)
         return pt, tok, encode_fn, make_eval, causal_batch_flops
     backbone, tok = load_t5(model, device_map=device_map)
+    target_length = fit_target_length(task, tok, max_target_length)
     pt = PromptT5(backbone, prompt_length, seed=seed)
     if device_map is None: pt.to(device)
     else: pt.prompt.to(backbone.get_input_embeddings().weight.device)   # the model stays where the map put it
@@ -119,6 +133,15 @@ def tokenizer_ref(tok) -> dict:
     return dict(cls=type(tok).__name__, size=len(tok), vocab=_sha(sorted(tok.get_vocab().items())))
 
 # %% ../nbs/22_run.ipynb #5c6902ee
+def _is_own_scores(score_file, run_dir:Path) -> bool:
+    """Whether `score_file` is the scores file (or a copy of it) that the run in `run_dir` computed itself, not one it was given:
+    a rerun with it is the same run, not one with other score settings."""
+    saved = run_dir/'scores.safetensors'
+    if not (score_file and saved.is_file() and Path(score_file).is_file()): return False
+    try: computed = is_run_config(run_dir/'config.json') and read_json(run_dir/'config.json').get('score_file') is None
+    except (ValueError, OSError): return False
+    return computed and filecmp.cmp(score_file, saved, shallow=False)
+
 def _own_scores(saved:Path, model, run_dir:Path):
     "The scores a run saved in its folder; scores of another model mean the folder is another run's."
     try: return load_scores(saved, model)
@@ -259,12 +282,19 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     t0, model, method, data_dir, seed = time.perf_counter(), a.model, a.method, a.data_dir, a.seed
     torch.manual_seed(seed)
     decoder = task_.reduce_decoder if a.decoder is None else a.decoder   # the paper's per-task recipe unless told otherwise
-    target_length = a.max_target_length or task_.target_max_length
     progress = a.progress and main
     pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, a.prompt_length, seed, dev, a.max_input_length, a.eval_batch_size,
-                                                      a.num_beams, a.device_map, target_length, progress)
+                                                      a.num_beams, a.device_map, a.max_target_length, progress)
     backbone = pt.model
-    if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
+    target_length = fit_target_length(task_, tok, a.max_target_length, isinstance(pt, PromptCausalLM))   # as setup's
+    if target_length > (a.max_target_length or task_.target_max_length) and main:
+        print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer spells a "
+              f"label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
+    if isinstance(pt, PromptCausalLM):   # a decoder-only model's one stack is the decoder: always reduced
+        if a.decoder is False:
+            raise ValueError("decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's one stack is its decoder, "
+                             "which FPT reduces: leave decoder unset")
+        decoder = True
     cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
                       prompt_length=a.prompt_length, seed=seed,
                       padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
@@ -272,6 +302,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                       compile=a.compile).check()
     phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
     needs_scores = method in NEEDS_SCORES
+    if needs_scores and _is_own_scores(a.score_file, run_dir):   # given back on a rerun, the scores the run computed are its own
+        if main: print(f"note: {a.score_file} holds the neuron scores this run computed itself: it goes on as it began", flush=True)
+        a.score_file = None
     splits = ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ())
     notes = list(dict.fromkeys(data_notes(task_, data_dir, splits)))
     for n in notes:

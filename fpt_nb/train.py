@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_train.ipynb #d252f31f
 from __future__ import annotations
-import json, math, os, signal, sys, time
+import collections, json, math, os, signal, sys, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Callable
@@ -25,8 +25,9 @@ from .encoder import PromptEncoder
 
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
-           'paper_schedule', 'check_phases', 'generate_texts', 'evaluator', 't5_batch_flops', 'NonFiniteLoss',
-           'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer', 'distributed_state']
+           'paper_schedule', 'check_phases', 'stop_ids', 'generate_texts', 'evaluator', 't5_batch_flops',
+           'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer',
+           'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -39,7 +40,6 @@ class TrainConfig:
     micro_batch_size: int|None = None    # examples per forward pass (None: the whole batch)
     loss_group: int|None = None          # examples per token mean of the loss (None: the micro-batch)
     prompt_length: int = 20
-    prompt_init: str = 'uniform'
     seed: int = 0
     padding: str = 'dynamic'             # or 'max': the paper's pad-to-492
     bucket: bool = False                 # length bucketing of training batches
@@ -126,16 +126,24 @@ def check_phases(phases:list[Phase], model, scores=None, require_scores:bool=Tru
 
 # %% ../nbs/21_train.ipynb #521c26b5
 @torch.no_grad()
+def stop_ids(pt, tokenizer) -> dict:
+    """`generate`'s `eos_token_id`: the model's end-of-sequence ids and the tokenizer's, which ends every training target (a chat
+    checkpoint's two can differ, and generation would run past the end it was trained to); {} when neither has one."""
+    own = getattr(getattr(getattr(pt, 'model', None), 'generation_config', None), 'eos_token_id', None)
+    ids = ([own] if isinstance(own, int) else list(own or [])) + [i for i in [tokenizer.eos_token_id] if i is not None]
+    return dict(eos_token_id=list(dict.fromkeys(ids))) if ids else {}
+
 def generate_texts(pt, tokenizer, items:list[dict], max_new_tokens:int, batch_size:int=64, num_beams:int=1, device='cpu',
                    progress:bool=False, desc:str='generating') -> list[str]:
     "Generated text for each encoded item, in the items' order (computed longest input first)."
     order = sorted(range(len(items)), key=lambda i: -len(items[i]['input_ids']))
-    out = [None] * len(items)
+    out, stop = [None] * len(items), stop_ids(pt, tokenizer)
     with tqdm(total=len(items), desc=desc, unit='ex', disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             b = collate([items[i] for i in idx], pad_id=tokenizer.pad_token_id or 0)
-            ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams)
+            ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams,
+                              **stop)
             texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)   # ' .' -> '.', as the official code
             for i, text in zip(idx, texts): out[i] = text
             bar.update(len(idx))
@@ -183,7 +191,7 @@ def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:d
     return dict(model=model, prompt_length=pt.prompt_length, phases=[p.to_dict() for p in phases],
                 batch_size=cfg.batch_size, micro_batch_size=cfg.micro, **({'loss_group': cfg.group} if cfg.group != cfg.micro else {}),
                 seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
-                lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=cfg.prompt_init, scores=scores_digest(scores),
+                lr=cfg.lr, weight_decay=cfg.weight_decay, clip_norm=cfg.clip_norm, prompt_init=getattr(pt, 'init', 'uniform'), scores=scores_digest(scores),
                 **identity)
 
 #: entries a fingerprint gained later: one written before them (it lacks them) is compared without them
@@ -257,16 +265,19 @@ class RunRecord:
             for k, v in rec.items():
                 if isinstance(v, (int, float)) and k not in ('step', 'stage'): self.tb.add_scalar(f"{rec['kind']}/{k}", v, rec['step'])
 
-    def rewind(self, step:int):
-        """Drop what was logged after the checkpoint at `step`: those steps run again. A log that does not reach the
-        checkpoint (deleted, cut or replaced: every step is logged before its checkpoint is written) is refused, since the
-        plots, the tables' Improve and the summary's final scores read it."""
+    def rewind(self, step:int, flops:int|None=None, evals:tuple=()):
+        """Drop what was logged after the checkpoint at `step`: those steps run again. The log must hold every step up to the
+        checkpoint once and in order, the last one at the checkpoint's `flops`, and the evaluations `evals` ((step, value)
+        pairs: the checkpoint's best prompts) as they were: every step is logged before its checkpoint is written, so a log
+        that does not is deleted, cut, edited or another run's, and is refused, since the plots, the tables' Improve and the
+        summary's final scores read it."""
         log = self.dir/'log.jsonl'
         keep = [l for l in log.read_text().splitlines() if _before_checkpoint(l, step)] if log.exists() else []
-        if not any(r.get('kind') == 'step' and r.get('step') == step for r in map(json.loads, keep)):
-            raise ValueError(f"run folder {self.dir}: its log.jsonl {'ends before' if log.exists() else 'is missing, and its checkpoint is at'} "
-                             f"step {step}{', where its checkpoint is' if log.exists() else ''}: the log of the steps before it is lost, and the "
-                             f"plots, tables and summary read it; restore the log, or use a new out_dir (nothing was changed)")
+        problem = _log_problem(list(map(json.loads, keep)), step, flops, evals) if log.exists() else \
+                  f'is missing, and its checkpoint is at step {step}: the log of the steps before it is lost'
+        if problem:
+            raise ValueError(f"run folder {self.dir}: its log.jsonl {problem}; the plots, tables and summary read it: restore "
+                             f"the log, or use a new out_dir (nothing was changed)")
         if self.main:   # atomically: the other processes of a data-parallel run read it too
             tmp = log.with_suffix('.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, log)
 
@@ -282,6 +293,32 @@ class RunRecord:
 
     def finish(self, prompt:torch.Tensor):
         if self.main: save_prompt(prompt, self.dir/'prompt.safetensors')
+
+def _log_problem(recs:list[dict], step:int, flops:int|None, evals:tuple) -> str|None:
+    "What is wrong with a run's log records up to its checkpoint at `step` (see `RunRecord.rewind`); None: nothing."
+    steps = [r for r in recs if r.get('kind') == 'step']
+    got, want = [r.get('step') for r in steps], list(range(1, step + 1))
+    if step not in got: return f'ends before step {step}, where its checkpoint is: the log of the steps before it is lost'
+    if got != want:
+        seen = collections.Counter(got)
+        gone, twice = [s for s in want if not seen[s]], [s for s in want if seen[s] > 1]
+        return (f"does not hold each step up to its checkpoint (step {step}) once, in order: "
+                + ('; '.join(f'{what} {_some(these)}' for what, these in (('it lacks', gone), ('it repeats', twice)) if these)
+                   or 'they are out of order') + '; it was edited')
+    if flops is not None and steps[-1].get('flops') != flops:
+        return (f"counts {steps[-1].get('flops')} FLOPs at step {step}, its checkpoint {flops}: it is not this run's log")
+    evaluated = collections.defaultdict(list)
+    for r in recs:
+        if r.get('kind') == 'eval': evaluated[r.get('step')] += [v for k, v in r.items() if k not in _NOT_METRICS and isinstance(v, (int, float))]
+    for at, v in evals:
+        if not any(u == v or (u != u and v != v) for u in evaluated.get(at, [])):   # (u != u: NaN, which equals nothing)
+            return (f"lacks the evaluation at step {at} that made the checkpoint's best prompt ({v}): it was edited, "
+                    "and the tables read the best evaluation from it")
+    return None
+
+_NOT_METRICS = ('step', 'stage', 'flops', 'wall', 'eval_seconds')   # what an evaluation's log record holds besides its metrics
+
+def _some(steps:list[int]) -> str: return ', '.join(map(str, steps[:5])) + (f' and {len(steps) - 5} more' if len(steps) > 5 else '')
 
 def _before_checkpoint(line:str, step:int) -> bool:
     "Whether a log line belongs before the checkpoint at `step` (torn lines and what came after are dropped)."
@@ -304,7 +341,7 @@ class Trainer:
         self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
-        self._stop_signal, self._interrupted, self.begun = None, False, False
+        self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
         self.dist = distributed_state(self.device)
@@ -362,7 +399,8 @@ class Trainer:
         self.sched.load_state_dict(state.pop('scheduler'))
         set_rng_state(unflatten_state(state.pop('rng'), tensors))
         self.state.update(state)
-        self.record.rewind(self.state['step'])
+        st = self.state
+        self.record.rewind(st['step'], st['flops'], tuple((st[f'{k}_step'], st[k]) for k in BEST_RULES if st.get(k) is not None))
         return True
 
     def _step(self, batch_iter, widths:dict) -> tuple[float, int, str|None]:
@@ -408,6 +446,13 @@ class Trainer:
         self.resumed, self.begun = bool(resume and self.resume()), True
         return self.resumed
 
+    def _expansion_unlogged(self, phase:int) -> bool:
+        """Whether `phase` starts at this step and its expansion is not logged yet although the model is already at its stage:
+        a run resumed from the checkpoint that ends the stage before (`rewind` dropped the expansion logged after it) on a model
+        built at the new stage."""
+        st = self.state['step']
+        return phase > 0 and st == sum(p.steps for p in self.phases[:phase]) and self._expanded_at != st
+
     def _grow(self, phase:int):
         "Bring the model to `phase`'s stage, logging the expansion at a phase start (a mid-stage resume only rebuilds)."
         st, t, before = self.state, time.perf_counter(), current_stage(self.pt.model)
@@ -416,6 +461,7 @@ class Trainer:
             frm = (self.phases[phase - 1].stage if phase else before).describe()
             self.record.log(dict(kind='expand', step=st['step'], stage=phase, frm=frm, to=self.phases[phase].stage.describe(),
                                  seconds=time.perf_counter() - t, flops=st['flops'], wall=st['wall']))
+            self._expanded_at = st['step']
 
     def _fail(self, phase:int, loss, problem:str):
         "Log the step that went wrong and stop, naming the last good checkpoint (the bad state is not saved)."
@@ -458,7 +504,7 @@ class Trainer:
             widths = ffn_widths(self.pt.model)   # the shapes FLOPs are counted for; they change only at expansions
             while st['step'] < self.total_steps and st['stopped'] is None:
                 phase = self.phase_at(st['step'])
-                if current_stage(self.pt.model) != self.phases[phase].stage:
+                if current_stage(self.pt.model) != self.phases[phase].stage or self._expansion_unlogged(phase):
                     self._grow(phase)
                     widths = ffn_widths(self.pt.model)
                 t = time.perf_counter()

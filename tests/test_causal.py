@@ -1,5 +1,5 @@
 "Decoder-only prompt tuning across notebooks: the trainer through two expansions, resume, PEFT export of a run, real task rows."
-import json
+import json, re
 from pathlib import Path
 import pytest, torch
 from fpt_nb.causal import (load_causal, PromptCausalLM, encode_causal, causal_batch_flops, prompt_completion, causal_stages,
@@ -233,3 +233,124 @@ def test_a_loss_group_gives_the_micro_batches_loss_on_a_decoder_only_model(tmp_p
     (grouped, a), (micro, b) = fit('grouped', loss_group=8), fit('micro', micro_batch_size=8)
     assert len(grouped) == 3 and grouped == pytest.approx(micro, rel=1e-5)
     assert (a.prompt.weight - b.prompt.weight).abs().max() < 1e-4   # Adafactor at lr 0.3 amplifies last-bit differences a little
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A new-user audit of the decoder-only path (session 7): each test failed on the code before its fix
+
+def _save_folder(model, path):
+    from fpt_nb.causal import byte_tokenizer
+    model.save_pretrained(path); byte_tokenizer().save_pretrained(path)
+    return str(path)
+
+@pytest.mark.parametrize('family', ['qwen3', 'gpt2'])
+def test_an_unsupported_decoder_only_folder_is_refused_by_name(family, tmp_path):
+    """A local Qwen3 or GPT-2 folder is a decoder-only LM FPT does not serve: `setup` must refuse it naming the
+    families it serves, not load it as a T5 (random weights, then AttributeError: no decoder_start_token_id)."""
+    from transformers import Qwen3Config, Qwen3ForCausalLM, GPT2Config, GPT2LMHeadModel
+    from fpt_nb.run import setup
+    from fpt_nb.causal import BYTE_VOCAB
+    m = (Qwen3ForCausalLM(Qwen3Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                      num_key_value_heads=1, head_dim=16, **BYTE_VOCAB)) if family == 'qwen3'
+         else GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=260, bos_token_id=259, eos_token_id=1)))
+    folder = _save_folder(m, tmp_path/family)
+    with pytest.raises((ValueError, TypeError), match='(?i)llama.*qwen2.*mistral|llama.*mistral.*qwen2'):
+        setup('toy', folder)
+
+
+def test_a_resume_at_the_last_stage_boundary_keeps_the_expansion_record(run, tmp_path):
+    """A run that dies after the checkpoint at the end of its last partial stage (step 12 here: 6 + 6) resumes from it;
+    the model built fresh is already full, so `_grow` is never called and the `expand` record to 'full' (which `rewind`
+    dropped, expecting it to be logged again) is lost: the plot's stage lines and the log miss the last expansion."""
+    _, _, _, run_dir = run
+    cfg = TrainConfig(**{**CFG.__dict__, 'checkpoint_every': 100})
+    first = trainer(tmp_path, cfg, evaluate=False)
+    save = first._checkpoint
+    class Stop(Exception): pass
+    def save_then_crash():
+        p = save()
+        if first.state['step'] == 12: raise Stop()
+        return p
+    first._checkpoint = save_then_crash
+    with pytest.raises(Stop): first.fit()
+    trainer(tmp_path, cfg, evaluate=False).fit()
+    expands = lambda d: [(r['step'], r['to']) for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r['kind'] == 'expand']
+    assert expands(run_dir) == [(0, 'dec 2L, dec ffn 32'), (6, 'dec 3L, dec ffn 96'), (12, 'full')]
+    assert expands(tmp_path) == expands(run_dir)
+
+
+def test_a_bf16_saved_folder_runs_in_the_precision_the_run_records(tmp_path):
+    """Real decoder-only checkpoints are saved in bf16, and `transformers` 5 loads them in their saved dtype by default:
+    `fpt run --no-bf16` (or any CPU run) then trains a bf16 model while config.json records precision 'fp32'."""
+    from transformers import LlamaForCausalLM
+    from fpt_nb.run import setup
+    folder = _save_folder(LlamaForCausalLM(tiny_causal_config('llama')).to(torch.bfloat16), tmp_path/'llama-bf16')
+    pt = setup('toy', folder)[0]
+    assert pt.model.dtype == torch.float32
+
+
+def test_evaluation_generates_greedily_whatever_the_checkpoints_generation_config():
+    """A checkpoint's generation_config (Qwen2.5-Instruct ships repetition_penalty=1.05) must not change the evaluation's
+    greedy decoding: `generate` overrides do_sample only, so penalties leak into every evaluation."""
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1).eval()
+    b = collate(toy_items(tok, 'validation', 4)[1])
+    plain = pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=12)
+    model.generation_config.repetition_penalty = 1.5
+    model.generation_config.no_repeat_ngram_size = 1
+    assert torch.equal(pt.generate(b['input_ids'], b['attention_mask'], max_new_tokens=12), plain)
+
+
+@pytest.mark.parametrize('model', ['tiny-llama', 'tiny'])
+@pytest.mark.parametrize('task', ['mnli', 'qqp'])
+def test_tiny_llama_completions_of_class_labels_are_not_cut(task, model, data_dir):
+    """`setup` cuts completions at the task's target_max_length (10, counted in T5 tokens); with tiny-llama's byte
+    tokenizer ' contradiction', ' entailment', ' is_duplicate', ' not_duplicate' are cut, so a perfect model scores
+    29.5% on MNLI and 0% on QQP (silently: only summary.json's targets_truncated counts the cuts)."""
+    from fpt_nb.run import setup
+    from fpt_nb.metrics import score
+    rows = load_examples(task, 'train', data_dir, limit=100)
+    _, tok, encode_fn, _, _ = setup(task, model, prompt_length=2)   # (the tiny T5's byte tokenizer too)
+    items = encode_fn(rows)
+    oracle = [tok.decode(it['labels'], skip_special_tokens=True) for it in items]
+    assert sum(it['target_truncated'] > 0 for it in items) == 0
+    assert score(task, oracle, rows)['accuracy'] == 100.0
+
+
+def test_a_partial_model_leaves_other_models_of_the_same_config_alone():
+    """`transformers` models built from one config object share it; `renumber_layers` rewrites config.layer_types in
+    place, so a full Qwen2 sharing the config with a partial one fails (IndexError) or takes the wrong masks."""
+    from transformers import Qwen2ForCausalLM
+    cfg = tiny_causal_config('qwen2')
+    torch.manual_seed(0); a = Qwen2ForCausalLM(cfg).eval()
+    torch.manual_seed(0); b = Qwen2ForCausalLM(cfg).eval()
+    x = torch.randint(3, 250, (1, 20))
+    with torch.no_grad(): before = b(x).logits
+    apply_stage(a, Stage(decoder_layers=(0, 3)))
+    with torch.no_grad(): assert torch.equal(b(x).logits, before)
+    apply_stage(a, FULL)
+
+
+@pytest.mark.parametrize('flag, says', [(dict(decoder=False), "decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's"),
+                                        (dict(fast=True), 'fast (the fast step) serves a prompt-tuned T5 on one device')])
+def test_a_flag_that_cannot_apply_to_a_decoder_only_model_is_refused(flag, says, tmp_path):
+    """Before: both were recorded (config.json: decoder false, fast true) and not done: the decoder was reduced all the same
+    and the step was the stock one."""
+    from fpt_nb.run import run_experiment
+    with pytest.raises(ValueError, match=re.escape(says)):
+        run_experiment('toy', 'tiny-llama', 'fpt_ld', tmp_path/'run', steps=4, batch_size=4, prompt_length=2, train_limit=8,
+                       eval_limit=4, progress=False, **flag)
+    assert not (tmp_path/'run').exists()
+
+def test_evaluation_stops_at_the_tokenizers_end_of_sequence_too():
+    """Training ends every completion with the tokenizer's EOS; a checkpoint whose generation_config names another EOS (a chat
+    fine-tune) generated past it, and the extra tokens went into the prediction."""
+    from fpt_nb.train import stop_ids, generate_texts
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=4, seed=1).eval()
+    with torch.no_grad(): model.lm_head.weight[tok.eos_token_id] += 5 * model.lm_head.weight.abs().max()   # EOS within 3 tokens
+    items = toy_items(tok, 'validation', 4)[1]
+    plain = generate_texts(pt, tok, items, max_new_tokens=8)
+    model.generation_config.eos_token_id = 258
+    assert stop_ids(pt, tok) == dict(eos_token_id=[258, tok.eos_token_id])
+    assert generate_texts(pt, tok, items, max_new_tokens=8) == plain

@@ -84,3 +84,17 @@ def test_python_dash_m_is_the_fpt_command(tmp_path):
     r = m('run', '--num-beams', 0)
     assert (r.returncode, r.stderr.strip()) == (2, 'fpt run: error: argument --num-beams: must be at least 1, got 0 (see fpt run --help)')
     assert 'RuntimeWarning' not in r.stderr
+
+@pytest.mark.parametrize('name', ['table1', 'table2', 'scores', 'tables'])
+def test_notebooks_refuse_a_parameter_papermill_only_warns_about(name):
+    "The kernel history as papermill leaves it: each notebook's parameters cell, then the cell papermill's own translator writes."
+    import nbformat
+    from papermill.translators import translate_parameters
+    from fpt_nb.cli import check_injected
+    nb = nbformat.read(ROOT/'nbs'/'experiments'/f'{name}.ipynb', as_version=4)
+    params = next(c.source for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
+    injected = lambda **p: ['', params, translate_parameters('python3', 'python', p), 'import torch']
+    check_injected({'In': injected(out_dir='x', seed=1) if name != 'tables' else injected(out_dir='x', root='r')})   # its own: fine
+    with pytest.raises(ValueError, match="unknown parameter 'stepz' given to this notebook"): check_injected({'In': injected(out_dir='x', stepz=40)})
+    other = 'levels' if name != 'table1' else 'root'   # another notebook's parameter
+    with pytest.raises(ValueError, match=f"unknown parameter '{other}'"): check_injected({'In': injected(**{other: 1})})

@@ -97,7 +97,9 @@ def test_table1_notebook(tmp_path, data_dir):
 
 @pytest.mark.parametrize('params,says', [(dict(steps=4.5), 'parameter steps must be a whole number, got 4.5 (float)'),
                                          (dict(steps='ten'), "parameter steps must be a whole number, got 'ten' (str)"),
-                                         (dict(methods='pt fpt'), "unknown method 'fpt'")])
+                                         (dict(methods='pt fpt'), "unknown method 'fpt'"),
+                                         (dict(stepz=40), "unknown parameter 'stepz' given to this notebook (papermill only warns"),
+                                         (dict(levels=[1]), "unknown parameter 'levels'")])   # table1's, not table2's
 def test_bad_parameters_stop_before_training(params, says, tmp_path, data_dir):
     out = tmp_path/'never'
     with pytest.raises(papermill.PapermillExecutionError) as e:

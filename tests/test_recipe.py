@@ -277,3 +277,15 @@ def test_official_csv_scores_are_encoder_rows_then_decoder_rows(tmp_path):
     (tmp_path/'s.csv').write_text('\n'.join(','.join(map(str, r)) for r in rows) + '\n')
     sc = load_scores(tmp_path/'s.csv', model)
     assert torch.equal(sc.scores['encoder'], torch.tensor(rows[:4])) and torch.equal(sc.scores['decoder'], torch.tensor(rows[4:]))
+
+def test_a_checkpoint_stored_in_bf16_is_loaded_in_fp32(tmp_path):
+    """The paper's model is fp32 (its checkpoint and transformers 4.13's default). transformers 5 keeps a checkpoint's own dtype,
+    so before, a T5 folder saved in bf16 trained, scored neurons and evaluated in bf16, on a CPU and with `--no-bf16` too
+    (mutants `t5_checkpoint_dtype_kept`, `causal_checkpoint_dtype_kept`)."""
+    from fpt_nb.prompt import load_t5
+    from fpt_nb.causal import load_causal
+    model, tok = load_t5('tiny')
+    model.to(torch.bfloat16).save_pretrained(tmp_path/'t5'); tok.save_pretrained(tmp_path/'t5')
+    assert {p.dtype for p in load_t5(str(tmp_path/'t5'))[0].parameters()} == {torch.float32}
+    load_causal('tiny-llama')[0].to(torch.bfloat16).save_pretrained(tmp_path/'llama')
+    assert {p.dtype for p in load_causal(str(tmp_path/'llama'), tokenizer=str(tmp_path/'t5'))[0].parameters()} == {torch.float32}

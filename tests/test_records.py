@@ -8,7 +8,7 @@ and a dozen bad inputs ended in a traceback or a misleading message. Runs use th
 import hashlib, json, shutil
 from pathlib import Path
 import pytest, torch
-from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint
+from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint, load_prompt
 from fpt_nb.cli import main
 from fpt_nb.prompt import load_t5
 from fpt_nb.run import run_experiment, evaluate_run
@@ -105,6 +105,53 @@ def test_resume_with_its_log_gone_or_cut_is_refused(damage, finished, tmp_path):
     before = snapshot(d)
     says = 'is missing, and its checkpoint is at step 3' if damage == 'missing' else 'ends before step 3, where its checkpoint is'
     with pytest.raises(ValueError, match=f'its log.jsonl {says}: the log of the steps before it is lost'): run_experiment(out_dir=str(d), **RUN)
+    assert snapshot(d) == before
+
+@pytest.mark.parametrize('damage', ['gap', 'repeat', 'other run', 'best evaluation'])
+def test_resume_with_its_log_edited_is_refused(damage, finished, tmp_path):
+    """Before: a log with a step deleted in the middle, a line repeated, another run's steps, or the best prompt's evaluation
+    deleted was taken as the run's own, and its plots, Improve and best evaluation came from it."""
+    d = unfinished(finished, tmp_path/'run')
+    recs = [json.loads(l) for l in (d/'log.jsonl').read_text().splitlines()]
+    is_step = lambda r, n: r['kind'] == 'step' and r['step'] == n
+    if damage == 'gap': recs = [r for r in recs if not is_step(r, 2)]
+    if damage == 'repeat': recs.insert(1, next(r for r in recs if is_step(r, 1)))
+    if damage == 'other run': recs = [dict(r, flops=r['flops'] + 1) if r['kind'] == 'step' else r for r in recs]
+    if damage == 'best evaluation':
+        best = read_json(d/'checkpoints'/STEP(3)/'state.json')['best_step']
+        recs = [r for r in recs if not (r['kind'] == 'eval' and r['step'] == best)]
+    (d/'log.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+    before = snapshot(d)
+    says = {'gap': 'does not hold each step up to its checkpoint (step 3) once, in order: it lacks 2; it was edited',
+            'repeat': 'it repeats 1; it was edited', 'other run': "FLOPs at step 3, its checkpoint",
+            'best evaluation': "lacks the evaluation at step 3 that made the checkpoint's best prompt"}[damage]
+    with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **RUN)
+    assert says in str(e.value) and 'nothing was changed' in str(e.value), str(e.value)
+    assert snapshot(d) == before
+
+@pytest.mark.parametrize('given', ['its own file', 'a copy'])
+def test_a_run_given_back_its_own_scores_goes_on(given, finished, tmp_path, capsys):
+    """Before: `--score-file` naming the scores a run computed itself was refused on resume ("score_settings differ"), and on
+    the finished run too. It is the same run: it resumes (the same prompt as the uninterrupted run), or is left as it is."""
+    d = unfinished(finished, tmp_path/'run')
+    f = d/'scores.safetensors' if given == 'its own file' else Path(shutil.copy(d/'scores.safetensors', tmp_path/'copy.safetensors'))
+    s = run_experiment(out_dir=str(d), score_file=str(f), **RUN)
+    assert s['steps'] == 6 and s['best'] == read_json(finished/'summary.json')['best'] and s['scores']['file'] == 'scores.safetensors'
+    assert torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(finished/'prompt.safetensors'))
+    assert 'holds the neuron scores this run computed itself' in capsys.readouterr().out
+    before = snapshot(d)
+    run_experiment(out_dir=str(d), score_file=str(f), **RUN)   # finished: nothing to do
+    assert snapshot(d) == before
+
+def test_a_run_given_other_scores_is_still_refused(finished, tmp_path):
+    "Scores that are not the run's own (here: its own, edited) make another run: refused, nothing changed."
+    from fpt_nb.scores import load_scores, save_scores
+    d = unfinished(finished, tmp_path/'run')
+    sc = load_scores(d/'scores.safetensors')
+    sc.scores = {k: v.flip(-1) for k, v in sc.scores.items()}
+    save_scores(sc, tmp_path/'other.safetensors')
+    before = snapshot(d)
+    with pytest.raises(ValueError, match='differ'): run_experiment(out_dir=str(d), score_file=str(tmp_path/'other.safetensors'), **RUN)
     assert snapshot(d) == before
 
 def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
@@ -479,3 +526,12 @@ def test_a_rerun_reports_its_own_time_not_the_old_runs(finished, tmp_path, capsy
     code, out, err = fpt('run', '--task', 'toy', '--method', 'fpt_cr', '--out-dir', d, '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
                          '--train-limit', 32, '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--no-progress', capsys=capsys)
     assert code == 0 and 'is finished: nothing to do' in out and ' s for this command' in out and '98765 s' not in out, out
+
+def test_the_fingerprint_records_the_prompt_init_the_model_used():
+    "Before: it recorded `TrainConfig.prompt_init`, which nothing read: a prompt initialised from the vocabulary was recorded as uniform."
+    from fpt_nb.prompt import PromptT5
+    from fpt_nb.train import TrainConfig, fingerprint, paper_schedule
+    model, _ = load_t5('tiny')
+    for init in ('uniform', 'vocab'):
+        pt = PromptT5(model, prompt_length=4, init=init)
+        assert fingerprint(pt, paper_schedule('pt', 4, model), TrainConfig(batch_size=4))['prompt_init'] == init
