@@ -82,9 +82,11 @@ def is_causal(name:str) -> bool:
 def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eager', device_map=None, tokenizer:str|None=None, **kwargs):
     """A frozen decoder-only LM and its tokenizer: `tiny-llama` is built in code, else a local folder or hub id (`tokenizer`: from
     elsewhere), loaded in fp32 whatever its checkpoint stores (most ship bf16), unless `dtype` says otherwise, as `load_t5` does."""
+    dtype = kwargs.pop('dtype', kwargs.pop('torch_dtype', None))   # (transformers 4's name too)
     if name == 'tiny-llama':
         torch.manual_seed(seed)
         model = LlamaForCausalLM(tiny_causal_config('llama', attn_implementation=attn_implementation, **kwargs))
+        if dtype is not None: model.to(dtype)
         if device_map is not None:
             from accelerate import dispatch_model
             model = dispatch_model(model, device_map=device_map, force_hooks=True)
@@ -95,7 +97,7 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
     try:
         tok = AutoTokenizer.from_pretrained(tokenizer or name)
         model = AutoModelForCausalLM.from_pretrained(name, attn_implementation=attn_implementation, attention_dropout=0.0,
-                                                     device_map=device_map, dtype=kwargs.pop('dtype', torch.float32), **kwargs)
+                                                     device_map=device_map, dtype=dtype or torch.float32, **kwargs)
     except OSError as e:
         raise OSError(f"could not load the decoder-only model {name!r}: give a local directory with config.json, weights and the "
                       f"tokenizer, or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
@@ -216,7 +218,9 @@ class PromptCausalLM(PromptModel):
         order = torch.argsort(mask, dim=1, stable=True)   # padding first: the prompt and the input end where generation starts
         embeds, mask = embeds.gather(1, order.unsqueeze(-1).expand_as(embeds)), mask.gather(1, order)
         g = self.model.generation_config
-        kwargs = dict(dict(pad_token_id=g.pad_token_id if g.pad_token_id is not None else g.eos_token_id), **kwargs)
+        pad = g.pad_token_id if g.pad_token_id is not None else g.eos_token_id
+        pad = pad[0] if isinstance(pad, (list, tuple)) else pad   # no pad id, and a list of EOS ids (Llama-3-Instruct): the first
+        kwargs = dict(dict(pad_token_id=pad), **kwargs)
         with plain_generation(self.model):   # greedy, whatever the checkpoint's generation_config says
             return self.model.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=max_new_tokens, num_beams=num_beams,
                                        **kwargs)

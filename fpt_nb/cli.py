@@ -209,14 +209,16 @@ def _assigned(src:str) -> list[str]|None:
 
 def check_injected(ns:dict):
     "Refuse a parameter papermill injected into the notebook running in namespace `ns` that its parameters cell does not define."
-    hist = list(ns.get('In') or [])
-    for i, src in enumerate(hist):
-        if i and isinstance(src, str) and src.startswith('# Parameters\n'):
-            known, given = _assigned(hist[i - 1]), _assigned(src) or []
-            if known is None: continue
-            if unknown := [n for n in given if n not in known]:
-                raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} given to this "
-                                 f"notebook (papermill only warns, and the run would go on without it): its parameters are {', '.join(known)}")
+    hist = [src if isinstance(src, str) else '' for src in ns.get('In') or []]
+    injected = [i for i, src in enumerate(hist) if i and src.startswith('# Parameters\n')]
+    if not injected: return
+    known = _assigned(hist[injected[0] - 1])   # the parameters cell: papermill runs its cell right after it (a user may rerun it later)
+    if known is None: return
+    for i in injected:
+        given = [n for n in _assigned(hist[i]) or [] if not n.startswith('PAPERMILL_')]   # --inject-paths adds PAPERMILL_INPUT_PATH, ...
+        if unknown := [n for n in given if n not in known]:
+            raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} given to this "
+                             f"notebook (papermill only warns, and the run would go on without it): its parameters are {', '.join(known)}")
 
 # %% ../nbs/26_cli.ipynb #768ff0b5
 class _Parser(argparse.ArgumentParser):

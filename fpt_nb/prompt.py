@@ -95,10 +95,12 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     """A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory, loaded in fp32
     (the paper's model) whatever precision its checkpoint stores, unless `dtype` says otherwise: transformers 5 would keep a
     bf16 checkpoint in bf16 on any device. bf16 compute comes from autocast or the fast step, over fp32 weights."""
+    dtype = config_kwargs.pop('dtype', config_kwargs.pop('torch_dtype', None))   # (transformers 4's name too)
     if name in ('tiny', 'tiny-relu'):
         torch.manual_seed(seed)
         model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', **config_kwargs))
         if name == 'tiny': untie_lm_head(model, seed)
+        if dtype is not None: model.to(dtype)
         if device_map is not None:   # Accelerate's big-model placement, as `from_pretrained(device_map=...)` does it
             from accelerate import dispatch_model
             model = dispatch_model(model, device_map=device_map, force_hooks=True)
@@ -110,7 +112,7 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
         check_t5_config(AutoConfig.from_pretrained(name), name)
         tok = AutoTokenizer.from_pretrained(name)
         model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
-                                                           device_map=device_map, dtype=config_kwargs.pop('dtype', torch.float32), **config_kwargs)
+                                                           device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
     except OSError as e:
         raise OSError(f"could not load model {name!r}: give a local directory with config.json, weights and the tokenizer, "
                       f"or a hub id on a machine that reaches the Hugging Face hub ({e})") from e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
-import dataclasses, filecmp, json, os, shutil, time
+import dataclasses, json, os, shutil, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -15,7 +15,7 @@ from .tasks import get_task, load_examples, data_notes, data_dir_default, task_f
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
-                          fingerprint, fingerprint_diff)
+                          fingerprint, fingerprint_diff, scores_digest)
 from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, is_run_config
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
@@ -24,8 +24,8 @@ from .partial import Stage, apply_stage
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
-           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'run_scores',
-           'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
+           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
+           'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -133,14 +133,25 @@ def tokenizer_ref(tok) -> dict:
     return dict(cls=type(tok).__name__, size=len(tok), vocab=_sha(sorted(tok.get_vocab().items())))
 
 # %% ../nbs/22_run.ipynb #5c6902ee
-def _is_own_scores(score_file, run_dir:Path) -> bool:
-    """Whether `score_file` is the scores file (or a copy of it) that the run in `run_dir` computed itself, not one it was given:
-    a rerun with it is the same run, not one with other score settings."""
-    saved = run_dir/'scores.safetensors'
-    if not (score_file and saved.is_file() and Path(score_file).is_file()): return False
-    try: computed = is_run_config(run_dir/'config.json') and read_json(run_dir/'config.json').get('score_file') is None
+def rerun_score_file(score_file, run_dir:Path) -> tuple[str|None, str|None]:
+    """The score file a rerun of the run in `run_dir` goes on with, and a note saying why when it is not `score_file`: the
+    scores the run computed itself, given back (or the same scores saved again), are as if not given; the scores it was given,
+    not named again, are its saved copy of them. Either way it is the same run, not one with other score settings."""
+    saved, cfg = run_dir/'scores.safetensors', run_dir/'config.json'
+    if not (saved.is_file() and is_run_config(cfg)): return score_file, None
+    try: given = read_json(cfg).get('score_file')
+    except (ValueError, OSError): return score_file, None
+    if score_file is None and given is not None:
+        return str(saved), f"this run was given the neuron scores in {given}: it goes on with its copy of them, {saved}"
+    if score_file is not None and given is None and _same_scores(score_file, saved):
+        return None, f"{score_file} holds the neuron scores this run computed itself: it goes on as it began"
+    return score_file, None
+
+def _same_scores(a, b) -> bool:
+    "Whether two score files hold the same scores, made the same way (their bytes may differ: safetensors' metadata order varies)."
+    try: x, y = load_scores(a), load_scores(b)
     except (ValueError, OSError): return False
-    return computed and filecmp.cmp(score_file, saved, shallow=False)
+    return scores_digest(x) == scores_digest(y) and (x.kind, x.source) == (y.kind, y.source)
 
 def _own_scores(saved:Path, model, run_dir:Path):
     "The scores a run saved in its folder; scores of another model mean the folder is another run's."
@@ -302,9 +313,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                       compile=a.compile).check()
     phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
     needs_scores = method in NEEDS_SCORES
-    if needs_scores and _is_own_scores(a.score_file, run_dir):   # given back on a rerun, the scores the run computed are its own
-        if main: print(f"note: {a.score_file} holds the neuron scores this run computed itself: it goes on as it began", flush=True)
-        a.score_file = None
+    if needs_scores:   # a rerun goes on with the scores it began with, whether named again or not
+        a.score_file, note = rerun_score_file(a.score_file, run_dir)
+        if note and main: print(f"note: {note}", flush=True)
     splits = ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ())
     notes = list(dict.fromkeys(data_notes(task_, data_dir, splits)))
     for n in notes:
@@ -429,7 +440,13 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     return out
 
 # %% ../nbs/22_run.ipynb #6149ea1b
-LAUNCHER = "import sys\nfrom fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\nrun_experiment(**read_json(sys.argv[1], 'launch arguments'))\n"
+LAUNCHER = ("import sys\n"
+            "try:   # Linux: die with the launcher (torch's agent starts each worker in a session of its own, which a kill misses)\n"
+            "    import ctypes, os, signal\n"
+            "    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG\n"
+            "    if os.getppid() == 1: sys.exit(1)   # the launcher is already gone\n"
+            "except OSError: pass\n"
+            "from fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\nrun_experiment(**read_json(sys.argv[1], 'launch arguments'))\n")
 
 def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **kwargs) -> dict:
     "Run `run_experiment(**kwargs)` as `num_processes` data-parallel processes via `accelerate launch`; returns the summary."

@@ -128,8 +128,11 @@ def check_phases(phases:list[Phase], model, scores=None, require_scores:bool=Tru
 @torch.no_grad()
 def stop_ids(pt, tokenizer) -> dict:
     """`generate`'s `eos_token_id`: the model's end-of-sequence ids and the tokenizer's, which ends every training target (a chat
-    checkpoint's two can differ, and generation would run past the end it was trained to); {} when neither has one."""
-    own = getattr(getattr(getattr(pt, 'model', None), 'generation_config', None), 'eos_token_id', None)
+    checkpoint's two can differ, and generation would run past the end it was trained to); {} when neither has one, or when `pt`
+    wraps no `transformers` model (a stand-in whose `generate` takes no such argument)."""
+    g = getattr(getattr(pt, 'model', None), 'generation_config', None)
+    if g is None: return {}
+    own = g.eos_token_id
     ids = ([own] if isinstance(own, int) else list(own or [])) + [i for i in [tokenizer.eos_token_id] if i is not None]
     return dict(eos_token_id=list(dict.fromkeys(ids))) if ids else {}
 
@@ -490,7 +493,7 @@ class Trainer:
     def fit(self, resume:bool=True) -> dict:
         "Train to the end of the schedule (or an early stop); returns the final state."
         if not self.begun: self.begin(resume)
-        self.record.open(self.resumed, self.state['step'])
+        self.record.open(self.resumed or self.state['step'] > 0, self.state['step'])   # (fit again after a Ctrl-C: the log goes on)
         st, cfg = self.state, self.cfg
         if getattr(self.pt.model, 'hf_device_map', None): self.pt.prompt.to(self.pt.model.get_input_embeddings().weight.device)
         else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings

@@ -354,3 +354,15 @@ def test_evaluation_stops_at_the_tokenizers_end_of_sequence_too():
     model.generation_config.eos_token_id = 258
     assert stop_ids(pt, tok) == dict(eos_token_id=[258, tok.eos_token_id])
     assert generate_texts(pt, tok, items, max_new_tokens=8) == plain
+
+def test_a_checkpoint_whose_generation_config_lists_its_eos_ids_and_no_pad_evaluates():
+    """Review of d675f54: Llama-3-Instruct style generation_config.json (`eos_token_id: [128001, 128008, 128009]`, no
+    pad_token_id). `PromptCausalLM.generate` falls back to `pad_token_id=g.eos_token_id`, a list, and transformers fails in
+    `GenerationConfig.validate` ('<' not supported between 'list' and 'int') at the first evaluation of `fpt run`."""
+    from fpt_nb.train import generate_texts
+    model, tok = load_causal('tiny-llama')
+    model.generation_config.eos_token_id, model.generation_config.pad_token_id = [7, 8], None
+    pt = PromptCausalLM(model, 4)
+    rows, items = toy_items(tok, 'validation', 4)
+    texts = generate_texts(pt, tok, items, 6)
+    assert len(texts) == 4

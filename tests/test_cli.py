@@ -98,3 +98,26 @@ def test_notebooks_refuse_a_parameter_papermill_only_warns_about(name):
     with pytest.raises(ValueError, match="unknown parameter 'stepz' given to this notebook"): check_injected({'In': injected(out_dir='x', stepz=40)})
     other = 'levels' if name != 'table1' else 'root'   # another notebook's parameter
     with pytest.raises(ValueError, match=f"unknown parameter '{other}'"): check_injected({'In': injected(**{other: 1})})
+
+def test_papermill_inject_paths_is_not_an_unknown_parameter():
+    """Review of d675f54: `papermill --inject-paths` (or --inject-input-path / --inject-output-path) adds PAPERMILL_INPUT_PATH
+    and PAPERMILL_OUTPUT_PATH to the injected cell, a documented papermill feature; check_injected refuses them as unknown."""
+    import nbformat
+    from papermill.translators import translate_parameters
+    from fpt_nb.cli import check_injected
+    nb = nbformat.read(ROOT/'nbs'/'experiments'/'tables.ipynb', as_version=4)
+    params = next(c.source for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
+    injected = translate_parameters('python3', 'python', dict(root='r', PAPERMILL_INPUT_PATH='in.ipynb', PAPERMILL_OUTPUT_PATH='out.ipynb'))
+    check_injected({'In': ['', params, injected, 'import torch']})
+
+def test_rerunning_the_injected_cell_by_hand_is_not_refused():
+    """Review of d675f54: in JupyterLab, on papermill's output notebook, running the (edited) injected-parameters cell again and
+    then the check cell: check_injected takes whatever cell ran just before as the parameters cell and refuses a valid
+    parameter ("unknown parameter 'root' ... its parameters are x")."""
+    import nbformat
+    from papermill.translators import translate_parameters
+    from fpt_nb.cli import check_injected
+    nb = nbformat.read(ROOT/'nbs'/'experiments'/'tables.ipynb', as_version=4)
+    params = next(c.source for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
+    injected = translate_parameters('python3', 'python', dict(root='runs2'))
+    check_injected({'In': ['', params, injected, 'check_injected(globals())', 'x = 1', injected, 'check_injected(globals())']})

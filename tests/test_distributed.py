@@ -86,3 +86,31 @@ def test_offloaded_weights_are_refused():
     m.encoder.block[1].layer[-1].DenseReluDense.wo.to('meta')   # what disk/CPU offload leaves in the module
     with pytest.raises(ValueError, match='offloaded'):
         apply_stage(m, ffn_reduction(32), NeuronScores({'encoder': torch.rand(4, 128), 'decoder': torch.rand(4, 128)}))
+
+def test_killing_the_launch_kills_its_workers(tmp_path):
+    """Review of d675f54: torch's elastic agent starts the workers in a session of their own (start_new_session), so
+    `os.killpg` on `accelerate launch` (what test_resume_after_kill does, and `timeout -s KILL fpt run --num-processes 2`)
+    leaves them training to the end: that test then 'resumes' a run the orphans finished, and never tests a resume."""
+    out = tmp_path/'dp'
+    kw = dict(RUN, steps=200, checkpoint_every=2)
+    out.mkdir()
+    from fpt_nb.checkpoint import write_json
+    from fpt_nb.run import LAUNCHER
+    write_json(out/'launch.json', dict(kw, out_dir=str(out))); (out/'launch.py').write_text(LAUNCHER)
+    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
+           '--mixed_precision', 'no', '--dynamo_backend', 'no', str(out/'launch.py'), str(out/'launch.json')]
+    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ck = out/'checkpoints'/'step-0000002'
+    t0 = time.time()
+    while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    time.sleep(3)
+    latest = (out/'checkpoints'/'latest').read_text()
+    def cmdline(pid):
+        try: return Path(f'/proc/{pid}/cmdline').read_bytes()
+        except OSError: return b''
+    orphans = [d for d in os.listdir('/proc') if d.isdigit() and str(out/'launch.json').encode() in cmdline(d)]
+    for pid in orphans:
+        try: os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError: pass
+    assert not orphans, f"workers {orphans} outlived their launcher and trained on (latest checkpoint {latest})"

@@ -111,3 +111,39 @@ def test_mnli_label_texts_in_glue_order(tiny):
     assert LABEL_TEXTS['mnli'][1:] == (neutral, contradiction)
     pe, tok, b = tiny
     torch.testing.assert_close(pe.label_emb[1:], embed_texts(pe.model, tok, [neutral, contradiction]), atol=1e-5, rtol=1e-5)
+
+def test_qqp_and_toy_label_texts_in_label_order():
+    """enc_qqp_label_texts_swapped, enc_toy_label_texts_swapped: class i's description is that of label i: QQP 0 not a
+    duplicate, 1 a duplicate (GLUE's is_duplicate); toy 0 negative, 1 positive (the toy rows' adjectives)."""
+    from fpt_nb.tasks import toy_examples, TOY_POSITIVE, TOY_NEGATIVE, QQP_WORDS, TOY_WORDS
+    assert LABEL_TEXTS['qqp'] == ("the two questions ask different things", "the two questions ask the same thing")
+    assert QQP_WORDS[1] == 'is_duplicate' and TOY_WORDS[1] == 'yes'
+    assert LABEL_TEXTS['toy'] == ("a negative review", "a positive review")
+    for r in toy_examples('validation', 20):
+        words = set(r['text'].replace(',', ' ').split())
+        assert words & set((TOY_NEGATIVE, TOY_POSITIVE)[r['label']]) and not words & set((TOY_POSITIVE, TOY_NEGATIVE)[r['label']])
+
+def test_pairs_are_encoded_first_sentence_first(tiny, data_dir):
+    """enc_mnli_pair_swapped: the label texts speak of 'the first' and 'the second' sentence, so MNLI is encoded as
+    [CLS] premise [SEP] hypothesis [SEP] (QQP question1 then question2), cut to `max_length`."""
+    pe, tok, _ = tiny
+    rows = load_examples('mnli', 'validation', data_dir, limit=3)
+    items = encode_pairs('mnli', tok, rows)
+    for it, r in zip(items, rows):
+        assert it['input_ids'] == tok(r['premise'], r['hypothesis'])['input_ids'] and it['labels'] == [r['label']]
+        assert tok.decode(it['input_ids'], skip_special_tokens=True).startswith(tok.decode(tok(r['premise'])['input_ids'], skip_special_tokens=True))
+    q = load_examples('qqp', 'validation', data_dir, limit=2)
+    assert [i['input_ids'] for i in encode_pairs('qqp', tok, q)] == [tok(r['question1'], r['question2'])['input_ids'] for r in q]
+    assert all(len(i['input_ids']) <= 16 for i in encode_pairs('mnli', tok, rows, max_length=16))
+
+def test_accuracy_counts_every_batch(tiny, data_dir):
+    "enc_accuracy_first_batch_only: `classify_accuracy` over batches of 2 is the row-by-row count of right answers."
+    from fpt_nb.encoder import classify_accuracy
+    pe, tok, _ = tiny
+    rows = load_examples('mnli', 'validation', data_dir, limit=9)
+    items = encode_pairs('mnli', tok, rows)
+    with torch.no_grad():
+        said = [int(pe(torch.tensor([i['input_ids']]), torch.ones(1, len(i['input_ids']), dtype=torch.long)).logits.argmax(-1)) for i in items]
+    right = sum(s == r['label'] for s, r in zip(said, rows))
+    assert 0 < right < 9   # some right, some wrong: a count of one batch or of none shows
+    assert classify_accuracy(pe, items, batch_size=2) == dict(accuracy=100 * right / 9, total=9)

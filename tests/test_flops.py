@@ -82,3 +82,35 @@ def test_relative_flops_are_the_measured_ratios():
     assert part_step / full_step != pytest.approx(part_fwd / full_fwd)   # the two differ, so a swap shows
     assert relative_flops(model.config, 16, 4, shape_of(model)) == pytest.approx(part_step / full_step)
     assert relative_flops(model.config, 16, 4, shape_of(model), step=False) == pytest.approx(part_fwd / full_fwd)
+
+
+def linear_flops(fn) -> int:
+    "FLOPs PyTorch counts in matrix-matrix products (`aten.mm`: the linear layers) while running `fn()`, attention's batched products left out."
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as counter: fn()
+    return sum(v for op, v in counter.get_flop_counts()['Global'].items() if str(op) in ('aten.mm', 'aten.addmm'))
+
+
+@pytest.mark.parametrize('name', ['tiny', 'tiny-relu'])
+def test_linear_only_counts_the_linear_layers(name):
+    "flops_linear_only_ignored: `linear_only=True` counts the linear layers' matmuls (PyTorch's `mm`), not attention's `bmm`, full and partial."
+    model, _ = load_t5(name)
+    pt = PromptT5(model, prompt_length=5)
+    ids, labels = torch.randint(3, 300, (2, 11)), torch.randint(3, 300, (2, 4))
+    for stage in (FULL, compound_reduction(2, 48, decoder=True)):
+        apply_stage(model, replace(stage, ffn_selection='sequence'))
+        shape = shape_of(model)
+        step = linear_flops(lambda: pt(ids, labels=labels).loss.backward())
+        assert step == pt_step_flops(model.config, 16, 4, batch=2, linear_only=True, **shape) < pt_step_flops(model.config, 16, 4, batch=2, **shape)
+        assert linear_flops(lambda: pt(ids, labels=labels)) == forward_flops(model.config, 16, 4, batch=2, linear_only=True, **shape)
+
+
+def test_schedule_flops_by_hand():
+    """schedule_flops_denominator, paper_steps_xl_wrong: a schedule's FLOPs are the steps at each stage's cost over all
+    the steps at the full model's; the paper trains T5-LARGE 6,000/6,000/6,000/12,000 steps and T5-XL half as many."""
+    from fpt_nb.flops import schedule_flops, PAPER_STEPS
+    assert PAPER_STEPS == dict(large=(6000, 6000, 6000, 12000), xl=(3000, 3000, 3000, 6000))
+    assert schedule_flops([0.25, 0.5, 0.75, 1.0], PAPER_STEPS['large']) == pytest.approx((1500 + 3000 + 4500 + 12000) / 30000)
+    assert schedule_flops([0.2, 0.4, 0.6, 0.8], [1, 1, 1, 1]) == pytest.approx(2.0 / 3.2)   # the last stage is the unit, whatever it costs
+    assert schedule_flops([0.5, 1.0], [0, 10]) == 1.0
+    with pytest.raises(ValueError, match='one step count per stage'): schedule_flops([0.5, 1.0], [1, 2, 3])

@@ -335,6 +335,33 @@ def test_prompt_starts_uniform_within_one_over_root_d_model():
     bound = (1 / 64) ** 0.5
     assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound and w.shape == (4, 64)
 
+def test_prompt_init_is_centred_and_follows_the_seed():
+    """prompt_init_nonnegative, prompt_init_ignores_seed, vocab_init_first_rows: the uniform init covers both signs of
+    ±sqrt(1/d_model) around 0; another seed draws another prompt (a run's --seed reaches it); `vocab` copies rows of the
+    embedding drawn with the seed, not its first rows."""
+    from fpt_nb.prompt import SoftPrompt, init_prompt
+    model = load_t5('tiny')[0]
+    bound = (1 / 64) ** 0.5
+    w = PromptT5(model, prompt_length=20).prompt.weight.detach()   # 1,280 draws
+    assert w.min() < -0.9 * bound and w.max() > 0.9 * bound and w.mean().abs() < 0.1 * bound
+    assert (w < 0).float().mean().item() == pytest.approx(0.5, abs=0.1)
+    seeds = [PromptT5(model, prompt_length=4, seed=s).prompt.weight.detach() for s in (0, 1, 0)]
+    assert not torch.equal(seeds[0], seeds[1]) and torch.equal(seeds[0], seeds[2])
+    emb = model.get_input_embeddings().weight.detach()
+    v = [init_prompt(SoftPrompt(6, 64), 'vocab', emb, seed=s).weight.detach() for s in (0, 1)]
+    rows = [[next(i for i in range(len(emb)) if torch.equal(emb[i], r)) for r in x] for x in v]   # each vector is a vocabulary row
+    assert rows[0] != rows[1] and rows[0] != list(range(6))
+    assert torch.equal(PromptT5(model, prompt_length=6, init='vocab', seed=1).prompt.weight.detach(), v[1])
+
+def test_tiny_t5_has_its_own_output_head_like_lm_adapt():
+    """tiny_head_tied: the gated 'tiny' T5 stands in for T5 v1.1 LM-adapt, whose output head is its own matrix (no
+    tied-embedding rescaling of the decoder output); 'tiny-relu' is v1.0, with the head tied to the embedding."""
+    gated, relu = load_t5('tiny')[0], load_t5('tiny-relu')[0]
+    assert gated.lm_head.weight is not gated.get_input_embeddings().weight and not gated.config.tie_word_embeddings
+    assert not torch.equal(gated.lm_head.weight, gated.get_input_embeddings().weight)
+    assert relu.lm_head.weight is relu.get_input_embeddings().weight and relu.config.tie_word_embeddings
+    assert torch.equal(load_t5('tiny')[0].lm_head.weight, gated.lm_head.weight)   # the head is seeded: the same model every time
+
 def _scripted(values):
     vals = iter(values)
     return lambda pt: dict(accuracy=next(vals))
@@ -391,3 +418,56 @@ def test_a_models_signature_is_its_full_shape_at_every_stage():
     full = model_signature(pt.model)
     apply_stage(pt.model, compound_reduction(2, 64), SCORES)
     assert model_signature(pt.model) == full and full['widths']['encoder'] == [128] * 4
+
+
+def test_generation_length_is_one_short_of_each_tasks_target_length():
+    """max_new_tokens_full_length: T5's generate counts the decoder's start token, so each task generates one token fewer
+    than its target length; the evaluator asks for that when not told otherwise."""
+    from fpt_nb.tasks import get_task
+    assert {t: get_task(t).max_new_tokens for t in ('mnli', 'qqp', 'squad2', 'record', 'xsum', 'toy')} == \
+        dict(mnli=9, qqp=9, squad2=199, record=199, xsum=511, toy=7)
+    rows = toy_examples('validation', 6)
+    model = Scripted({r['text']: 'no' for r in rows})
+    evaluator('toy', TOK, encode('toy', TOK, rows), rows, batch_size=4)(model)
+    assert [k for _, k in model.asked] == [7, 7]
+    evaluator('toy', TOK, encode('toy', TOK, rows), rows, batch_size=4, max_new_tokens=3)(model)
+    assert [k for _, k in model.asked][2:] == [3, 3]
+
+
+def test_every_fpt_method_shrinks_the_decoder_when_the_task_does():
+    """layer_dropping_decoder_ignored: with the decoder recipe (SQuAD 2.0, ReCoRD, XSum)
+    FPT_LD, FPT_FR and FPT_CR shrink the decoder as they shrink the encoder; a partial decoder keeps the planned layers."""
+    pt = tiny()
+    names = lambda m, d: [s.describe() for s in method_stages(m, pt.model, decoder=d)]
+    assert names('fpt_ld', True) == [f'enc {k}L, dec {k}L' for k in (1, 2, 3)] + ['full']
+    assert names('fpt_fr', True) == [f'enc ffn {f}, dec ffn {f}' for f in (32, 64, 96)] + ['full']
+    assert names('fpt_cr', True) == [f'enc {k}L, enc ffn {f}, dec {k}L, dec ffn {f}' for k, f in ((1, 32), (2, 64), (3, 96))] + ['full']
+    assert names('fpt_ld', False) == [f'enc {k}L' for k in (1, 2, 3)] + ['full']
+    full = {s: list(b) for s, b in layer_stacks(pt.model).items()}
+    apply_stage(pt.model, method_stages('fpt_ld', pt.model, decoder=True)[1], SCORES)
+    assert {s: [full[s].index(b) for b in blocks] for s, blocks in layer_stacks(pt.model).items()} == dict(encoder=[0, 3], decoder=[0, 3])
+
+
+def test_layers_by_score_never_keep_a_layer_twice():
+    """score_layers_required_twice: when the required layer 0 also scores best, `layer_selection='score'` still keeps
+    `k` distinct layers (the next best), never layer 0 a second time."""
+    from fpt_nb.partial import select_layers, Stage
+    assert select_layers(2, 4, 'score', torch.tensor([0.9, 0.1, 0.5, 0.3]), required=(0,)) == [0, 2]
+    assert select_layers(3, 4, 'score', torch.tensor([0.9, 0.8, 0.1, 0.3]), required=(0,)) == [0, 1, 3]
+    pt = tiny()
+    full = list(pt.model.encoder.block)
+    high_first = NeuronScores({s: (4 - torch.arange(4.0))[:, None].expand(4, 128).clone() for s in ('encoder', 'decoder')})
+    apply_stage(pt.model, Stage(encoder_layers=2, layer_selection='score'), high_first)
+    assert [full.index(b) for b in pt.model.encoder.block] == [0, 1]
+
+
+def test_expand_refuses_a_smaller_stage():
+    "expand_no_growth_check: `expand` grows a partial model; a stage smaller than the current one is refused, the model left as it was."
+    from fpt_nb.partial import expand
+    pt = tiny()
+    apply_stage(pt.model, compound_reduction(2, 64), SCORES)
+    for smaller in (compound_reduction(1, 64), compound_reduction(2, 32), layer_dropping(1)):
+        with pytest.raises(ValueError, match='stages must grow'): expand(pt.model, smaller, SCORES)
+    assert current_stage(pt.model) == compound_reduction(2, 64) and ffn_widths(pt.model)['encoder'] == [64, 64]
+    expand(pt.model, compound_reduction(3, 96), SCORES)
+    assert ffn_widths(pt.model)['encoder'] == [96] * 3

@@ -53,3 +53,23 @@ def test_export_of_a_run_takes_its_best_last_stage_prompt_and_names_the_backbone
     cfg = json.loads((out/'adapter_config.json').read_text())
     assert (cfg['base_model_name_or_path'], cfg['task_type'], cfg['num_virtual_tokens'], cfg['token_dim']) == ('tiny', 'SEQ_2_SEQ_LM', 5, 64)
     assert torch.equal(load_file(str(out/'adapter_model.safetensors'))['prompt_embeddings'], best_last)
+
+
+def test_export_of_a_prompt_trained_on_a_partial_model_warns(tmp_path):
+    """peft_partial_warning_off: a prompt chosen on a partial stage (a one-stage `ld` run, or an FPT run's best from
+    before the full model) is exported with a warning that PEFT will apply it to the full model; a full-stage one without."""
+    import warnings
+    from fpt_nb.checkpoint import save_prompt, write_json
+    def run_with(name, stages, chosen_stage):
+        run = tmp_path/name; run.mkdir()
+        save_prompt(torch.ones(5, 64), run/'best_last_prompt.safetensors')
+        write_json(run/'config.json', dict(model='tiny'))
+        write_json(run/'summary.json', dict(steps=4, planned_steps=4, stopped=None, stages=[dict(name=s) for s in stages]))
+        write_json(run/'best_last.json', dict(step=4, stage=chosen_stage))
+        return run
+    with pytest.warns(UserWarning, match=r'trained this prompt on a partial model \(enc 1L\)'):
+        export_peft(run_with('ld', ['enc 1L'], 0), tmp_path/'peft-ld')
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        export_peft(run_with('fpt', ['enc 1L', 'enc 2L', 'enc 3L', 'full'], 3), tmp_path/'peft-fpt')
+    assert not [w for w in caught if 'partial model' in str(w.message)]

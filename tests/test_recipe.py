@@ -289,3 +289,52 @@ def test_a_checkpoint_stored_in_bf16_is_loaded_in_fp32(tmp_path):
     assert {p.dtype for p in load_t5(str(tmp_path/'t5'))[0].parameters()} == {torch.float32}
     load_causal('tiny-llama')[0].to(torch.bfloat16).save_pretrained(tmp_path/'llama')
     assert {p.dtype for p in load_causal(str(tmp_path/'llama'), tokenizer=str(tmp_path/'t5'))[0].parameters()} == {torch.float32}
+
+def test_layers_chosen_by_score_rank_by_their_mean_neuron_score():
+    """layer_scores_max: `layer_selection='score'` ranks a layer by the mean score of its FFN neurons: one loud neuron
+    does not outrank a layer whose neurons are all active."""
+    from fpt_nb.arch import layer_stacks
+    enc = torch.zeros(4, 128)
+    enc[1, 0] = 100.0    # layer 1: one neuron at 100, mean 0.78
+    enc[2] = 1.0         # layer 2: every neuron at 1, mean 1
+    enc[3] = 0.5
+    sc = NeuronScores(dict(encoder=enc, decoder=torch.ones(4, 128)))
+    torch.testing.assert_close(sc.layer_scores('encoder'), enc.mean(1))
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    full = list(pt.model.encoder.block)
+    apply_stage(pt.model, Stage(encoder_layers=2, layer_selection='score'), sc)
+    assert [full.index(b) for b in layer_stacks(pt.model)['encoder']] == [0, 2]   # layer 0 always, then the best mean
+
+def test_score_files_keep_what_the_scores_are():
+    """scores_meta_kind_dropped: a score file read back is the same statistic (`mean` stays `mean`), with its example
+    and token counts, how it was made, and the model it was computed on."""
+    from fpt_nb.scores import save_scores, load_scores
+    from fpt_nb.batches import batches
+    import tempfile
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = encode('toy', TOK, toy_examples('validation', 6))
+    computed = activation_scores(pt, batches(items, 3, shuffle=False), n_examples=6, progress=False)
+    with tempfile.TemporaryDirectory() as d:
+        for kind, sc in computed.items():
+            sc.source.update(split='validation', seed=3)
+            back = load_scores(save_scores(sc, Path(d)/f'{kind}.safetensors'), pt.model)
+            assert (back.kind, back.n_examples, back.n_tokens, back.source, back.model) == (kind, 6, sc.n_tokens, sc.source, sc.model)
+            assert all(torch.equal(back.scores[s], sc.scores[s]) for s in sc.scores)
+
+def test_a_random_score_sample_can_draw_any_row():
+    "sampling_never_last_row: `sample_examples` draws distinct rows in order from all of them, the last included."
+    from fpt_nb.scores import sample_examples
+    draws = [sample_examples(5, 2, seed=s) for s in range(40)]
+    assert all(len(set(d)) == 2 and d == sorted(d) and set(d) <= set(range(5)) for d in draws)
+    assert set().union(*draws) == set(range(5))
+    assert sample_examples(5, 9) == [0, 1, 2, 3, 4] and sample_examples(7, 3, how='first') == [0, 1, 2]
+
+def test_torch_dtype_still_picks_the_precision(tmp_path):
+    """Review of d675f54: `load_t5(folder, torch_dtype=torch.bfloat16)` (the name transformers documented until v5, still
+    accepted there with a deprecation) is now silently overridden by the fp32 default (`dtype=` wins inside from_pretrained);
+    before the commit it loaded bf16. `dtype=` on the built-in tiny models is silently ignored too."""
+    from fpt_nb.prompt import load_t5
+    model, tok = load_t5('tiny')
+    model.to(torch.bfloat16).save_pretrained(tmp_path/'t5'); tok.save_pretrained(tmp_path/'t5')
+    assert {p.dtype for p in load_t5(str(tmp_path/'t5'), torch_dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in load_t5('tiny', dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}

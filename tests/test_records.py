@@ -535,3 +535,58 @@ def test_the_fingerprint_records_the_prompt_init_the_model_used():
     for init in ('uniform', 'vocab'):
         pt = PromptT5(model, prompt_length=4, init=init)
         assert fingerprint(pt, paper_schedule('pt', 4, model), TrainConfig(batch_size=4))['prompt_init'] == init
+
+def _resaved(src:Path, dst:Path) -> Path:
+    "The same scores file with its metadata in another order: what `save_scores` writes in another process (safetensors does not keep the order)."
+    import struct
+    b = src.read_bytes(); n = struct.unpack('<Q', b[:8])[0]; head = json.loads(b[8:8 + n])
+    head['__metadata__'] = dict(reversed(list(head['__metadata__'].items())))
+    h = json.dumps(head, separators=(',', ':')).encode(); h += b' ' * (-len(h) % 8)
+    dst.write_bytes(struct.pack('<Q', len(h)) + h + b[8 + n:])
+    return dst
+
+def test_a_run_given_back_its_own_scores_saved_again_goes_on(finished, tmp_path):
+    """Review of d675f54: `_is_own_scores` compares bytes, but safetensors writes the metadata in a different order in another
+    process, so the run's own scores as another run saved them (table1/table2 save the scores they were given), or recomputed
+    with the same settings, are refused, with "its score_settings differ(s)" and nothing about the file."""
+    from fpt_nb.scores import load_scores
+    from fpt_nb.train import scores_digest
+    d = unfinished(finished, tmp_path/'run')
+    f = _resaved(d/'scores.safetensors', tmp_path/'resaved.safetensors')
+    assert f.read_bytes() != (d/'scores.safetensors').read_bytes()
+    assert scores_digest(load_scores(f)) == scores_digest(load_scores(d/'scores.safetensors'))   # the same scores
+    s = run_experiment(out_dir=str(d), score_file=str(f), **RUN)
+    assert s['steps'] == 6 and torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(finished/'prompt.safetensors'))
+
+def test_a_run_given_scores_resumes_without_naming_them_again(finished, tmp_path):
+    """Review of d675f54 (the other direction of "a run given back its own scores"): a run started with score_file (table1 and
+    table2 give every FR/CR run after the first the first one's file) keeps a copy in its folder; resumed without score_file
+    (the notebook rerun with only the killed methods, or `fpt run` without the flag) it is refused: "score_settings differ(s)"."""
+    done = tmp_path/'given'
+    run_experiment(out_dir=str(done), score_file=str(finished/'scores.safetensors'), **RUN)
+    d = unfinished(done, tmp_path/'run')
+    s = run_experiment(out_dir=str(d), **RUN)
+    assert s['steps'] == 6 and torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(done/'prompt.safetensors'))
+
+def test_fit_again_after_ctrl_c_keeps_the_log(tmp_path):
+    """Review of d675f54: Ctrl-C says the step is checkpointed; calling `fit()` again on the same Trainer (a notebook) goes on
+    in memory, but `RunRecord.open(resumed=False)` deletes log.jsonl: the log then starts at the step after the interrupt,
+    and since this commit every later resume of the folder is refused ("it lacks 1, 2, ...")."""
+    from fpt_nb.batches import encode
+    from fpt_nb.prompt import PromptT5
+    from fpt_nb.tasks import load_examples
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    model, tok = load_t5('tiny')
+    items = encode('toy', tok, load_examples('toy', 'train', limit=32))
+    tr = Trainer(PromptT5(model, 4), paper_schedule('fpt_ld', 10, model), items, TrainConfig(batch_size=4, prompt_length=4, eval_every=2),
+                 tmp_path, evaluate=lambda pt: dict(score=0.5), metric='score', progress=False)
+    count = tr._count
+    def interrupt_at_5(*a, **k):
+        count(*a, **k)
+        if tr.state['step'] == 5: tr._interrupted = True
+    tr._count = interrupt_at_5
+    with pytest.raises(KeyboardInterrupt): tr.fit()
+    tr._count = count
+    tr.fit()
+    steps = [r['step'] for r in map(json.loads, (tmp_path/'log.jsonl').read_text().splitlines()) if r['kind'] == 'step']
+    assert steps == list(range(1, 11)), steps

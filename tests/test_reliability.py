@@ -463,6 +463,16 @@ def test_score_file_of_another_model_with_the_same_shapes_is_refused(tmp_path):
     with pytest.raises(ValueError, match='model'): run_experiment(out_dir=str(tmp_path/'run'), score_file=str(p), **RUN)
 
 
+def test_score_file_of_the_same_architecture_with_other_weights_is_refused(tmp_path):
+    """signature_without_embedding: scores of a 'tiny' built with another seed (same class, FFN form and widths, other
+    weights) are refused for 'tiny': the model signature holds an embedding checksum, not only the shapes."""
+    model, _ = load_t5('tiny')
+    load_scores(save_scores(_scores_of_model('tiny'), tmp_path/'own.safetensors'), model)   # its own scores fit
+    p = save_scores(_scores_of_model('tiny', seed=1), tmp_path/'seed1.safetensors')
+    with pytest.raises(ValueError, match=f'score file {re.escape(str(p))} come from another model: its embedding differ'):
+        load_scores(p, model)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 7. Bad data files
 

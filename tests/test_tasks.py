@@ -280,3 +280,67 @@ def test_encode_cache_tells_lengths_and_tokenizers_apart():
     assert [i['input_ids'] for i in whole] == TOK([get_task('toy').format(r)[0] for r in rows]).input_ids
     other = byte_tokenizer()   # no sentinel tokens: '<extra_id_0>' becomes bytes
     assert [i['labels'] for i in encode('toy', other, rows)] == other([get_task('toy').format(r)[1] for r in rows]).input_ids
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Task texts pinned where a format change would pass every other test
+
+def test_squad2_unanswerable_target_is_no_answer(data_dir):
+    "no_answer_text: an unanswerable SQuAD 2.0 question's target is the official code's `no answer`, its references none."
+    row = load_examples('squad2', 'validation', data_dir, limit=6)[5]
+    assert row['id'] == '5a38a8d2a4b263001a8c1875' and row['answers']['text'] == []
+    assert NO_ANSWER == 'no answer' and get_task('squad2').format(row)[1] == '<extra_id_0>no answer'
+    assert get_task('squad2').references(row) == []
+
+
+def test_record_passage_is_cleaned_as_t5_does(data_dir):
+    """record_highlight_double_period, record_highlight_space, record_no_final_period, record_answers_not_deduped: each
+    `@highlight` becomes a sentence break ('. ', or a space after a sentence mark), the passage ends in a sentence mark,
+    and each distinct gold entity makes one training pair."""
+    from fpt_nb.tasks import format_record, record_train_pairs
+    row = dict(query='@placeholder won.', passage='Alpha met Zeta.\n@highlight\nZeta left\n@highlight\n"Alpha stays"\n@highlight\nAlpha wins',
+               entities=['Alpha', 'Zeta'], answers=['Alpha', 'Alpha', 'Zeta'])
+    inp = 'query: @placeholder won. entities: Alpha, Zeta passage: Alpha met Zeta. Zeta left. "Alpha stays" Alpha wins.'
+    assert format_record(row) == (inp, '<extra_id_0>Alpha')
+    assert record_train_pairs(row) == [(inp, '<extra_id_0>Alpha'), (inp, '<extra_id_0>Zeta')]
+    assert format_record(dict(row, passage='Who won?'))[0].endswith('passage: Who won?')
+    real = load_examples('record', 'validation', data_dir, limit=7)[6]   # a highlight after a closing quote
+    text = format_record(real)[0]
+    assert '@highlight' not in text and 'form of outbreak" Officials say' in text and text.endswith('outbreak appears to be abating.')
+
+
+def test_xsum_input_is_the_document_alone(data_dir):
+    "xsum_summarize_prefix: no `summarize:` prefix under prompt tuning: the input is the document, the target the summary."
+    row = load_examples('xsum', 'validation', data_dir, limit=1)[0]
+    assert get_task('xsum').format(row) == (row['document'], '<extra_id_0>' + row['summary'])
+    assert row['document'].startswith('The owners said their planned £80m development at the site in Bewdley')
+
+
+def test_toy_validation_rows_are_unseen_in_training():
+    "toy_validation_train_nouns: the toy validation rows are about other things than the training rows: no shared noun, no shared text."
+    from fpt_nb.tasks import TOY_NOUNS
+    train, valid = toy_examples('train'), toy_examples('validation')
+    seen = {w for r in train for w in r['text'].replace(',', ' ').split()}
+    assert not seen & set(TOY_NOUNS['validation'])
+    for r in valid:
+        words = set(r['text'].replace(',', ' ').split())
+        assert words & set(TOY_NOUNS['validation']) and not words & set(TOY_NOUNS['train'])
+    assert not {r['text'] for r in train} & {r['text'] for r in valid}
+
+
+def test_answers_are_scored_against_every_gold_answer(data_dir):
+    """squad_references_first_only, record_references_first_only: a generation matching any gold answer, not only the
+    first (the training target), is exactly right, in the official metrics and the paper's."""
+    squad = load_examples('squad2', 'validation', data_dir, limit=1)[0]
+    assert get_task('squad2').references(squad) == ['October 1973', 'October 1973', 'October 1973', 'October', '1973']
+    s = score('squad2', ['1973'], [squad])
+    assert (s['exact'], s['f1']) == (100.0, 100.0)
+    record = load_examples('record', 'validation', data_dir, limit=1)[0]
+    assert get_task('record').references(record) == ['Benazir Bhutto', 'Bhutto']
+    r = score('record', ['Bhutto'], [record])
+    assert (r['exact_match'], r['f1'], r['paper_em']) == (100.0, 100.0, 100.0)
+
+
+def test_the_generation_tasks_shrink_the_decoder_too():
+    "record_keeps_decoder, xsum_keeps_decoder: the official SQuAD 2.0, ReCoRD and XSum scripts shrink both stacks; MNLI and QQP the encoder only."
+    assert {t: get_task(t).reduce_decoder for t in PAPER_TASKS} == dict(mnli=False, qqp=False, squad2=True, record=True, xsum=True)

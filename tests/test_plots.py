@@ -1,0 +1,69 @@
+"The stage plot (23_plots) as the library draws it: the notebook tests its own definitions, these import `fpt_nb.plots`."
+import json
+import numpy as np
+import pytest
+from fpt_nb.plots import read_log, stage_boundaries, plot_run, _smooth
+
+
+def write_run(d, method, stages, step_flops, evals=(), paper=True):
+    "A run folder as `run_experiment` leaves it: summary.json and log.jsonl with steps, expansions (the first at step 0) and evaluations."
+    d.mkdir(parents=True)
+    (d/'summary.json').write_text(json.dumps(dict(task='toy', model='tiny', method=method, metric='accuracy', paper_metric='paper_acc')))
+    recs, flops, wall, step = [], 0.0, 0.0, 0
+    for i, (name, n) in enumerate(stages):
+        recs.append(dict(kind='expand', step=step, stage=i, to=name, flops=flops, wall=wall))
+        for _ in range(n):
+            step += 1; flops += step_flops[i]; wall += 0.5 * (i + 1)
+            recs.append(dict(kind='step', step=step, stage=i, loss=10.0 / step, flops=flops, wall=wall))
+            if step in evals:
+                recs.append(dict(kind='eval', step=step, stage=i, flops=flops, wall=wall, accuracy=10.0 * step,
+                                 **(dict(paper_acc=5.0 * step) if paper else {})))
+    (d/'log.jsonl').write_text('\n'.join(map(json.dumps, recs)) + '\n')
+    return d
+
+
+@pytest.fixture
+def runs(tmp_path):
+    fpt = write_run(tmp_path/'fpt', 'fpt_ld', [('enc 1L', 2), ('enc 2L', 2), ('full', 4)], [1.0, 2.0, 4.0], evals=(2, 4, 8))
+    pt = write_run(tmp_path/'pt', 'pt', [('full', 8)], [4.0], evals=(4, 8))
+    return fpt, pt
+
+
+def test_stages_are_marked_where_each_expansion_happened_on_both_axes(runs):
+    """stage_start_marked, stage_lines_at_flops_on_wall_axis, overlay_is_the_run_itself: one dotted line per expansion
+    after the start (the stage at step 0 is no boundary), at its cumulative FLOPs on the FLOPs axes and at its wall
+    clock on the wall-clock axes; the overlay is the PT run's own curve."""
+    fpt, pt = runs
+    b = stage_boundaries(read_log(fpt))
+    assert [(r['step'], r['to'], r['flops'], r['wall']) for r in b] == [(2, 'enc 2L', 2.0, 1.0), (4, 'full', 6.0, 3.0)]
+    assert stage_boundaries(read_log(pt)) == []
+    fig = plot_run(fpt, pt, save=False)
+    loss_flops, loss_wall, metric_flops, metric_wall = fig.axes
+    for ax in (loss_flops, metric_flops):
+        assert [l.get_xdata()[0] for l in ax.lines if l.get_gid() == 'stage'] == [2.0, 6.0]
+    for ax in (loss_wall, metric_wall):
+        assert [l.get_xdata()[0] for l in ax.lines if l.get_gid() == 'stage'] == [1.0, 3.0]
+    lines = {l.get_label(): l for l in loss_flops.lines}
+    assert list(lines['fpt_ld'].get_xdata()) == [1, 2, 4, 6, 10, 14, 18, 22]
+    assert list(lines['pt (overlay)'].get_xdata()) == [4, 8, 12, 16, 20, 24, 28, 32]
+    assert not (fpt/'stages.png').exists()
+
+
+def test_the_metric_panel_shows_the_papers_metric_where_it_was_recorded(runs, tmp_path):
+    "metric_panel_official_first: the tables' metric, the paper's (`paper_acc`) when the evaluations hold it, else the official one."
+    fpt, pt = runs
+    fig = plot_run(fpt, save=False)
+    line = next(l for l in fig.axes[2].lines if l.get_label() == 'fpt_ld')
+    assert list(line.get_xdata()) == [2, 6, 22] and list(line.get_ydata()) == [10.0, 20.0, 40.0]
+    assert fig.axes[2].get_ylabel() == 'paper_acc (validation)'
+    old = write_run(tmp_path/'old', 'fpt_ld', [('full', 4)], [1.0], evals=(2, 4), paper=False)   # no paper scoring recorded
+    fig = plot_run(old, save=False)
+    assert fig.axes[2].get_ylabel() == 'accuracy (validation)'
+    assert list(next(l for l in fig.axes[2].lines if l.get_label() == 'fpt_ld').get_ydata()) == [20.0, 40.0]
+
+
+def test_loss_is_smoothed_by_a_trailing_mean_shorter_at_the_start():
+    "smooth_divides_by_the_window: the first values average only the points there are."
+    np.testing.assert_allclose(_smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
+    np.testing.assert_allclose(_smooth([3, 6, 9, 12, 15], 3), [3, 4.5, 6, 9, 12])
+    np.testing.assert_allclose(_smooth([5.0], 3), [5.0])
