@@ -31,9 +31,8 @@ def test_two_processes_match_one(single, tmp_path):
     logs = (tmp_path/'dp'/'log.jsonl').read_text().splitlines()
     assert sum('"kind": "step"' in l for l in logs) == 6    # one log, from the main process only
 
-def test_resume_after_kill(single, tmp_path):
-    out = tmp_path/'dp'
-    kw = dict(RUN, checkpoint_every=2)
+def launch_then_kill(out:Path, kw:dict) -> Path:
+    "Launch a 2-process run of `kw` into `out` as `fpt run --num-processes 2` does, SIGKILL the launcher's process group once it has checkpointed step 2."
     out.mkdir()
     from fpt_nb.checkpoint import write_json
     from fpt_nb.run import LAUNCHER
@@ -45,6 +44,12 @@ def test_resume_after_kill(single, tmp_path):
     t0 = time.time()
     while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
     os.killpg(p.pid, signal.SIGKILL); p.wait()
+    return ck
+
+def test_resume_after_kill(single, tmp_path):
+    out = tmp_path/'dp'
+    kw = dict(RUN, checkpoint_every=2)
+    ck = launch_then_kill(out, kw)
     assert ck.exists(), "the data-parallel run wrote no checkpoint before it was killed"
     assert not (out/'summary.json').exists()                # it really was cut short
     s = run_distributed(2, out_dir=str(out), **kw)
@@ -93,17 +98,7 @@ def test_killing_the_launch_kills_its_workers(tmp_path):
     leaves them training to the end: that test then 'resumes' a run the orphans finished, and never tests a resume."""
     out = tmp_path/'dp'
     kw = dict(RUN, steps=200, checkpoint_every=2)
-    out.mkdir()
-    from fpt_nb.checkpoint import write_json
-    from fpt_nb.run import LAUNCHER
-    write_json(out/'launch.json', dict(kw, out_dir=str(out))); (out/'launch.py').write_text(LAUNCHER)
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', str(out/'launch.py'), str(out/'launch.json')]
-    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ck = out/'checkpoints'/'step-0000002'
-    t0 = time.time()
-    while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    launch_then_kill(out, kw)
     time.sleep(3)
     latest = (out/'checkpoints'/'latest').read_text()
     def cmdline(pid):
