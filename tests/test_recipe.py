@@ -338,3 +338,5 @@ def test_torch_dtype_still_picks_the_precision(tmp_path):
     model.to(torch.bfloat16).save_pretrained(tmp_path/'t5'); tok.save_pretrained(tmp_path/'t5')
     assert {p.dtype for p in load_t5(str(tmp_path/'t5'), torch_dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
     assert {p.dtype for p in load_t5('tiny', dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
+    from fpt_nb.causal import load_causal
+    assert {p.dtype for p in load_causal('tiny-llama', dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
