@@ -220,12 +220,25 @@ def open_notebook(browser, lab, name:str):
         status = page.get_attribute(f'{PANEL} .jp-Notebook-ExecutionIndicator', 'data-status')
         page.screenshot(path=str(shot))
         pytest.fail(f"{name}: kernel {shown!r} is {status!r} after {KERNEL_START_S}s, expected python3 idle (see {shot.name})")
-    sessions = {s['path']: s['kernel']['name'] for s in _api(lab, 'api/sessions')}
-    assert sessions.get(name) == kernelspec.KERNELSPEC['name'], f"{name} runs on kernel {sessions.get(name)!r}, not python3"
+    # the page can show the kernelspec's name and an idle indicator before the server has started the session: wait for it
+    session = _session(lab, name, KERNEL_START_S)
+    assert session is not None, f"{name}: the page shows a kernel, but the server has no session for it after {KERNEL_START_S}s"
+    kernel = session['kernel'] or {}
+    assert kernel.get('name') == kernelspec.KERNELSPEC['name'], f"{name} runs on kernel {kernel.get('name')!r}, not python3"
+    assert kernel.get('execution_state') == 'idle', f"{name}: kernel is {kernel.get('execution_state')!r} after {KERNEL_START_S}s"
+    page.wait_for_function(_READY_JS, arg=PANEL, timeout=KERNEL_START_S * 1000)
     exe = Path(_api(lab, 'api/kernelspecs')['kernelspecs']['python3']['spec']['argv'][0])
     assert exe.parent == Path(sys.executable).parent, \
         f"JupyterLab's python3 kernel runs {exe}, not this environment's python: make install (ipykernel install --sys-prefix)"
     return page, errors
+
+def _session(lab:dict, name:str, timeout:float) -> dict|None:
+    "The server's session for notebook `name`, once its kernel is idle or `timeout` seconds have passed (None: no session)."
+    t0 = time.time()
+    while True:
+        session = next((s for s in _api(lab, 'api/sessions') if s['path'] == name), None)
+        if (session and (session['kernel'] or {}).get('execution_state') == 'idle') or time.time() - t0 > timeout: return session
+        time.sleep(0.25)
 
 def _ran(prompt:str) -> bool: return re.fullmatch(r'\[\d+\]:', prompt) is not None
 
@@ -265,13 +278,28 @@ def test_index_notebook_runs_in_jupyterlab(lab, browser):
         assert not js_errors, f"JavaScript errors in JupyterLab: {js_errors}"
     finally: _close(page, lab)
 
+_IMAGES_JS = "panel => [...document.querySelectorAll(panel + ' .jp-OutputArea-output img')].map(i => i.naturalWidth)"
+
+def _settled(page, timeout:float=30):
+    """(widgets report, plot widths) once every bar is drawn and full and every plot decoded, or after `timeout` s: the last
+    cell's prompt can show before JupyterLab has drawn its widgets and decoded its images."""
+    t0 = time.time()
+    while True:
+        rep, widths = page.evaluate(_WIDGETS_JS, PANEL), page.evaluate(_IMAGES_JS, PANEL)
+        training = [l for l in rep['labels'] if l.startswith('prompt tuning')]
+        done = (len(training) == len(TABLE2_METHODS) and rep['drawn'] == len(rep['labels'])
+                and all(f'{TABLE2_STEPS}/{TABLE2_STEPS}' in l for l in training)
+                and len(widths) == len(TABLE2_METHODS) and min(widths) > 500)
+        if done or time.time() - t0 > timeout: return rep, widths
+        page.wait_for_timeout(500)
+
 def test_table2_notebook_runs_with_progress_widgets(lab, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     page, js_errors = open_notebook(browser, lab, 'table2.ipynb')
     try:
         took = run_all(page, 'table2.ipynb', LIMITS['table2.ipynb'])
         print(f"table2.ipynb ran in {took:.1f}s")
-        rep = page.evaluate(_WIDGETS_JS, PANEL)
+        rep, widths = _settled(page)
         if bars := page.query_selector_all(f'{PANEL} .jp-OutputArea-output .widget-hprogress'): bars[0].scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS/'jupyterlab-table2.png'))
         bad = [t for t in WIDGET_FAILURES if t in rep['text']]
@@ -283,7 +311,6 @@ def test_table2_notebook_runs_with_progress_widgets(lab, browser):
         assert any(l.startswith('scoring neurons') for l in rep['labels']), f"no neuron-scoring bar (fpt_cr scores first): {rep['labels']}"
         out = lab['root']/'runs'/'table2'
         assert (out/'table2.md').is_file() and all((out/m/'summary.json').is_file() for m in TABLE2_METHODS)
-        widths = page.evaluate("panel => [...document.querySelectorAll(panel + ' .jp-OutputArea-output img')].map(i => i.naturalWidth)", PANEL)
         assert len(widths) == len(TABLE2_METHODS) and min(widths) > 500, f"the stage plots did not show: widths {widths}"
         page.locator(f'{PANEL} .jp-RenderedMarkdown table').first.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS/'jupyterlab-table2-results.png'))
