@@ -14,7 +14,8 @@ from .prompt import load_t5, PromptT5, check_model_folder, model_digest
 from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
-from .train import (TrainConfig, Trainer, METHODS, paper_schedule, check_phases, evaluator, distributed_state,
+from .fast import fast_options
+from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
 from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, is_run_config
 from .plots import read_log
@@ -311,6 +312,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                       padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
                       bf16=a.bf16, eval_batch_size=a.eval_batch_size, num_beams=a.num_beams, log_every=1, fast=a.fast,
                       compile=a.compile).check()
+    fast_options(pt, dev, autocast_bf16(cfg, dev), bool(cfg.fast), cfg.compile)   # its refusals before scores and data cost anything
     phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
     needs_scores = method in NEEDS_SCORES
     if needs_scores:   # a rerun goes on with the scores it began with, whether named again or not

@@ -26,7 +26,7 @@ from .encoder import PromptEncoder
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'stop_ids', 'generate_texts', 'evaluator', 't5_batch_flops',
-           'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer',
+           'autocast_bf16', 'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer',
            'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
@@ -175,6 +175,16 @@ def t5_batch_flops(pt, batch:dict, widths:dict) -> int:
 BEST_RULES = dict(
     best="the paper's: the highest selection metric over all evaluations, partial stages included (a tie goes to the later)",
     best_last="the highest selection metric among the evaluations of the last stage (the full model, for PT and FPT)")
+
+def autocast_bf16(cfg:TrainConfig, device) -> bool:
+    "Whether a run on `device` autocasts to bf16: `cfg.bf16`, or (None) where the device supports it: a CUDA device with bf16, never a CPU."
+    return cfg.bf16 if cfg.bf16 is not None else (torch.device(device).type == 'cuda' and torch.cuda.is_bf16_supported())
+
+def _better(v:float, best:float|None) -> bool:
+    "Whether a selection score `v` replaces `best` (None: no evaluation yet): a tie goes to the later; NaN loses to any number."
+    if best is None: return True
+    if math.isnan(v): return False
+    return math.isnan(best) or v >= best
 
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training stopped without saving the bad state."
@@ -341,7 +351,7 @@ class Trainer:
         self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
         if len(train_items) < cfg.micro: raise ValueError(f"{len(train_items)} training examples are fewer than one micro-batch of {cfg.micro}")
         self.opt, self.sched = make_optimizer([pt.prompt.weight], cfg)
-        self.bf16 = cfg.bf16 if cfg.bf16 is not None else (self.device.type == 'cuda' and torch.cuda.is_bf16_supported())
+        self.bf16 = autocast_bf16(cfg, self.device)
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
@@ -425,11 +435,11 @@ class Trainer:
         if self.key not in m:
             raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
         v = m[self.key]
-        if st['best'] is None or v >= st['best']:   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
+        if _better(v, st['best']):   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
             st.update(best=v, best_step=st['step'], best_stage=phase, bad_evals=0)
             self._keep('best', rec)
         else: st['bad_evals'] += 1
-        if phase == len(self.phases) - 1 and (st['best_last'] is None or v >= st['best_last']):
+        if phase == len(self.phases) - 1 and _better(v, st['best_last']):
             st.update(best_last=v, best_last_step=st['step'])
             self._keep('best_last', rec)
         return m

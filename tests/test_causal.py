@@ -333,12 +333,15 @@ def test_a_partial_model_leaves_other_models_of_the_same_config_alone():
 
 @pytest.mark.parametrize('flag, says', [(dict(decoder=False), "decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's"),
                                         (dict(fast=True), 'fast (the fast step) serves a prompt-tuned T5 on one device')])
-def test_a_flag_that_cannot_apply_to_a_decoder_only_model_is_refused(flag, says, tmp_path):
+def test_a_flag_that_cannot_apply_to_a_decoder_only_model_is_refused(flag, says, tmp_path, monkeypatch):
     """Before: both were recorded (config.json: decoder false, fast true) and not done: the decoder was reduced all the same
-    and the step was the stock one."""
-    from fpt_nb.run import run_experiment
+    and the step was the stock one. Both are refused before the neuron scores are computed (`fast_checked_late`: `fast`
+    was refused only by the trainer, after them)."""
+    from fpt_nb import run
+    def scored(*a, **k): raise AssertionError('the neuron scores were computed before the flag was refused')
+    monkeypatch.setattr(run, 'run_scores', scored)
     with pytest.raises(ValueError, match=re.escape(says)):
-        run_experiment('toy', 'tiny-llama', 'fpt_ld', tmp_path/'run', steps=4, batch_size=4, prompt_length=2, train_limit=8,
+        run.run_experiment('toy', 'tiny-llama', 'fpt_cr', tmp_path/'run', steps=4, batch_size=4, prompt_length=2, train_limit=8,
                        eval_limit=4, progress=False, **flag)
     assert not (tmp_path/'run').exists()
 

@@ -376,6 +376,16 @@ def test_early_stop_counts_consecutive_evaluations_without_improvement(tmp_path)
     # evaluations at steps 2..: 50 best, 40 bad(1), 60 best, 55 bad(1), 70 best, 65 bad(1), 60 bad(2) -> stop at step 14
     assert (st['step'], st['best'], st['best_step'], st['stopped']) == (14, 70, 10, 'early stop at step 14')
 
+def test_a_nan_evaluation_is_never_best_over_a_number(tmp_path):
+    """nan_best_sticks: a first evaluation that gives NaN is the best only until a number comes; a later NaN replaces
+    nothing. (NaN >= x is False: with a plain comparison the run's best stayed NaN to the end.)"""
+    nan = float('nan')
+    tr = Trainer(tiny(), [Phase(FULL, 8)], ITEMS, TrainConfig(**{**CFG, 'eval_every': 2}), tmp_path/'run',
+                 evaluate=_scripted([nan, 40, nan, 30]), metric='accuracy', progress=False)
+    st = tr.fit()
+    assert (st['best'], st['best_step'], st['best_last'], st['best_last_step']) == (40, 4, 40, 4)
+    assert st['bad_evals'] == 2
+
 def test_early_stop_waits_for_the_full_model(tmp_path):
     """early_stop_on_a_partial_stage: scores that only fall would stop a run at its second evaluation; on FPT's schedule
     the stop waits for an evaluation of the last stage (the full model): evaluations at 2, 4 and 6 (the partial stage's
