@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_cli.ipynb #d45660f3
 from __future__ import annotations
-import argparse, copy, functools, json, math, re, sys, time, warnings
+import argparse, copy, dataclasses, functools, json, math, re, sys, time, warnings
 from pathlib import Path
 import torch
 from transformers import T5Config
@@ -13,7 +13,8 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
 from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES
+from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES, NEEDS_SCORES
+from .scores import load_scores
 from .encoder import is_encoder
 from .plots import plot_run
 from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished
@@ -22,9 +23,10 @@ from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'paper_preset', 'resolve_preset',
-           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected',
-           'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'unreadable_model', 'paper_preset',
+           'resolve_preset', 'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params',
+           'check_injected', 'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate',
+           'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -52,7 +54,7 @@ def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
 @functools.lru_cache(maxsize=16)
 def _read_config(model:str, stamp:int|None):
     try: return backbone_config(model)
-    except OSError: return None
+    except OSError as e: return e   # why it cannot be read (see `unreadable_model`)
 
 def model_config(model:str|None):
     """A copy of `model`'s backbone config, or None for an encoder and where it cannot be read (a hub id offline:
@@ -61,7 +63,19 @@ def model_config(model:str|None):
     if model is None or is_encoder(model): return None
     f = Path(model)/'config.json'
     c = _read_config(model, f.stat().st_mtime_ns if f.is_file() else None)
-    return None if c is None else copy.deepcopy(c)
+    return None if c is None or isinstance(c, Exception) else copy.deepcopy(c)
+
+def unreadable_model(model:str) -> str|None:
+    """Why a run cannot load `model`: a name that is not built in, not an encoder and not a path here, whose config the hub
+    did not give (offline, a mistyped path or id); None: nothing known against it. Loading would read the same config, twice
+    more, each read retrying for tens of seconds before the same error."""
+    if model in TINY_MODELS or is_encoder(model) or Path(model).exists(): return None
+    if model.count('/') != 1:   # no hub id either: not worth the hub's retries
+        return (f"model {model!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt' "
+                f"(built in: {', '.join(TINY_MODELS)}, minilm)")
+    model_config(model)   # read once (cached)
+    err = _read_config(model, None)
+    return f"model {model!r} is not a folder here, and its config could not be read from the hub: {err}" if isinstance(err, Exception) else None
 
 def paper_preset(model:str|None) -> str|None:
     """The preset of the paper's backbone `model` has the shape of, else None: `large` or `xl` for the hub ids of
@@ -103,11 +117,14 @@ def method_stage_steps(method:str, steps:int|None, stage_steps:list[int]|None) -
     return steps, (list(stage_steps) if stage_steps is not None and method.startswith('fpt_') else None)
 
 # %% ../nbs/26_cli.ipynb #6c84d5c8
-def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None):
-    "Refuse an unknown task or method, or stage lengths that do not fit `method`, before loading anything big."
+def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None,
+              score_file:str|None=None):
+    """Refuse an unknown task or method, stage lengths that do not fit `method`, or a `score_file` that is missing, unreadable
+    or made for another model shape (where `method` reads one), before loading anything big."""
     decoder = get_task(task).reduce_decoder if decoder is None else decoder
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
+    scores = load_scores(score_file) if score_file is not None and method in NEEDS_SCORES else None
     config = model_config(model)
     if config is None: return
     from accelerate import init_empty_weights
@@ -117,6 +134,8 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     else: return
     with init_empty_weights(): empty = build(config)
     check_phases(paper_schedule(method, steps, empty, level, stage_steps, decoder), empty, require_scores=False)
+    # the shapes only: which weights they came from is checked when the run loads the model (an empty one has no weights)
+    if scores is not None: dataclasses.replace(scores, model=None).check_fits(empty, f"score file {score_file}")
 
 # %% ../nbs/26_cli.ipynb #c4a92282
 DEFAULT_RUN = dict(task='toy', model='tiny', method=['pt', 'fpt_cr'], steps=2500)
@@ -125,8 +144,8 @@ WHAT_THE_DEFAULT_SHOWS = """\
 What this shows: the mechanics of FPT end to end (scoring FFN neurons, training the prompt on three
 partial models that grow in place into the full one, the prompt and its optimizer state carried over)
 and the saving it buys: the FLOPs and training time columns are FPT_CR's cost as a percentage of PT's
-for the same number of steps, and Improve is FPT_CR's score (the table's score column) minus the score
-PT had reached when it had spent as many FLOPs as FPT_CR did in all.
+for the same number of steps, and Improve is FPT_CR's score (the table's score column) minus the best
+score PT had reached when it had spent as many FLOPs as FPT_CR did in all.
 On a model this small, per-step overheads (Python, the optimizer) weigh more than the matrix products,
 so the wall-clock saving is smaller than the FLOPs saving; on a shared CPU it is also noisy.
 What it does not show: paper-level accuracy. The backbone is a small randomly initialised T5, not a
@@ -237,7 +256,8 @@ def _at_least(low:int, zero:str=''):
 def _run_flags(p):
     a = p.add_argument
     a('--task', help=f"task name (default {DEFAULT_RUN['task']!r}; toy needs no data)")
-    a('--model', help="'tiny' (a T5), 'tiny-relu', 'tiny-llama' (decoder-only), 'minilm', a local folder or a hub id (default 'tiny')")
+    a('--model', help="'tiny' (a T5), 'tiny-relu', 'tiny-llama' (decoder-only), 'tiny-bert' or 'minilm' (encoders), a local folder or a "
+                      "hub id (default 'tiny')")
     a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: pt fpt_cr)")
     a('--out-dir', help='run folder for one method; with several, a folder holding one per method (default runs/default for the demo)')
     a('--data-dir', help='folder holding <task>/<split>.jsonl (default: env FPT_DATA_DIR, else the hub)')
@@ -246,15 +266,17 @@ def _run_flags(p):
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
     a('--stage-steps', type=int, nargs='+', metavar='N', help="steps of each FPT stage (default: 20/20/20/40%% of --steps; a preset's "
                                                                 "when --steps is not given)")
-    a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first')
+    a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first (default 1)')
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
     a('--batch-size', type=_at_least(1), help='global batch, in examples (default 32, the paper\'s)')
     a('--micro-batch-size', type=_at_least(1), help='examples per forward pass; gradients accumulate to --batch-size (default: the whole batch)')
     a('--loss-group', type=_at_least(1), help='examples per token mean of the loss, averaged over the batch (default: the micro-batch; '
                                            "a preset sets the official per-GPU batch: 4 on LARGE, 2 on XL, 1 for XL on XSum)")
-    a('--lr', type=float, default=0.3); a('--seed', type=_at_least(0), default=0); a('--device', default='auto')
-    a('--prompt-length', type=int, default=20)
+    a('--lr', type=float, default=0.3, help="Adafactor's learning rate, constant (default 0.3, the paper's)")
+    a('--seed', type=_at_least(0), default=0, help='seed of the prompt, the data order and the neuron-score sample (default 0)')
+    a('--device', default='auto', help="'cpu', 'cuda' or 'cuda:N' (default auto: the GPU if there is one, else the CPU)")
+    a('--prompt-length', type=int, default=20, help="soft-prompt vectors in front of the input (default 20, the paper's)")
     a('--train-limit', type=int, help='train on the first N training examples (default: all)')
     a('--eval-limit', type=int, help=f'evaluate on the first N validation examples (default: all, but {SHORT_EVAL_LIMIT} for runs of '
                                      f'fewer than {SHORT_RUN} steps on a data set; 0: all)')
@@ -269,8 +291,9 @@ def _run_flags(p):
     a('--score-sampling', choices=('random', 'first'), default='random', help="which examples: a seeded random sample (the paper's) or the first")
     a('--score-aggregation', choices=('example', 'token'), default='example',
       help="mean per example, then over examples (the paper's), or over all tokens pooled")
-    a('--padding', choices=('dynamic', 'max'), default='dynamic')
-    a('--bf16', action=argparse.BooleanOptionalAction, default=None)
+    a('--padding', choices=('dynamic', 'max'), default='dynamic',
+      help="pad each batch to its longest input (default) or every input to --max-input-length, as the paper's scripts")
+    a('--bf16', action=argparse.BooleanOptionalAction, default=None, help='bf16 autocast (default: on a GPU that has bf16, never on a CPU)')
     a('--fast', action=argparse.BooleanOptionalAction, default=None,
       help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: off until measured on a GPU)')
     a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks (needs --fast)')
@@ -281,7 +304,7 @@ def _run_flags(p):
     a('--eval-batch-size', type=_at_least(1), default=64, help='examples per batch at evaluation and neuron scoring (default 64)')
     a('--max-input-length', type=_at_least(1), default=MAX_INPUT_LENGTH, help=f'input tokens, longer inputs are cut (default {MAX_INPUT_LENGTH})')
     a('--resume', action=argparse.BooleanOptionalAction, default=True, help='continue from the latest checkpoint in the run folder')
-    a('--progress', action=argparse.BooleanOptionalAction, default=True)
+    a('--progress', action=argparse.BooleanOptionalAction, default=True, help='progress bars (default on)')
     a('--pt-run', help='a PT run folder to overlay on the plot (and compare in the table)')
     a('--threads', type=_at_least(1), help='CPU threads (default: 1 for the tiny models, else all)')
     a('--num-processes', type=int, default=1, help='data-parallel processes through accelerate launch (GPUs: one per GPU; default 1)')
@@ -293,7 +316,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest='command', required=True, parser_class=_Parser)
     _run_flags(sub.add_parser('run', help='train PT / Table 1 / FPT methods (no arguments: the built-in demo)',
                               description='Train one or more methods; no arguments runs the built-in demo: PT and FPT_CR on the toy task.'))
-    t = sub.add_parser('tables', help='Tables 1 and 2 of the run folders under ROOT')
+    t = sub.add_parser('tables', help='Tables 1 and 2 of the run folders under ROOT',
+                       description="Tables 1 and 2 (PT on a partial model; PT against FPT, with Improve) of every finished run under ROOT.")
     t.add_argument('root'); t.add_argument('--out', help='where to write table{1,2}.{md,csv} (default ROOT)')
     t.add_argument('--score', choices=list(SCORES), default='best',
                    help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
@@ -305,13 +329,16 @@ def make_parser() -> argparse.ArgumentParser:
                                    "else prompt.safetensors, the final one). RUN_DIR may also be a prompt file, with --model.")
     e.add_argument('run_dir'); e.add_argument('out'); e.add_argument('--model', help="the backbone (default: the run's)")
     e.add_argument('--force', action='store_true', help='overwrite an adapter already in OUT')
-    v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task")
-    v.add_argument('run_dir'); v.add_argument('--split', default='validation'); v.add_argument('--data-dir')
+    v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task",
+                       description="Score a saved prompt of RUN_DIR on a split of its task; writes eval-<split>[-<limit>][-<prompt>].json there.")
+    v.add_argument('run_dir'); v.add_argument('--split', default='validation', help="the split to score (default validation)")
+    v.add_argument('--data-dir', help="folder holding <task>/<split>.jsonl (default: the folder the run read, else env FPT_DATA_DIR, else the hub)")
     v.add_argument('--limit', type=int, help='the first N examples (default: all)')
     v.add_argument('--prompt', choices=list(PROMPTS), default='best',
                    help="best: the paper's rule, on the stage it came from (default); best_last: the last stage's best; final")
     v.add_argument('--model', help="the run's model found elsewhere (a local folder is checked against the run's record)")
-    v.add_argument('--device', default='auto'); v.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True)
+    v.add_argument('--device', default='auto', help="'cpu', 'cuda' or 'cuda:N' (default auto: the GPU if there is one, else the CPU)")
+    v.add_argument('--progress', action=argparse.BooleanOptionalAction, default=True, help='progress bars (default on)')
     ap.commands = sub.choices   # each subcommand's parser, to report its own unknown flags
     return ap
 
@@ -341,17 +368,17 @@ def cmd_run(a) -> int:
     p = apply_preset(dict(model=a.model, steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
                           eval_every=a.eval_every, loss_group=a.loss_group), preset, a.task or DEFAULT_RUN['task'])
     p['model'] = p['model'] or DEFAULT_RUN['model']
+    if (why := unreadable_model(p['model'])) is not None: raise ValueError(why)
     if a.preset == 'auto' and preset:
         _say(f"fpt run: {p['model']} has the shape of the paper's T5-{preset.upper()} (T5 v1.1): it takes the paper's recipe "
              f"(--preset {preset}) where no flag says otherwise; --preset none for none")
-    elif a.preset == 'auto' and a.model and a.model not in TINY_MODELS and not is_encoder(a.model) and model_config(a.model) is None:
-        _say(f"fpt run: cannot read the config of {a.model}, so --preset auto cannot tell whether it is the paper's backbone: no preset")
     elif preset and (shape := paper_preset(p['model'])) != preset:
         _say(f"fpt run: note: --preset {preset} is the paper's recipe for T5-{preset.upper()}, and {p['model']} "
              + (f"has the shape of T5-{shape.upper()} (--preset {shape})" if shape else "does not have its shape"))
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
-    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder)
+    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder,
+                                score_file=a.score_file)
     if a.pt_run is not None: check_pt_run(Path(a.pt_run), task, model, a.seed)
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
     if eval_limit == SHORT_EVAL_LIMIT and a.eval_limit is None:

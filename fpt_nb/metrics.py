@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_metrics.ipynb #5a3ba7ce
 from __future__ import annotations
-import collections, re, string
+import collections, functools, logging, re, string
 from typing import Callable
 from rouge_score import rouge_scorer
 from rouge import Rouge
@@ -92,14 +92,21 @@ def record_scores(predictions:list[str], references:list[list[str]]) -> dict:
     return dict(exact_match=100 * em / len(references), f1=100 * f1 / len(references), total=len(references))
 
 # %% ../nbs/11_metrics.ipynb #2cc1def4
-_ROUGE = rouge_scorer.RougeScorer(['rouge1', 'rouge2', 'rougeL'], use_stemmer=True)
+@functools.cache
+def _rouge() -> rouge_scorer.RougeScorer:
+    """Google's scorer, built when first needed. Building it logs through `absl`, which gives Python's root logger a
+    handler of its own (every library warning then printed twice, in a notebook too): the root logger is put back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try: return rouge_scorer.RougeScorer(['rouge1', 'rouge2', 'rougeL'], use_stemmer=True)
+    finally: root.handlers[:], _ = handlers, root.setLevel(level)
 
 def rouge_scores(predictions:list[str], references:list[str]) -> dict:
     "Mean ROUGE-1/2/L F-measure (percent) of `predictions` against one reference each, stemming on."
     _check_lengths(predictions, references)
     totals = collections.Counter()
     for pred, ref in zip(predictions, references):
-        for k, s in _ROUGE.score(ref, clean_generation(pred)).items(): totals[k] += s.fmeasure
+        for k, s in _rouge().score(ref, clean_generation(pred)).items(): totals[k] += s.fmeasure
     return {k: 100 * totals[k] / len(references) for k in ('rouge1', 'rouge2', 'rougeL')} | dict(total=len(references))
 
 # %% ../nbs/11_metrics.ipynb #41861fbb

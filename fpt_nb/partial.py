@@ -69,7 +69,7 @@ class Stage:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
     def describe(self) -> str:
-        "A short label, e.g. `enc 6L ffn 704`."
+        "A short label, e.g. `enc 6L, enc ffn 704`."
         parts = []
         for s in ('encoder', 'decoder'):
             l, f = getattr(self, f'{s}_layers'), getattr(self, f'{s}_ffn')

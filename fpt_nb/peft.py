@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from peft import PromptTuningConfig, TaskType, get_peft_model
-from .prompt import tiny_t5_config
+from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json, trained_arch
 
@@ -43,12 +43,13 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
         return load_prompt(f), dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
-    return load_prompt(p), {}
+    return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file of a run folder: the class the run trained it on
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
     "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."
     if model_name_or_path in ('tiny', 'tiny-relu'): return tiny_t5_config(gated=model_name_or_path == 'tiny')
     if model_name_or_path in CAUSAL_BUILTINS: return tiny_causal_config('llama')
+    check_model_folder(model_name_or_path)   # a local path: a folder with a readable config.json, said plainly if not
     try: return AutoConfig.from_pretrained(model_name_or_path)
     except OSError as e:
         raise OSError(f"no config for backbone {model_name_or_path!r}: give 'tiny', 'tiny-llama', a local folder with config.json, "

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import torch
 from .prompt import load_t5, PromptT5, check_model_folder, model_digest
-from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL
+from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL, DATA_DIR_ENV
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .fast import fast_options
@@ -183,10 +183,15 @@ def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000
 
 # %% ../nbs/22_run.ipynb #c8484345
 def _finished(tr:Trainer, run_dir:Path) -> dict|None:
-    "The latest checkpoint's state if the run in `run_dir` trained to its end (or stopped early) and wrote its summary."
+    """The latest checkpoint's state if the run in `run_dir` trained to its end (or stopped early) and wrote its summary of that
+    end. A summary of an earlier stop (a resume killed before it wrote its own) or an unreadable one is not: the run goes on
+    from its checkpoint, which has nothing left to train, and writes the summary again."""
     st = tr.record.latest_state()
     if st is None or not (run_dir/'summary.json').is_file(): return None
     done = st['step'] >= tr.total_steps or str(st.get('stopped') or '').startswith('early stop')
+    try: s = read_json(run_dir/'summary.json', 'run summary')
+    except (ValueError, OSError): return None
+    if not isinstance(s, dict) or s.get('steps') != st['step'] or (s.get('stopped') or None) != (st.get('stopped') or None): return None
     return st if done else None
 
 def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
@@ -266,7 +271,8 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
-    for name, v, low in (('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
+    if decoder not in (None, True, False): raise ValueError(f"decoder must be True, False or None (the task's recipe), got {decoder!r}")
+    for name, v, low in (('prompt_length', prompt_length, 1), ('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
                          ('max_target_length', max_target_length, 1), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
                          ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
@@ -397,7 +403,8 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
 
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True) -> dict:
-    "Score a saved prompt of `run_dir` on `split` of its task from `data_dir`; writes `eval-<split>[-<limit>][-<prompt>].json` (best: no suffix)."
+    """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
+    else `FPT_DATA_DIR`, else the hub); writes `eval-<split>[-<limit>][-<prompt>].json` (best: no suffix)."""
     run_dir = Path(run_dir)
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
@@ -433,6 +440,11 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     stage = Stage.from_dict(summary['stages'][stage_i]['spec'])
     scores = load_scores(run_dir/'scores.safetensors', pt.model) if (run_dir/'scores.safetensors').exists() else None
     apply_stage(pt.model, stage, scores)
+    if data_dir is None and c.get('data_dir'):   # the run's own data, not whatever the environment names now
+        if not Path(c['data_dir']).is_dir() and data_dir_default() is None:
+            raise FileNotFoundError(f"run {run_dir} read its data from {c['data_dir']}, which is not here (from {Path.cwd()}): pass data_dir "
+                                    f"(fpt evaluate --data-dir) or set {DATA_DIR_ENV}")
+        if Path(c['data_dir']).is_dir(): data_dir = c['data_dir']
     rows = load_examples(c['task'], split, data_dir, limit=limit)
     metrics = make_eval(encode_fn(rows), rows)(pt)
     out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}') + '.json')

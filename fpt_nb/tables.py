@@ -12,8 +12,8 @@ from .plots import read_log
 
 # %% auto #0
 __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
-           'read_summary', 'run_unfinished', 'collect_runs', 'metric_at_flops', 'metric_key', 'run_score', 'table1',
-           'table2', 'to_markdown', 'to_csv', 'write_tables']
+           'read_summary', 'run_unfinished', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key',
+           'run_score', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -35,7 +35,7 @@ def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
     """The `summary.json` of every run folder under `root` (itself included), each with its `run_dir`. A summary that
     cannot be read, and an unfinished run (unless `unfinished`), is left out with a line through `say`; none left is an error."""
     root = Path(root)
-    if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} does not exist")
+    if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} " + ('is a file: give the folder holding the run folders' if root.exists() else 'does not exist'))
     runs, left_out = [], []
     for c in sorted(root.rglob('config.json')):   # a run stopped at once (Ctrl-C, a kill) or still running has no summary yet
         if not (c.parent/'summary.json').exists() and is_run_config(c):
@@ -59,6 +59,18 @@ def metric_at_flops(run_dir, flops:float, metric:str) -> float:
     pts = sorted((r['flops'], r[metric]) for r in read_log(run_dir)['eval'] if metric in r)
     if not pts: raise ValueError(f"{run_dir} logged no evaluation with {metric!r}: cannot read its curve (run it with eval_every > 0)")
     return float(np.interp(flops, [p[0] for p in pts], [p[1] for p in pts]))
+
+def best_at_flops(run_dir, flops:float, metric:str, select:str|None=None) -> float:
+    """The `metric` of the best evaluation, by `select` (None: `metric`; a tie goes to the later, NaN loses), among those the run in
+    `run_dir` logged by cumulative training `flops` (none yet: its first): the prompt the paper's rule had chosen by then."""
+    select = select or metric
+    evs = sorted((r for r in read_log(run_dir)['eval'] if metric in r and select in r), key=lambda r: r['flops'])
+    if not evs: raise ValueError(f"{run_dir} logged no evaluation with {metric!r} and {select!r}: cannot read its curve (run it with eval_every > 0)")
+    best = None
+    for r in [r for r in evs if r['flops'] <= flops] or evs[:1]:
+        v, b = r[select], None if best is None else best[select]
+        if b is None or not math.isnan(v) and (math.isnan(b) or v >= b): best = r
+    return float(best[metric])
 
 # %% ../nbs/24_tables.ipynb #7557129a
 METHOD_NAMES = dict(pt='PT', ld='LD', fr='FR', cr='CR', fpt_ld='FPT_LD', fpt_fr='FPT_FR', fpt_cr='FPT_CR')
@@ -107,10 +119,15 @@ def _row_key(run:dict, methods) -> tuple:
     return (methods.index(run['method']), run.get('level') or 0, rest)
 
 def _label(settings:list[dict]) -> list[str]:
-    "For each setting, the entries where it differs from the others, as `key=value`."
+    "For each setting (of one task and model), the entries where it differs from the others, as `key=value`."
     keys = [k for k in dict.fromkeys(k for s in settings for k in s) if len({json.dumps(s.get(k), sort_keys=True, default=str) for s in settings}) > 1]
     short = lambda v: json.dumps(v, default=str) if not isinstance(v, dict) else (v.get('sha') or '…')
-    return [', '.join(f"{k}={short(s.get(k))}" for k in keys if k not in ('task', 'model', 'steps')) for s in settings]
+    return [', '.join(f"{k}={short(s.get(k))}" for k in keys if k not in ('task', 'model')) for s in settings]
+
+def _pt_at(pt:dict, flops:float, score:str, key:str) -> float:
+    "PT's `key` at a budget of `flops`, scored as `score` scores FPT: its curve there (`final`), or the prompt its rule had chosen."
+    if score == 'final': return metric_at_flops(pt['run_dir'], flops, key)
+    return best_at_flops(pt['run_dir'], flops, key, (pt.get('best') or {}).get('metric') or key)
 
 def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, setting:str, dup:bool) -> dict:
     "One table row: the mean ± std of `runs` (seeds of one setting) and their costs relative to PT."
@@ -124,7 +141,7 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
         if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
         rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
-        if improve: imp.append(run_score(r, score, scoring) - metric_at_flops(pt['run_dir'], r['total_flops'], key)
+        if improve: imp.append(run_score(r, score, scoring) - _pt_at(pt, r['total_flops'], score, key)
                                if pt and r['method'] != 'pt' else math.nan)
     s, s_std = _mean_std([run_score(r, score, scoring) for r in runs])
     row = dict(task=first['task'], model=first['model'], steps=first.get('planned_steps', first['steps']), setting=setting,
@@ -151,7 +168,9 @@ def _table(runs:list[dict], methods, improve:bool, score:str, scoring:str) -> li
     for r in runs:
         if r['method'] in methods: groups.setdefault(json.dumps(_setting(r), sort_keys=True, default=str), []).append(r)
     keys = sorted(groups, key=lambda k: (groups[k][0]['task'], groups[k][0]['model'], k))
-    labels = dict(zip(keys, _label([json.loads(k) for k in keys])))
+    by_backbone = {}   # settings are told apart within a task and model: those are columns of their own
+    for k in keys: by_backbone.setdefault((groups[k][0]['task'], groups[k][0]['model']), []).append(k)
+    labels = {k: label for ks in by_backbone.values() for k, label in zip(ks, _label([json.loads(k) for k in ks]))}
     rows = []
     for k in keys:
         rs = groups[k]

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
-from .batches import batches, collate
+from .batches import batches, collate, PADDINGS
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint,
                                load_checkpoint, save_prompt, write_json, read_json)
 from .metrics import score
@@ -61,12 +61,19 @@ class TrainConfig:
     def group(self) -> int: return self.loss_group or self.micro
 
     def check(self):
+        "Refuse settings that cannot train, before a run writes anything: a wrong type, an unknown padding, sizes that do not divide."
+        for name in ('batch_size', 'micro_batch_size', 'loss_group', 'prompt_length'):
+            v = getattr(self, name)
+            if (v is not None or name in ('batch_size', 'prompt_length')) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1{'' if name in ('batch_size', 'prompt_length') else ', or None'}, got {v!r}")
+        if self.padding not in PADDINGS: raise ValueError(f"unknown padding {self.padding!r}: expected one of {PADDINGS}")
         if self.batch_size < 1 or self.micro < 1: raise ValueError(f"batch_size ({self.batch_size}) and micro_batch_size ({self.micro}) must be positive")
         if self.batch_size % self.micro: raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro}")
         if self.loss_group is not None and (self.loss_group < 1 or self.batch_size % self.loss_group):
             raise ValueError(f"loss_group {self.loss_group} does not divide batch_size {self.batch_size}: the loss is a token mean per group "
                              f"of loss_group examples (--loss-group; a preset sets the official per-GPU batch, 4 on LARGE, 2 on XL)")
-        if not (self.lr > 0 and math.isfinite(self.lr)): raise ValueError(f"lr must be a positive number, got {self.lr}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         return self
 
 def make_optimizer(params, cfg:TrainConfig) -> tuple[Adafactor, LambdaLR]:
@@ -533,7 +540,8 @@ class Trainer:
                     if self._early_stop(phase): st['stopped'] = f"early stop at step {st['step']}"
                 if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal or self._interrupted:
                     self._checkpoint()
-                if self._stop_signal is not None: st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
+                if self._stop_signal is not None and st['step'] < self.total_steps:   # (in the last step: the run is finished)
+                    st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
                 if self._interrupted: raise KeyboardInterrupt(f"interrupted at step {st['step']}, which is checkpointed")
         finally:
             bar.close()

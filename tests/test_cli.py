@@ -30,6 +30,9 @@ SMALL = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit',
     (['run', '--task', 'mnli', '--data-dir', 'no/such/dir', '--method', 'pt', *SMALL], "data directory 'no/such/dir' does not exist"),
     (['run', '--preset', 'base'], "invalid choice: 'base'"),
     (['run', '--pt-run', 'no/such/run'], 'does not exist'),
+    # before PT, the plan's first method, trains: it used to run to the end and leave its summary first
+    (['run', '--task', 'toy', '--method', 'pt', 'fpt_cr', '--score-file', 'no/such.safetensors', *SMALL],
+     'score file no/such.safetensors does not exist'),
     (['tables', 'no/such/runs'], 'runs folder no/such/runs does not exist'),
     (['export-peft', 'no/such/run', 'out'], 'no/such/run'),
     (['evaluate', 'no/such/run'], 'summary.json does not exist'),
@@ -121,3 +124,8 @@ def test_rerunning_the_injected_cell_by_hand_is_not_refused():
     params = next(c.source for c in nb.cells if 'parameters' in c.metadata.get('tags', []))
     injected = translate_parameters('python3', 'python', dict(root='runs2'))
     check_injected({'In': ['', params, injected, 'check_injected(globals())', 'x = 1', injected, 'check_injected(globals())']})
+
+def test_tables_of_a_file_says_it_is_a_file(tmp_path, capsys):
+    (tmp_path/'afile').write_text('')
+    code, err = fpt_here('tables', tmp_path/'afile', capsys=capsys)
+    assert code == 2 and f"runs folder {tmp_path/'afile'} is a file: give the folder holding the run folders" in err, err

@@ -481,3 +481,19 @@ def test_expand_refuses_a_smaller_stage():
     assert current_stage(pt.model) == compound_reduction(2, 64) and ffn_widths(pt.model)['encoder'] == [64, 64]
     expand(pt.model, compound_reduction(3, 96), SCORES)
     assert ffn_widths(pt.model)['encoder'] == [96] * 3
+
+
+@pytest.mark.parametrize('bad, says', [(dict(padding='bogus'), "unknown padding 'bogus'"),
+                                       (dict(micro_batch_size=0), 'micro_batch_size must be a whole number of at least 1, or None, got 0'),
+                                       (dict(lr=True), 'lr must be a positive number, got True'),
+                                       (dict(prompt_length=2.5), 'prompt_length must be a whole number of at least 1, got 2.5'),
+                                       (dict(decoder='yes'), "decoder must be True, False or None (the task's recipe), got 'yes'")])
+def test_a_bad_setting_is_refused_before_the_run_folder_is_written(bad, says, tmp_path):
+    """padding_checked_late, micro_batch_zero_taken: an unknown padding failed only at the first batch, after config.json
+    was written, and the folder then refused the corrected rerun ("other settings"); micro_batch_size=0, lr=True and
+    decoder='yes' were taken (as the whole batch, 1.0 and True) and recorded as given."""
+    import re
+    from fpt_nb.run import run_experiment
+    with pytest.raises(ValueError, match=re.escape(says)):
+        run_experiment('toy', 'tiny', 'fpt_ld', tmp_path/'run', steps=8, batch_size=4, train_limit=8, eval_limit=4, progress=False, **bad)
+    assert not (tmp_path/'run').exists()

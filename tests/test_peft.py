@@ -73,3 +73,23 @@ def test_export_of_a_prompt_trained_on_a_partial_model_warns(tmp_path):
         warnings.simplefilter('always')
         export_peft(run_with('fpt', ['enc 1L', 'enc 2L', 'enc 3L', 'full'], 3), tmp_path/'peft-fpt')
     assert not [w for w in caught if 'partial model' in str(w.message)]
+
+
+def test_a_prompt_file_of_a_run_is_not_exported_for_another_kind_of_model(tmp_path):
+    """peft_file_family_unchecked: a run folder's prompt file given alone, with --model naming a decoder-only model as wide
+    as the run's T5, was exported as a CAUSAL_LM adapter; the run's checkpoints say what it trained on."""
+    run = tmp_path/'run'
+    run_experiment('toy', 'tiny', 'pt', run, steps=2, batch_size=4, prompt_length=2, train_limit=8, eval_limit=4, progress=False)
+    with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaConfig'):
+        export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
+    assert not (tmp_path/'llama').exists()
+    assert json.loads((export_peft(run/'prompt.safetensors', tmp_path/'t5', 'tiny')/'adapter_config.json').read_text())['task_type'] == 'SEQ_2_SEQ_LM'
+
+
+def test_export_for_a_folder_without_a_config_says_so(tmp_path):
+    "peft_model_folder_unchecked: transformers said 'Unrecognized model ... should have a model_type key' of a folder with no config.json."
+    from fpt_nb.checkpoint import save_prompt
+    save_prompt(torch.ones(5, 64), tmp_path/'p.safetensors')
+    (tmp_path/'m').mkdir()
+    with pytest.raises(ValueError, match=f"model folder {tmp_path/'m'} has no config.json"):
+        export_peft(tmp_path/'p.safetensors', tmp_path/'out', str(tmp_path/'m'))

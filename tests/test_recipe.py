@@ -208,17 +208,20 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     assert code == 2 and 'loss_group 4 does not divide batch_size 6' in capsys.readouterr().err and len(seen) == 6   # given: refused
 
 def test_a_run_reads_its_models_config_once(monkeypatch, tmp_path, capsys):
-    """config_read_per_check: `fpt run` reads the model's config once, however many methods it checks (an unreachable
-    hub id retries for tens of seconds at each read); --preset auto says it cannot tell what such a model is."""
+    """config_read_per_check, unreadable_model_loaded: `fpt run` reads the model's config once, however many methods it checks
+    (an unreachable hub id retries for tens of seconds at each read), and a config it cannot read stops it there, in one line
+    that says why (loading the model read it twice more, then failed on the same error)."""
     import fpt_nb.cli as cli
     calls = []
     def offline(model): calls.append(model); raise OSError(f"no config for backbone {model!r}: the hub is unreachable")
     monkeypatch.setattr(cli, 'backbone_config', offline)
-    monkeypatch.setattr(cli, 'launch', lambda n, **kw: (_ for _ in ()).throw(SystemExit(0)))
-    with pytest.raises(SystemExit):
-        cli.main(['run', '--model', 'example/unreachable-t5', '--method', 'pt', 'fpt_ld', 'fpt_cr', '--steps', '8', '--out-dir', str(tmp_path)])
-    assert calls == ['example/unreachable-t5']
-    assert "cannot read the config of example/unreachable-t5, so --preset auto cannot tell" in capsys.readouterr().out
+    monkeypatch.setattr(cli, 'run_experiment', lambda *a, **k: pytest.fail('the run started'))
+    for method in (['pt'], ['pt', 'fpt_ld', 'fpt_cr']):
+        code = cli.main(['run', '--model', 'example/unreachable-t5', '--method', *method, '--steps', '8', '--out-dir', str(tmp_path/'r')])
+        err = capsys.readouterr().err
+        assert code == 2 and err.strip() == ("fpt run: error: model 'example/unreachable-t5' is not a folder here, and its config could "
+                                             "not be read from the hub: no config for backbone 'example/unreachable-t5': the hub is unreachable")
+    assert calls == ['example/unreachable-t5'] and not (tmp_path/'r').exists()
 
 def test_generations_are_decoded_with_the_official_space_clean_up():
     "decode_without_clean_up: the official code decodes with clean_up_tokenization_spaces=True (' ,' -> ','), which the paper's raw-string metrics see."

@@ -5,7 +5,7 @@ summary, the tables pooled runs of different settings, `export-peft` overwrote a
 and a dozen bad inputs ended in a traceback or a misleading message. Runs use the tiny T5 and the built-in toy task
 (or real MNLI rows from the data directory), a few steps each.
 """
-import hashlib, json, shutil
+import hashlib, json, re, shutil
 from pathlib import Path
 import pytest, torch
 from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint, load_prompt
@@ -590,3 +590,22 @@ def test_fit_again_after_ctrl_c_keeps_the_log(tmp_path):
     tr.fit()
     steps = [r['step'] for r in map(json.loads, (tmp_path/'log.jsonl').read_text().splitlines()) if r['kind'] == 'step']
     assert steps == list(range(1, 11)), steps
+
+
+def test_evaluate_reads_the_data_the_run_read(tmp_path, data_dir, monkeypatch):
+    """evaluate_data_from_the_environment: a run given data_dir, evaluated later with no data_dir and FPT_DATA_DIR unset, went
+    to the hub (another copy of the split, or an error offline) instead of the folder the run read; a folder no longer there
+    is named in the error."""
+    from fpt_nb.run import run_experiment, evaluate_run
+    run = tmp_path/'run'
+    run_experiment('mnli', 'tiny', 'pt', run, data_dir=str(data_dir), steps=2, batch_size=4, prompt_length=2, train_limit=8,
+                   eval_limit=4, progress=False)
+    monkeypatch.delenv('FPT_DATA_DIR', raising=False)
+    monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+    ev = evaluate_run(run, limit=4, progress=False)
+    assert ev['data_dir'] == str(data_dir) and ev['n'] == 4
+    s = json.loads((run/'summary.json').read_text())
+    s['config']['data_dir'] = str(tmp_path/'moved')
+    (run/'summary.json').write_text(json.dumps(s))
+    with pytest.raises(FileNotFoundError, match=re.escape(f"read its data from {tmp_path/'moved'}, which is not here")):
+        evaluate_run(run, limit=4, progress=False)

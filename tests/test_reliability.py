@@ -280,6 +280,25 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     resume(out)
     assert_same_result(out, reference)
 
+def test_sigterm_in_the_last_step_leaves_a_finished_run(reference, tmp_path):
+    """signal_stop_at_the_end: SIGTERM inside the last step (6 of 6): the run is finished, and its summary says so. It used to
+    say 'stopped: signal 15 at step 6', and every rerun of `fpt run` then printed the stop and exited 143, with no plot drawn."""
+    out = tmp_path/'run'
+    with held_run(tmp_path, out, 'step', 6) as (p, go):
+        os.kill(p.pid, signal.SIGTERM); go()
+        assert p.wait(timeout=60) == 0, child_output(tmp_path)
+    assert_same_result(out, reference)
+
+def test_a_summary_older_than_the_checkpoint_is_written_again(reference, tmp_path):
+    """stale_summary_taken_as_final: a run stopped by SIGTERM at step 3 writes a summary of 3 steps; its resume reaches step
+    6 and is killed before it writes the new summary. The rerun took the old summary as final ('nothing to do'), for good:
+    tables left the run out, and `fpt evaluate --prompt final` scored the step-6 prompt on step 3's partial model."""
+    out = copy_run(reference, tmp_path/'run')
+    s = read_json(out/'summary.json')
+    ckpt.write_json(out/'summary.json', dict(s, steps=3, stopped=f'signal {int(signal.SIGTERM)} at step 3'))
+    resume(out)
+    assert_same_result(out, reference)
+
 def test_ctrl_c_checkpoints_its_step_then_stops_and_resumes(reference, tmp_path):
     "SIGINT (Ctrl-C) inside step 5: the step finishes and is checkpointed, then KeyboardInterrupt ends the process (no summary); the resume is exact."
     out = tmp_path/'run'

@@ -121,19 +121,24 @@ def runs(tmp_path):
 
 
 def test_table2_by_hand(runs):
-    # FPT_LD seed 0 against PT seed 0: 70/100 FLOPs = 70%, 30/50 s = 60%; PT at 70 FLOPs, between 50 @ 40 and
-    # 70 @ 100: 50 + 20 * 30/60 = 60, so Improve = 66 - 60 = +6.
-    # FPT_LD seed 1 against PT seed 1: 60/120 = 50%, 24/40 = 60%; PT at 60 FLOPs, between 40 @ 50 and 60 @ 100:
-    # 40 + 20 * 10/50 = 44, so Improve = 45 - 44 = +1.
-    # Means over seeds: FLOPs 60%, wall 60%, Improve 3.5 with sample std |6 - 1| / sqrt(2); score 55.5, std 21 / sqrt(2).
+    """With the default score (`best`), Improve is FPT's best minus the best PT's rule had chosen by FPT's total FLOPs
+    (catches improve_against_pt_curve and improve_against_pt_final); with `final`, minus PT's curve there."""
+    # FPT_LD seed 0 against PT seed 0: 70/100 FLOPs = 70%, 30/50 s = 60%; by 70 FLOPs PT had evaluated 10 @ 0 and 50 @ 40:
+    # its best 50, so Improve = 66 - 50 = +16.
+    # FPT_LD seed 1 against PT seed 1: 60/120 = 50%, 24/40 = 60%; by 60 FLOPs PT had 20 @ 0 and 40 @ 50: Improve 45 - 40 = +5.
+    # Means over seeds: FLOPs 60%, wall 60%, Improve 10.5 with sample std |16 - 5| / sqrt(2); score 55.5, std 21 / sqrt(2).
     pt, ld = table2(runs)
     assert (pt['method'], pt['seeds'], pt['score'], pt['flops_pct'], pt['wall_pct']) == ('PT', 2, 66.0, 100.0, 100.0)
     assert math.isnan(pt['improve'])
     assert (ld['method'], ld['seeds'], ld['flops']) == ('FPT_LD', 2, 65.0)
     assert ld['flops_pct'] == pytest.approx(60.0) and ld['wall_pct'] == pytest.approx(60.0)
-    assert ld['improve'] == pytest.approx(3.5) and ld['improve_std'] == pytest.approx(5 / math.sqrt(2))
+    assert ld['improve'] == pytest.approx(10.5) and ld['improve_std'] == pytest.approx(11 / math.sqrt(2))
     assert ld['score'] == pytest.approx(55.5) and ld['score_std'] == pytest.approx(21 / math.sqrt(2))
-    assert '| mnli | m | FPT_LD | 2 | 55.5 ± 14.8 accuracy | 65.0 | 60% | 27.0 | 60% | +3.5 ± 3.5 |' in to_markdown([pt, ld])
+    assert '| mnli | m | FPT_LD | 2 | 55.5 ± 14.8 accuracy | 65.0 | 60% | 27.0 | 60% | +10.5 ± 7.8 |' in to_markdown([pt, ld])
+    # `final` (these runs' final and best evaluations are the same): PT's curve at 70 FLOPs, between 50 @ 40 and 70 @ 100,
+    # is 50 + 20 * 30/60 = 60: +6; at 60 FLOPs, between 40 @ 50 and 60 @ 100, 40 + 20 * 10/50 = 44: +1. Mean 3.5.
+    ld = table2(runs, 'final')[1]
+    assert ld['improve'] == pytest.approx(3.5) and ld['improve_std'] == pytest.approx(5 / math.sqrt(2))
 
 
 def test_table1_by_hand(runs):
@@ -143,9 +148,10 @@ def test_table1_by_hand(runs):
     assert (rows[1]['score'], rows[1]['flops_pct'], rows[1]['wall_pct']) == (40.0, 25.0, 20.0)
 
 
-def scored_run(root:Path, method:str, flops:float, best, best_last, final, evals=(), steps=10, stopped=None):
+def scored_run(root:Path, method:str, flops:float, best, best_last, final, evals=(), steps=10, stopped=None, select=None):
     """A SQuAD2 run folder whose records hold the official `exact_match` and the paper's `paper_em`: `best`, `best_last`
-    and `final` are (exact_match, paper_em) pairs; `evals` are (cumulative FLOPs, exact_match, paper_em)."""
+    and `final` are (exact_match, paper_em) pairs; `evals` are (cumulative FLOPs, exact_match, paper_em); `select`: the
+    metric its best prompt was chosen by (None: not recorded)."""
     d = root/method
     d.mkdir(parents=True)
     (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=i, stage=0, flops=f, wall=0.0, exact_match=em, paper_em=p)) + '\n'
@@ -154,25 +160,37 @@ def scored_run(root:Path, method:str, flops:float, best, best_last, final, evals
     (d/'summary.json').write_text(json.dumps(dict(
         task='squad2', model='m', method=method, seed=0, level=None, metric='exact_match', paper_metric='paper_em', steps=steps,
         planned_steps=10, stages=[dict(name='full', steps=steps, flops=flops, seconds=10.0)], total_flops=flops, train_seconds=10.0,
-        final_metrics=ms(final), best=dict(step=4, value=best[0], metrics=ms(best)),
+        final_metrics=ms(final), best=dict(step=4, value=best[0], metrics=ms(best), **({'metric': select} if select else {})),
         best_last_stage=dict(step=8, value=best_last[0], metrics=ms(best_last)), stopped=stopped)))
 
 
 def test_table2_scores_and_improve_by_score_kind_and_scoring(tmp_path):
     """Catches best_last_reads_best, final_reads_best, paper_scoring_ignored, official_scoring_ignored and
     improve_on_official_curve (the paper-metric score minus PT's official-metric curve)."""
-    # PT: exact_match 10 -> 50 and paper_em 20 -> 60 between 0 and 100 FLOPs, so at FPT's 50 FLOPs: 30 and 40.
-    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60), evals=[(0, 10, 20), (100, 50, 60)])
-    scored_run(tmp_path, 'fpt_ld', 50, best=(40, 45), best_last=(38, 44), final=(36, 42))
+    # PT's (exact_match, paper_em): (10, 20) at 0 FLOPs, (30, 40) at 50, (20, 30) at 60, (50, 60) at 100. By FPT's 55 FLOPs
+    # its best was (30, 40); its curve there is halfway between 50 and 60 FLOPs: (25, 35).
+    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60),
+               evals=[(0, 10, 20), (50, 30, 40), (60, 20, 30), (100, 50, 60)])
+    scored_run(tmp_path, 'fpt_ld', 55, best=(40, 45), best_last=(38, 44), final=(36, 42))
     runs = collect_runs(tmp_path)
-    # (score kind, scoring) -> (metric, FPT score, Improve = FPT score - PT's same metric at 50 FLOPs)
+    # (score kind, scoring) -> (metric, FPT score, Improve = FPT score - PT's same metric by 55 FLOPs, read as the score kind reads)
     want = {('best', 'paper'): ('paper_em', 45, 45 - 40), ('best', 'official'): ('exact_match', 40, 40 - 30),
             ('best_last', 'paper'): ('paper_em', 44, 44 - 40), ('best_last', 'official'): ('exact_match', 38, 38 - 30),
-            ('final', 'paper'): ('paper_em', 42, 42 - 40), ('final', 'official'): ('exact_match', 36, 36 - 30)}
+            ('final', 'paper'): ('paper_em', 42, 42 - 35), ('final', 'official'): ('exact_match', 36, 36 - 25)}
     for (kind, scoring), (metric, score, improve) in want.items():
         pt, fpt = table2(runs, kind, scoring)
         assert (pt['score'], pt['metric']) == ((60.0, 'paper_em') if scoring == 'paper' else (50.0, 'exact_match')), (kind, scoring)
         assert (fpt['metric'], fpt['score'], fpt['improve']) == (metric, score, improve), (kind, scoring)
+
+
+def test_improve_reads_pts_best_by_the_metric_it_was_chosen_by(tmp_path):
+    """Catches improve_best_by_the_shown_metric: PT chose its best prompt by exact_match (its `best.metric`), the table shows
+    paper_em. By 50 FLOPs PT had (10, 50) and (30, 40): its rule had chosen the second, whose paper_em is 40 (the first
+    has the higher paper_em, 50)."""
+    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60),
+               evals=[(0, 10, 50), (50, 30, 40), (100, 50, 60)], select='exact_match')
+    scored_run(tmp_path, 'fpt_ld', 50, best=(40, 45), best_last=(40, 45), final=(40, 45))
+    assert table2(collect_runs(tmp_path), 'best', 'paper')[1]['improve'] == 45 - 40
 
 
 def test_old_summaries_and_early_stopped_runs_in_the_tables(tmp_path):
@@ -189,6 +207,29 @@ def test_old_summaries_and_early_stopped_runs_in_the_tables(tmp_path):
     runs = collect_runs(tmp_path, say=said.append)
     assert [r['method'] for r in runs] == ['fpt_fr', 'fpt_ld', 'pt'] and said == []
     rows = {r['method']: r for r in table2(runs, 'best', 'paper')}
-    assert rows['FPT_FR']['score'] == 35 and rows['FPT_FR']['improve'] == 35 - (20 + 40 * 40 / 100)
+    assert rows['FPT_FR']['score'] == 35 and rows['FPT_FR']['improve'] == 35 - 20   # by 40 FLOPs PT had evaluated once
     assert math.isnan(rows['FPT_LD']['score'])   # no paper_em recorded: unknown, not the exact_match 40
     assert {r['method']: r['score'] for r in table2(runs, 'best', 'official')}['FPT_LD'] == 40
+
+
+def test_fpt_nb_leaves_the_root_logger_alone():
+    """rouge_root_logger_left: building the ROUGE scorer (at import, before) gave Python's root logger a handler through absl,
+    so every library warning printed twice, in the CLI and in a user's notebook."""
+    import os, subprocess, sys
+    code = ("import logging, fpt_nb.run, fpt_nb.cli\nfrom fpt_nb.metrics import rouge_scores\n"
+            "assert rouge_scores(['a cat'], ['a cat'])['rougeL'] == 100\nprint(len(logging.getLogger().handlers))")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=300)
+    assert (r.returncode, r.stdout.strip()) == (0, '0'), r.stderr
+
+
+def test_settings_that_differ_in_steps_only_are_labelled(tmp_path):
+    """steps_left_out_of_labels: two PT settings of one task that differ only in their steps were both labelled '' (the
+    markdown has no steps column); labels are made within a task and model, so another task's settings add nothing."""
+    for name, planned, task in (('long', 1000, 'mnli'), ('short', 300, 'mnli'), ('qqp', 500, 'qqp')):
+        fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (100, 70)])
+        d = (tmp_path/'pt-0-s0').rename(tmp_path/name)
+        s = json.loads((d/'summary.json').read_text())
+        (d/'summary.json').write_text(json.dumps(dict(s, steps=planned, planned_steps=planned, task=task)))
+    rows = table2(collect_runs(tmp_path))
+    assert [(r['task'], r['steps'], r['setting']) for r in rows] == [('mnli', 1000, 'steps=1000'), ('mnli', 300, 'steps=300'), ('qqp', 500, '')]
+    assert '| mnli | m | steps=300 | PT |' in to_markdown(rows)
