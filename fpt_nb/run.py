@@ -13,7 +13,7 @@ import torch
 from .prompt import load_t5, PromptT5, check_model_folder, model_digest
 from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL, DATA_DIR_ENV
 from .batches import encode, batches, MAX_INPUT_LENGTH
-from .scores import activation_scores, save_scores, load_scores, sample_examples
+from .scores import activation_scores, save_scores, load_scores, sample_examples, DamagedScores
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
@@ -21,7 +21,7 @@ from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, t
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
-from .partial import Stage, apply_stage
+from .partial import Stage, apply_stage, FULL
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
@@ -157,6 +157,8 @@ def _same_scores(a, b) -> bool:
 def _own_scores(saved:Path, model, run_dir:Path):
     "The scores a run saved in its folder; scores of another model mean the folder is another run's."
     try: return load_scores(saved, model)
+    except DamagedScores as e:   # this run's own file, cut short (written in place before fpt_nb wrote it atomically) or damaged
+        raise ValueError(f"{e}: it is damaged; delete it, and the run computes the same scores again (they are seeded)") from None
     except ValueError as e:
         ckpt = latest_checkpoint(run_dir/'checkpoints')
         where = f"checkpoint {ckpt} was written by another run" if ckpt else f"run folder {run_dir} belongs to another run"
@@ -363,12 +365,21 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         if differ: raise ValueError(f"run folder {run_dir} holds a finished run with other settings: its {', '.join(differ)} differ(s) "
                                     f"from this one's (use a new out_dir)")
         summary = read_json(run_dir/'summary.json', 'run summary')
-        if done['fingerprint'].get('evaluation') != tr.fp['evaluation'] and main:
-            ev = evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress)
-            print(f"{run_dir} is finished; the new evaluation settings were scored into {ev['file']}, its summary is unchanged", flush=True)
-        elif main: print(f"{run_dir} is finished: nothing to do (its summary is unchanged)", flush=True)
-        gone = [f"{n}_prompt.safetensors" for n in ('best', 'best_last') if (run_dir/f'{n}.json').is_file()
-                and not (run_dir/f'{n}_prompt.safetensors').is_file()] + [n for n in ('prompt.safetensors',) if not (run_dir/n).is_file()]
+        if main and scores is not None and not a.score_file and not (run_dir/'scores.safetensors').exists():   # deleted: the same again
+            save_scores(scores, run_dir/'scores.safetensors')
+            print(f"note: {run_dir}'s scores.safetensors was gone: computed again, the same as the run's (its checkpoint says so)", flush=True)
+        was, now = done['fingerprint'].get('evaluation') or {}, tr.fp['evaluation']
+        changed = sorted(k for k in now if was.get(k) != now[k])
+        if set(changed) - {'every'} and main:   # new data, limit or beams: the best prompt scored that way, in a file of its own
+            ev = evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress, num_beams=a.num_beams)
+            print(f"{run_dir} is finished; its best prompt was scored with the new evaluation settings ({', '.join(changed)}) into "
+                  f"{ev['file']}, its summary is unchanged", flush=True)
+        elif main: print(f"{run_dir} is finished: nothing to do (its summary is unchanged"
+                         + ('; a new evaluation interval changes nothing in a finished run)' if changed else ')'), flush=True)
+        chosen = [n for n, k in (('best', 'best'), ('best_last', 'best_last_stage')) if (run_dir/f'{n}.json').is_file()
+                  or (summary.get(k) or {}).get('step') is not None]   # a best prompt the run chose
+        gone = [f for n in chosen for f in (f'{n}.json', f'{n}_prompt.safetensors') if not (run_dir/f).is_file()] \
+               + [n for n in ('prompt.safetensors',) if not (run_dir/n).is_file()]
         if gone and main: print(f"note: {run_dir}'s {', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone (deleted or moved)", flush=True)
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
@@ -401,10 +412,18 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
            or f"recorded without its rule (an earlier version): chosen at step {rec.get('step')}, stage {stage + 1} of {n}"
     return stage, rec.get('step'), rule
 
+def _run_fingerprint(run_dir:Path) -> dict:
+    "What the run in `run_dir` was, as its latest checkpoint records it (else its config.json, whose checkpoints are gone)."
+    ckpt = latest_checkpoint(run_dir/'checkpoints')
+    if ckpt is not None: return read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint') or {}
+    cfg = run_dir/'config.json'
+    return (read_json(cfg, 'run config').get('fingerprint') or {}) if cfg.is_file() else {}
+
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
-                 device:str='auto', model:str|None=None, progress:bool=True) -> dict:
+                 device:str='auto', model:str|None=None, progress:bool=True, num_beams:int|None=None) -> dict:
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
-    else `FPT_DATA_DIR`, else the hub); writes `eval-<split>[-<limit>][-<prompt>].json` (best: no suffix)."""
+    else `FPT_DATA_DIR`, else the hub), generating with `num_beams` (None: the run's); writes
+    `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's)."""
     run_dir = Path(run_dir)
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
@@ -415,11 +434,15 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     f = run_dir/PROMPTS[prompt]
     if not f.is_file():
         raise FileNotFoundError(f"run {run_dir} has no {prompt} prompt ({f.name}): "
-                                + (f"its {prompt}.json records one, but the file is gone (deleted or moved): restore it, or use prompt 'final'"
-                                   if prompt != 'final' and (run_dir/f"{prompt}.json").is_file()
+                                + (f"the run chose one, but the file is gone (deleted or moved): restore it, or use prompt 'final'"
+                                   if prompt != 'final' and ((run_dir/f"{prompt}.json").is_file()
+                                                             or (summary.get('best' if prompt == 'best' else 'best_last_stage') or {}).get('step') is not None)
                                    else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
     name = model or c['model']
+    if model is not None and model != c['model'] and (model in BUILT_IN_MODELS or c['model'] in BUILT_IN_MODELS):
+        raise ValueError(f"run {run_dir} trained its prompt on {c['model']!r}, and {model!r} is another model (a built-in model is only "
+                         f"itself): leave model out to evaluate on the run's own")
     if model is not None and ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
                          f"{model_digest(folder)}, the run recorded {ref['digest']})")
@@ -427,8 +450,10 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
         raise FileNotFoundError(f"the run's model folder {name} is not on this machine: pass model= (fpt evaluate --model) pointing at "
                                 f"the same model here")
     dev = pick_device(device)
+    beams = c['num_beams'] if num_beams is None else num_beams
+    if isinstance(beams, bool) or not isinstance(beams, int) or beams < 1: raise ValueError(f"num_beams must be a whole number of at least 1, got {beams!r}")
     pt, tok, encode_fn, make_eval, _ = setup(c['task'], name, c['prompt_length'], c['seed'], dev, c['max_input_length'],
-                                             c['eval_batch_size'], c['num_beams'], c.get('device_map'), summary.get('max_target_length'), progress)
+                                             c['eval_batch_size'], beams, c.get('device_map'), summary.get('max_target_length'), progress)
     arch = trained_arch(run_dir)   # a prompt is not portable across kinds of model, even of the same width
     if arch and type(pt.model).__name__ != arch:
         raise ValueError(f"run {run_dir} trained its prompt on a {arch}, but {name} is a {type(pt.model).__name__}: evaluate it on the "
@@ -439,6 +464,12 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     stage_i, step, rule = _prompt_stage(run_dir, summary, prompt)
     stage = Stage.from_dict(summary['stages'][stage_i]['spec'])
     scores = load_scores(run_dir/'scores.safetensors', pt.model) if (run_dir/'scores.safetensors').exists() else None
+    want = _run_fingerprint(run_dir).get('scores')   # the neurons a partial stage keeps are the run's scores' choice
+    if want is not None and scores is not None and scores_digest(scores) != want:
+        raise ValueError(f"{run_dir/'scores.safetensors'} is not the scores run {run_dir} trained with (digest {scores_digest(scores)}, the "
+                         f"run recorded {want}): its partial stages would keep other neurons; restore the run's own")
+    if want is not None and scores is None and stage != FULL:
+        raise FileNotFoundError(f"run {run_dir} chose its partial stages' neurons by scores.safetensors, which is gone: restore it")
     apply_stage(pt.model, stage, scores)
     if data_dir is None and c.get('data_dir'):   # the run's own data, not whatever the environment names now
         if not Path(c['data_dir']).is_dir() and data_dir_default() is None:
@@ -447,8 +478,9 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
         if Path(c['data_dir']).is_dir(): data_dir = c['data_dir']
     rows = load_examples(c['task'], split, data_dir, limit=limit)
     metrics = make_eval(encode_fn(rows), rows)(pt)
-    out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}') + '.json')
-    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, prompt=f.name, prompt_step=step, prompt_rule=rule,
+    out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}')
+                        + ('' if beams == c['num_beams'] else f'-beams{beams}') + '.json')
+    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, model=str(name), num_beams=beams, prompt=f.name, prompt_step=step, prompt_rule=rule,
                stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
     write_json(out_file, out)
     return out

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_scores.ipynb #f4a3f111
 from __future__ import annotations
-import csv, json, random
+import csv, json, os, random, tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -15,7 +15,7 @@ from .arch import ffn_sites, full_widths, model_signature
 
 # %% auto #0
 __all__ = ['KINDS', 'AGGREGATIONS', 'SAMPLINGS', 'NeuronScores', 'sample_examples', 'activation_scores', 'save_scores',
-           'load_scores']
+           'DamagedScores', 'load_scores']
 
 # %% ../nbs/02_scores.ipynb #3bdd10ff
 KINDS = ('abs_mean', 'mean')
@@ -110,12 +110,20 @@ def activation_scores(pt_model:nn.Module, batches:Iterable[dict], n_examples:int
 
 # %% ../nbs/02_scores.ipynb #95675b26
 def save_scores(scores:NeuronScores, path) -> Path:
-    "Write `scores` to a safetensors file."
+    "Write `scores` to a safetensors file, atomically: a write cut short (a kill, a full disk) leaves no file, never half a one."
     path = Path(path)
     meta = dict(kind=scores.kind, n_examples=str(scores.n_examples), n_tokens=json.dumps(scores.n_tokens), source=json.dumps(scores.source))
     if scores.model is not None: meta['model'] = json.dumps(scores.model)
-    save_file({k: v.contiguous() for k, v in scores.scores.items()}, str(path), metadata=meta)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    try:
+        save_file({k: v.contiguous() for k, v in scores.scores.items()}, tmp, metadata=meta)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True); raise
     return path
+
+class DamagedScores(ValueError):
+    "A score file that cannot be read as scores (cut short, or not a score file at all)."
 
 def _read_csv(path:Path, model) -> NeuronScores:
     try:
@@ -144,6 +152,6 @@ def load_scores(path, model:nn.Module|None=None) -> NeuronScores:
                                   int(meta.get('n_examples', 0)), json.loads(meta.get('n_tokens', '{}')),
                                   json.loads(meta['model']) if 'model' in meta else None, json.loads(meta.get('source', '{}')))
         except Exception as e:
-            raise ValueError(f"score file {path} is not a safetensors file of scores ({type(e).__name__}: {e})") from e
+            raise DamagedScores(f"score file {path} is not a safetensors file of scores ({type(e).__name__}: {e})") from e
     if model is not None: sc.check_fits(model, f"score file {path}")
     return sc

@@ -420,8 +420,21 @@ class Trainer:
         set_rng_state(unflatten_state(state.pop('rng'), tensors))
         self.state.update(state)
         st = self.state
+        self._check_best_files(ckpt)   # (before the log is cut back to the checkpoint: nothing is changed on a refusal)
         self.record.rewind(st['step'], st['flops'], tuple((st[f'{k}_step'], st[k]) for k in BEST_RULES if st.get(k) is not None))
         return True
+
+    def _check_best_files(self, ckpt:Path):
+        "Refuse to go on from a checkpoint whose best prompts' files are gone: the run would end with a summary that names no best."
+        st, d = self.state, self.run_dir
+        gone = [f for k in BEST_RULES if st.get(k) is not None for f in (f'{k}.json', f'{k}_prompt.safetensors') if not (d/f).is_file()]
+        if not gone: return
+        steps = sorted({st[f'{k}_step'] for k in BEST_RULES if st.get(k) is not None})
+        held = [c for c in (ckpt.parent/f'step-{n:07d}'/'prompt.safetensors' for n in steps) if c.is_file()]
+        raise ValueError(f"run folder {d}: its {', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone, and its checkpoint {ckpt.name} "
+                         f"counts on them (best prompts of step {', '.join(map(str, steps))}); restore them"
+                         + (f" ({', '.join(map(str, held))} holds the prompt of that step)" if held else '')
+                         + ", or use a new out_dir (nothing was changed)")
 
     def _step(self, batch_iter, widths:dict) -> tuple[float, int, str|None]:
         "One optimizer step over a global batch (see `fpt_nb.fast.FastStep`); returns the mean loss, the FLOPs it took, and what went wrong."

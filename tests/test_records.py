@@ -204,9 +204,28 @@ def test_a_run_without_its_checkpoints_is_not_written_over(finished, tmp_path):
     with pytest.raises(ValueError, match='no record of its settings'): run_experiment(out_dir=str(d), **RUN)
 
 def test_rerunning_a_finished_run_says_which_of_its_prompts_are_gone(finished, tmp_path, capsys):
+    "best_pair_gone_unsaid: best.json deleted with its prompt went unsaid (the note read the .json to know a best was chosen)."
     d = copy(finished, tmp_path/'run'); (d/'best_prompt.safetensors').unlink()
     run_experiment(out_dir=str(d), **RUN)
     assert f"note: {d}'s best_prompt.safetensors is gone (deleted or moved)" in capsys.readouterr().out
+    (d/'best.json').unlink()
+    run_experiment(out_dir=str(d), **RUN)
+    assert f"note: {d}'s best.json, best_prompt.safetensors are gone (deleted or moved)" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match='the run chose one, but the file is gone'):   # not "it ran no evaluation"
+        evaluate_run(d, limit=4, device='cpu', progress=False)
+
+def test_a_resume_whose_best_prompt_is_gone_is_refused(finished, tmp_path):
+    """resume_over_lost_best_files: best.json and best_prompt.safetensors deleted while a run was stopped: the resume went on
+    and the run ended with a summary of no best prompt (the table showed '–', `fpt evaluate` said it 'ran no evaluation')."""
+    d = unfinished(finished, tmp_path/'run')
+    st = read_json(d/'checkpoints'/STEP(3)/'state.json')
+    assert st['best'] is not None
+    for f in ('best.json', 'best_prompt.safetensors'): (d/f).unlink()
+    before = snapshot(d)
+    with pytest.raises(ValueError, match=re.escape(f"run folder {d}: its best.json, best_prompt.safetensors are gone, and its checkpoint "
+                                                   f"{STEP(3)} counts on them (best prompts of step")):
+        run_experiment(out_dir=str(d), **RUN)
+    assert snapshot(d) == before
 
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
@@ -296,8 +315,11 @@ def test_evaluate_bad_inputs(finished, tmp_path, capsys):
     one_line(code, err, 'limit must be a whole number of at least 1')
     (d/'best_prompt.safetensors').unlink()
     code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
-    one_line(code, err, f"run {d} has no best prompt (best_prompt.safetensors): its best.json records one, but the file is gone")
-    (d/'best.json').unlink()
+    one_line(code, err, f"run {d} has no best prompt (best_prompt.safetensors): the run chose one, but the file is gone")
+    (d/'best.json').unlink()   # the summary still names the best evaluation: the run did choose one
+    code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
+    one_line(code, err, f"run {d} has no best prompt (best_prompt.safetensors): the run chose one, but the file is gone")
+    write_json(d/'summary.json', dict(read_json(d/'summary.json'), best=dict(step=None)))   # as a run without evaluations writes it
     code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
     one_line(code, err, f'run {d} has no best prompt (best_prompt.safetensors): it ran no evaluation')
     write_json(d/'summary.json', {k: v for k, v in read_json(d/'summary.json').items() if k != 'config'})
@@ -427,11 +449,40 @@ def test_evaluations_of_other_prompts_keep_their_own_files(finished, tmp_path):
     assert read_json(d/'eval-validation-4.json')['prompt'] == 'best_prompt.safetensors'
 
 def test_evaluate_refuses_another_kind_of_model(finished, tmp_path, capsys):
-    "Before: a T5 prompt was scored on tiny-llama (as wide as tiny T5) and the command exited 0."
+    """Before: a T5 prompt was scored on tiny-llama (as wide as tiny T5) and the command exited 0. A folder holding a model of
+    another kind is refused by the class the run trained on; another built-in model by name (evaluate_on_another_built_in:
+    tiny-relu, the same class as the run's tiny, was scored and its result written over the run's eval-validation file)."""
+    from fpt_nb.causal import load_causal
     d = copy(finished, tmp_path/'run'); before = snapshot(d)
-    code, _, err = fpt('evaluate', d, '--limit', 4, '--model', 'tiny-llama', '--no-progress', capsys=capsys)
-    one_line(code, err, 'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM')
+    llama = tmp_path/'llama'
+    for x in load_causal('tiny-llama'): x.save_pretrained(llama)
+    hub = copy(finished, tmp_path/'hub')   # as if trained on a hub id: no digest to check a folder against, only the class
+    s = read_json(hub/'summary.json')
+    write_json(hub/'summary.json', dict(s, config=dict(s['config'], model='example/t5'), model_ref=dict(hub_id='example/t5')))
+    code, _, err = fpt('evaluate', hub, '--limit', 4, '--model', llama, '--no-progress', capsys=capsys)
+    one_line(code, err, f'trained its prompt on a T5ForConditionalGeneration, but {llama} is a LlamaForCausalLM')
+    for other in ('tiny-llama', 'tiny-relu', llama):
+        code, _, err = fpt('evaluate', d, '--limit', 4, '--model', other, '--no-progress', capsys=capsys)
+        one_line(code, err, f"trained its prompt on 'tiny', and '{other}' is another model (a built-in model is only itself)")
     assert snapshot(d) == before
+    assert evaluate_run(d, limit=4, device='cpu', progress=False)['model'] == 'tiny'   # each result names the model it was scored on
+
+
+def test_evaluate_refuses_scores_that_are_not_the_runs(tmp_path):
+    """evaluate_with_foreign_scores: a run's scores.safetensors replaced by another run's (other neurons kept) was used, and
+    the result written as the run's; `fpt run` refused the same folder. A deleted one is named. (`fr`: its one stage is partial.)"""
+    kw = dict(steps=4, batch_size=4, prompt_length=2, train_limit=8, eval_limit=4, score_examples=8, device='cpu', progress=False)
+    run_experiment('toy', 'tiny', 'fr', tmp_path/'a', **kw)
+    run_experiment('toy', 'tiny', 'fr', tmp_path/'b', score_sampling='first', **kw)
+    (tmp_path/'a'/'scores.safetensors').write_bytes((tmp_path/'b'/'scores.safetensors').read_bytes())
+    before = snapshot(tmp_path/'a')
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path/'a'/'scores.safetensors'} is not the scores run {tmp_path/'a'} trained with")):
+        evaluate_run(tmp_path/'a', limit=4, device='cpu', progress=False)
+    (tmp_path/'a'/'scores.safetensors').unlink()
+    with pytest.raises(FileNotFoundError, match='by scores.safetensors, which is gone: restore it'):
+        evaluate_run(tmp_path/'a', limit=4, device='cpu', progress=False)
+    assert not any(p.startswith('eval-') for p in snapshot(tmp_path/'a')) and not any(p.startswith('eval-') for p in before)
+
 
 def test_a_subcommands_unknown_flag_names_the_subcommand(tmp_path, capsys):
     "Before: `fpt tables X --bogus` answered with the top-level usage, which does not list the subcommand's flags."
@@ -609,3 +660,19 @@ def test_evaluate_reads_the_data_the_run_read(tmp_path, data_dir, monkeypatch):
     (run/'summary.json').write_text(json.dumps(s))
     with pytest.raises(FileNotFoundError, match=re.escape(f"read its data from {tmp_path/'moved'}, which is not here")):
         evaluate_run(run, limit=4, progress=False)
+
+
+def test_a_finished_run_is_scored_with_new_evaluation_settings_for_real(finished, tmp_path, capsys):
+    """rescore_with_the_runs_beams: rerun with another num_beams, a finished run said 'the new evaluation settings were scored'
+    but scored with its old beams; with another eval_every, nothing differs in a finished run, and it says so."""
+    d = copy(finished, tmp_path/'run'); before = snapshot(d)
+    run_experiment(out_dir=str(d), **{**RUN, 'num_beams': 2})
+    said = capsys.readouterr().out
+    assert 'its best prompt was scored with the new evaluation settings (num_beams) into eval-validation-8-beams2.json' in said, said
+    ev = read_json(d/'eval-validation-8-beams2.json')
+    assert (ev['num_beams'], ev['n'], ev['model']) == (2, 8, 'tiny')
+    run_experiment(out_dir=str(d), **{**RUN, 'eval_every': 3})
+    said = capsys.readouterr().out
+    assert 'nothing to do (its summary is unchanged; a new evaluation interval changes nothing in a finished run)' in said, said
+    after = snapshot(d)
+    assert {k: v for k, v in after.items() if k in before} == before and set(after) - set(before) == {'eval-validation-8-beams2.json'}

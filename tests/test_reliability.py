@@ -254,6 +254,37 @@ def test_damaged_latest_checkpoint_is_refused_naming_the_one_before(damaged, ref
     assert_same_result(out, reference)
 
 
+def test_a_damaged_scores_file_is_named_and_deleting_it_recovers(reference, tmp_path, monkeypatch):
+    """damaged_scores_called_foreign: a scores.safetensors cut short was refused as 'another run's (its model differs)'. It is
+    named damaged; deleted, the run computes the same scores again and ends exactly as uninterrupted; a finished run whose
+    file was deleted gets it back (scores_not_restored)."""
+    out = tmp_path/'run'
+    crash_in_step(out, 3, monkeypatch)
+    (out/'scores.safetensors').write_bytes((out/'scores.safetensors').read_bytes()[:100])
+    with pytest.raises(ValueError, match=r'is not a safetensors file of scores .*: it is damaged; delete it, and the run computes the same scores again'):
+        resume(out)
+    (out/'scores.safetensors').unlink()
+    resume(out)
+    assert_same_result(out, reference)
+    (out/'scores.safetensors').unlink()
+    resume(out)
+    a, b = load_scores(out/'scores.safetensors'), load_scores(reference/'scores.safetensors')   # (header order may vary)
+    assert all(torch.equal(a.scores[k], b.scores[k]) for k in b.scores) and a.source == b.source
+
+def test_scores_are_written_atomically(tmp_path, monkeypatch):
+    "scores_written_in_place: a write cut short (here: the disk fills after half the bytes) leaves the file before it, not half a new one."
+    import fpt_nb.scores as sc
+    from fpt_nb.scores import NeuronScores, save_scores
+    f = save_scores(NeuronScores({'encoder': torch.ones(2, 8)}), tmp_path/'scores.safetensors')
+    before = f.read_bytes()
+    real = sc.save_file
+    def half(tensors, path, metadata=None):
+        real(tensors, path, metadata=metadata)
+        Path(path).write_bytes(Path(path).read_bytes()[:50]); raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(sc, 'save_file', half)
+    with pytest.raises(OSError, match='No space left'): save_scores(NeuronScores({'encoder': torch.zeros(2, 8)}), f)
+    assert f.read_bytes() == before and hidden_files(tmp_path) == []
+
 def test_resume_logs_expansions_once(reference, tmp_path, monkeypatch):
     "A run that dies in step 3 and resumes from the step-2 checkpoint logs the same expansions as an uninterrupted run."
     out = tmp_path/'run'
