@@ -352,14 +352,18 @@ TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'tiny-llama')
 
 def _say(*a): print(*a, flush=True)
 
-def check_pt_run(run_dir:Path, task:str, model:str, seed:int) -> dict:
-    "The summary of `--pt-run`'s folder, refused unless it is a finished PT run of this task and model (another seed is said)."
+def check_pt_run(run_dir:Path, task:str, model:str, seed:int, settings:dict|None=None) -> dict:
+    """The summary of `--pt-run`'s folder, refused unless it is a finished PT run of this task and model; another seed, or
+    other `settings` (this run's lr, batch size, prompt length, steps), are said: the overlay is then another recipe's curve."""
     s, flag = read_summary(run_dir/'summary.json'), f"--pt-run {run_dir}"
     if s['method'] != 'pt': raise ValueError(f"{flag} is not a PT run (its method is {s['method']}): expected one of --method pt to compare with")
     if s['task'] != task or Path(str(s['model'])).name != Path(str(model)).name:
         raise ValueError(f"{flag} is PT on {s['task']} with {s['model']}: this run is {task} with {model}")
     if why := run_unfinished(s): raise ValueError(f"{flag} is {why}")
     if s.get('seed') != seed: _say(f"fpt run: note: {flag} has seed {s.get('seed')}, this run {seed}")
+    theirs = dict(s.get('config') or {}, steps=s.get('planned_steps', s.get('steps')))
+    differ = [f"{k} ({theirs.get(k)} there, {v} here)" for k, v in (settings or {}).items() if theirs.get(k) != v]
+    if differ: _say(f"fpt run: note: {flag} differs in {', '.join(differ)}: its curve is another recipe's")
     return s
 
 def cmd_run(a) -> int:
@@ -379,7 +383,9 @@ def cmd_run(a) -> int:
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
     for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder,
                                 score_file=a.score_file)
-    if a.pt_run is not None: check_pt_run(Path(a.pt_run), task, model, a.seed)
+    if a.pt_run is not None:
+        check_pt_run(Path(a.pt_run), task, model, a.seed, dict(lr=a.lr, batch_size=p['batch_size'] or TrainConfig.batch_size,
+                                                               prompt_length=a.prompt_length, steps=steps))
     eval_every, eval_limit = run_defaults(task, steps, p['eval_every'], a.eval_limit)
     if eval_limit == SHORT_EVAL_LIMIT and a.eval_limit is None:
         _say(f"fpt run: {steps} steps is a short run: evaluating on the first {SHORT_EVAL_LIMIT} validation examples (--eval-limit 0 for all)")
@@ -460,7 +466,7 @@ def main(argv:list[str]|None=None) -> int:
     except NonFiniteLoss as e: say(e); return 1
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as e: say(e); return 2
     except KeyboardInterrupt:
-        print(f"fpt {a.command}: interrupted" + ("; the run's last checkpoint is kept: run the same command to resume from it"
+        print(f"fpt {a.command}: interrupted" + ("; what the run checkpointed is kept: run the same command to go on from it"
                                                  if a.command == 'run' else ''), file=sys.stderr); return 130
 
 # %% ../nbs/26_cli.ipynb #f0faec29

@@ -480,7 +480,8 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     metrics = make_eval(encode_fn(rows), rows)(pt)
     out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}')
                         + ('' if beams == c['num_beams'] else f'-beams{beams}') + '.json')
-    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, model=str(name), num_beams=beams, prompt=f.name, prompt_step=step, prompt_rule=rule,
+    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, data=data_ref(c['task'], split, data_dir, rows),
+               model=str(name), num_beams=beams, prompt=f.name, prompt_step=step, prompt_rule=rule,
                stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
     write_json(out_file, out)
     return out

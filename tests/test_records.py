@@ -521,6 +521,10 @@ def test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model(finished, t
         assert not (tmp_path/'new').exists()
     code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'new', '--pt-run', pt, '--seed', 1, *small, capsys=capsys)
     assert code == 0 and f"--pt-run {pt} has seed 0, this run 1" in out, err
+    assert 'differs in' not in out
+    # pt_run_recipe_unsaid: a PT run of another recipe was overlaid without a word
+    code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'other', '--pt-run', pt, '--lr', 1.0, *small, capsys=capsys)
+    assert code == 0 and f"--pt-run {pt} differs in lr (0.3 there, 1.0 here): its curve is another recipe's" in out, err
 
 def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsys):
     d = copy(finished, tmp_path/'run')
@@ -655,6 +659,9 @@ def test_evaluate_reads_the_data_the_run_read(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv('HF_HUB_OFFLINE', '1')
     ev = evaluate_run(run, limit=4, progress=False)
     assert ev['data_dir'] == str(data_dir) and ev['n'] == 4
+    # eval_data_unrecorded: the file names the rows it scored by content, as the summary names the run's (not by a path alone)
+    assert ev['data'] == {k: v for k, v in read_json(run/'summary.json')['data']['eval'].items() if k != 'limit'}   # the same 4 rows
+    assert ev['data']['source'] == 'local mnli/validation_matched.jsonl'
     s = json.loads((run/'summary.json').read_text())
     s['config']['data_dir'] = str(tmp_path/'moved')
     (run/'summary.json').write_text(json.dumps(s))
