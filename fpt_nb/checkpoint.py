@@ -12,7 +12,8 @@ from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
-           'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'trained_arch', 'load_checkpoint']
+           'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'run_fingerprint', 'trained_arch',
+           'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_json(path, obj) -> Path:
@@ -134,11 +135,17 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
         raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand ({hint})")
     return p
 
+def run_fingerprint(run_dir) -> dict:
+    """What the run in `run_dir` was, as its latest checkpoint's fingerprint records it, else (its checkpoints deleted) its
+    config.json's; {} for a folder that holds neither."""
+    run_dir = Path(run_dir)
+    ckpt = latest_checkpoint(run_dir/'checkpoints')
+    if ckpt is not None: return read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint') or {}
+    return (read_json(run_dir/'config.json', 'run config').get('fingerprint') or {}) if is_run_config(run_dir/'config.json') else {}
+
 def trained_arch(run_dir) -> str|None:
-    "The model class a run's prompt was trained on, from its latest checkpoint's fingerprint; None where no checkpoint says."
-    ckpt = latest_checkpoint(Path(run_dir)/'checkpoints')
-    fp = read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint', {}) if ckpt else {}
-    return (fp.get('model') or {}).get('arch')
+    "The model class a run's prompt was trained on, from its fingerprint (`run_fingerprint`); None where none says."
+    return (run_fingerprint(run_dir).get('model') or {}).get('arch')
 
 def load_checkpoint(path) -> tuple[torch.Tensor, dict, dict]:
     "Prompt, JSON state and tensors of the checkpoint folder `path`."

@@ -17,7 +17,7 @@ from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
-from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, is_run_config
+from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
@@ -412,13 +412,6 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
            or f"recorded without its rule (an earlier version): chosen at step {rec.get('step')}, stage {stage + 1} of {n}"
     return stage, rec.get('step'), rule
 
-def _run_fingerprint(run_dir:Path) -> dict:
-    "What the run in `run_dir` was, as its latest checkpoint records it (else its config.json, whose checkpoints are gone)."
-    ckpt = latest_checkpoint(run_dir/'checkpoints')
-    if ckpt is not None: return read_json(ckpt/'state.json', 'checkpoint state').get('fingerprint') or {}
-    cfg = run_dir/'config.json'
-    return (read_json(cfg, 'run config').get('fingerprint') or {}) if cfg.is_file() else {}
-
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True, num_beams:int|None=None) -> dict:
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
@@ -464,7 +457,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     stage_i, step, rule = _prompt_stage(run_dir, summary, prompt)
     stage = Stage.from_dict(summary['stages'][stage_i]['spec'])
     scores = load_scores(run_dir/'scores.safetensors', pt.model) if (run_dir/'scores.safetensors').exists() else None
-    want = _run_fingerprint(run_dir).get('scores')   # the neurons a partial stage keeps are the run's scores' choice
+    want = run_fingerprint(run_dir).get('scores')   # the neurons a partial stage keeps are the run's scores' choice
     if want is not None and scores is not None and scores_digest(scores) != want:
         raise ValueError(f"{run_dir/'scores.safetensors'} is not the scores run {run_dir} trained with (digest {scores_digest(scores)}, the "
                          f"run recorded {want}): its partial stages would keep other neurons; restore the run's own")

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from .checkpoint import read_json, latest_checkpoint, is_run_config
 from .plots import read_log
+from .train import better_score
 
 # %% auto #0
 __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
@@ -68,8 +69,7 @@ def best_at_flops(run_dir, flops:float, metric:str, select:str|None=None) -> flo
     if not evs: raise ValueError(f"{run_dir} logged no evaluation with {metric!r} and {select!r}: cannot read its curve (run it with eval_every > 0)")
     best = None
     for r in [r for r in evs if r['flops'] <= flops] or evs[:1]:
-        v, b = r[select], None if best is None else best[select]
-        if b is None or not math.isnan(v) and (math.isnan(b) or v >= b): best = r
+        if better_score(r[select], None if best is None else best[select]): best = r   # the trainer's rule
     return float(best[metric])
 
 # %% ../nbs/24_tables.ipynb #7557129a

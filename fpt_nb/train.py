@@ -26,8 +26,8 @@ from .encoder import PromptEncoder
 # %% auto #0
 __all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'stop_ids', 'generate_texts', 'evaluator', 't5_batch_flops',
-           'autocast_bf16', 'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff', 'RunRecord', 'Trainer',
-           'distributed_state']
+           'autocast_bf16', 'better_score', 'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff',
+           'RunRecord', 'Trainer', 'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -187,7 +187,7 @@ def autocast_bf16(cfg:TrainConfig, device) -> bool:
     "Whether a run on `device` autocasts to bf16: `cfg.bf16`, or (None) where the device supports it: a CUDA device with bf16, never a CPU."
     return cfg.bf16 if cfg.bf16 is not None else (torch.device(device).type == 'cuda' and torch.cuda.is_bf16_supported())
 
-def _better(v:float, best:float|None) -> bool:
+def better_score(v:float, best:float|None) -> bool:
     "Whether a selection score `v` replaces `best` (None: no evaluation yet): a tie goes to the later; NaN loses to any number."
     if best is None: return True
     if math.isnan(v): return False
@@ -455,11 +455,11 @@ class Trainer:
         if self.key not in m:
             raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
         v = m[self.key]
-        if _better(v, st['best']):   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
+        if better_score(v, st['best']):   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
             st.update(best=v, best_step=st['step'], best_stage=phase, bad_evals=0)
             self._keep('best', rec)
         else: st['bad_evals'] += 1
-        if phase == len(self.phases) - 1 and _better(v, st['best_last']):
+        if phase == len(self.phases) - 1 and better_score(v, st['best_last']):
             st.update(best_last=v, best_last_step=st['step'])
             self._keep('best_last', rec)
         return m
