@@ -25,8 +25,9 @@ from .partial import Stage, apply_stage, FULL
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
-           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
-           'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed', 'launch']
+           'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref',
+           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed',
+           'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -48,6 +49,19 @@ def run_lock(run_dir:Path):
     finally:
         lock.unlink(missing_ok=True)
         os.close(fd)
+
+# %% ../nbs/22_run.ipynb #53f1542e
+@contextmanager
+def sigterm_exits():
+    "While inside, SIGTERM raises `SystemExit(128 + 15)` in the main thread (so `finally` blocks run), where SIGTERM had its default action."
+    import signal, threading
+    if (not hasattr(signal, 'SIGTERM') or threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield; return
+    def _exit(signum, frame): raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, _exit)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 # %% ../nbs/22_run.ipynb #8c203f4a
 NEEDS_SCORES = ('fr', 'cr', 'fpt_fr', 'fpt_cr')
@@ -291,7 +305,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     check_run_dir(run_dir, resume or not main)   # before anything is written; only the main process may find its own new files there
     created = main and not run_dir.exists()
     try:
-        with run_lock(run_dir) if main else nullcontext():
+        with sigterm_exits(), run_lock(run_dir) if main else nullcontext():
             return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
     except BaseException:
         if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)

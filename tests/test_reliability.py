@@ -105,7 +105,8 @@ class SimulatedCrash(Exception): "The process dies here (raised in-process by a 
 
 # A subprocess that runs `run_experiment` and holds still at a chosen point until told to go on (or killed):
 # `step N` holds inside step N after the backward pass, before the optimizer update; `save N` holds inside the
-# checkpoint of step N, after its prompt file is written and before its state file is.
+# checkpoint of step N, after its prompt file is written and before its state file is; `score 0` holds before the
+# neuron scores are computed (FPT_FR/CR), before the run has written anything but its lock.
 CHILD = r'''
 import json, os, sys, time
 from pathlib import Path
@@ -127,6 +128,13 @@ if where == 'step':
         if calls[0] == n: hold()
         return clip(*a, **k)
     torch.nn.utils.clip_grad_norm_ = clip_and_hold
+elif where == 'score':
+    import fpt_nb.run as run
+    scores = run.activation_scores
+    def hold_then_score(*a, **k):
+        hold()
+        return scores(*a, **k)
+    run.activation_scores = hold_then_score
 else:
     save = ckpt.save_file
     def save_and_hold(tensors, fn, *a, **k):
@@ -310,6 +318,17 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     assert not (out/'run.lock').exists()
     resume(out)
     assert_same_result(out, reference)
+
+def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
+    """sigterm_outside_training: SIGTERM while the neuron scores are computed, before the run has begun (no config.json).
+    It used to kill the process outright: the new run folder stayed behind holding only a stale run.lock. Now the run
+    exits with status 143, frees its lock and removes the folder it made."""
+    out = tmp_path/'run'
+    with held_run(tmp_path, out, 'score', 0) as (p, go):
+        assert (out/'run.lock').exists()
+        os.kill(p.pid, signal.SIGTERM)
+        assert p.wait(timeout=60) == 128 + signal.SIGTERM, child_output(tmp_path)
+    assert not out.exists(), sorted(x.name for x in out.iterdir())
 
 def test_sigterm_in_the_last_step_leaves_a_finished_run(reference, tmp_path):
     """signal_stop_at_the_end: SIGTERM inside the last step (6 of 6): the run is finished, and its summary says so. It used to

@@ -929,6 +929,10 @@ MUTANTS = [
            'a=rng.choice(TOY_NEGATIVE if label else TOY_POSITIVE))',
            ('tests/test_encoder.py::test_qqp_and_toy_label_texts_in_label_order',),
            'toy label 1 (`yes`) rows carry the negative adjectives'),
+    Mutant('sigterm_kills_outside_training', 'run.py',
+           "with sigterm_exits(), run_lock(run_dir)", "with run_lock(run_dir)",
+           ('tests/test_reliability.py::test_sigterm_while_scoring_leaves_no_folder',),
+           'SIGTERM outside the trainer (e.g. while scoring) kills the process: no cleanup, a new run folder left with a stale run.lock'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
