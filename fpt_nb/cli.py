@@ -260,7 +260,7 @@ def _run_flags(p):
                       "hub id (default 'tiny')")
     a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: pt fpt_cr)")
     a('--out-dir', help='run folder for one method; with several, a folder holding one per method (default runs/default for the demo)')
-    a('--data-dir', help='folder holding <task>/<split>.jsonl (default: env FPT_DATA_DIR, else the hub)')
+    a('--data-dir', help='the task data: a folder with one folder of JSONL files per task, laid out as ../shared/data (mnli/, qqp/, squad_v2/, record/, xsum/; its README) (default: env FPT_DATA_DIR, else the hub)')
     a('--preset', choices=PRESET_CHOICES, default='auto', help="the paper's recipe for T5-LARGE or T5-XL; flags given win "
       "(default auto: the paper's for the paper's backbones, by their config's shape; none: no preset)")
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
@@ -325,14 +325,15 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too (left out by default)')
     e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter",
                        description="Write a run's prompt as a PEFT prompt-tuning adapter. PEFT applies a prompt to the full model, so a "
-                                   "run folder gives the best prompt of its last stage, the full model (best_last_prompt.safetensors; "
-                                   "else prompt.safetensors, the final one). RUN_DIR may also be a prompt file, with --model.")
+                                   "run folder gives the best prompt of its last stage, the full model (best_last_prompt.safetensors); "
+                                   "else its best prompt (best_prompt.safetensors, with a warning where a partial stage trained it); "
+                                   "else prompt.safetensors, the final one. RUN_DIR may also be a prompt file, with --model.")
     e.add_argument('run_dir'); e.add_argument('out'); e.add_argument('--model', help="the backbone (default: the run's)")
     e.add_argument('--force', action='store_true', help='overwrite an adapter already in OUT')
     v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task",
                        description="Score a saved prompt of RUN_DIR on a split of its task; writes eval-<split>[-<limit>][-<prompt>].json there.")
     v.add_argument('run_dir'); v.add_argument('--split', default='validation', help="the split to score (default validation)")
-    v.add_argument('--data-dir', help="folder holding <task>/<split>.jsonl (default: the folder the run read, else env FPT_DATA_DIR, else the hub)")
+    v.add_argument('--data-dir', help="the task data, laid out as for fpt run (default: the folder the run read, else env FPT_DATA_DIR, else the hub)")
     v.add_argument('--limit', type=int, help='the first N examples (default: all)')
     v.add_argument('--prompt', choices=list(PROMPTS), default='best',
                    help="best: the paper's rule, on the stage it came from (default); best_last: the last stage's best; final")
@@ -367,6 +368,7 @@ def check_pt_run(run_dir:Path, task:str, model:str, seed:int, settings:dict|None
     return s
 
 def cmd_run(a) -> int:
+    "`fpt run`: each method of `a` into its folder (the preset and the task's recipe applied), then Tables 1 and 2 over them."
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
     preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
     p = apply_preset(dict(model=a.model, steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
@@ -436,6 +438,7 @@ def cmd_run(a) -> int:
     return 0
 
 def cmd_tables(a) -> int:
+    "`fpt tables`: Tables 1 and 2 over the run folders under `a.root`, written as Markdown and CSV and printed."
     if a.out and Path(a.out).exists() and not Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a file: expected a folder for the tables")
     runs = collect_runs(a.root, a.unfinished, say=_say)
     paths = write_tables(runs, a.out or a.root, a.score, a.scoring)
@@ -444,11 +447,13 @@ def cmd_tables(a) -> int:
     return 0
 
 def cmd_export_peft(a) -> int:
+    "`fpt export-peft`: a run's prompt (or a prompt file) as a PEFT prompt-tuning adapter in `a.out`."
     out = export_peft(a.run_dir, a.out, a.model, force=a.force, say=_say)   # SEQ_2_SEQ_LM for T5, CAUSAL_LM for decoder-only
     _say(f"wrote a PEFT prompt-tuning adapter to {out}")
     return 0
 
 def cmd_evaluate(a) -> int:
+    "`fpt evaluate`: a saved prompt of a run scored on a split of its task, into an `eval-*.json` in the run folder."
     out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit, a.device, a.model, a.progress)
     _say(json.dumps(out, indent=1))
     _say(f"{a.prompt} prompt from step {out['prompt_step']} ({out['prompt_rule']}), evaluated on {out['stage']}; wrote {Path(a.run_dir)/out['file']}")

@@ -96,8 +96,13 @@ def token_loss(logits, labels, reduction:str='mean') -> torch.Tensor:
     out = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction=reduction)
     return out if reduction == 'mean' else out.view(labels.shape)
 
-def encoder_block(block, h, mask, bias): return block(h, mask, bias)[0]
-def decoder_block(block, h, mask, bias, encoder_h, cross): return block(h, mask, bias, encoder_h, None, cross)[0]
+def encoder_block(block, h, mask, bias):
+    "One encoder block of ours on hidden states `h` (the default `run_encoder`; the compiled step swaps in its own)."
+    return block(h, mask, bias)[0]
+
+def decoder_block(block, h, mask, bias, encoder_h, cross):
+    "One decoder block of ours, attending to `encoder_h` through the cross-attention mask `cross` (the default `run_decoder`)."
+    return block(h, mask, bias, encoder_h, None, cross)[0]
 
 def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager', run_encoder:Callable=encoder_block,
             run_decoder:Callable=decoder_block, reduction:str='mean') -> torch.Tensor:
@@ -141,6 +146,7 @@ class FastOptions:
     bucket: int = 0                 # pad prompt + input to a multiple of this (0: no padding)
 
     def check(self, device, autocast:bool) -> FastOptions:
+        "Refuse options that cannot work on `device` with or without bf16 autocast, in one line each; returns `self`."
         dev = torch.device(device)
         if self.attention is not None and self.attention not in ATTENTIONS:
             raise ValueError(f"unknown attention {self.attention!r}: expected one of {ATTENTIONS}, or None for the stock forward")

@@ -60,7 +60,9 @@ class Stage:
     layer_selection: str = 'evenly'
     ffn_selection: str = 'score'
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        "The stage as plain JSON values (checkpoints and summaries record it so)."
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, d:dict) -> Stage:

@@ -128,7 +128,9 @@ class SoftPrompt(nn.Module):
         if length < 1: raise ValueError(f"prompt_length must be at least 1, got {length}")
         self.weight = nn.Parameter(torch.zeros(length, d_model))
 
-    def forward(self, batch_size:int) -> torch.Tensor: return self.weight.unsqueeze(0).expand(batch_size, -1, -1)
+    def forward(self, batch_size:int) -> torch.Tensor:
+        "The prompt for a batch: `(batch_size, length, d_model)`, a view of the one trained tensor."
+        return self.weight.unsqueeze(0).expand(batch_size, -1, -1)
 
 def init_prompt(prompt:SoftPrompt, how:str='uniform', embedding:torch.Tensor|None=None, seed:int=0) -> SoftPrompt:
     "Fill `prompt` in place: `uniform` in ±sqrt(1/d_model) (the paper) or `vocab` rows sampled from `embedding`."

@@ -20,6 +20,7 @@ __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS',
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
 
 def read_summary(path:Path) -> dict:
+    "A run's `summary.json` with its `run_dir` added; a file that is not a run summary is refused, naming what it lacks."
     s = read_json(path, 'run summary')
     if not isinstance(s, dict): raise ValueError(f"run summary {path} holds a {type(s).__name__}: expected a JSON object written by `run_experiment`")
     if missing := [f for f in SUMMARY_FIELDS if f not in s]:

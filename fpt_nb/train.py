@@ -91,7 +91,9 @@ class Phase:
     "A stage trained for `steps` steps."
     stage: Stage
     steps: int
-    def to_dict(self) -> dict: return dict(stage=self.stage.to_dict(), steps=self.steps)
+    def to_dict(self) -> dict:
+        "The phase as plain JSON values: its stage and its number of steps."
+        return dict(stage=self.stage.to_dict(), steps=self.steps)
 
 def method_stages(method:str, model, level:int|None=None, decoder:bool=False) -> list[Stage]:
     "The stages of `method` for `model`: the three partial ones and the full one for FPT, one stage otherwise."
@@ -275,10 +277,12 @@ class RunRecord:
         except ImportError: pass
 
     def close(self):
+        "Close the TensorBoard writer, if there is one."
         if self.tb is not None: self.tb.close()
         self.tb = None
 
     def log(self, rec:dict):
+        "Append `rec` to `log.jsonl` (and its numbers to TensorBoard); the main process only."
         if not self.main: return
         with open(self.dir/'log.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
         if self.tb is not None:
@@ -302,6 +306,7 @@ class RunRecord:
             tmp = log.with_suffix('.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, log)
 
     def checkpoint(self, step:int, prompt:torch.Tensor, state:dict, tensors:dict) -> Path|None:
+        "Save the checkpoint of `step` with the run's fingerprint, keeping the newest few; its folder, or None off the main process."
         if not self.main: return None
         return save_checkpoint(self.checkpoints, step, prompt, dict(state, fingerprint=self.fp), tensors, keep=self.keep_checkpoints)
 
@@ -312,6 +317,7 @@ class RunRecord:
         write_json(self.dir/f'{name}.json', rec)
 
     def finish(self, prompt:torch.Tensor):
+        "Save the final prompt as `prompt.safetensors`."
         if self.main: save_prompt(prompt, self.dir/'prompt.safetensors')
 
 def _log_problem(recs:list[dict], step:int, flops:int|None, evals:tuple) -> str|None:

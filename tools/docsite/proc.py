@@ -103,8 +103,17 @@ def write_sidebar(nbs:Path|None=None) -> Path:
 
 def _flags() -> set[str]: return set(cfg().get('tst_flags', '').split())
 
+def quiet_third_party():
+    """Keep other libraries' noise off the pages: the progress bars of loading and saving models and building datasets
+    (a page is static), and PEFT's use of a transformers property that transformers 5 deprecates, a warning that names
+    the build machine's paths. Warnings of fpt_nb and the checks' own outputs are kept. Before those libraries load."""
+    import warnings
+    for k in ('HF_HUB_DISABLE_PROGRESS_BARS', 'HF_DATASETS_DISABLE_PROGRESS_BARS'): os.environ[k] = '1'
+    warnings.filterwarnings('ignore', message='`is_gradient_checkpointing` is deprecated', category=FutureWarning)
+
 def proc_one(src:Path, dst:Path, execute:bool):
     "Process notebook `src` into `dst` with nbdev's docs processors; if `execute`, run every cell as `nbdev_test` would."
+    quiet_third_party()
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     import nbdev.processors as P
