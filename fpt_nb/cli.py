@@ -124,7 +124,10 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     decoder = get_task(task).reduce_decoder if decoder is None else decoder
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
-    scores = load_scores(score_file) if score_file is not None and method in NEEDS_SCORES else None
+    reads = score_file is not None and method in NEEDS_SCORES
+    csv = reads and Path(score_file).suffix == '.csv'   # the official layout: which rows are which stack's, the model says
+    scores = load_scores(score_file) if reads and not csv else None
+    if csv and not Path(score_file).is_file(): raise FileNotFoundError(f"score file {score_file} does not exist")
     config = model_config(model)
     if config is None: return
     from accelerate import init_empty_weights
@@ -135,6 +138,7 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     with init_empty_weights(): empty = build(config)
     check_phases(paper_schedule(method, steps, empty, level, stage_steps, decoder), empty, require_scores=False)
     # the shapes only: which weights they came from is checked when the run loads the model (an empty one has no weights)
+    if csv: scores = load_scores(score_file, empty)   # (CSV rows carry no model signature: their shapes are what is checked)
     if scores is not None: dataclasses.replace(scores, model=None).check_fits(empty, f"score file {score_file}")
 
 # %% ../nbs/26_cli.ipynb #c4a92282

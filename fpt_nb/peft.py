@@ -73,6 +73,9 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     if trained and not (trained.startswith('T5') or trained in CAUSAL_CLASSES):
         raise ValueError(f"run {source} trained its prompt on a {trained}: PEFT export is for prompts of T5 and decoder-only models")
     name = model_name_or_path or run_cfg.get('model')
+    if model_name_or_path is not None and isinstance(source, (str, Path)) and (Path(source)/'summary.json').is_file():
+        from fpt_nb.run import check_model_of_run   # (imported here: the run module is heavier than an export needs)
+        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, "export it for the run's own")
     if config is None:
         if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (fpt export-peft --model) or "
                                           "config, or export from a run folder")
@@ -85,9 +88,10 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
                 lambda: AutoModelForCausalLM.from_config(config))
     else: raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM) or {', '.join(CAUSAL_MODEL_TYPES)} backbones "
                            f"(CAUSAL_LM), but {name or 'the backbone'} is a {type(config).__name__}")
-    if trained and (trained in CAUSAL_CLASSES) != (kind[0] == TaskType.CAUSAL_LM):   # a prompt is not portable across families
-        raise ValueError(f"run {source} trained its prompt on a {trained}, but {name} is a {type(config).__name__}: "
-                         f"export it for a backbone of the same kind (without a model, the run's own)")
+    builds = (AutoModelForCausalLM._model_mapping[type(config)].__name__ if kind[0] == TaskType.CAUSAL_LM else None)
+    if trained and ((trained in CAUSAL_CLASSES) != (kind[0] == TaskType.CAUSAL_LM) or builds and trained != builds):
+        raise ValueError(f"run {source} trained its prompt on a {trained}, but {name} is a {builds or type(config).__name__}: "
+                         f"a prompt is not portable across kinds of model; export it for the run's own (leave the model out)")
     return write_adapter(prompt, out_dir, *kind, name)
 
 def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:

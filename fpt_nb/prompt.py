@@ -11,9 +11,10 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config',
-           'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder', 'model_digest', 'check_t5_config',
-           'load_t5', 'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel', 'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'PROMPT_INITS', 'GENERATION_IDS',
+           't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder',
+           'model_digest', 'check_t5_config', 'place_model', 'load_t5', 'SoftPrompt', 'init_prompt', 'plain_generation',
+           'PromptModel', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -91,6 +92,24 @@ def check_t5_config(config, name:str):
     raise ValueError(f"model {name!r} is a {config.model_type!r} model, which fpt_nb does not serve: it prompt-tunes T5 "
                      f"({', '.join(T5_MODEL_TYPES)}), decoder-only {', '.join(CAUSAL_MODEL_TYPES)} and BERT-family encoders (bert)")
 
+DEVICE_MAP_STRATEGIES = ('auto', 'balanced', 'balanced_low_0', 'sequential')
+
+def place_model(model:nn.Module, device_map) -> nn.Module:
+    """Place a model built in code across devices with Accelerate, as `from_pretrained(device_map=...)` places a loaded one:
+    `device_map` is a map (module name -> device) or a strategy of `DEVICE_MAP_STRATEGIES`, worked out from free memory."""
+    from accelerate import dispatch_model, infer_auto_device_map
+    from accelerate.utils import get_balanced_memory
+    if isinstance(device_map, str):
+        if device_map not in DEVICE_MAP_STRATEGIES:
+            raise ValueError(f"unknown device_map {device_map!r}: expected one of {DEVICE_MAP_STRATEGIES}, or a map of module names to devices")
+        nosplit = list(model._no_split_modules or [])
+        mem = None if device_map == 'sequential' else get_balanced_memory(model, no_split_module_classes=nosplit,
+                                                                           low_zero=device_map == 'balanced_low_0')
+        device_map = dict(infer_auto_device_map(model, max_memory=mem, no_split_module_classes=nosplit))
+    model = dispatch_model(model, device_map=device_map, force_hooks=True)
+    model.hf_device_map = device_map
+    return model
+
 def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map=None, **config_kwargs):
     """A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory, loaded in fp32
     (the paper's model) whatever precision its checkpoint stores, unless `dtype` says otherwise: transformers 5 would keep a
@@ -101,10 +120,7 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
         model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', **config_kwargs))
         if name == 'tiny': untie_lm_head(model, seed)
         if dtype is not None: model.to(dtype)
-        if device_map is not None:   # Accelerate's big-model placement, as `from_pretrained(device_map=...)` does it
-            from accelerate import dispatch_model
-            model = dispatch_model(model, device_map=device_map, force_hooks=True)
-            model.hf_device_map = device_map
+        if device_map is not None: model = place_model(model, device_map)
         return freeze(model.eval()), ByT5Tokenizer()
     if check_model_folder(name) is None and str(name).count('/') != 1:
         raise ValueError(f"model {name!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt'")

@@ -26,8 +26,8 @@ from .partial import Stage, apply_stage, FULL
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
            'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref',
-           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'evaluate_run', 'run_distributed',
-           'launch']
+           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'check_model_of_run', 'evaluate_run',
+           'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -317,6 +317,14 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     torch.manual_seed(seed)
     decoder = task_.reduce_decoder if a.decoder is None else a.decoder   # the paper's per-task recipe unless told otherwise
     progress = a.progress and main
+    if is_causal(model):   # settings a decoder-only model cannot honour, refused before it loads
+        if a.decoder is False:
+            raise ValueError("decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's one stack is its decoder, "
+                             "which FPT reduces: leave decoder unset")
+        if a.padding == 'max':
+            raise ValueError("padding='max' (--padding max) pads T5's inputs to max_input_length, as the official code does; a decoder-only "
+                             "model packs each row's input and completion without padding, so it would be recorded and not done: leave "
+                             "padding unset")
     pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, a.prompt_length, seed, dev, a.max_input_length, a.eval_batch_size,
                                                       a.num_beams, a.device_map, a.max_target_length, progress)
     backbone = pt.model
@@ -324,11 +332,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     if target_length > (a.max_target_length or task_.target_max_length) and main:
         print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer spells a "
               f"label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
-    if isinstance(pt, PromptCausalLM):   # a decoder-only model's one stack is the decoder: always reduced
-        if a.decoder is False:
-            raise ValueError("decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's one stack is its decoder, "
-                             "which FPT reduces: leave decoder unset")
-        decoder = True
+    if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
     cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
                       prompt_length=a.prompt_length, seed=seed,
                       padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
@@ -426,6 +430,18 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
            or f"recorded without its rule (an earlier version): chosen at step {rec.get('step')}, stage {stage + 1} of {n}"
     return stage, rec.get('step'), rule
 
+def check_model_of_run(run_dir:Path, summary:dict, model:str|None, use:str="evaluate it on the run's own"):
+    """Refuse `model`, named in place of the run's own (None: the run's), where it is not the model the run in `run_dir` trained
+    its prompt on: another built-in model, or a model folder whose weights or config differ from those the run recorded."""
+    own, ref = (summary.get('config') or {}).get('model', summary.get('model')), summary.get('model_ref') or {}
+    if model is None: return
+    if own is not None and model != own and (model in BUILT_IN_MODELS or own in BUILT_IN_MODELS):
+        raise ValueError(f"run {run_dir} trained its prompt on {own!r}, and {model!r} is another model (a built-in model is only "
+                         f"itself): leave model out to {use}")
+    if ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
+        raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
+                         f"{model_digest(folder)}, the run recorded {ref['digest']})")
+
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True, num_beams:int|None=None) -> dict:
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
@@ -447,12 +463,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
                                    else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
     name = model or c['model']
-    if model is not None and model != c['model'] and (model in BUILT_IN_MODELS or c['model'] in BUILT_IN_MODELS):
-        raise ValueError(f"run {run_dir} trained its prompt on {c['model']!r}, and {model!r} is another model (a built-in model is only "
-                         f"itself): leave model out to evaluate on the run's own")
-    if model is not None and ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
-        raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
-                         f"{model_digest(folder)}, the run recorded {ref['digest']})")
+    check_model_of_run(run_dir, summary, model)
     if model is None and name not in BUILT_IN_MODELS and not Path(name).exists() and (ref.get('path') or Path(name).is_absolute()):
         raise FileNotFoundError(f"the run's model folder {name} is not on this machine: pass model= (fpt evaluate --model) pointing at "
                                 f"the same model here")

@@ -129,12 +129,13 @@ def _read_csv(path:Path, model) -> NeuronScores:
     try:
         rows = [[float(x) for x in r] for r in csv.reader(path.open()) if r]
     except ValueError as e: raise ValueError(f"score file {path} is not a CSV of numbers: {e}") from e
-    if model is None: raise ValueError(f"reading the CSV score file {path} needs the model, to split encoder and decoder rows")
-    widths = full_widths(model)
+    if model is None: raise ValueError(f"reading the CSV score file {path} needs the model, to know which rows are which stack's layers")
+    widths = full_widths(model)   # T5: encoder, then decoder (the official layout); a decoder-only model: its one stack
     n = {s: len(w) for s, w in widths.items()}
-    if len(rows) != sum(n.values()) or any(len(r) != widths['encoder'][0] for r in rows):
+    if len(rows) != sum(n.values()) or [len(r) for r in rows] != [w for ws in widths.values() for w in ws]:
         raise ValueError(f"score file {path} has {len(rows)} rows of {sorted({len(r) for r in rows})} values; the model needs "
-                         f"{' + '.join(f'{v} {k}' for k, v in n.items())} rows of {widths['encoder'][0]} (one row per layer, encoder first)")
+                         f"{' + '.join(f'{v} {k}' for k, v in n.items())} rows of {'/'.join(sorted({str(w) for ws in widths.values() for w in ws}))} "
+                         f"(one row per layer{', ' + ' first, then '.join(widths) if len(widths) > 1 else ''})")
     t, out, start = torch.tensor(rows), {}, 0
     for s, k in n.items(): out[s], start = t[start:start + k], start + k
     return NeuronScores(out, 'abs_mean')

@@ -332,14 +332,19 @@ def test_a_partial_model_leaves_other_models_of_the_same_config_alone():
 
 
 @pytest.mark.parametrize('flag, says', [(dict(decoder=False), "decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's"),
+                                        (dict(padding='max'), "padding='max' (--padding max) pads T5's inputs"),
                                         (dict(fast=True), 'fast (the fast step) serves a prompt-tuned T5 on one device')])
 def test_a_flag_that_cannot_apply_to_a_decoder_only_model_is_refused(flag, says, tmp_path, monkeypatch):
-    """Before: both were recorded (config.json: decoder false, fast true) and not done: the decoder was reduced all the same
-    and the step was the stock one. Both are refused before the neuron scores are computed (`fast_checked_late`: `fast`
-    was refused only by the trainer, after them)."""
+    """Before: all three were recorded (config.json: decoder false, padding max, fast true) and not done: the decoder was
+    reduced all the same, every row packed without padding, and the step was the stock one. All are refused before the
+    neuron scores are computed (`fast_checked_late`: `fast` was refused only by the trainer, after them); `decoder` and
+    `padding` (`padding_max_on_decoder_only`) before the model loads, which for a real one takes minutes."""
     from fpt_nb import run
     def scored(*a, **k): raise AssertionError('the neuron scores were computed before the flag was refused')
     monkeypatch.setattr(run, 'run_scores', scored)
+    if 'fast' not in flag:
+        def loaded(*a, **k): raise AssertionError('the model was loaded before the flag was refused')
+        monkeypatch.setattr(run, 'load_causal', loaded)
     with pytest.raises(ValueError, match=re.escape(says)):
         run.run_experiment('toy', 'tiny-llama', 'fpt_cr', tmp_path/'run', steps=4, batch_size=4, prompt_length=2, train_limit=8,
                        eval_limit=4, progress=False, **flag)
@@ -369,3 +374,39 @@ def test_a_checkpoint_whose_generation_config_lists_its_eos_ids_and_no_pad_evalu
     rows, items = toy_items(tok, 'validation', 4)
     texts = generate_texts(pt, tok, items, 6)
     assert len(texts) == 4
+
+
+def test_official_csv_scores_read_as_the_one_stack(tmp_path):
+    """csv_scores_need_an_encoder: a CSV score file (one row per layer, the official layout) for a decoder-only model failed
+    with KeyError: 'encoder'; its rows are the decoder's layers, checked against the model's shape."""
+    import csv
+    from fpt_nb.scores import load_scores
+    model = load_causal('tiny-llama')[0]
+    rows = torch.rand(4, 128)
+    with open(tmp_path/'s.csv', 'w', newline='') as f: csv.writer(f).writerows(rows.tolist())
+    sc = load_scores(tmp_path/'s.csv', model)
+    assert list(sc.scores) == ['decoder'] and torch.allclose(sc.scores['decoder'], rows)
+    with open(tmp_path/'wide.csv', 'w', newline='') as f: csv.writer(f).writerows(torch.rand(4, 130).tolist())
+    with pytest.raises(ValueError, match=r'the model needs 4 decoder rows of 128 \(one row per layer\)'): load_scores(tmp_path/'wide.csv', model)
+
+
+@pytest.mark.parametrize('strategy', ['auto', 'sequential'])
+def test_built_in_models_take_a_placement_strategy(strategy):
+    """device_map_strategy_on_built_ins: `fpt run --device-map auto` on a built-in model (tiny-llama, tiny) crashed in Accelerate
+    ('str' object has no attribute 'keys'): a strategy is worked out into a map first, as from_pretrained does for a loaded model."""
+    from fpt_nb.prompt import load_t5
+    x = torch.randint(0, 256, (2, 9))
+    placed, plain = load_causal('tiny-llama', device_map=strategy)[0], load_causal('tiny-llama')[0]
+    assert isinstance(placed.hf_device_map, dict) and torch.equal(placed(input_ids=x).logits, plain(input_ids=x).logits)
+    placed, plain, y = *(load_t5('tiny', device_map=strategy)[0], load_t5('tiny')[0]), x[:, :2].contiguous()
+    assert isinstance(placed.hf_device_map, dict) and torch.equal(placed(input_ids=x, labels=y).logits, plain(input_ids=x, labels=y).logits)
+
+
+def test_a_tokenizer_that_encodes_to_nothing_is_refused(tmp_path):
+    """tokenizer_unchecked: a Qwen2 folder holding the byte tokenizer's files loads a 5-token Qwen2Tokenizer that encodes every
+    text to no tokens; `fpt run` trained on empty inputs and ended at accuracy 0 with no word of why."""
+    from fpt_nb.causal import byte_tokenizer, CAUSAL_FAMILIES
+    CAUSAL_FAMILIES['qwen2'][1](tiny_causal_config('qwen2')).save_pretrained(tmp_path)
+    byte_tokenizer().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"\(Qwen2Tokenizer, 5 tokens\) encodes .* to no tokens: it is not this model's tokenizer"):
+        load_causal(str(tmp_path))

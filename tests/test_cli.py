@@ -1,5 +1,5 @@
 "The `fpt` command: bad input gives one clear line and exit code 2, before anything runs or is overwritten."
-import os, subprocess, sys
+import json, os, subprocess, sys
 from pathlib import Path
 import pytest, torch
 from conftest import ROOT
@@ -70,6 +70,25 @@ def test_score_file_for_another_model(tmp_path):
     save_file({k: v[:2].contiguous() for k, v in sc.items()}, str(tmp_path/'small.safetensors'))
     r = fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', tmp_path/'fr2', '--score-file', tmp_path/'small.safetensors', *SMALL)
     assert r.returncode == 2 and 'do not fit the model' in r.stderr, r.stderr
+
+def test_official_csv_score_file_runs(tmp_path):
+    """csv_score_file_refused: a score file in the official CSV layout (one row per layer, encoder first) is what the docs say
+    `--score-file` reads; the CLI refused every CSV ("needs the model") before it loaded one. Now it trains with it, as with
+    the same scores in safetensors, and a CSV of the wrong shape is refused before the model loads."""
+    import csv
+    run = tmp_path/'fr'
+    assert fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', run, *SMALL).returncode == 0
+    from safetensors.torch import load_file
+    sc = load_file(str(run/'scores.safetensors'))
+    with open(tmp_path/'official.csv', 'w', newline='') as f: csv.writer(f).writerows(torch.cat([sc['encoder'], sc['decoder']]).tolist())
+    r = fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', tmp_path/'csv', '--score-file', tmp_path/'official.csv', *SMALL)
+    assert r.returncode == 0, r.stderr
+    s, ref = (json.loads((d/'summary.json').read_text()) for d in (tmp_path/'csv', run))
+    assert s['final_metrics'] == ref['final_metrics']
+    with open(tmp_path/'short.csv', 'w', newline='') as f: csv.writer(f).writerows(sc['encoder'].tolist())
+    r = fpt('run', '--task', 'toy', '--method', 'fr', '--out-dir', tmp_path/'short', '--score-file', tmp_path/'short.csv', *SMALL)
+    assert r.returncode == 2 and 'the model needs 4 encoder + 4 decoder rows of 128' in r.stderr, r.stderr
+    assert not (tmp_path/'short').exists()
 
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent/'fpt'

@@ -80,7 +80,7 @@ def test_a_prompt_file_of_a_run_is_not_exported_for_another_kind_of_model(tmp_pa
     as the run's T5, was exported as a CAUSAL_LM adapter; the run's checkpoints say what it trained on."""
     run = tmp_path/'run'
     run_experiment('toy', 'tiny', 'pt', run, steps=2, batch_size=4, prompt_length=2, train_limit=8, eval_limit=4, progress=False)
-    with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaConfig'):
+    with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM'):
         export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
     assert not (tmp_path/'llama').exists()
     assert json.loads((export_peft(run/'prompt.safetensors', tmp_path/'t5', 'tiny')/'adapter_config.json').read_text())['task_type'] == 'SEQ_2_SEQ_LM'
@@ -93,3 +93,24 @@ def test_export_for_a_folder_without_a_config_says_so(tmp_path):
     (tmp_path/'m').mkdir()
     with pytest.raises(ValueError, match=f"model folder {tmp_path/'m'} has no config.json"):
         export_peft(tmp_path/'p.safetensors', tmp_path/'out', str(tmp_path/'m'))
+
+
+def test_export_for_another_model_is_refused(tmp_path):
+    """peft_model_unchecked: `export_peft(run, out, model)` wrote an adapter for any model of the run's kind and width, where
+    `fpt evaluate` refuses the same model: another built-in one, or a folder whose weights differ from the run's. Now both are
+    refused, and the run's own folder, named, is taken."""
+    from fpt_nb.checkpoint import load_prompt
+    folders = {}
+    for name, seed in (('mine', 0), ('other', 1)):
+        m, tok = load_t5('tiny', seed=seed)
+        m.save_pretrained(tmp_path/name); tok.save_pretrained(tmp_path/name)
+        folders[name] = str(tmp_path/name)
+    run = tmp_path/'run'
+    run_experiment('toy', folders['mine'], 'pt', run, steps=2, batch_size=4, prompt_length=4, train_limit=8, eval_limit=4, progress=False)
+    with pytest.raises(ValueError, match='is not the model run .* was trained with: its weights or config differ'):
+        export_peft(run, tmp_path/'x', folders['other'])
+    with pytest.raises(ValueError, match=r"is another model \(a built-in model is only itself\): leave model out to export it"):
+        export_peft(run, tmp_path/'y', 'tiny')
+    assert not (tmp_path/'x'/'adapter_config.json').exists() and not (tmp_path/'y'/'adapter_config.json').exists()
+    out = export_peft(run, tmp_path/'ok', folders['mine'])
+    assert json.loads((out/'adapter_config.json').read_text())['base_model_name_or_path'] == folders['mine']
