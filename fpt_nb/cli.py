@@ -23,10 +23,10 @@ from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'model_config', 'unreadable_model', 'paper_preset',
-           'resolve_preset', 'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params',
-           'check_injected', 'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate',
-           'main']
+           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'hub_unreachable', 'model_config', 'unreadable_model',
+           'paper_preset', 'resolve_preset', 'check_batch', 'method_stage_steps', 'check_run', 'run_defaults',
+           'check_params', 'check_injected', 'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft',
+           'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -51,8 +51,24 @@ def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
     if 'stage_steps' in given and 'steps' not in given: p.pop('steps')         # their sum is the total
     return dict(params, **{k: v for k, v in p.items() if k not in given})      # `model` too: the paper's backbone when none is named
 
+def hub_unreachable(model:str) -> str|None:
+    """Why the hub id `model` cannot be read from here, found at once: its config is not in the local Hugging Face cache, and
+    the hub's host name does not resolve with no proxy set (huggingface_hub would retry for about 25 s before failing the
+    same way). None: it may be readable (a path, a cached config, a proxy, a name that resolves, or offline mode)."""
+    import os, socket, urllib.parse
+    from huggingface_hub import constants, try_to_load_from_cache
+    if Path(model).exists() or model.count('/') != 1 or constants.HF_HUB_OFFLINE: return None
+    if isinstance(try_to_load_from_cache(model, 'config.json'), str): return None
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return None
+    host = urllib.parse.urlparse(constants.ENDPOINT).hostname or 'huggingface.co'
+    try: socket.getaddrinfo(host, 443)
+    except OSError as e:
+        return f"the hub cannot be reached from here ({host} does not resolve: {e}), and the local Hugging Face cache holds no config of {model}"
+    return None
+
 @functools.lru_cache(maxsize=16)
 def _read_config(model:str, stamp:int|None):
+    if (why := hub_unreachable(model)) is not None: return OSError(why)
     try: return backbone_config(model)
     except OSError as e: return e   # why it cannot be read (see `unreadable_model`)
 

@@ -375,6 +375,12 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         else:   # deterministic: every process computes the same scores, the main one saves them (after the checks below)
             scores = run_scores(pt, task_, encode_fn, data_dir, a.score_split, a.score_examples, a.score_sampling, a.score_aggregation, seed,
                                 a.eval_batch_size, pad, dev, progress)
+            kept = latest_checkpoint(run_dir/'checkpoints') is not None or any((run_dir/n).exists() for n in RECORDS)
+            was = run_fingerprint(run_dir).get('scores') if kept and is_run_config(run_dir/'config.json') else None   # a run to lose
+            if was is not None and scores_digest(scores) != was:
+                raise ValueError(f"run folder {run_dir}'s scores.safetensors is gone, and the neuron scores computed again differ from those "
+                                 f"the run trained with (its data, model or score settings changed since): restore the file, or use a new "
+                                 f"out_dir (nothing was changed)")
     tr = Trainer(pt, phases, train_items, cfg, run_dir, evaluate=make_eval(val_items, val_rows), scores=scores, pad_id=pad,
                  metric=key, device=dev, progress=progress, step_flops=step_flops, identity=identity)
     done = _finished(tr, run_dir) or _finished_without_checkpoints(tr, run_dir) if a.resume else None

@@ -90,6 +90,26 @@ def test_official_csv_score_file_runs(tmp_path):
     assert r.returncode == 2 and 'the model needs 4 encoder + 4 decoder rows of 128' in r.stderr, r.stderr
     assert not (tmp_path/'short').exists()
 
+def test_an_unreachable_hub_is_said_at_once(monkeypatch, capsys):
+    """hub_retries: `fpt run --model org/name` with no network and nothing cached waited through huggingface_hub's retries
+    (about 25 s) before failing; where the hub's host name does not resolve and no proxy is set, it fails at once, saying so.
+    A cached config, a proxy or a local folder are left to the normal path."""
+    import socket
+    from fpt_nb.cli import hub_unreachable
+    def no_dns(*a, **k): raise socket.gaierror(-2, 'Name or service not known')
+    monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
+    for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'): monkeypatch.delenv(k, raising=False)
+    code, err = fpt_here('run', '--model', 'no-such-org/no-such-t5', '--method', 'pt', '--steps', 2, capsys=capsys)
+    assert code == 2 and "the hub cannot be reached from here (huggingface.co does not resolve" in err, err
+    assert 'the local Hugging Face cache holds no config of no-such-org/no-such-t5' in err and len(err.strip().splitlines()) == 1, err
+    assert hub_unreachable(str(ROOT)) is None   # a folder here
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy:3128')
+    assert hub_unreachable('no-such-org/no-such-t5') is None
+    monkeypatch.delenv('HTTPS_PROXY')
+    import huggingface_hub
+    monkeypatch.setattr(huggingface_hub, 'try_to_load_from_cache', lambda repo, f, **k: f'/cache/{repo}/{f}')
+    assert hub_unreachable('no-such-org/no-such-t5') is None
+
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent/'fpt'
     assert exe.is_file(), f"{exe} missing: reinstall the package (make install) so the `fpt` console script exists"

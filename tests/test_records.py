@@ -169,6 +169,25 @@ def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), data_dir=str(tmp_path/'b'), **kw)
     assert 'holds a finished run with other settings: its train_data.sha' in str(e.value), str(e.value)
 
+def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_path):
+    """scores_gone_called_foreign: a run's scores.safetensors deleted, then the run resumed on data whose scoring rows changed:
+    the scores computed again differ, and the refusal said the checkpoint "was written by another run". It says the file is
+    gone and what to do; nothing is written."""
+    (tmp_path/'a'/'mnli').mkdir(parents=True)
+    train = (data_dir/'mnli'/'train.jsonl').read_text().splitlines()[:16]
+    val = (data_dir/'mnli'/'validation_matched.jsonl').read_text().splitlines()[:8]
+    (tmp_path/'a'/'mnli'/'train.jsonl').write_text('\n'.join(train) + '\n')
+    (tmp_path/'a'/'mnli'/'validation_matched.jsonl').write_text('\n'.join(val) + '\n')
+    kw = dict(RUN, task='mnli', method='fr', steps=4, max_target_length=4, checkpoint_every=2, score_examples=4, data_dir=str(tmp_path/'a'))
+    d = tmp_path/'run'
+    run_experiment(out_dir=str(d), **kw)
+    (d/'scores.safetensors').unlink()
+    (tmp_path/'a'/'mnli'/'validation_matched.jsonl').write_text('\n'.join(reversed(val)) + '\n')   # other rows sampled for scoring
+    before = snapshot(d)
+    with pytest.raises(ValueError, match=r"scores.safetensors is gone, and the neuron scores computed again differ from those the run trained with"):
+        run_experiment(out_dir=str(d), **kw)
+    assert snapshot(d) == before
+
 def test_task_change_is_reported_as_a_task_change(finished, tmp_path, data_dir):
     d = unfinished(finished, tmp_path/'run')
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, 'task': 'mnli', 'data_dir': str(data_dir), 'max_target_length': 8})

@@ -960,6 +960,14 @@ MUTANTS = [
            "    check_tokenizer(tok, model, tokenizer or name)\n", "",
            ('tests/test_causal.py::test_a_tokenizer_that_encodes_to_nothing_is_refused',),
            "a decoder-only folder whose tokenizer encodes every text to no tokens trains on empty inputs, silently"),
+    Mutant('scores_gone_called_foreign', 'run.py',
+           "            if was is not None and scores_digest(scores) != was:", "            if False:",
+           (R + '::test_scores_gone_and_computed_again_on_changed_data_say_so',),
+           "a run's deleted scores, computed again from changed data, refused as another run's settings, not as a file gone"),
+    Mutant('hub_retries', 'cli.py',
+           "    if (why := hub_unreachable(model)) is not None: return OSError(why)\n", "",
+           ('tests/test_cli.py::test_an_unreachable_hub_is_said_at_once',),
+           "an unreachable hub id waits through huggingface_hub's retries (about 25 s) before the run fails"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
