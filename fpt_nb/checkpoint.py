@@ -11,21 +11,29 @@ import torch
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state',
-           'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'run_fingerprint', 'trained_arch',
-           'load_checkpoint']
+__all__ = ['write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state',
+           'set_rng_state', 'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'run_fingerprint',
+           'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
-def write_json(path, obj) -> Path:
-    "Write `obj` as JSON to `path` atomically (temporary file, then rename)."
+def write_atomic(path, text:str) -> Path:
+    """Write `text` to `path` atomically: into a temporary file beside it, flushed to disk, then renamed over it. A write
+    that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
     try:
-        with os.fdopen(fd, 'w') as f: json.dump(obj, f, indent=1); f.flush(); os.fsync(f.fileno())
+        Path(tmp).write_text(text)
+        fd = os.open(tmp, os.O_RDONLY)
+        try: os.fsync(fd)
+        finally: os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def write_json(path, obj) -> Path:
+    "Write `obj` as JSON to `path` atomically (see `write_atomic`)."
+    return write_atomic(path, json.dumps(obj, indent=1))
 
 def read_json(path, what:str='file') -> dict:
     "Read a JSON file, naming it in the error if it is missing or broken."

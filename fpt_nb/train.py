@@ -16,7 +16,7 @@ from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
 from .batches import batches, collate, PADDINGS
-from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint,
+from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint, write_atomic,
                                load_checkpoint, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
@@ -302,8 +302,7 @@ class RunRecord:
         if problem:
             raise ValueError(f"run folder {self.dir}: its log.jsonl {problem}; the plots, tables and summary read it: restore "
                              f"the log, or use a new out_dir (nothing was changed)")
-        if self.main:   # atomically: the other processes of a data-parallel run read it too
-            tmp = log.with_suffix('.tmp'); tmp.write_text(''.join(l + '\n' for l in keep)); os.replace(tmp, log)
+        if self.main: write_atomic(log, ''.join(l + '\n' for l in keep))   # a kill or a full disk leaves the log as it was
 
     def checkpoint(self, step:int, prompt:torch.Tensor, state:dict, tensors:dict) -> Path|None:
         "Save the checkpoint of `step` with the run's fingerprint, keeping the newest few; its folder, or None off the main process."

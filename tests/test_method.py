@@ -251,6 +251,19 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # FLOPs and evaluation as the trainer does them
 
+def test_evaluations_are_logged_at_the_runs_flops_and_time(tmp_path):
+    """eval_flops_of_the_stage: an evaluation's record carries the run's training FLOPs and time so far, as the step it follows
+    does (the plots put the scores against training FLOPs), not those of its stage alone: on FPT_CR, evaluations every 2
+    steps fall in all four stages."""
+    pt = tiny()
+    tr = Trainer(pt, paper_schedule('fpt_cr', 10, pt.model), ITEMS, TrainConfig(**{**CFG, 'eval_every': 2}), tmp_path/'run',
+                 evaluate=lambda p: dict(accuracy=50.0), metric='accuracy', scores=SCORES, progress=False)
+    st = tr.fit()
+    steps, evals = {r['step']: r for r in log(tmp_path/'run')}, log(tmp_path/'run', 'eval')
+    assert [(e['step'], e['stage']) for e in evals] == [(2, 0), (4, 1), (6, 2), (8, 3), (10, 3)]
+    for e in evals: assert (e['flops'], e['wall']) == (steps[e['step']]['flops'], steps[e['step']]['wall']), e['step']
+    assert evals[-1]['flops'] == st['flops'] == sum(st['stage_flops']) > st['stage_flops'][-1]
+
 def test_logged_flops_are_what_pytorch_counts(tmp_path):
     "FlopCounterMode around a whole run (a partial stage with the decoder reduced, then full) counts the FLOPs the log says."
     pt = tiny()
@@ -314,14 +327,16 @@ def test_length_buckets_come_in_shuffled_order():
 # each of these bugs passed every test before)
 
 def test_the_trainers_optimizer_is_the_papers_adafactor(tmp_path):
-    """adafactor_no_weight_decay, adafactor_scale_parameter, clip_norm_setting_ignored: the optimizer the trainer steps
-    is Adafactor at a constant lr 0.3, weight decay 1e-5, no relative step, parameter scaling or warm-up; the step
-    clips at the configured norm."""
+    """adafactor_no_weight_decay, adafactor_scale_parameter, clip_norm_setting_ignored, clip_norm_default: the optimizer the
+    trainer steps is Adafactor at a constant lr 0.3, weight decay 1e-5, no relative step, parameter scaling or warm-up; the
+    step clips at the configured norm, the paper's 1.0 unless told otherwise."""
     pt = tiny()
     tr = Trainer(pt, [Phase(FULL, 2)], ITEMS, TrainConfig(**{**CFG, 'clip_norm': 0.25}), tmp_path/'run', progress=False)
     got = {k: tr.opt.defaults[k] for k in ('lr', 'weight_decay', 'relative_step', 'scale_parameter', 'warmup_init')}
     assert got == dict(lr=0.3, weight_decay=1e-5, relative_step=False, scale_parameter=False, warmup_init=False)
     assert tr.stepper.clip_norm == 0.25
+    default = Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'default', progress=False)
+    assert default.stepper.clip_norm == 1.0 and (default.cfg.lr, default.cfg.weight_decay) == (0.3, 1e-5)   # the paper's, unasked
     # clipping at work: SGD at lr 1 through the trainer's step moves the prompt by exactly the clipped gradient
     tr.opt = tr.stepper.opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
     tr.stepper.sched = torch.optim.lr_scheduler.LambdaLR(tr.stepper.opt, lambda s: 1.0)
@@ -394,6 +409,16 @@ def test_early_stop_waits_for_the_full_model(tmp_path):
                  tmp_path/'run', evaluate=_scripted([50, 40, 30, 20, 10, 5]), metric='accuracy', progress=False)
     st = tr.fit()
     assert (st['step'], st['best_step'], st['stopped']) == (8, 2, 'early stop at step 8')
+
+def test_early_stop_counts_only_the_last_stages_evaluations(tmp_path):
+    """early_stop_counts_partial_stages: with early_stop=2 and scores that only fall, the partial stage's bad evaluations
+    (steps 4 and 6) do not count toward the stop: the run stops at the full model's second evaluation (step 10), not at
+    its first (step 8), where three evaluations in a row had not beaten the best but only one was of the full model."""
+    tr = Trainer(tiny(), [Phase(layer_dropping(2), 6), Phase(FULL, 6)], ITEMS, TrainConfig(**{**CFG, 'eval_every': 2, 'early_stop': 2}),
+                 tmp_path/'run', evaluate=_scripted([50, 40, 30, 20, 10, 5]), metric='accuracy', progress=False)
+    st = tr.fit()
+    assert (st['step'], st['best_step'], st['bad_evals'], st['stopped']) == (10, 2, 4, 'early stop at step 10')
+    assert [r['step'] for r in log(tmp_path/'run', 'eval')] == [2, 4, 6, 8, 10]
 
 def test_an_epoch_is_only_whole_micro_batches(tmp_path):
     """partial_micro_batch_kept: 10 examples in micro-batches of 4 make 2 micro-batches an epoch (the last 2 examples

@@ -80,6 +80,21 @@ def test_generation_stops_one_short_of_the_target_length(squad_run):
     state = read_json(latest_checkpoint(squad_run/'checkpoints')/'state.json', 'checkpoint state')
     assert state['fingerprint']['evaluation']['max_new_tokens'] == get_task('squad2').target_max_length - 1 == 199
 
+def test_the_evaluator_generates_what_the_run_records(monkeypatch, tmp_path):
+    """eval_generates_full_length: the number of new tokens the run's evaluator is asked for on T5 is the one its fingerprint
+    records (evaluation.max_new_tokens), one short of the task's target length (the start token counts)."""
+    import fpt_nb.run as run
+    asked, real = [], run.evaluator
+    def evaluator(task, tok, items, rows, batch_size, num_beams, device, max_new_tokens, progress):
+        asked.append(max_new_tokens)
+        return real(task, tok, items, rows, batch_size, num_beams, device, max_new_tokens, progress)
+    monkeypatch.setattr(run, 'evaluator', evaluator)
+    d = tmp_path/'run'
+    run_experiment(task='toy', model='tiny', method='pt', steps=2, batch_size=4, prompt_length=4, train_limit=8, eval_limit=4,
+                   device='cpu', progress=False, out_dir=str(d))
+    state = read_json(latest_checkpoint(d/'checkpoints')/'state.json', 'checkpoint state')
+    assert asked == [state['fingerprint']['evaluation']['max_new_tokens']] == [get_task('toy').target_max_length - 1]
+
 
 def test_neuron_scores_average_each_example_first():
     "scores_pool_tokens: per example, the mean |activation| over its own tokens; then the mean over examples."

@@ -76,8 +76,10 @@ def one_line(code, err, says):
     (dict(early_stop=2), "early_stop (0 there, 2 now)"),
     (dict(fast=True), "fast (False there, True now)"),
     (dict(score_examples=8, score_sampling='first'), "score_settings.examples (16 there, 8 now), score_settings.sampling ('random' there, 'first' now)"),
+    (dict(micro_batch_size=2), "micro_batch_size (4 there, 2 now)"),   # the loss is a token mean per micro-batch: it changes
 ], ids=['smaller_train_limit', 'larger_train_limit', 'other_eval_limit', 'other_input_length', 'other_padding', 'other_target_length',
-        'other_eval_cadence', 'other_precision', 'other_method', 'other_steps', 'other_early_stop', 'fast_step', 'other_score_settings'])
+        'other_eval_cadence', 'other_precision', 'other_method', 'other_steps', 'other_early_stop', 'fast_step', 'other_score_settings',
+        'other_micro_batch'])
 def test_resume_with_other_data_or_settings_is_refused(change, says, finished, tmp_path):
     "A killed run resumed with another limit, length, padding or cadence is refused, naming what differs, and nothing changes."
     d = unfinished(finished, tmp_path/'run')
@@ -600,6 +602,32 @@ def test_a_rerun_reports_its_own_time_not_the_old_runs(finished, tmp_path, capsy
     code, out, err = fpt('run', '--task', 'toy', '--method', 'fpt_cr', '--out-dir', d, '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
                          '--train-limit', 32, '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--no-progress', capsys=capsys)
     assert code == 0 and 'is finished: nothing to do' in out and ' s for this command' in out and '98765 s' not in out, out
+
+def test_the_summary_times_the_training_alone(finished):
+    """train_seconds_of_the_command: a summary's train_seconds is the time its steps took (its stages' seconds, the last step's
+    logged wall), not the command's, which adds loading, neuron scoring and evaluations (the tables' wall % PT read it)."""
+    s = read_json(finished/'summary.json')
+    last = [r for r in map(json.loads, (finished/'log.jsonl').read_text().splitlines()) if r['kind'] == 'step'][-1]
+    assert s['train_seconds'] == last['wall'] == pytest.approx(sum(x['seconds'] for x in s['stages']), rel=1e-9)
+    assert s['train_seconds'] < s['wall_seconds']
+
+def test_the_final_prompt_of_a_run_stopped_at_a_stage_end_is_evaluated_on_that_stage(tmp_path, monkeypatch):
+    """final_prompt_next_stage: a run stopped by SIGTERM at the end of its second stage (step 2 of stages of 1, 1, 1 and 3
+    steps) ends with a final prompt trained on that stage; `evaluate_run(prompt='final')` scores it on the model of that
+    stage (2 layers, FFN 64), not on the next one's."""
+    import os, signal
+    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
+    def term_in_step_2(*a, **k):
+        calls[0] += 1
+        if calls[0] == 2: os.kill(os.getpid(), signal.SIGTERM)   # the trainer's handler: finish the step, checkpoint, stop
+        return clip(*a, **k)
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', term_in_step_2)
+    d = tmp_path/'run'
+    s = run_experiment(out_dir=str(d), **RUN)
+    monkeypatch.undo()
+    assert (s['steps'], s['stopped'], [x['steps'] for x in s['stages']]) == (2, f'signal {int(signal.SIGTERM)} at step 2', [1, 1, 1, 3])
+    out = evaluate_run(d, prompt='final', limit=4, progress=False)
+    assert (out['prompt_step'], out['stage_index'], out['stage']) == (2, 1, s['stages'][1]['name'])
 
 def test_the_fingerprint_records_the_prompt_init_the_model_used():
     "Before: it recorded `TrainConfig.prompt_init`, which nothing read: a prompt initialised from the vocabulary was recorded as uniform."

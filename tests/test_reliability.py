@@ -293,6 +293,27 @@ def test_scores_are_written_atomically(tmp_path, monkeypatch):
     with pytest.raises(OSError, match='No space left'): save_scores(NeuronScores({'encoder': torch.zeros(2, 8)}), f)
     assert f.read_bytes() == before and hidden_files(tmp_path) == []
 
+def test_the_log_is_rewound_atomically(reference, tmp_path, monkeypatch):
+    """log_rewound_in_place: a resume rewinds log.jsonl to its checkpoint (the steps logged after it run again). The disk
+    filling halfway through writing the rewound log leaves the log as it was, not cut in half (a cut log is refused at the
+    next resume, and the plots, tables and summary read it), and no temporary file; a rerun with space ends exactly."""
+    out = tmp_path/'run'
+    crash_in_step(out, 5, monkeypatch)   # logged to step 4, checkpointed at step 3
+    before = snapshot(out)
+    real = pathlib.Path.write_text
+    def half_then_full(self, data, *a, **k):
+        if self.name == 'log.jsonl' or self.name.startswith('.log.jsonl.'):
+            real(self, data[:len(data) // 2], *a, **k); raise enospc(self)
+        return real(self, data, *a, **k)
+    monkeypatch.setattr(pathlib.Path, 'write_text', half_then_full)
+    with pytest.raises(OSError) as e: resume(out)
+    monkeypatch.undo()
+    assert e.value.errno == errno.ENOSPC and (out/'log.jsonl').read_bytes() and hidden_files(out) == []
+    assert_kept(before, snapshot(out), allow=('config.json',))
+    assert [r['step'] for r in log_records(out, 'step')] == [1, 2, 3, 4]
+    resume(out)
+    assert_same_result(out, reference)
+
 def test_resume_logs_expansions_once(reference, tmp_path, monkeypatch):
     "A run that dies in step 3 and resumes from the step-2 checkpoint logs the same expansions as an uninterrupted run."
     out = tmp_path/'run'
