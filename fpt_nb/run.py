@@ -448,11 +448,18 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, use:str="eval
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
                          f"{model_digest(folder)}, the run recorded {ref['digest']})")
 
+def _held_sha(eval_file:Path) -> str|None:
+    "The content hash of the rows an evaluation file scored (None: no such file, or one that does not say)."
+    try: held = read_json(eval_file) if eval_file.is_file() else None
+    except ValueError: return None
+    return ((held.get('data') or {}) if isinstance(held, dict) else {}).get('sha')
+
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True, num_beams:int|None=None) -> dict:
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
     else `FPT_DATA_DIR`, else the hub), generating with `num_beams` (None: the run's); writes
-    `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's)."""
+    `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's), or, where
+    that file holds the scores of other rows of the split (changed data), `...-data<hash>.json` beside it."""
     run_dir = Path(run_dir)
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
@@ -504,7 +511,10 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     metrics = make_eval(encode_fn(rows), rows)(pt)
     out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}')
                         + ('' if beams == c['num_beams'] else f'-beams{beams}') + '.json')
-    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, data=data_ref(c['task'], split, data_dir, rows),
+    data = data_ref(c['task'], split, data_dir, rows)
+    if _held_sha(out_file) not in (None, data['sha']):   # the scores of other rows: kept, and these go beside them
+        out_file = out_file.with_name(f"{out_file.stem}-data{data['sha'][:8]}.json")
+    out = dict(split=split, data_dir=str(data_dir) if data_dir else None, data=data,
                model=str(name), num_beams=beams, prompt=f.name, prompt_step=step, prompt_rule=rule,
                stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
     write_json(out_file, out)

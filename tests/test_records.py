@@ -716,6 +716,28 @@ def test_evaluate_reads_the_data_the_run_read(tmp_path, data_dir, monkeypatch):
         evaluate_run(run, limit=4, progress=False)
 
 
+def test_an_evaluation_of_other_rows_keeps_the_earlier_one(tmp_path, data_dir):
+    """eval_file_replaced: the same split, limit and prompt scored again on other rows (here: a data folder whose first
+    validation row was edited) was written over the earlier evaluation's file; it goes beside it, named by its rows'
+    hash, and the earlier file is kept byte for byte. Scored again on the same rows, each file is replaced in place."""
+    run = tmp_path/'run'
+    run_experiment('mnli', 'tiny', 'pt', run, data_dir=str(data_dir), steps=2, batch_size=4, prompt_length=2, train_limit=8,
+                   eval_limit=4, progress=False)
+    first = evaluate_run(run, limit=4, progress=False)
+    kept = (run/'eval-validation-4.json').read_bytes()
+    lines = (data_dir/'mnli'/'validation_matched.jsonl').read_text().splitlines()[:4]
+    row = json.loads(lines[0]); row['hypothesis'] = 'An edited hypothesis.'
+    (tmp_path/'other'/'mnli').mkdir(parents=True)
+    (tmp_path/'other'/'mnli'/'validation_matched.jsonl').write_text('\n'.join([json.dumps(row), *lines[1:]]) + '\n')
+    other = evaluate_run(run, data_dir=str(tmp_path/'other'), limit=4, progress=False)
+    assert other['data']['sha'] != first['data']['sha'] and other['file'] == f"eval-validation-4-data{other['data']['sha'][:8]}.json"
+    assert (run/'eval-validation-4.json').read_bytes() == kept and read_json(run/other['file'])['data'] == other['data']
+    again = evaluate_run(run, limit=4, progress=False)
+    assert again['file'] == 'eval-validation-4.json' and again['data'] == first['data']
+    assert evaluate_run(run, data_dir=str(tmp_path/'other'), limit=4, progress=False)['file'] == other['file']
+    assert sorted(p.name for p in run.glob('eval-*.json')) == sorted(['eval-validation-4.json', other['file']])
+
+
 def test_a_finished_run_is_scored_with_new_evaluation_settings_for_real(finished, tmp_path, capsys):
     """rescore_with_the_runs_beams: rerun with another num_beams, a finished run said 'the new evaluation settings were scored'
     but scored with its old beams; with another eval_every, nothing differs in a finished run, and it says so."""

@@ -408,7 +408,7 @@ MUTANTS = [
            "    if differ: _say(", "    if False: _say(",
            (R + '::test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model',), "a --pt-run of another recipe is overlaid without a word"),
     Mutant('eval_data_unrecorded', 'run.py',
-           "data=data_ref(c['task'], split, data_dir, rows),", "",
+           "data_dir=str(data_dir) if data_dir else None, data=data,", "data_dir=str(data_dir) if data_dir else None,",
            (R + '::test_evaluate_reads_the_data_the_run_read',), "an eval file names its data by a path alone, not by content"),
     Mutant('partial_micro_batch_kept', 'train.py',
            "epoch=self.state['epoch'], pad_id=self.pad_id, drop_last=True,", "epoch=self.state['epoch'], pad_id=self.pad_id, drop_last=False,",
@@ -1002,6 +1002,10 @@ MUTANTS = [
            "new_tokens = max(1, target_length - 1)   # T5's generate", "new_tokens = target_length   # T5's generate",
            (P + 'test_the_evaluator_generates_what_the_run_records',),
            "T5's evaluator generates up to the target length (one token more than the run records and the official generate)"),
+    Mutant('eval_file_replaced', 'run.py',
+           "    if _held_sha(out_file) not in (None, data['sha']):", "    if False:",
+           (R + '::test_an_evaluation_of_other_rows_keeps_the_earlier_one',),
+           "an evaluation of other rows of the same split (changed data) is written over the earlier evaluation's file"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
