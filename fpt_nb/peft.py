@@ -13,6 +13,7 @@ from peft import PromptTuningConfig, TaskType, get_peft_model
 from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json, trained_arch
+from .tables import run_unfinished
 
 # %% auto #0
 __all__ = ['RUN_PROMPTS', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
@@ -33,10 +34,9 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
         step = chosen.get('step', s.get('steps'))
         if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
-        if not s or s.get('steps', 0) < s.get('planned_steps', 0) or s.get('stopped'):
-            why = (f"it stopped at step {s['steps']} of {s['planned_steps']} ({s.get('stopped') or 'not finished'})" if s
-                   else 'it has no summary.json yet')
-            (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
+        why = ('it has no summary.json yet' if not isinstance(s.get('steps'), int) else   # an early stop is the run's own end
+               f"it stopped at step {s['steps']} of {s.get('planned_steps')} ({s.get('stopped') or 'not finished'})" if run_unfinished(s) else None)
+        if why: (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
         stages = s.get('stages') or [{}]
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':

@@ -115,10 +115,15 @@ def test_record_trains_on_every_gold_entity(data_dir):
     assert per_row == [len(dict.fromkeys(r['answers'])) for r in rows] and max(per_row) > 1
 
 
-def test_the_command_line_on_tiny_llama(tmp_path, capsys):
-    "`fpt run --model tiny-llama`: PT and FPT_CR through the scores, four decoder stages and the tables; then export and evaluate."
+def test_the_command_line_on_tiny_llama(tmp_path, capsys, monkeypatch):
+    """`fpt run --model tiny-llama`: PT and FPT_CR through the scores, four decoder stages and the tables; then export and
+    evaluate. The FPT run's plot overlays the PT run's curve; PT's own plot has no overlay (pt_plot_overlays_itself)."""
+    import fpt_nb.cli as cli
     from fpt_nb.cli import main
     from fpt_nb.checkpoint import read_json
+    plotted, plot_run = [], cli.plot_run
+    def plot(d, pt=None, **k): plotted.append((Path(d).name, pt and Path(pt).name)); return plot_run(d, pt, **k)
+    monkeypatch.setattr(cli, 'plot_run', plot)
     def fpt(*args):
         code = main(list(map(str, args))); torch.set_num_threads(1)
         return code, capsys.readouterr()
@@ -130,6 +135,7 @@ def test_the_command_line_on_tiny_llama(tmp_path, capsys):
     assert [st['name'] for st in s['stages']] == ['dec 1L, dec ffn 32', 'dec 2L, dec ffn 64', 'dec 3L, dec ffn 96', 'full']
     assert s['stages'][0]['flops'] < s['stages'][3]['flops'] and s['decoder'] is True
     assert '| toy | tiny-llama | FPT_CR | 1 |' in o.out, o.out
+    assert plotted == [('pt', None), ('fpt_cr', 'pt')]
     code, o = fpt('export-peft', out/'fpt_cr', tmp_path/'adapter')
     assert code == 0 and json.loads((tmp_path/'adapter'/'adapter_config.json').read_text())['task_type'] == 'CAUSAL_LM', o.err
     code, o = fpt('evaluate', out/'fpt_cr', '--prompt', 'best_last', '--limit', 16, '--no-progress')

@@ -168,3 +168,45 @@ def test_tables_of_a_file_says_it_is_a_file(tmp_path, capsys):
     (tmp_path/'afile').write_text('')
     code, err = fpt_here('tables', tmp_path/'afile', capsys=capsys)
     assert code == 2 and f"runs folder {tmp_path/'afile'} is a file: give the folder holding the run folders" in err, err
+
+
+def test_a_diverged_run_exits_1_in_one_line(monkeypatch, capsys):
+    """nonfinite_exit_2: a run whose loss became NaN exits 1 (it failed), not 2, which means bad input, with one line naming
+    the step and the last good checkpoint."""
+    import fpt_nb.cli as cli
+    from fpt_nb.train import NonFiniteLoss
+    def launch(n, **kw): raise NonFiniteLoss('the loss is nan at step 3 (stage 1, full): training stopped; the last good checkpoint is none')
+    monkeypatch.setattr(cli, 'launch', launch)
+    code, err = fpt_here('run', '--method', 'pt', '--steps', 4, '--out-dir', '/nonexistent/never-written', capsys=capsys)
+    assert code == 1 and err.splitlines() == ['fpt run: error: the loss is nan at step 3 (stage 1, full): training stopped; the last good checkpoint is none']
+
+
+@pytest.mark.parametrize('params,says', [
+    (dict(levels=[0, 1]), 'parameter levels must be a list of levels 1 to 3, got [0, 1]'),          # levels_accept_zero
+    (dict(levels='4'), "parameter levels must be a list of levels 1 to 3, got '4'"),
+    (dict(lr=True), 'parameter lr must be a number, got True (bool)'),                               # float_param_bool
+    (dict(steps=4.5), 'parameter steps must be a whole number, got 4.5 (float)'),
+    (dict(methods='pt ftp'), "parameter methods: unknown method 'ftp'"),
+    (dict(stage_steps='2 2 x'), 'parameter stage_steps must be a list of whole numbers'),
+    (dict(progress='yes'), "parameter progress must be True or False, got 'yes' (str)"),
+    (dict(task=None), 'parameter task must be given (it is None)'),
+    (dict(nope=1), "unknown parameter 'nope'"),
+])
+def test_bad_notebook_parameters_are_refused_by_name(params, says):
+    "The papermill notebooks' parameters, checked before anything runs (`check_params`): one error naming the parameter."
+    import re
+    from fpt_nb.cli import check_params
+    with pytest.raises(ValueError, match=re.escape(says)): check_params(params)
+
+def test_notebook_parameters_as_papermill_passes_them_are_normalised():
+    "papermill's -p passes strings: lists and levels from strings, whole floats to ints, None where optional."
+    from fpt_nb.cli import check_params
+    got = check_params(dict(levels='1 3', methods="['pt', 'fpt_cr']", steps=8.0, stage_steps='2 2 2 4', lr=1, eval_limit=None))
+    assert got == dict(levels=[1, 3], methods=['pt', 'fpt_cr'], steps=8, stage_steps=[2, 2, 2, 4], lr=1, eval_limit=None)
+
+def test_fpt_run_defaults_are_the_papers_recipe():
+    """score_examples_default: with no flag, `fpt run` parses to the paper's settings: lr 0.3, 20 prompt vectors, neuron scores
+    over 1,000 examples sampled at random, averaged per example (the batch and steps are filled in later, by preset)."""
+    from fpt_nb.cli import make_parser
+    a = make_parser().parse_args(['run'])
+    assert (a.lr, a.prompt_length, a.score_examples, a.score_sampling, a.score_aggregation) == (0.3, 20, 1000, 'random', 'example')

@@ -113,3 +113,33 @@ def test_a_loss_group_on_the_stock_forward_computes_no_discarded_loss(monkeypatc
     loss, _, problem = step(iter([collate(items[:2]), collate(items[2:])]), {})
     assert problem is None and calls == ['none', 'none'], calls
     assert math.isclose(loss, float(ref), rel_tol=1e-5), (loss, ref)
+
+
+def test_casting_to_bf16_leaves_a_tied_embedding_alone():
+    """cast_tied_linear: on a model whose output head shares the input embedding's weight (tiny-relu, like T5 v1.0), the
+    fast step's cast of the frozen linear layers to bf16 leaves that weight in fp32 (the prompt is looked up beside it)."""
+    import torch
+    from fpt_nb.prompt import load_t5
+    from fpt_nb.fast import cast_linears
+    model = load_t5('tiny-relu')[0]
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    n = cast_linears(model)
+    assert n > 0 and model.get_input_embeddings().weight.dtype == torch.float32
+    assert model.encoder.block[0].layer[0].SelfAttention.q.weight.dtype == torch.bfloat16
+
+def test_fast_options_that_cannot_work_are_refused_by_name():
+    "bf16_weights_without_autocast: bf16 weights without bf16 autocast were let through to fail at the first step on a dtype mismatch."
+    import pytest
+    from fpt_nb.fast import FastOptions
+    with pytest.raises(ValueError, match='bf16_weights needs bf16 autocast'): FastOptions(bf16_weights=True, attention='sdpa').check('cpu', False)
+    with pytest.raises(ValueError, match='compile and bucket work on our T5 forward'): FastOptions(compile=True).check('cpu', False)
+    assert FastOptions(attention='sdpa').check('cpu', False).attention == 'sdpa'
+
+def test_a_loss_group_without_target_tokens_gets_a_finite_weight():
+    """empty_loss_group_divides_by_zero: a group whose labels are all ignored gets a finite weight (on no token losses), not
+    a division by 0 that makes the whole loss NaN; the other group is its own tokens' mean over the 2 groups."""
+    import pytest
+    import torch
+    from fpt_nb.fast import loss_weights
+    w = loss_weights([torch.full((2, 3), -100), torch.ones(2, 3, dtype=torch.long)], 2)
+    assert all(torch.isfinite(x).all() for x in w) and w[1].tolist() == pytest.approx([1 / 12, 1 / 12])

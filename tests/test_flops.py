@@ -82,6 +82,13 @@ def test_relative_flops_are_the_measured_ratios():
     assert part_step / full_step != pytest.approx(part_fwd / full_fwd)   # the two differ, so a swap shows
     assert relative_flops(model.config, 16, 4, shape_of(model)) == pytest.approx(part_step / full_step)
     assert relative_flops(model.config, 16, 4, shape_of(model), step=False) == pytest.approx(part_fwd / full_fwd)
+    # relative_flops_denominator_all_matmuls: the linear layers' share is over the full model's linear layers
+    apply_stage(model, FULL)
+    full_lin = linear_flops(lambda: pt(ids, labels=labels).loss.backward())
+    apply_stage(model, replace(compound_reduction(2, 48), ffn_selection='sequence'))
+    part_lin = linear_flops(lambda: pt(ids, labels=labels).loss.backward())
+    assert relative_flops(model.config, 16, 4, shape_of(model), linear_only=True) == pytest.approx(part_lin / full_lin)
+    assert part_lin / full_lin != pytest.approx(part_step / full_step)   # the two differ, so a mixed-up denominator shows
 
 
 def linear_flops(fn) -> int:
@@ -114,3 +121,16 @@ def test_schedule_flops_by_hand():
     assert schedule_flops([0.2, 0.4, 0.6, 0.8], [1, 1, 1, 1]) == pytest.approx(2.0 / 3.2)   # the last stage is the unit, whatever it costs
     assert schedule_flops([0.5, 1.0], [0, 10]) == 1.0
     with pytest.raises(ValueError, match='one step count per stage'): schedule_flops([0.5, 1.0], [1, 2, 3])
+    with pytest.raises(ValueError, match=r'steps must add up to a positive number, got \[0, 0\]'): schedule_flops([0.5, 1.0], [0, 0])   # schedule_zero_steps
+
+
+@pytest.mark.parametrize('ffn,says', [
+    ([128] * 5, 'encoder_ffn lists 5 layers but the model has 4: a stage keeps at most 4'),   # stack_widths_one_layer_too_many
+    ([128, 0], 'encoder layer 1 keeps 0 FFN neurons: expected 1 to d_ff=128'),              # stack_width_zero_accepted
+    ([129], 'encoder layer 0 keeps 129 FFN neurons: expected 1 to d_ff=128'),
+    ([], 'encoder_ffn is empty: a stage keeps at least one encoder layer'),
+])
+def test_a_stage_the_model_cannot_have_is_refused(ffn, says):
+    "A stage's shape with more layers than the model, or an FFN width of 0 or beyond d_ff, is refused by name, not counted."
+    config = load_t5('tiny')[0].config
+    with pytest.raises(ValueError, match=re.escape(says)): pt_step_flops(config, 16, 4, encoder_ffn=ffn)

@@ -114,3 +114,42 @@ def test_export_for_another_model_is_refused(tmp_path):
     assert not (tmp_path/'x'/'adapter_config.json').exists() and not (tmp_path/'y'/'adapter_config.json').exists()
     out = export_peft(run, tmp_path/'ok', folders['mine'])
     assert json.loads((out/'adapter_config.json').read_text())['base_model_name_or_path'] == folders['mine']
+
+
+def _run_folder(d, stages, summary=None, chosen=None, prompt='best_last_prompt'):
+    "A run folder of the tiny T5 with one prompt file, `stages` named, a summary (default: finished) and the prompt's record."
+    from fpt_nb.checkpoint import save_prompt, write_json
+    d.mkdir()
+    save_prompt(torch.ones(5, 64), d/f'{prompt}.safetensors')
+    write_json(d/'config.json', dict(model='tiny'))
+    write_json(d/'summary.json', {**dict(steps=10, planned_steps=10, stopped=None, stages=[dict(name=s) for s in stages]), **(summary or {})})
+    if chosen is not None: write_json(d/f"{prompt.removesuffix('_prompt')}.json", chosen)
+    return d
+
+def test_an_early_stopped_run_is_exported_as_finished(tmp_path):
+    """peft_early_stop_unfinished: a run that stopped early by its own rule (`early_stop`) is finished, as `fpt tables` and a
+    rerun say; export-peft called it 'unfinished'. A run stopped by a signal still is."""
+    heard = []
+    run = _run_folder(tmp_path/'early', ['full'], dict(steps=6, stopped='early stop at step 6'), dict(step=4, stage=0))
+    export_peft(run, tmp_path/'a', say=heard.append)
+    assert heard == [f"exporting best_last_prompt.safetensors of {run} (from step 4)"]
+    run = _run_folder(tmp_path/'killed', ['full'], dict(steps=6, stopped='signal 15 at step 6'), dict(step=4, stage=0))
+    export_peft(run, tmp_path/'b', say=heard.append)
+    assert heard[-1] == f"run {run} is unfinished: it stopped at step 6 of 10 (signal 15 at step 6); exporting best_last_prompt.safetensors as it is"
+
+def test_a_final_prompt_of_an_fpt_run_is_the_full_models(tmp_path):
+    """peft_final_prompt_stage_first: an FPT run's final prompt (no record of a choice) was trained on the last stage, the full
+    model: no 'partial model' warning; a one-stage LD run's is warned about."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        export_peft(_run_folder(tmp_path/'fpt', ['enc 1L', 'enc 2L', 'enc 3L', 'full'], prompt='prompt'), tmp_path/'a')
+    assert not [w for w in caught if 'partial model' in str(w.message)]
+    with pytest.warns(UserWarning, match=r'trained this prompt on a partial model \(enc 2L\)'):
+        export_peft(_run_folder(tmp_path/'ld', ['enc 2L'], prompt='prompt'), tmp_path/'b')
+
+def test_a_prompt_of_another_width_is_refused(tmp_path):
+    "peft_width_unchecked: a prompt as wide as another backbone's embeddings made an adapter PEFT cannot load; now refused, nothing written."
+    with pytest.raises(ValueError, match='has d_model 64'):
+        export_peft(torch.ones(5, 32), tmp_path/'out', 'tiny')
+    assert not (tmp_path/'out'/'adapter_config.json').exists()

@@ -67,3 +67,30 @@ def test_loss_is_smoothed_by_a_trailing_mean_shorter_at_the_start():
     np.testing.assert_allclose(_smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])
     np.testing.assert_allclose(_smooth([3, 6, 9, 12, 15], 3), [3, 4.5, 6, 9, 12])
     np.testing.assert_allclose(_smooth([5.0], 3), [5.0])
+
+
+def test_the_runs_own_curve_is_drawn_over_the_overlay_on_log_loss_axes(runs):
+    """plot_overlay_on_top, plot_loss_linear_axis: PT's grey overlay is drawn first, under the run's own curve, in every
+    panel; both loss panels are on a log scale, the metric panels on a linear one."""
+    fpt, pt = runs
+    fig = plot_run(fpt, pt, save=False)
+    for ax in fig.axes:
+        labels = [l.get_label() for l in ax.lines if not l.get_label().startswith('_') and l.get_gid() != 'stage']
+        assert labels == ['pt (overlay)', 'fpt_ld'], labels
+    assert [ax.get_yscale() for ax in fig.axes] == ['log', 'log', 'linear', 'linear']
+
+def test_an_overlay_without_the_runs_metric_is_left_out_of_the_metric_panels(runs, tmp_path):
+    """plot_metric_length_guard: a PT run whose evaluations lack the metric shown (an older run without the paper's scoring)
+    is drawn in the loss panels only; the metric panels show the run alone (before the guard: mismatched lengths, a crash)."""
+    fpt, _ = runs
+    old_pt = write_run(tmp_path/'old-pt', 'pt', [('full', 8)], [4.0], evals=(4, 8), paper=False)
+    fig = plot_run(fpt, old_pt, save=False)
+    assert [l.get_label() for l in fig.axes[2].lines if l.get_gid() != 'stage' and not l.get_label().startswith('_')] == ['fpt_ld']
+    assert 'pt (overlay)' in [l.get_label() for l in fig.axes[0].lines]
+
+def test_blank_lines_in_a_log_are_skipped(runs):
+    "plot_blank_log_line: a blank line in log.jsonl (a hand edit, a tool that pads) is no record, not an error."
+    fpt, _ = runs
+    before = read_log(fpt)
+    (fpt/'log.jsonl').write_text((fpt/'log.jsonl').read_text() + '\n   \n')
+    assert read_log(fpt) == before

@@ -222,6 +222,20 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--loss-group', '4', '--out-dir', str(tmp_path/'z')])
     assert code == 2 and 'loss_group 4 does not divide batch_size 6' in capsys.readouterr().err and len(seen) == 6   # given: refused
 
+def test_stage_steps_on_a_papers_backbone_set_the_total(monkeypatch, tmp_path):
+    """preset_steps_kept_with_stage_steps: `--stage-steps` on a model of the paper's shape (or with --preset) and no --steps:
+    the stages' sum is the run's length, not the preset's 30,000 (which the stages then did not add up to: refused)."""
+    import fpt_nb.cli as cli
+    from fpt_nb.prompt import paper_config
+    paper_config('large').save_pretrained(tmp_path/'large')
+    seen = []
+    def launch(n, **kw): seen.append({k: kw[k] for k in ('steps', 'stage_steps', 'batch_size', 'loss_group')}); raise SystemExit(0)
+    monkeypatch.setattr(cli, 'launch', launch)
+    for args in (['--model', str(tmp_path/'large')], ['--model', 'tiny', '--preset', 'large']):
+        with pytest.raises(SystemExit):
+            cli.main(['run', *args, '--method', 'fpt_cr', '--task', 'toy', '--stage-steps', '2', '2', '2', '4', '--out-dir', str(tmp_path/'x')])
+    assert seen == [dict(steps=10, stage_steps=[2, 2, 2, 4], batch_size=32, loss_group=4)] * 2
+
 def test_a_run_reads_its_models_config_once(monkeypatch, tmp_path, capsys):
     """config_read_per_check, unreadable_model_loaded: `fpt run` reads the model's config once, however many methods it checks
     (an unreachable hub id retries for tens of seconds at each read), and a config it cannot read stops it there, in one line
@@ -284,7 +298,9 @@ def test_scores_read_exactly_n_examples():
     from fpt_nb.batches import batches
     pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
     items = encode('toy', TOK, toy_examples('validation', 8))
+    pt.train()
     five = activation_scores(pt, batches(items, 4, shuffle=False), n_examples=5, progress=False)['abs_mean']
+    assert pt.model.training   # scores_leave_model_in_eval: scoring runs the model in eval mode, then gives it back as it was
     ref = activation_scores(pt, batches(items[:5], 5, shuffle=False), n_examples=5, progress=False)['abs_mean']
     assert five.n_examples == 5 and all(torch.allclose(five.scores[s], ref.scores[s], atol=1e-6) for s in ref.scores)
 

@@ -368,6 +368,14 @@ def test_short_runs_evaluate_on_fewer_examples(data_dir, tmp_path, capsys):
     assert code == 0, err
     assert 'evaluating on the first 500 validation examples (--eval-limit 0 for all)' in out
     assert read_json(tmp_path/'r'/'summary.json')['n_eval'] == 500
+    # eval_limit_zero_passed: --eval-limit 0, which that line offers, means every example (None), on short runs and long ones
+    from fpt_nb.cli import run_defaults
+    assert run_defaults('mnli', 2, None, 0) == (1, None) and run_defaults('mnli', 5000, None, 0) == (250, None)
+    assert run_defaults('mnli', 2, None, None) == (1, 500) and run_defaults('mnli', 2, 3, 7) == (3, 7)
+    # run_defaults_eval_every_zero, short_run_boundary: 20 evaluations a run, at least every step; 'short' is below 2,000 steps
+    from fpt_nb.cli import SHORT_RUN
+    assert SHORT_RUN == 2000 and run_defaults('mnli', 1999, None, None) == (99, 500) and run_defaults('mnli', 2000, None, None) == (100, None)
+    assert run_defaults('toy', 2, None, None) == (1, None)   # a built-in task is small: all of it
 
 def test_evaluation_shows_progress(capsys):
     from fpt_nb.prompt import PromptT5
@@ -542,6 +550,7 @@ def test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model(finished, t
         assert not (tmp_path/'new').exists()
     code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'new', '--pt-run', pt, '--seed', 1, *small, capsys=capsys)
     assert code == 0 and f"--pt-run {pt} has seed 0, this run 1" in out, err
+    assert '\nTable 2 (PT vs FPT)\n' in out, out   # pt_run_not_tabulated: the PT run named is compared in the table
     assert 'differs in' not in out
     # pt_run_recipe_unsaid: a PT run of another recipe was overlaid without a word
     code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'other', '--pt-run', pt, '--lr', 1.0, *small, capsys=capsys)

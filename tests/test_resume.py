@@ -87,6 +87,18 @@ def test_checkpoints_are_pruned_to_the_newest_keep():
         assert state['step'] == 11 and torch.equal(prompt, torch.full((2, 3), 11.0))
 
 
+def test_a_deleted_latest_checkpoint_names_the_newest_one_left(tmp_path):
+    """latest_hint_oldest: with three checkpoints kept and the newest deleted by hand, the way out names the newest one
+    left (step 2), not the oldest, which would throw away a step of training."""
+    import re
+    from fpt_nb.checkpoint import save_checkpoint, latest_checkpoint
+    import shutil
+    for step in (1, 2, 3): save_checkpoint(tmp_path, step, torch.zeros(2, 3), dict(epoch=0), {}, keep=3)
+    shutil.rmtree(tmp_path/'step-0000003')
+    with pytest.raises(ValueError, match=re.escape(f"to resume from the newest one left, write 'step-0000002' into {tmp_path/'latest'}")):
+        latest_checkpoint(tmp_path)
+
+
 def test_a_checkpoint_saved_again_at_its_step_replaces_the_old_one():
     "Catches checkpoint_same_step_not_replaced: a checkpoint written again at the same step (a resumed run) must hold the new prompt."
     import tempfile

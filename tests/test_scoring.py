@@ -233,3 +233,42 @@ def test_settings_that_differ_in_steps_only_are_labelled(tmp_path):
     rows = table2(collect_runs(tmp_path))
     assert [(r['task'], r['steps'], r['setting']) for r in rows] == [('mnli', 1000, 'steps=1000'), ('mnli', 300, 'steps=300'), ('qqp', 500, '')]
     assert '| mnli | m | steps=300 | PT |' in to_markdown(rows)
+
+
+def test_improve_before_pts_first_evaluation_is_against_that_evaluation(tmp_path):
+    """pt_best_before_first_eval: an FPT run cheaper than PT's first evaluation is compared with that first evaluation (the
+    paper's rule had chosen nothing else yet), not with PT's best over its whole run."""
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(50, 10), (100, 70)])
+    fake_run(tmp_path, 'fpt_ld', 0, 20, 10.0, 66)
+    assert table2(collect_runs(tmp_path))[1]['improve'] == 66 - 10
+
+def test_runs_of_different_local_models_with_one_name_are_not_pooled(tmp_path):
+    """tables_pool_local_models_by_name: two runs of model folders with the same name but other weights (their recorded
+    digests differ) are two settings, one seed each, not two seeds of one."""
+    for seed, digest in ((0, 'aaaa'), (1, 'bbbb')):
+        fake_run(tmp_path, 'pt', seed, 100, 50.0, 70 - seed, [(0, 10), (100, 70 - seed)])
+        f = tmp_path/f'pt-0-s{seed}'/'summary.json'
+        f.write_text(json.dumps(dict(json.loads(f.read_text()), model_ref=dict(name='m', path=f'/models/m{seed}', digest=digest))))
+    rows = table2(collect_runs(tmp_path))
+    assert [(r['method'], r['seeds'], r['score']) for r in rows] == [('PT', 1, 70.0), ('PT', 1, 69.0)]
+
+def test_a_row_compared_with_another_seeds_pt_says_so(tmp_path):
+    "other_pt_seed_unsaid: FPT seed 2 with PT runs of seeds 0 and 1 only is compared with seed 0's, and the table says so."
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (100, 70)])
+    fake_run(tmp_path, 'pt', 1, 100, 50.0, 60, [(0, 10), (100, 60)])
+    fake_run(tmp_path, 'fpt_ld', 2, 70, 30.0, 66)
+    rows = table2(collect_runs(tmp_path))
+    assert (rows[1]['method'], rows[1]['pt_seed']) == ('FPT_LD', '0') and '(vs PT seed 0)' in to_markdown(rows)
+    assert rows[0]['pt_seed'] == ''
+
+def test_fpt_tables_takes_the_scoring_asked_for(tmp_path, capsys):
+    """tables_scoring_ignored: `fpt tables ROOT --scoring official` writes the datasets' official scores (exact_match), the
+    default the paper's (paper_em), into its tables."""
+    from fpt_nb.cli import main
+    scored_run(tmp_path, 'pt', 100, best=(50, 60), best_last=(50, 60), final=(50, 60), evals=[(0, 10, 20), (100, 50, 60)])
+    scored_run(tmp_path, 'fpt_ld', 55, best=(40, 45), best_last=(38, 44), final=(36, 42))
+    for scoring, metric, fpt_score in (('official', 'exact_match', '40.0'), ('paper', 'paper_em', '45.0')):
+        assert main(['tables', str(tmp_path), '--scoring', scoring, '--out', str(tmp_path/scoring)]) == 0
+        t2 = (tmp_path/scoring/'table2.md').read_text()
+        assert f'| {fpt_score} {metric} |' in t2, t2
+    capsys.readouterr()
