@@ -12,8 +12,8 @@ from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state',
-           'set_rng_state', 'save_prompt', 'load_prompt', 'save_checkpoint', 'latest_checkpoint', 'run_fingerprint',
-           'trained_arch', 'load_checkpoint']
+           'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest', 'save_checkpoint', 'latest_checkpoint',
+           'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_atomic(path, text:str) -> Path:
@@ -110,6 +110,12 @@ def load_prompt(path) -> torch.Tensor:
     except Exception as e: raise ValueError(f"prompt file {path} is not a safetensors file ({type(e).__name__}: {e})") from e
     if 'prompt' not in t: raise ValueError(f"prompt file {path} has no 'prompt' tensor (it has {sorted(t)})")
     return t['prompt']
+
+def prompt_digest(path) -> str:
+    "A short hash of the prompt in a prompt file: its shape and fp32 values (the file's own bytes may differ for the same prompt)."
+    import hashlib
+    t = load_prompt(path).float().contiguous()
+    return hashlib.sha256(repr(tuple(t.shape)).encode() + t.numpy().tobytes()).hexdigest()[:16]
 
 def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors:dict, keep:int=2) -> Path:
     "Write checkpoint `step` under `ckpt_dir` atomically, point `latest` at it, prune to `keep` checkpoints."

@@ -13,7 +13,7 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
 from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES, NEEDS_SCORES
+from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES, NEEDS_SCORES, BUILT_IN_MODELS
 from .scores import load_scores
 from .encoder import is_encoder
 from .plots import plot_run
@@ -57,7 +57,7 @@ def hub_unreachable(model:str) -> str|None:
     same way). None: it may be readable (a path, a cached config, a proxy, a name that resolves, or offline mode)."""
     import os, socket, urllib.parse
     from huggingface_hub import constants, try_to_load_from_cache
-    if Path(model).exists() or model.count('/') != 1 or constants.HF_HUB_OFFLINE: return None
+    if Path(model).exists() or model in BUILT_IN_MODELS or model.count('/') > 1 or constants.HF_HUB_OFFLINE: return None   # (t5-small: no owner)
     if isinstance(try_to_load_from_cache(model, 'config.json'), str): return None
     if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return None
     host = urllib.parse.urlparse(constants.ENDPOINT).hostname or 'huggingface.co'

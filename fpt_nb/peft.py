@@ -28,8 +28,16 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
     if p.is_dir():
         f = next((p/n for n in RUN_PROMPTS if (p/n).is_file()), None)
         if f is None: raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
+        chosen_gone = [n for n in RUN_PROMPTS[:RUN_PROMPTS.index(f.name)] if (p/n.replace('_prompt.safetensors', '.json')).is_file()]
+        if chosen_gone:   # not the next one down, silently: the run chose this one
+            raise FileNotFoundError(f"run folder {p}: its {chosen_gone[0]} is gone, though the run chose it "
+                                    f"({chosen_gone[0].replace('_prompt.safetensors', '.json')} is there): restore it, or export the prompt "
+                                    f"you mean by its path, naming the model (fpt export-peft {p/f.name} OUT --model M)")
         cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
         s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
+        if s:
+            from fpt_nb.run import check_prompt_of_run   # (imported here: the run module is heavier than an export needs)
+            check_prompt_of_run(p, s, f)
         rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
         chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
         step = chosen.get('step', s.get('steps'))
@@ -73,7 +81,7 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     if trained and not (trained.startswith('T5') or trained in CAUSAL_CLASSES):
         raise ValueError(f"run {source} trained its prompt on a {trained}: PEFT export is for prompts of T5 and decoder-only models")
     name = model_name_or_path or run_cfg.get('model')
-    if model_name_or_path is not None and isinstance(source, (str, Path)) and (Path(source)/'summary.json').is_file():
+    if isinstance(source, (str, Path)) and (Path(source)/'summary.json').is_file():   # (no model named: the run's own folder, unchanged)
         from fpt_nb.run import check_model_of_run   # (imported here: the run module is heavier than an export needs)
         check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, "export it for the run's own")
     if config is None:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
-import dataclasses, json, os, shutil, time
+import dataclasses, json, os, shutil, sys, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -17,17 +17,18 @@ from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
-from .checkpoint import write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config
+from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config,
+                               prompt_digest)
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage, FULL
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PROMPTS', 'LAUNCHER', 'run_lock',
+__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'LAUNCHER', 'run_lock',
            'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref',
-           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'check_model_of_run', 'evaluate_run',
-           'run_distributed', 'launch']
+           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'check_model_of_run',
+           'check_prompt_of_run', 'evaluate_run', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -58,7 +59,10 @@ def sigterm_exits():
     if (not hasattr(signal, 'SIGTERM') or threading.current_thread() is not threading.main_thread()
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
         yield; return
-    def _exit(signum, frame): raise SystemExit(128 + signum)
+    def _exit(signum, frame):
+        print(f"stopped by signal {signum} (SIGTERM) outside training (loading, scoring neurons or evaluating): what the run had "
+              f"saved is kept, a folder it had not begun a run in is removed", file=sys.stderr, flush=True)
+        raise SystemExit(128 + signum)
     signal.signal(signal.SIGTERM, _exit)
     try: yield
     finally: signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -175,7 +179,7 @@ def _own_scores(saved:Path, model, run_dir:Path):
         raise ValueError(f"{e}: it is damaged; delete it, and the run computes the same scores again (they are seeded)") from None
     except ValueError as e:
         ckpt = latest_checkpoint(run_dir/'checkpoints')
-        where = f"checkpoint {ckpt} was written by another run" if ckpt else f"run folder {run_dir} belongs to another run"
+        where = f"checkpoint {ckpt} was written by a run with other settings or inputs" if ckpt else f"run folder {run_dir} holds a run with other settings or inputs"
         raise ValueError(f"{where}: its model differs from this one's ({e}); use a new out_dir, or the same model") from None
 
 def run_scores(pt, task, encode_fn, data_dir, split:str='validation', n:int=1000, sampling:str='random', aggregation:str='example',
@@ -229,6 +233,9 @@ def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
         return None   # this run, unfinished and with no checkpoint to continue from: it starts again
     return dict(fingerprint=held, step=s['steps'])
 
+#: a run's prompt files: the best (the paper's rule), the best of the last stage, and the final one
+PROMPTS = dict(best='best_prompt.safetensors', best_last='best_last_prompt.safetensors', final='prompt.safetensors')
+
 def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0, run_dir, extra:dict) -> dict:
     "The run's `summary.json`: what was trained, on what, for how much, and its scores."
     evals = read_log(run_dir)['eval'] if (run_dir/'log.jsonl').exists() else []
@@ -244,6 +251,7 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
                 stages=[dict(spec=p.stage.to_dict(), name=p.stage.describe(), steps=p.steps, flops=f, seconds=s)
                         for p, f, s in zip(phases, st['stage_flops'], st['stage_seconds'])],
                 total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
+                prompts={f: prompt_digest(run_dir/f) for f in PROMPTS.values() if (run_dir/f).is_file()},   # what each file holds
                 final_metrics={k: v for k, v in evals[-1].items() if k not in meta} if evals else {},
                 best=best('best', st['best_step']), best_last_stage=best('best_last', st['best_last_step']), stopped=st['stopped'],
                 device=str(dev), processes=dist.num_processes if dist else 1, config=params, **extra)
@@ -421,8 +429,6 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     return summary
 
 # %% ../nbs/22_run.ipynb #5e8119ed
-PROMPTS = dict(best='best_prompt.safetensors', best_last='best_last_prompt.safetensors', final='prompt.safetensors')
-
 def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None, str]:
     "Index of the stage `prompt` was trained for, the step it is from, and how it was chosen."
     n = len(summary['stages'])
@@ -440,13 +446,35 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, use:str="eval
     """Refuse `model`, named in place of the run's own (None: the run's), where it is not the model the run in `run_dir` trained
     its prompt on: another built-in model, or a model folder whose weights or config differ from those the run recorded."""
     own, ref = (summary.get('config') or {}).get('model', summary.get('model')), summary.get('model_ref') or {}
-    if model is None: return
+    if model is None:   # the run's own folder, if it is here: it must still hold the model the run recorded
+        if own is None or own in BUILT_IN_MODELS or not ref.get('digest') or check_model_folder(own) is None: return
+        if (now := model_digest(own)) != ref['digest']:
+            raise ValueError(f"model folder {own} has changed since run {run_dir} trained its prompt on it: its weights or config "
+                             f"differ (digest {now}, the run recorded {ref['digest']}); restore it, or name the run's model where it is "
+                             f"now with model= (fpt {'export-peft' if 'export' in use else 'evaluate'} --model)")
+        return
     if own is not None and model != own and (model in BUILT_IN_MODELS or own in BUILT_IN_MODELS):
         raise ValueError(f"run {run_dir} trained its prompt on {own!r}, and {model!r} is another model (a built-in model is only "
                          f"itself): leave model out to {use}")
     if ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
                          f"{model_digest(folder)}, the run recorded {ref['digest']})")
+
+def check_prompt_of_run(run_dir:Path, summary:dict, f:Path):
+    """Refuse the prompt file `f` of the run in `run_dir` where it is not what the run saved there: its summary recorded another
+    prompt (the file was replaced or edited), or the record of its choice (`best.json`, `best_last.json`) names another step."""
+    want = (summary.get('prompts') or {}).get(f.name)
+    if want is not None and (got := prompt_digest(f)) != want:
+        raise ValueError(f"{f} is not the prompt run {run_dir} saved there (digest {got}, its summary recorded {want}): it was replaced "
+                         f"or edited; restore it (nothing was written)")
+    for name, key in (('best', 'best'), ('best_last', 'best_last_stage')):
+        rec_file, chosen = run_dir/f'{name}.json', summary.get(key) or {}
+        if f.name != PROMPTS[name] or not rec_file.is_file() or chosen.get('step') is None: continue
+        rec = read_json(rec_file, f'{name} record')
+        if rec.get('step') != chosen['step'] or ('stage' in chosen and rec.get('stage') != chosen['stage']):
+            raise ValueError(f"{rec_file} names step {rec.get('step')} (stage {rec.get('stage')}), but run {run_dir}'s summary chose its "
+                             f"{name} prompt at step {chosen['step']} (stage {chosen.get('stage')}): the record was edited or replaced; "
+                             f"restore it (nothing was written)")
 
 def _held_sha(eval_file:Path) -> str|None:
     "The content hash of the rows an evaluation file scored (None: no such file, or one that does not say)."
@@ -476,6 +504,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
                                    else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
     name = model or c['model']
+    check_prompt_of_run(run_dir, summary, f)
     check_model_of_run(run_dir, summary, model)
     if model is None and name not in BUILT_IN_MODELS and not Path(name).exists() and (ref.get('path') or Path(name).is_absolute()):
         raise FileNotFoundError(f"the run's model folder {name} is not on this machine: pass model= (fpt evaluate --model) pointing at "

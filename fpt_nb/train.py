@@ -262,8 +262,8 @@ class RunRecord:
         prompt, state, tensors = self._read(ckpt, load_checkpoint)
         theirs = state.pop('fingerprint', None)
         if diff := fingerprint_diff(theirs, self.fp):
-            raise ValueError(f"checkpoint {ckpt} was written by another run: its {', '.join(diff)} differ(s) from this one's "
-                             f"(use a new out_dir, or the same model, task, data and settings)")
+            raise ValueError(f"checkpoint {ckpt} was written by a run with other settings or inputs: its {', '.join(diff)} differ(s) from this one's "
+                             f"(give the same model, task, data and settings to resume it, or use a new out_dir)")
         return ckpt, prompt, state, tensors
 
     def open(self, resumed:bool, step:int=0):

@@ -103,6 +103,9 @@ def test_an_unreachable_hub_is_said_at_once(monkeypatch, capsys):
     assert code == 2 and "the hub cannot be reached from here (huggingface.co does not resolve" in err, err
     assert 'the local Hugging Face cache holds no config of no-such-org/no-such-t5' in err and len(err.strip().splitlines()) == 1, err
     assert hub_unreachable(str(ROOT)) is None   # a folder here
+    assert 'the local Hugging Face cache holds no config of nosuch-t5' in hub_unreachable('nosuch-t5')   # an id without an owner (as t5-small)
+    from fpt_nb.run import BUILT_IN_MODELS
+    assert [hub_unreachable(m) for m in BUILT_IN_MODELS] == [None] * len(BUILT_IN_MODELS)   # built in: never looked up on the hub
     monkeypatch.setenv('HTTPS_PROXY', 'http://proxy:3128')
     assert hub_unreachable('no-such-org/no-such-t5') is None
     monkeypatch.delenv('HTTPS_PROXY')

@@ -245,7 +245,7 @@ def test_checkpoint_of_another_task_is_refused(tmp_path):
         return Trainer(pt, [Phase(FULL, 1)], ITEMS, TrainConfig(**CFG), tmp_path, progress=False, identity=dict(name='tiny', task=task))
     trainer('toy').fit()
     assert trainer('toy').begin() is True
-    with pytest.raises(ValueError, match='was written by another run'): trainer('mnli').begin()   # only the task differs
+    with pytest.raises(ValueError, match='was written by a run with other settings or inputs'): trainer('mnli').begin()   # only the task differs
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_resume_with_other_data_or_settings_is_refused(change, says, finished, t
     d = unfinished(finished, tmp_path/'run')
     before = snapshot(d)
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), **{**RUN, **change})
-    assert f"checkpoint {d/'checkpoints'/STEP(3)} was written by another run" in str(e.value) and says in str(e.value), str(e.value)
+    assert f"checkpoint {d/'checkpoints'/STEP(3)} was written by a run with other settings or inputs" in str(e.value) and says in str(e.value), str(e.value)
     assert snapshot(d) == before
 
 def test_a_checkpoint_written_before_the_later_entries_still_resumes(finished, tmp_path):
@@ -409,6 +409,48 @@ def test_a_local_model_is_recorded_by_digest_and_found_again(tmp_path, capsys):
     before = snapshot(d)   # the moved model is the same model: the finished run is found finished, nothing changes
     run_experiment(out_dir=str(d), **{**RUN, 'model': str(moved), 'method': 'pt'})
     assert snapshot(d) == before
+
+
+def test_a_run_folders_changed_model_folder_is_refused_without_naming_it(tmp_path, capsys):
+    """model_folder_changed_unchecked (a newcomer's audit): a run's own model folder given other weights in place was used by
+    `fpt evaluate` and `export-peft` with no model named, and its score written as the run's (the same folder named with
+    --model was refused by its digest). Both refuse it now, naming the way out; restored, it evaluates."""
+    m, tok = load_t5('tiny')
+    here = tmp_path/'model'; m.save_pretrained(here); tok.save_pretrained(here)
+    d = tmp_path/'run'
+    run_experiment(out_dir=str(d), **{**RUN, 'model': str(here), 'method': 'pt'})
+    before = snapshot(d)
+    load_t5('tiny', seed=1)[0].save_pretrained(here)   # other weights, same folder
+    for args in (('evaluate', d, '--limit', 4), ('export-peft', d, tmp_path/'adapter')):
+        code, _, err = fpt(*args, capsys=capsys)
+        one_line(code, err, f"model folder {here} has changed since run {d} trained its prompt on it: its weights or config differ")
+    assert snapshot(d) == before and not (tmp_path/'adapter').exists()
+    m.save_pretrained(here)
+    assert evaluate_run(d, limit=4, progress=False)['n'] == 4
+
+def test_a_replaced_prompt_or_edited_choice_record_is_refused(finished, tmp_path, capsys):
+    """prompt_file_replaced, choice_record_edited (a newcomer's audit): a prompt file replaced by another prompt of the same
+    shape (another run's, an edit) was evaluated and exported as the run's; a best.json edited to another step made the
+    prompt be evaluated on another stage's model, under the wrong step. The summary records each prompt's digest and the
+    steps chosen: both are refused, nothing written. A run whose chosen prompt file is gone is not exported from the next
+    one down without a word (export_peft_falls_back)."""
+    from fpt_nb.checkpoint import save_prompt
+    d = copy(finished, tmp_path/'run')
+    assert set(read_json(d/'summary.json')['prompts']) == {'best_prompt.safetensors', 'best_last_prompt.safetensors', 'prompt.safetensors'}
+    for f in ('best_prompt.safetensors', 'best_last_prompt.safetensors'):
+        save_prompt(load_prompt(finished/f) + 0.5, d/f)
+    before = snapshot(d)
+    for args, f in ((('evaluate', d, '--limit', 4), 'best_prompt.safetensors'), (('export-peft', d, tmp_path/'adapter'), 'best_last_prompt.safetensors')):
+        code, _, err = fpt(*args, capsys=capsys)
+        one_line(code, err, f"{d/f} is not the prompt run {d} saved there")
+    assert snapshot(d) == before and not (tmp_path/'adapter').exists()
+    for f in ('best_prompt.safetensors', 'best_last_prompt.safetensors'): shutil.copy(finished/f, d/f)
+    rec = read_json(d/'best.json'); write_json(d/'best.json', dict(rec, step=rec['step'] + 1, stage=3))
+    code, _, err = fpt('evaluate', d, '--limit', 4, capsys=capsys)
+    one_line(code, err, f"{d/'best.json'} names step {rec['step'] + 1} (stage 3), but run {d}'s summary chose its best prompt at step {rec['step']}")
+    (d/'best_last_prompt.safetensors').unlink()
+    code, _, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
+    one_line(code, err, f"run folder {d}: its best_last_prompt.safetensors is gone, though the run chose it (best_last.json is there)")
 
 
 # ---- a run writes over nothing it did not write; numbers out of range; tables of unfinished runs; evaluations by prompt

@@ -350,6 +350,7 @@ def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
         os.kill(p.pid, signal.SIGTERM)
         assert p.wait(timeout=60) == 128 + signal.SIGTERM, child_output(tmp_path)
     assert not out.exists(), sorted(x.name for x in out.iterdir())
+    assert 'stopped by signal 15 (SIGTERM) outside training (loading, scoring neurons or evaluating)' in child_output(tmp_path)
 
 def test_sigterm_in_the_last_step_leaves_a_finished_run(reference, tmp_path):
     """signal_stop_at_the_end: SIGTERM inside the last step (6 of 6): the run is finished, and its summary says so. It used to
@@ -482,7 +483,7 @@ def test_checkpoint_from_another_run_is_refused(change, what, reference, tmp_pat
     before = snapshot(out)
     with pytest.raises(ValueError) as e: resume(out, **change)
     msg = str(e.value)   # refused as another run's checkpoint, or (finished in this run's schedule) as another finished run
-    refused = (f"checkpoint {out/'checkpoints'/STEP(6)} was written by another run" in msg
+    refused = (f"checkpoint {out/'checkpoints'/STEP(6)} was written by a run with other settings or inputs" in msg
                or f"run folder {out} holds a finished run with other settings" in msg)
     assert refused and what in msg.split('differ')[0], msg
     assert 'use a new out_dir' in msg
