@@ -418,6 +418,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     if main:
         write_json(run_dir/'config.json', dict(vars(a), fingerprint=tr.fp))   # the fingerprint outlives deleted checkpoints
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
+        # a stopped run's summary (SIGTERM) is true no longer once it trains on: a kill now must not leave it beside newer prompts
+        if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()
     st = tr.fit(a.resume)
     scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),

@@ -340,6 +340,26 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     resume(out)
     assert_same_result(out, reference)
 
+def test_a_stopped_runs_summary_goes_when_it_trains_on(reference, tmp_path, monkeypatch):
+    """stale_summary_kept: a run stopped by SIGTERM at step 2 has a summary of step 2. Resumed, then killed in step 4, it kept
+    that summary beside the prompts and log of later steps: a record of a state the folder no longer held (and whose prompt
+    digests disowned the newer files). The summary goes when training goes on; the killed run has none, like any killed
+    run, and the next resume ends exactly as the uninterrupted run."""
+    out = tmp_path/'run'
+    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
+    def term_in_step_2(*a, **k):
+        calls[0] += 1
+        if calls[0] == 2: os.kill(os.getpid(), signal.SIGTERM)   # the trainer's handler: finish the step, checkpoint, stop
+        return clip(*a, **k)
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', term_in_step_2)
+    assert resume(out)['stopped'] == f'signal {int(signal.SIGTERM)} at step 2' and (out/'summary.json').is_file()
+    monkeypatch.undo()
+    crash_in_step(out, 2, monkeypatch)   # the resume's second step: step 4
+    assert not (out/'summary.json').exists() and [r['step'] for r in log_records(out, 'step')] == [1, 2, 3]
+    with pytest.raises(FileNotFoundError, match='run summary'): evaluate_run(out, limit=4, progress=False)
+    resume(out)
+    assert_same_result(out, reference)
+
 def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
     """sigterm_outside_training: SIGTERM while the neuron scores are computed, before the run has begun (no config.json).
     It used to kill the process outright: the new run folder stayed behind holding only a stale run.lock. Now the run

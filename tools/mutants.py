@@ -1223,6 +1223,10 @@ MUTANTS = [
            "model.count('/') > 1",
            ('tests/test_cli.py::test_an_unreachable_hub_is_said_at_once',),
            "a built-in model's name is looked up on the hub (unreachable: its config is unreadable)"),
+    Mutant('stale_summary_kept', 'run.py',
+           "        if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()\n", "",
+           ('tests/test_reliability.py::test_a_stopped_runs_summary_goes_when_it_trains_on',),
+           "a stopped run resumed keeps its old summary while it trains on: a kill leaves it beside newer prompts and log"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
