@@ -666,13 +666,9 @@ def test_the_final_prompt_of_a_run_stopped_at_a_stage_end_is_evaluated_on_that_s
     """final_prompt_next_stage: a run stopped by SIGTERM at the end of its second stage (step 2 of stages of 1, 1, 1 and 3
     steps) ends with a final prompt trained on that stage; `evaluate_run(prompt='final')` scores it on the model of that
     stage (2 layers, FFN 64), not on the next one's."""
-    import os, signal
-    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
-    def term_in_step_2(*a, **k):
-        calls[0] += 1
-        if calls[0] == 2: os.kill(os.getpid(), signal.SIGTERM)   # the trainer's handler: finish the step, checkpoint, stop
-        return clip(*a, **k)
-    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', term_in_step_2)
+    import signal
+    from conftest import sigterm_in_step
+    sigterm_in_step(monkeypatch, 2)
     d = tmp_path/'run'
     s = run_experiment(out_dir=str(d), **RUN)
     monkeypatch.undo()

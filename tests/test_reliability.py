@@ -346,12 +346,8 @@ def test_a_stopped_runs_summary_goes_when_it_trains_on(reference, tmp_path, monk
     digests disowned the newer files). The summary goes when training goes on; the killed run has none, like any killed
     run, and the next resume ends exactly as the uninterrupted run."""
     out = tmp_path/'run'
-    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
-    def term_in_step_2(*a, **k):
-        calls[0] += 1
-        if calls[0] == 2: os.kill(os.getpid(), signal.SIGTERM)   # the trainer's handler: finish the step, checkpoint, stop
-        return clip(*a, **k)
-    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', term_in_step_2)
+    from conftest import sigterm_in_step
+    sigterm_in_step(monkeypatch, 2)
     assert resume(out)['stopped'] == f'signal {int(signal.SIGTERM)} at step 2' and (out/'summary.json').is_file()
     monkeypatch.undo()
     crash_in_step(out, 2, monkeypatch)   # the resume's second step: step 4
