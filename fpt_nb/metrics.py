@@ -6,8 +6,6 @@
 from __future__ import annotations
 import collections, functools, logging, re, string
 from typing import Callable
-from rouge_score import rouge_scorer
-from rouge import Rouge
 from .tasks import Task, get_task, NO_ANSWER
 
 # %% auto #0
@@ -94,8 +92,10 @@ def record_scores(predictions:list[str], references:list[list[str]]) -> dict:
 # %% ../nbs/11_metrics.ipynb #2cc1def4
 @functools.cache
 def _rouge() -> rouge_scorer.RougeScorer:
-    """Google's scorer, built when first needed. Building it logs through `absl`, which gives Python's root logger a
+    """Google's scorer, built when first needed (its package, with `nltk`, is imported then too: seconds that only
+    XSum's scores need). Building it logs through `absl`, which gives Python's root logger a
     handler of its own (every library warning then printed twice, in a notebook too): the root logger is put back."""
+    from rouge_score import rouge_scorer
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     try: return rouge_scorer.RougeScorer(['rouge1', 'rouge2', 'rougeL'], use_stemmer=True)
@@ -152,7 +152,11 @@ def paper_record(predictions:list[str], references:list[list[str]]) -> dict:
     f1 = [max(whitespace_f1(clean_generation(p), x) for x in g) for p, g in zip(predictions, references)]
     return dict(paper_em=_exact(predictions, references), paper_f1=100 * sum(f1) / len(f1))
 
-_PLTRDY = Rouge(metrics=['rouge-1', 'rouge-2', 'rouge-l'])
+@functools.cache
+def _pltrdy():
+    "The `rouge` package's scorer, as the paper's scripts use it, built when first needed."
+    from rouge import Rouge
+    return Rouge(metrics=['rouge-1', 'rouge-2', 'rouge-l'])
 
 def paper_rouge(predictions:list[str], references:list[str]) -> dict:
     "The paper's ROUGE-1/2/L F (percent) from the `rouge` package; a generation with no text scores 0."
@@ -161,7 +165,7 @@ def paper_rouge(predictions:list[str], references:list[str]) -> dict:
     for pred, ref in zip(predictions, references):
         pred = clean_generation(pred)
         if not [s for s in pred.split('.') if s]: continue   # nothing but periods: 0, as in the paper's copy of the package
-        for k, v in _PLTRDY.get_scores(pred, ref)[0].items(): totals[k] += v['f']
+        for k, v in _pltrdy().get_scores(pred, ref)[0].items(): totals[k] += v['f']
     return {f'paper_{k}': 100 * totals[k] / len(references) for k in ('rouge-1', 'rouge-2', 'rouge-l')}
 
 # %% ../nbs/11_metrics.ipynb #a558859e

@@ -7,9 +7,7 @@ from __future__ import annotations
 import json, warnings
 from pathlib import Path
 import torch, torch.nn as nn
-from accelerate import init_empty_weights
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
-from peft import PromptTuningConfig, TaskType, get_peft_model
 from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json, trained_arch
@@ -89,21 +87,23 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
                                           "config, or export from a run folder")
         config = backbone_config(name)
     if isinstance(config, T5Config):
-        kind = (TaskType.SEQ_2_SEQ_LM, ('d_model', config.d_model), config.num_heads, config.num_layers,
+        kind = ('SEQ_2_SEQ_LM', ('d_model', config.d_model), config.num_heads, config.num_layers,
                 lambda: T5ForConditionalGeneration(config))
     elif getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES:
-        kind = (TaskType.CAUSAL_LM, ('hidden_size', config.hidden_size), config.num_attention_heads, config.num_hidden_layers,
+        kind = ('CAUSAL_LM', ('hidden_size', config.hidden_size), config.num_attention_heads, config.num_hidden_layers,
                 lambda: AutoModelForCausalLM.from_config(config))
     else: raise ValueError(f"PEFT export is for prompts of T5 backbones (SEQ_2_SEQ_LM) or {', '.join(CAUSAL_MODEL_TYPES)} backbones "
                            f"(CAUSAL_LM), but {name or 'the backbone'} is a {type(config).__name__}")
-    builds = (AutoModelForCausalLM._model_mapping[type(config)].__name__ if kind[0] == TaskType.CAUSAL_LM else None)
-    if trained and ((trained in CAUSAL_CLASSES) != (kind[0] == TaskType.CAUSAL_LM) or builds and trained != builds):
+    builds = (AutoModelForCausalLM._model_mapping[type(config)].__name__ if kind[0] == 'CAUSAL_LM' else None)
+    if trained and ((trained in CAUSAL_CLASSES) != (kind[0] == 'CAUSAL_LM') or builds and trained != builds):
         raise ValueError(f"run {source} trained its prompt on a {trained}, but {name} is a {builds or type(config).__name__}: "
                          f"a prompt is not portable across kinds of model; export it for the run's own (leave the model out)")
     return write_adapter(prompt, out_dir, *kind, name)
 
-def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:
-    "Let PEFT write `prompt` as a `task_type` prompt-tuning adapter for the backbone `build()` makes (with empty weights)."
+def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type:str, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:
+    "Let PEFT write `prompt` as a `task_type` (PEFT's `TaskType` name) prompt-tuning adapter for the backbone `build()` makes (with empty weights)."
+    from accelerate import init_empty_weights
+    from peft import PromptTuningConfig, get_peft_model   # (here: seconds of imports that only an export needs)
     if prompt.ndim != 2 or prompt.shape[1] != width[1]:
         raise ValueError(f"the prompt has shape {tuple(prompt.shape)} but the backbone {name or ''} has {width[0]} {width[1]}: "
                          f"expected ({prompt.shape[0]}, {width[1]})")

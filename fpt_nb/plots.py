@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np
-from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter
 from .checkpoint import read_json
 from .tasks import get_task
@@ -76,6 +75,7 @@ def plot_run(run_dir, pt_run=None, save:bool=True) -> Figure:
                    if m and any(m in r for r in log['eval'])), info['metric'])
     runs = [(log, f"{info['method']}", 'C0')]
     if pt_run is not None: runs.append((read_log(pt_run), f"{run_info(pt_run)['method']} (overlay)", '0.45'))
+    from matplotlib.figure import Figure   # (here: a second of imports that only a plot needs)
     fig = Figure(figsize=(11, 7), layout='constrained')
     axes = fig.subplots(2, 2, sharex='col')
     for col, (x_key, x_label) in enumerate((('flops', 'cumulative training FLOPs'), ('wall', 'training wall clock (s)'))):

@@ -8,7 +8,6 @@ import functools, gzip, json, os, random, re, warnings, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-import datasets
 
 # %% auto #0
 __all__ = ['SENTINEL', 'NO_ANSWER', 'TASKS', 'MNLI_WORDS', 'QQP_WORDS', 'TOY_POSITIVE', 'TOY_NEGATIVE', 'TOY_NOUNS',
@@ -263,6 +262,7 @@ def _json_error(path:Path, err:Exception) -> Exception:
     return ValueError(f"{path}: could not be read as JSON lines ({err!r})")
 
 def _read_json(path:Path) -> datasets.Dataset:
+    import datasets   # (here: a second of imports that the built-in toy task, the tables and --help do without)
     first = next((line for n, line in _lines(path) if line.strip()), None)
     if first is None: raise ValueError(f"{path} is empty: expected one JSON object per line")
     try: ds = datasets.load_dataset('json', data_files=str(path), split='train')
@@ -276,7 +276,7 @@ def _take_rows(task:Task, source, limit:int|None, where:str, line_of:Callable[[i
     "The first `limit` usable rows of `source` (a list or a `Dataset`), checked; skipped rows are counted in a warning, and no usable row is an error."
     at = lambda i: f"{where} line {line_of(i)}" if line_of else f"{where} row {i}"
     # one float label in a JSON file makes `datasets` read the whole column as float: its 0.0 was a 0
-    float_labels = (task.label_words is not None and isinstance(source, datasets.Dataset)
+    float_labels = (task.label_words is not None and not isinstance(source, list)
                     and getattr(source.features.get('label'), 'dtype', '').startswith('float'))
     rows, skipped, start, n = [], [], 0, len(source)
     while start < n and (limit is None or len(rows) < limit):
@@ -308,6 +308,7 @@ def load_examples(task:str|Task, split:str='train', data_dir:str|Path|None=None,
     data_dir = data_dir if data_dir is not None else data_dir_default()
     if data_dir is None:
         if task.hub is None: raise ValueError(f"task {task.name!r} has no hub dataset: pass data_dir or set {DATA_DIR_ENV} to a folder holding {task.folder}/")
+        import datasets
         path, config = task.hub
         ds = datasets.load_dataset(path, config, split=task.hub_split(split))
         return _take_rows(task, ds, limit, f"hub {path}/{config or ''}")

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable
 import torch
 from torch.optim.lr_scheduler import LambdaLR
-from transformers.optimization import Adafactor
 from tqdm.auto import tqdm
 from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
@@ -78,6 +77,7 @@ class TrainConfig:
 
 def make_optimizer(params, cfg:TrainConfig) -> tuple[Adafactor, LambdaLR]:
     "The paper's Adafactor with a constant learning rate."
+    from transformers.optimization import Adafactor   # (here: its module imports peft, seconds that only training needs)
     opt = Adafactor(params, lr=cfg.lr, relative_step=False, scale_parameter=False, warmup_init=False,
                     weight_decay=cfg.weight_decay)
     return opt, LambdaLR(opt, lambda step: 1.0)

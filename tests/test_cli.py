@@ -130,6 +130,17 @@ def test_python_dash_m_is_the_fpt_command(tmp_path):
     assert (r.returncode, r.stderr.strip()) == (2, 'fpt run: error: argument --num-beams: must be at least 1, got 0 (see fpt run --help)')
     assert 'RuntimeWarning' not in r.stderr
 
+# libraries that only one command or task needs, each seconds of imports: every `fpt` command, its --help and its one-line
+# errors would wait for them (about a third of the CPU time of starting `fpt` when they were imported at the top)
+ONLY_WHEN_NEEDED = ('peft', 'datasets', 'rouge_score', 'nltk', 'matplotlib.figure', 'transformers.optimization', 'pandas')
+
+def test_starting_fpt_imports_no_library_only_one_command_needs(tmp_path):
+    "The CLI's imports leave out PEFT (export), datasets (data files), rouge_score/nltk (XSum), a matplotlib figure (plots)."
+    code = f"import sys, fpt_nb.cli; print(' '.join(m for m in {ONLY_WHEN_NEEDED!r} if m in sys.modules))"
+    r = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS='1'),
+                       capture_output=True, text=True, timeout=300)
+    assert (r.returncode, r.stdout.strip()) == (0, ''), (r.stdout, r.stderr)
+
 @pytest.mark.parametrize('name', ['table1', 'table2', 'scores', 'tables'])
 def test_notebooks_refuse_a_parameter_papermill_only_warns_about(name):
     "The kernel history as papermill leaves it: each notebook's parameters cell, then the cell papermill's own translator writes."

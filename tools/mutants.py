@@ -1227,6 +1227,14 @@ MUTANTS = [
            "        if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()\n", "",
            ('tests/test_reliability.py::test_a_stopped_runs_summary_goes_when_it_trains_on',),
            "a stopped run resumed keeps its old summary while it trains on: a kill leaves it beside newer prompts and log"),
+    Mutant('peft_imported_at_start', 'peft.py',
+           "import torch, torch.nn as nn\n", "import torch, torch.nn as nn\nimport peft\n",
+           ('tests/test_cli.py::test_starting_fpt_imports_no_library_only_one_command_needs',),
+           "every fpt command waits for PEFT's imports, which only export-peft needs"),
+    Mutant('rouge_imported_at_start', 'metrics.py',
+           "from typing import Callable\n", "from typing import Callable\nfrom rouge_score import rouge_scorer\n",
+           ('tests/test_cli.py::test_starting_fpt_imports_no_library_only_one_command_needs',),
+           "every fpt command waits for rouge_score and nltk, which only XSum's scores need"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
