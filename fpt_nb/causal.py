@@ -178,7 +178,10 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
     texts, cues = zip(*(p.rsplit('\n', 1) for p, _ in pairs))   # the cue line is kept whole when the text is cut
     tok = lambda xs: tokenizer(list(xs), add_special_tokens=False).input_ids
     items = []
-    for text, cue, completion, row in zip(tok(texts), tok('\n' + c for c in cues), tok(c for _, c in pairs), rows):
+    after = lambda head, joint, alone: joint[len(head):] if joint[:len(head)] == head else alone   # a piece as the whole tokenizes it
+    for text, prompt, cue, full, completion, row in zip(tok(texts), tok(p for p, _ in pairs), tok('\n' + c for c in cues),
+                                                        tok(p + c for p, c in pairs), tok(c for _, c in pairs), rows):
+        cue, completion = after(text, prompt, cue), after(prompt, full, completion)
         room = max_input_length - len(bos) - len(cue)
         if room < 1:
             raise ValueError(f"max_input_length={max_input_length} leaves no room for the text after BOS and the cue ({len(bos) + len(cue)} tokens)")

@@ -416,3 +416,53 @@ def test_a_tokenizer_that_encodes_to_nothing_is_refused(tmp_path):
     byte_tokenizer().save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"\(Qwen2Tokenizer, 5 tokens\) encodes .* to no tokens: it is not this model's tokenizer"):
         load_causal(str(tmp_path))
+
+@pytest.fixture(scope='module')
+def llama_sp_folder(tmp_path_factory, data_dir):
+    """A folder shaped like the hub's Llama-2 ones: a tiny `LlamaForCausalLM` and a SentencePiece tokenizer as Llama-2's (BPE,
+    byte fallback, a dummy prefix, no normalisation: a newline is a byte; `tokenizer.model` and the `tokenizer.json` transformers converts from it), trained here on
+    MNLI rows: no pretrained Llama is reachable from here."""
+    import sentencepiece as spm
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    d = tmp_path_factory.mktemp('llama-sp')
+    rows = load_examples('mnli', 'train', data_dir, limit=2000)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter([r[f] for r in rows for f in ('premise', 'hypothesis')]),
+                                   model_prefix=str(d/'tokenizer'), vocab_size=1000, model_type='bpe', byte_fallback=True,
+                                   add_dummy_prefix=True, split_digits=True, normalization_rule_name='identity', remove_extra_whitespaces=False,
+                                   allow_whitespace_only_pieces=True, unk_id=0, bos_id=1, eos_id=2, pad_id=-1)   # Llama-2's trainer spec
+    (d/'tokenizer.vocab').unlink()
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                                 num_key_value_heads=2, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)).save_pretrained(d)
+    AutoTokenizer.from_pretrained(d).save_pretrained(d)
+    return d
+
+def test_a_sentencepiece_tokenizer_reads_prompt_and_completion_as_one_text(llama_sp_folder, data_dir):
+    """encode_causal tokenized the cue line and the completion alone, and a SentencePiece tokenizer with a dummy prefix
+    (Llama-2's, Mistral's) starts a piece with a '▁': every input read `... . ▁ <0x0A> Answer :` and every target
+    `▁ ▁contr adiction </s>`, tokens the sequence as one text does not have, an extra one to learn before every answer
+    (the byte tokenizer of the built-in models has no prefix: it cannot show)."""
+    model, tok = load_causal(str(llama_sp_folder))
+    assert type(model).__name__ == 'LlamaForCausalLM' and len(tok) == 1000
+    assert tok.convert_ids_to_tokens(tok('\nAnswer:', add_special_tokens=False).input_ids)[0] == '▁'   # alone: the stray token
+    rows = load_examples('mnli', 'validation', data_dir, limit=16)
+    items = encode_causal('mnli', tok, rows)
+    for it, r in zip(items, rows):
+        prompt, completion = prompt_completion(get_task('mnli').format(r), 'mnli')
+        assert it['input_ids'] == [tok.bos_token_id] + tok(prompt, add_special_tokens=False).input_ids
+        assert it['input_ids'] + it['labels'][:-1] == [tok.bos_token_id] + tok(prompt + completion, add_special_tokens=False).input_ids
+        assert it['labels'][-1] == tok.eos_token_id and tok.decode(it['labels'], skip_special_tokens=True) == completion.strip()
+    text = tok(get_task('mnli').format(rows[0])[0], add_special_tokens=False).input_ids
+    cue = items[0]['input_ids'][1 + len(text):]
+    cut = encode_causal('mnli', tok, rows[:1], max_input_length=len(cue) + 5)[0]
+    assert tok.decode(cue) == '\nAnswer:' and cut['input_ids'] == [tok.bos_token_id] + text[:4] + cue
+
+def test_a_llama_folder_with_a_sentencepiece_tokenizer_trains_and_evaluates(llama_sp_folder, data_dir, tmp_path):
+    "`fpt run --model FOLDER` of a Llama-2-shaped folder: neuron scores, two expansions, evaluations, then `fpt evaluate` of its prompt."
+    from fpt_nb.run import run_experiment, evaluate_run
+    s = run_experiment('mnli', str(llama_sp_folder), 'fpt_cr', tmp_path/'run', data_dir=str(data_dir), steps=8, batch_size=4,
+                       prompt_length=4, train_limit=32, eval_limit=8, score_examples=8, eval_every=4, progress=False, device='cpu')
+    assert s['steps'] == 8 and len(s['stages']) == 4 and s['targets_truncated'] == 0
+    assert set(s['final_metrics']) >= {'accuracy', 'paper_acc'}
+    ev = evaluate_run(tmp_path/'run', data_dir=str(data_dir), limit=8, prompt='final', progress=False, device='cpu')
+    assert ev['n'] == 8 and ev['accuracy'] == s['final_metrics']['accuracy']   # the final prompt on the full model, the same 8 rows

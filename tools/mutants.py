@@ -1235,6 +1235,16 @@ MUTANTS = [
            "from typing import Callable\n", "from typing import Callable\nfrom rouge_score import rouge_scorer\n",
            ('tests/test_cli.py::test_starting_fpt_imports_no_library_only_one_command_needs',),
            "every fpt command waits for rouge_score and nltk, which only XSum's scores need"),
+    Mutant('causal_cue_tokenized_alone', 'causal.py',
+           "cue, completion = after(text, prompt, cue), after(prompt, full, completion)",
+           "completion = after(prompt, full, completion)",
+           ('tests/test_causal.py::test_a_sentencepiece_tokenizer_reads_prompt_and_completion_as_one_text',),
+           "a SentencePiece tokenizer's inputs read a stray '▁' before the cue line"),
+    Mutant('causal_completion_tokenized_alone', 'causal.py',
+           "cue, completion = after(text, prompt, cue), after(prompt, full, completion)",
+           "cue = after(text, prompt, cue)",
+           ('tests/test_causal.py::test_a_sentencepiece_tokenizer_reads_prompt_and_completion_as_one_text',),
+           "a SentencePiece tokenizer's targets start with a stray '▁' token to learn before every answer"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
