@@ -183,11 +183,13 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
                                                         tok(p + c for p, c in pairs), tok(c for _, c in pairs), rows):
         cue, completion = after(text, prompt, cue), after(prompt, full, completion)
         room = max_input_length - len(bos) - len(cue)
-        if room < 1:
+        if len(bos) + len(prompt) <= max_input_length: input_ids, truncated = bos + prompt, 0   # the whole prompt, as one text
+        elif room < 1:
             raise ValueError(f"max_input_length={max_input_length} leaves no room for the text after BOS and the cue ({len(bos) + len(cue)} tokens)")
+        else: input_ids, truncated = bos + text[:room] + cue, max(0, len(text) - room)
         keep = len(completion) if max_target_length is None else min(len(completion), max_target_length - 1)
-        items.append(dict(input_ids=bos + text[:room] + cue, labels=completion[:keep] + [eos], truncated=max(0, len(text) - room),
-                          target_truncated=len(completion) - keep, row=row))
+        items.append(dict(input_ids=input_ids, labels=completion[:keep] + [eos], truncated=truncated, target_truncated=len(completion) - keep,
+                          row=row))
     return items
 
 # %% ../nbs/07_causal.ipynb #669322ed

@@ -466,3 +466,43 @@ def test_a_llama_folder_with_a_sentencepiece_tokenizer_trains_and_evaluates(llam
     assert set(s['final_metrics']) >= {'accuracy', 'paper_acc'}
     ev = evaluate_run(tmp_path/'run', data_dir=str(data_dir), limit=8, prompt='final', progress=False, device='cpu')
     assert ev['n'] == 8 and ev['accuracy'] == s['final_metrics']['accuracy']   # the final prompt on the full model, the same 8 rows
+
+@pytest.fixture(scope='module')
+def qwen_bpe_folder(tmp_path_factory, data_dir):
+    """A folder shaped like the hub's Qwen2 ones: a tiny `Qwen2ForCausalLM` and a byte-level BPE tokenizer with Qwen2's
+    pre-tokenizer pattern and no BOS, trained here on MNLI-shaped prompts, so it learns to merge a full stop and a newline."""
+    from tokenizers import Tokenizer, Regex, models, pre_tokenizers, decoders, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+    d = tmp_path_factory.mktemp('qwen-bpe')
+    pattern = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+    t = Tokenizer(models.BPE())
+    t.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior='isolated'),
+                                               pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    t.decoder = decoders.ByteLevel()
+    rows = load_examples('mnli', 'train', data_dir, limit=2000)
+    t.train_from_iterator([prompt + completion for prompt, completion in (prompt_completion(get_task('mnli').format(r), 'mnli') for r in rows)],
+                          trainers.BpeTrainer(vocab_size=1000, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), special_tokens=['<|endoftext|>']))
+    PreTrainedTokenizerFast(tokenizer_object=t, eos_token='<|endoftext|>', pad_token='<|endoftext|>').save_pretrained(d)
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(Qwen2Config(vocab_size=1000, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                                 num_key_value_heads=2, bos_token_id=None, eos_token_id=0)).save_pretrained(d)
+    return d
+
+def test_a_byte_level_bpe_reads_an_input_that_fits_as_one_text(qwen_bpe_folder, data_dir):
+    """A byte-level BPE (Qwen2's, Llama-3's) merges a text's full stop with the newline after it ('.Ċ'): the text's tokens
+    then do not start the prompt's, and encode_causal put the text's and the cue line's tokens side by side, `. Ċ Answer :`,
+    where the prompt as one text reads `.Ċ Answer :`. An input that fits is now the prompt's own tokens; one cut in its text
+    still ends with the whole cue line."""
+    model, tok = load_causal(str(qwen_bpe_folder))
+    assert type(model).__name__ == 'Qwen2ForCausalLM' and tok.bos_token_id is None
+    ids = lambda s: tok(s, add_special_tokens=False).input_ids
+    rows = load_examples('mnli', 'validation', data_dir, limit=16)
+    items, merged = encode_causal('mnli', tok, rows), 0
+    for it, r in zip(items, rows):
+        prompt, completion = prompt_completion(get_task('mnli').format(r), 'mnli')
+        assert it['input_ids'] == ids(prompt) and it['truncated'] == 0
+        assert it['input_ids'] + it['labels'][:-1] == ids(prompt + completion)
+        merged += any(t.endswith('Ċ') and t != 'Ċ' for t in tok.convert_ids_to_tokens(it['input_ids']))
+    assert merged >= 8   # most premises end in a full stop
+    cut = encode_causal('mnli', tok, rows[:1], max_input_length=12)[0]
+    assert len(cut['input_ids']) == 12 and cut['truncated'] > 0 and tok.decode(cut['input_ids'][-len(ids('\nAnswer:')):]) == '\nAnswer:'

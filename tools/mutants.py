@@ -1245,6 +1245,11 @@ MUTANTS = [
            "cue = after(text, prompt, cue)",
            ('tests/test_causal.py::test_a_sentencepiece_tokenizer_reads_prompt_and_completion_as_one_text',),
            "a SentencePiece tokenizer's targets start with a stray '▁' token to learn before every answer"),
+    Mutant('causal_input_not_whole_prompt', 'causal.py',
+           "        if len(bos) + len(prompt) <= max_input_length: input_ids, truncated = bos + prompt, 0   # the whole prompt, as one text\n        elif room < 1:",
+           "        if room < 1:",
+           ('tests/test_causal.py::test_a_byte_level_bpe_reads_an_input_that_fits_as_one_text',),
+           "a byte-level BPE's inputs read the text's and the cue's tokens side by side ('. Ċ') where the prompt reads '.Ċ'"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
