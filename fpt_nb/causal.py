@@ -176,17 +176,22 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
     if not pairs: return []
     bos = [] if tokenizer.bos_token_id is None else [tokenizer.bos_token_id]
     texts, cues = zip(*(p.rsplit('\n', 1) for p, _ in pairs))   # the cue line is kept whole when the text is cut
-    tok = lambda xs: tokenizer(list(xs), add_special_tokens=False).input_ids
-    items = []
+    tok = lambda xs: tokenizer(xs, add_special_tokens=False).input_ids if (xs := list(xs)) else []
     after = lambda head, joint, alone: joint[len(head):] if joint[:len(head)] == head else alone   # a piece as the whole tokenizes it
-    for text, prompt, cue, full, completion, row in zip(tok(texts), tok(p for p, _ in pairs), tok('\n' + c for c in cues),
-                                                        tok(p + c for p, c in pairs), tok(c for _, c in pairs), rows):
-        cue, completion = after(text, prompt, cue), after(prompt, full, completion)
-        room = max_input_length - len(bos) - len(cue)
-        if len(bos) + len(prompt) <= max_input_length: input_ids, truncated = bos + prompt, 0   # the whole prompt, as one text
-        elif room < 1:
-            raise ValueError(f"max_input_length={max_input_length} leaves no room for the text after BOS and the cue ({len(bos) + len(cue)} tokens)")
-        else: input_ids, truncated = bos + text[:room] + cue, max(0, len(text) - room)
+    prompts = tok(p for p, _ in pairs)
+    cut = [i for i, p in enumerate(prompts) if len(bos) + len(p) > max_input_length]   # only these need the text and cue apart
+    apart = dict(zip(cut, zip(tok(texts[i] for i in cut), tok('\n' + cues[i] for i in cut))))
+    items = []
+    for i, (prompt, full, completion, row) in enumerate(zip(prompts, tok(p + c for p, c in pairs), tok(c for _, c in pairs), rows)):
+        completion = after(prompt, full, completion)
+        if i not in apart: input_ids, truncated = bos + prompt, 0   # the whole prompt, as one text
+        else:
+            text, cue = apart[i]
+            cue = after(text, prompt, cue)
+            room = max_input_length - len(bos) - len(cue)
+            if room < 1:
+                raise ValueError(f"max_input_length={max_input_length} leaves no room for the text after BOS and the cue ({len(bos) + len(cue)} tokens)")
+            input_ids, truncated = bos + text[:room] + cue, max(0, len(text) - room)
         keep = len(completion) if max_target_length is None else min(len(completion), max_target_length - 1)
         items.append(dict(input_ids=input_ids, labels=completion[:keep] + [eos], truncated=truncated, target_truncated=len(completion) - keep,
                           row=row))
