@@ -150,13 +150,16 @@ def generate_texts(pt, tokenizer, items:list[dict], max_new_tokens:int, batch_si
     "Generated text for each encoded item, in the items' order (computed longest input first)."
     order = sorted(range(len(items)), key=lambda i: -len(items[i]['input_ids']))
     out, stop = [None] * len(items), stop_ids(pt, tokenizer)
+    # T5's text with spaces before punctuation cleaned up (' .' -> '.'), as the official code; a decoder-only model's (not in
+    # the paper) as its tokenizer decodes it: transformers skips the clean-up for a BPE tokenizer (Llama's, Qwen2's), with a warning
+    clean = getattr(getattr(getattr(pt, 'model', None), 'config', None), 'is_encoder_decoder', True)
     with tqdm(total=len(items), desc=desc, unit='ex', disable=not progress, leave=False) as bar:
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             b = collate([items[i] for i in idx], pad_id=tokenizer.pad_token_id or 0)
             ids = pt.generate(b['input_ids'].to(device), b['attention_mask'].to(device), max_new_tokens=max_new_tokens, num_beams=num_beams,
                               **stop)
-            texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=True)   # ' .' -> '.', as the official code
+            texts = tokenizer.batch_decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean)
             for i, text in zip(idx, texts): out[i] = text
             bar.update(len(idx))
     return out

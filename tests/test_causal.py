@@ -506,3 +506,16 @@ def test_a_byte_level_bpe_reads_an_input_that_fits_as_one_text(qwen_bpe_folder, 
     assert merged >= 8   # most premises end in a full stop
     cut = encode_causal('mnli', tok, rows[:1], max_input_length=12)[0]
     assert len(cut['input_ids']) == 12 and cut['truncated'] > 0 and tok.decode(cut['input_ids'][-len(ids('\nAnswer:')):]) == '\nAnswer:'
+
+def test_a_decoder_only_models_generations_are_decoded_as_its_tokenizer_does(qwen_bpe_folder, llama_sp_folder, data_dir, monkeypatch):
+    """Generations were decoded with T5's clean-up of spaces before punctuation (the official code's, for T5), which transformers
+    skips for a BPE tokenizer (Qwen2's, Llama's) with a warning in every decoder-only run ('Ignoring clean_up_tokenization_spaces
+    =True for BPE tokenizer ... destructive for BPE'). A decoder-only model's text is now decoded as its tokenizer does it."""
+    from fpt_nb.train import generate_texts
+    rows = load_examples('mnli', 'validation', data_dir, limit=4)
+    for folder in (qwen_bpe_folder, llama_sp_folder):
+        model, tok = load_causal(str(folder))
+        asked, decode = [], tok.batch_decode
+        monkeypatch.setattr(tok, 'batch_decode', lambda ids, **kw: asked.append(kw['clean_up_tokenization_spaces']) or decode(ids, **kw))
+        texts = generate_texts(PromptCausalLM(model, prompt_length=4), tok, encode_causal('mnli', tok, rows), max_new_tokens=3)
+        assert asked == [False] and len(texts) == 4

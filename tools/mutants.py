@@ -284,7 +284,7 @@ MUTANTS = [
            "loss_group=p['loss_group'])", "loss_group=a.loss_group)",
            (P + 'test_presets_set_the_official_per_gpu_batch',), "--preset leaves the loss a token mean over the whole batch"),
     Mutant('decode_without_clean_up', 'train.py',
-           'skip_special_tokens=True, clean_up_tokenization_spaces=True)', 'skip_special_tokens=True, clean_up_tokenization_spaces=False)',
+           'skip_special_tokens=True, clean_up_tokenization_spaces=clean)', 'skip_special_tokens=True, clean_up_tokenization_spaces=False)',
            (P + 'test_generations_are_decoded_with_the_official_space_clean_up',), "generations decoded without the official ' ,' -> ',' clean-up"),
     Mutant('record_scores_sample_rows', 'run.py',
            'if get_task(task).train_format is None:', 'if True:',
@@ -1250,6 +1250,10 @@ MUTANTS = [
            "cut = list(range(len(prompts)))",
            ('tests/test_causal.py::test_a_byte_level_bpe_reads_an_input_that_fits_as_one_text',),
            "a byte-level BPE's inputs read the text's and the cue's tokens side by side ('. Ċ') where the prompt reads '.Ċ'"),
+    Mutant('causal_decode_clean_up', 'train.py',
+           "'is_encoder_decoder', True)", "'is_encoder_decoder', True) or True",
+           ('tests/test_causal.py::test_a_decoder_only_models_generations_are_decoded_as_its_tokenizer_does',),
+           "a decoder-only model's generations asked for T5's space clean-up: transformers skips it for a BPE tokenizer with a warning"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
