@@ -23,10 +23,12 @@ $(VENV)/.installed: settings.ini setup.py
 run: install
 	$(BIN)/fpt run
 
-# All tests: the notebooks' inline tests, then the cross-notebook tests in tests/.
+# All tests: the notebooks' inline tests, then the cross-notebook tests in tests/, in TEST_WORKERS processes (pytest-xdist),
+# each test file whole in one of them (--dist loadfile: a file's module fixtures, its docs build and its launches stay together).
+TEST_WORKERS ?= 2
 test: install
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
-	$(BIN)/pytest -q tests
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers $(TEST_WORKERS) --timing
+	OMP_NUM_THREADS=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile tests
 
 # The docs site, offline (no Quarto): every notebook processed by nbdev, run, and rendered into _docs/,
 # with the results/ page and a search box (MiniSearch, fetched once from the npm registry with npm into .cache/docsite/).
