@@ -91,7 +91,7 @@ def record_scores(predictions:list[str], references:list[list[str]]) -> dict:
 
 # %% ../nbs/11_metrics.ipynb #2cc1def4
 @functools.cache
-def _rouge() -> rouge_scorer.RougeScorer:
+def _rouge():
     """Google's scorer, built when first needed (its package, with `nltk`, is imported then too: seconds that only
     XSum's scores need). Building it logs through `absl`, which gives Python's root logger a
     handler of its own (every library warning then printed twice, in a notebook too): the root logger is put back."""

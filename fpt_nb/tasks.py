@@ -261,7 +261,7 @@ def _json_error(path:Path, err:Exception) -> Exception:
         if not isinstance(row, dict): return ValueError(f"{path}: line {n} holds a {type(row).__name__}: expected one JSON object per line")
     return ValueError(f"{path}: could not be read as JSON lines ({err!r})")
 
-def _read_json(path:Path) -> datasets.Dataset:
+def _read_json(path:Path):
     import datasets   # (here: a second of imports that the built-in toy task, the tables and --help do without)
     first = next((line for n, line in _lines(path) if line.strip()), None)
     if first is None: raise ValueError(f"{path} is empty: expected one JSON object per line")

@@ -75,7 +75,7 @@ class TrainConfig:
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
         return self
 
-def make_optimizer(params, cfg:TrainConfig) -> tuple[Adafactor, LambdaLR]:
+def make_optimizer(params, cfg:TrainConfig) -> tuple[torch.optim.Optimizer, LambdaLR]:
     "The paper's Adafactor with a constant learning rate."
     from transformers.optimization import Adafactor   # (here: its module imports peft, seconds that only training needs)
     opt = Adafactor(params, lr=cfg.lr, relative_step=False, scale_parameter=False, warmup_init=False,

@@ -58,8 +58,9 @@ def test_gpu_benchmarks_run_without_the_packages_the_gpu_image_lacks(tmp_path):
     t5, causal = (json.loads(p.read_text()) for p in (tmp_path/'gpu_efficiency.json', tmp_path/'causal.json'))
     assert 'error' not in t5['tiny'], t5['tiny'].get('error')
     assert t5['tiny']['pt_step_ms'] > 0 and [s['stage'] for s in t5['tiny']['stages']] == [n for n, _ in gpu_stages.stages('tiny')]
-    assert set(t5['stand_ins']) == set(MISSING_ON_THE_GPU_IMAGE) and set(causal['stand_ins']) <= set(MISSING_ON_THE_GPU_IMAGE)
-    assert causal['stand_ins'] and len(causal['results']) == 11   # PEFT's race and the ten stages
+    # (fpt_nb imports none of them at the start now, so a benchmark may need no stand-in at all)
+    assert set(t5['stand_ins']) <= set(MISSING_ON_THE_GPU_IMAGE) and set(causal['stand_ins']) <= set(MISSING_ON_THE_GPU_IMAGE)
+    assert len(causal['results']) == 11   # PEFT's race and the ten stages
 
 
 # The fast step's own forward against the stock model, in fp32 (the session-19 mutation audit: these bugs passed every test)
