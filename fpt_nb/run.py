@@ -28,7 +28,7 @@ from .partial import Stage, apply_stage, FULL
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'LAUNCHER', 'run_lock',
            'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref',
            'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'check_model_of_run',
-           'check_prompt_of_run', 'evaluate_run', 'run_distributed', 'launch']
+           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -560,18 +560,25 @@ LAUNCHER = ("import sys\n"
             "except OSError: pass\n"
             "from fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\nrun_experiment(**read_json(sys.argv[1], 'launch arguments'))\n")
 
+def launch_command(num_processes:int, out:Path, accelerate_args:list[str]|None=None) -> list[str]:
+    "The `accelerate launch` command that runs `out/launch.py` on `out/launch.json` as `num_processes` processes of this machine."
+    import sys
+    args = list(accelerate_args or [])
+    # port 0: accelerate takes a free port for the processes' rendezvous, so two runs on one machine never meet on its default 29500
+    if not any(a.startswith('--main_process_port') for a in args): args = ['--main_process_port', '0', *args]
+    return [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(num_processes), '--num_machines', '1',
+            '--mixed_precision', 'no', '--dynamo_backend', 'no', *args, str(out/'launch.py'), str(out/'launch.json')]
+
 def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **kwargs) -> dict:
     "Run `run_experiment(**kwargs)` as `num_processes` data-parallel processes via `accelerate launch`; returns the summary."
-    import subprocess, sys
+    import subprocess
     if num_processes < 1: raise ValueError(f"num_processes must be at least 1, got {num_processes}")
     out = Path(kwargs.get('out_dir') or f"runs/{kwargs.get('task', 'toy')}-{kwargs.get('method', 'fpt_cr')}-dp{num_processes}")
     out.mkdir(parents=True, exist_ok=True)
     kwargs = dict(kwargs, out_dir=str(out))
     write_json(out/'launch.json', kwargs)
     (out/'launch.py').write_text(LAUNCHER)
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(num_processes), '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', *(accelerate_args or []), str(out/'launch.py'), str(out/'launch.json')]
-    r = subprocess.run(cmd)
+    r = subprocess.run(launch_command(num_processes, out, accelerate_args))
     if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; {out} keeps its checkpoints")
     return read_json(out/'summary.json', 'run summary')
 

@@ -1,9 +1,9 @@
 "Data parallel with Accelerate: two CPU processes (gloo) give the prompt one process gives, and resume after a kill."
-import os, signal, subprocess, sys, time
+import os, signal, subprocess, time
 from pathlib import Path
 import pytest, torch
 from fpt_nb.checkpoint import load_prompt, read_json
-from fpt_nb.run import run_experiment, run_distributed
+from fpt_nb.run import run_experiment, run_distributed, launch_command
 
 RUN = dict(task='toy', model='tiny', method='fpt_ld', steps=6, batch_size=8, micro_batch_size=4, prompt_length=4,
            train_limit=64, eval_limit=8, eval_batch_size=8, progress=False, device='cpu')
@@ -37,9 +37,7 @@ def launch_then_kill(out:Path, kw:dict) -> Path:
     from fpt_nb.checkpoint import write_json
     from fpt_nb.run import LAUNCHER
     write_json(out/'launch.json', dict(kw, out_dir=str(out))); (out/'launch.py').write_text(LAUNCHER)
-    cmd = [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1',
-           '--mixed_precision', 'no', '--dynamo_backend', 'no', str(out/'launch.py'), str(out/'launch.json')]
-    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(launch_command(2, out), start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = out/'checkpoints'/'step-0000002'
     t0 = time.time()
     while not ck.exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
@@ -109,3 +107,10 @@ def test_killing_the_launch_kills_its_workers(tmp_path):
         try: os.kill(int(pid), signal.SIGKILL)
         except ProcessLookupError: pass
     assert not orphans, f"workers {orphans} outlived their launcher and trained on (latest checkpoint {latest})"
+
+def test_each_launch_takes_a_free_port(tmp_path):
+    "accelerate's default rendezvous port (29500) is one per machine: a second run there warned and fell back, or failed to meet."
+    cmd = launch_command(2, tmp_path)
+    assert cmd[cmd.index('--main_process_port') + 1] == '0'     # accelerate then asks the system for a free port
+    cmd = launch_command(2, tmp_path, ['--main_process_port=29600'])
+    assert [a for a in cmd if a.startswith('--main_process_port')] == ['--main_process_port=29600']   # the user's wins

@@ -9,7 +9,7 @@ limit; table2 must show its tqdm bars as rendered ipywidgets progress bars. Scre
 beside the docs' ones. The server is shut down (kernels included) whatever happens.
 """
 from __future__ import annotations
-import json, os, re, secrets, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import json, os, re, secrets, signal, subprocess, sys, tempfile, time, urllib.request
 from pathlib import Path
 
 import nbformat, pytest
@@ -69,10 +69,11 @@ def table2_copy(dst:Path, data_dir:Path) -> Path:
 
 # ---- the server
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
+def _server_url(runtime:Path, pid:int) -> str|None:
+    "The url the server `pid` listens on, from the file it writes into its runtime folder once it has bound its port; else None."
+    try: info = json.loads((runtime/f'jpserver-{pid}.json').read_text())
+    except (OSError, ValueError): return None   # not written yet, or half written
+    return f"http://127.0.0.1:{info['port']}/"
 
 def _children(pid:int) -> list[int]:
     "Every process under `pid` (Linux /proc), the kernels included: they run in sessions of their own."
@@ -110,25 +111,28 @@ def lab(data_dir):
                    FPT_DATA_DIR=str(data_dir), OMP_NUM_THREADS='1', JUPYTER_PLATFORM_DIRS='1')
         env.pop('JUPYTER_PATH', None)
         _settings(tmp/'settings')
-        port, token = _free_port(), secrets.token_hex(16)
-        cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', '--port-retries=0',
+        token = secrets.token_hex(16)
+        # port 0: the system gives the server a free port as it binds, so two test sessions on one machine cannot both take one
+        cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', '--port=0', '--port-retries=0',
                f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={root}', '--LabApp.news_url=None',
                '--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate', '--LabApp.extension_manager=readonly']
         if os.geteuid() == 0: cmd.append('--allow-root')   # CI runs as root
         log = open(tmp/'server.log', 'w+')
         proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        base = f'http://127.0.0.1:{port}/'
+        base = None
         try:
             t0 = time.time()
             while True:
                 if proc.poll() is not None:
                     pytest.fail(f"jupyter lab exited with {proc.returncode} at start:\n{_tail(log)}")
-                try:
-                    with urllib.request.urlopen(f'{base}api/status?token={token}', timeout=2) as r:
-                        if r.status == 200: break
-                except OSError: pass
+                base = base or _server_url(tmp/'runtime', proc.pid)
+                if base:
+                    try:
+                        with urllib.request.urlopen(f'{base}api/status?token={token}', timeout=2) as r:
+                            if r.status == 200: break
+                    except OSError: pass
                 if time.time() - t0 > SERVER_START_S:
-                    pytest.fail(f"jupyter lab did not answer on {base} within {SERVER_START_S}s:\n{_tail(log)}")
+                    pytest.fail(f"jupyter lab did not answer on {base or 'a port'} within {SERVER_START_S}s:\n{_tail(log)}")
                 time.sleep(0.25)
             print(f"jupyter lab up in {time.time() - t0:.1f}s")
             yield dict(base=base, token=token, root=root, log=log)
@@ -147,10 +151,11 @@ def _tail(log, n=4000) -> str:
     log.flush(); log.seek(0)
     return log.read()[-n:]
 
-def _stop(proc, base:str, token:str):
+def _stop(proc, base:str|None, token:str):
     "Shut the server down through its API (it stops its kernels), then make sure nothing it started is left."
     kids = _children(proc.pid)
     try:
+        if base is None: raise OSError('the server never said which port it took')
         req = urllib.request.Request(f'{base}api/shutdown', method='POST', headers={'Authorization': f'token {token}'})
         urllib.request.urlopen(req, timeout=10).close()
     except OSError: pass

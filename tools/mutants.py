@@ -1254,6 +1254,10 @@ MUTANTS = [
            "'is_encoder_decoder', True)", "'is_encoder_decoder', True) or True",
            ('tests/test_causal.py::test_a_decoder_only_models_generations_are_decoded_as_its_tokenizer_does',),
            "a decoder-only model's generations asked for T5's space clean-up: transformers skips it for a BPE tokenizer with a warning"),
+    Mutant('launch_default_port', 'run.py',
+           "if not any(a.startswith('--main_process_port') for a in args): args = ['--main_process_port', '0', *args]", "pass",
+           ('tests/test_distributed.py::test_each_launch_takes_a_free_port',),
+           "every data-parallel launch rendezvouses on accelerate's fixed default port 29500"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
