@@ -111,10 +111,11 @@ def load_prompt(path) -> torch.Tensor:
     if 'prompt' not in t: raise ValueError(f"prompt file {path} has no 'prompt' tensor (it has {sorted(t)})")
     return t['prompt']
 
-def prompt_digest(path) -> str:
-    "A short hash of the prompt in a prompt file: its shape and fp32 values (the file's own bytes may differ for the same prompt)."
+def prompt_digest(prompt) -> str:
+    """A short hash of a prompt (a tensor, or the prompt in a prompt file): its shape and fp32 values (the file's own bytes may
+    differ for the same prompt)."""
     import hashlib
-    t = load_prompt(path).float().contiguous()
+    t = (prompt if isinstance(prompt, torch.Tensor) else load_prompt(prompt)).detach().float().cpu().contiguous()
     return hashlib.sha256(repr(tuple(t.shape)).encode() + t.numpy().tobytes()).hexdigest()[:16]
 
 def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors:dict, keep:int=2) -> Path:

@@ -33,9 +33,10 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
                                     f"you mean by its path, naming the model (fpt export-peft {p/f.name} OUT --model M)")
         cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
         s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
+        w = None
         if s:
             from fpt_nb.run import check_prompt_of_run   # (imported here: the run module is heavier than an export needs)
-            check_prompt_of_run(p, s, f)
+            w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
         rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
         chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
         step = chosen.get('step', s.get('steps'))
@@ -47,7 +48,7 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-        return load_prompt(f), dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
+        return load_prompt(f) if w is None else w, dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
     return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file of a run folder: the class the run trained it on
 

@@ -462,11 +462,13 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, use:str="eval
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
                          f"{model_digest(folder)}, the run recorded {ref['digest']})")
 
-def check_prompt_of_run(run_dir:Path, summary:dict, f:Path):
-    """Refuse the prompt file `f` of the run in `run_dir` where it is not what the run saved there: its summary recorded another
-    prompt (the file was replaced or edited), or the record of its choice (`best.json`, `best_last.json`) names another step."""
+def check_prompt_of_run(run_dir:Path, summary:dict, f:Path) -> torch.Tensor:
+    """The prompt in file `f` of the run in `run_dir`, read once and refused where it is not what the run saved there: its summary
+    recorded another prompt (the file was replaced or edited), or the record of its choice (`best.json`, `best_last.json`) names
+    another step. Use the tensor returned, not the file again: the file could change after the check."""
+    w = load_prompt(f)
     want = (summary.get('prompts') or {}).get(f.name)
-    if want is not None and (got := prompt_digest(f)) != want:
+    if want is not None and (got := prompt_digest(w)) != want:
         raise ValueError(f"{f} is not the prompt run {run_dir} saved there (digest {got}, its summary recorded {want}): it was replaced "
                          f"or edited; restore it (nothing was written)")
     for name, key in (('best', 'best'), ('best_last', 'best_last_stage')):
@@ -477,6 +479,7 @@ def check_prompt_of_run(run_dir:Path, summary:dict, f:Path):
             raise ValueError(f"{rec_file} names step {rec.get('step')} (stage {rec.get('stage')}), but run {run_dir}'s summary chose its "
                              f"{name} prompt at step {chosen['step']} (stage {chosen.get('stage')}): the record was edited or replaced; "
                              f"restore it (nothing was written)")
+    return w
 
 def _held_sha(eval_file:Path) -> str|None:
     "The content hash of the rows an evaluation file scored (None: no such file, or one that does not say)."
@@ -506,7 +509,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
                                    else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
     name = model or c['model']
-    check_prompt_of_run(run_dir, summary, f)
+    w = check_prompt_of_run(run_dir, summary, f)   # read here, once: the prompt scored is the prompt checked
     check_model_of_run(run_dir, summary, model)
     if model is None and name not in BUILT_IN_MODELS and not Path(name).exists() and (ref.get('path') or Path(name).is_absolute()):
         raise FileNotFoundError(f"the run's model folder {name} is not on this machine: pass model= (fpt evaluate --model) pointing at "
@@ -520,7 +523,6 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     if arch and type(pt.model).__name__ != arch:
         raise ValueError(f"run {run_dir} trained its prompt on a {arch}, but {name} is a {type(pt.model).__name__}: evaluate it on the "
                          f"run's own model (or that model found elsewhere)")
-    w = load_prompt(f)
     if w.shape != pt.prompt.weight.shape: raise ValueError(f"prompt file {f} has shape {tuple(w.shape)}, the run's model needs {tuple(pt.prompt.weight.shape)}")
     with torch.no_grad(): pt.prompt.weight.copy_(w)
     stage_i, step, rule = _prompt_stage(run_dir, summary, prompt)

@@ -453,6 +453,22 @@ def test_a_replaced_prompt_or_edited_choice_record_is_refused(finished, tmp_path
     one_line(code, err, f"run folder {d}: its best_last_prompt.safetensors is gone, though the run chose it (best_last.json is there)")
 
 
+def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypatch):
+    """evaluate_run checked the prompt file's digest, loaded the model (minutes for a large one), then read the file again: a
+    prompt written there meanwhile (another process, a user's copy) was scored and recorded as the run's checked prompt."""
+    import fpt_nb.run as run_mod
+    from fpt_nb.checkpoint import save_prompt
+    d = copy(finished, tmp_path/'run')
+    own, seen, setup = load_prompt(d/'best_prompt.safetensors'), {}, run_mod.setup
+    def setup_then_replace(*args, **kw):   # the file changes while the model loads, after the check
+        save_prompt(own + 0.5, d/'best_prompt.safetensors')
+        seen['pt'] = (out := setup(*args, **kw))[0]
+        return out
+    monkeypatch.setattr(run_mod, 'setup', setup_then_replace)
+    evaluate_run(d, limit=4, progress=False)
+    torch.testing.assert_close(seen['pt'].prompt.weight.detach(), own, rtol=0, atol=0)
+
+
 # ---- a run writes over nothing it did not write; numbers out of range; tables of unfinished runs; evaluations by prompt
 
 def test_a_folder_that_is_not_a_run_is_not_written_over(tmp_path, capsys):

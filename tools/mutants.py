@@ -1194,7 +1194,7 @@ MUTANTS = [
            ('tests/test_records.py::test_a_run_folders_changed_model_folder_is_refused_without_naming_it',),
            "fpt evaluate / export-peft with no model named use the run's model folder changed in place, and write its score as the run's"),
     Mutant('prompt_file_replaced', 'run.py',
-           '    if want is not None and (got := prompt_digest(f)) != want:',
+           '    if want is not None and (got := prompt_digest(w)) != want:',
            '    if False:',
            ('tests/test_records.py::test_a_replaced_prompt_or_edited_choice_record_is_refused',),
            "a run's prompt file replaced by another prompt is evaluated and exported as the run's"),
@@ -1258,6 +1258,10 @@ MUTANTS = [
            "if not any(a.startswith('--main_process_port') for a in args): args = ['--main_process_port', '0', *args]", "pass",
            ('tests/test_distributed.py::test_each_launch_takes_a_free_port',),
            "every data-parallel launch rendezvouses on accelerate's fixed default port 29500"),
+    Mutant('prompt_read_again_after_check', 'run.py',
+           "    if w.shape != pt.prompt.weight.shape:", "    w = load_prompt(f)\n    if w.shape != pt.prompt.weight.shape:",
+           ('tests/test_records.py::test_the_prompt_evaluated_is_the_prompt_checked',),
+           "evaluate_run reads the prompt file again after checking it and loading the model: a prompt written there meanwhile is scored as the run's"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
