@@ -82,7 +82,7 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     name = model_name_or_path or run_cfg.get('model')
     if isinstance(source, (str, Path)) and (Path(source)/'summary.json').is_file():   # (no model named: the run's own folder, unchanged)
         from fpt_nb.run import check_model_of_run   # (imported here: the run module is heavier than an export needs)
-        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, "export it for the run's own")
+        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, 'export-peft')
     if config is None:
         if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (fpt export-peft --model) or "
                                           "config, or export from a run folder")

@@ -444,23 +444,27 @@ def _prompt_stage(run_dir:Path, summary:dict, prompt:str) -> tuple[int, int|None
            or f"recorded without its rule (an earlier version): chosen at step {rec.get('step')}, stage {stage + 1} of {n}"
     return stage, rec.get('step'), rule
 
-def check_model_of_run(run_dir:Path, summary:dict, model:str|None, use:str="evaluate it on the run's own"):
+_MODEL_USE = {'evaluate': "evaluate it on the run's own", 'export-peft': "export it for the run's own"}
+
+def check_model_of_run(run_dir:Path, summary:dict, model:str|None, command:str='evaluate'):
     """Refuse `model`, named in place of the run's own (None: the run's), where it is not the model the run in `run_dir` trained
-    its prompt on: another built-in model, or a model folder whose weights or config differ from those the run recorded."""
+    its prompt on: another built-in model, or a model folder whose weights or config differ from those the run recorded.
+    `command` (`evaluate`, `export-peft`) is the fpt command the messages name."""
+    if command not in _MODEL_USE: raise ValueError(f"unknown command {command!r}: expected one of {list(_MODEL_USE)}")
     own, ref = (summary.get('config') or {}).get('model', summary.get('model')), summary.get('model_ref') or {}
     if model is None:   # the run's own folder, if it is here: it must still hold the model the run recorded
         if own is None or own in BUILT_IN_MODELS or not ref.get('digest') or check_model_folder(own) is None: return
         if (now := model_digest(own)) != ref['digest']:
             raise ValueError(f"model folder {own} has changed since run {run_dir} trained its prompt on it: its weights or config "
                              f"differ (digest {now}, the run recorded {ref['digest']}); restore it, or name the run's model where it is "
-                             f"now with model= (fpt {'export-peft' if 'export' in use else 'evaluate'} --model)")
+                             f"now with model= (fpt {command} --model)")
         return
     if own is not None and model != own and (model in BUILT_IN_MODELS or own in BUILT_IN_MODELS):
         raise ValueError(f"run {run_dir} trained its prompt on {own!r}, and {model!r} is another model (a built-in model is only "
-                         f"itself): leave model out to {use}")
-    if ref.get('digest') and (folder := check_model_folder(model)) is not None and model_digest(folder) != ref['digest']:
+                         f"itself): leave model out to {_MODEL_USE[command]}")
+    if ref.get('digest') and (folder := check_model_folder(model)) is not None and (got := model_digest(folder)) != ref['digest']:
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
-                         f"{model_digest(folder)}, the run recorded {ref['digest']})")
+                         f"{got}, the run recorded {ref['digest']})")
 
 def check_prompt_of_run(run_dir:Path, summary:dict, f:Path) -> torch.Tensor:
     """The prompt in file `f` of the run in `run_dir`, read once and refused where it is not what the run saved there: its summary

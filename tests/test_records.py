@@ -424,6 +424,7 @@ def test_a_run_folders_changed_model_folder_is_refused_without_naming_it(tmp_pat
     for args in (('evaluate', d, '--limit', 4), ('export-peft', d, tmp_path/'adapter')):
         code, _, err = fpt(*args, capsys=capsys)
         one_line(code, err, f"model folder {here} has changed since run {d} trained its prompt on it: its weights or config differ")
+        one_line(code, err, f"name the run's model where it is now with model= (fpt {args[0]} --model)")   # the command that was run
     assert snapshot(d) == before and not (tmp_path/'adapter').exists()
     m.save_pretrained(here)
     assert evaluate_run(d, limit=4, progress=False)['n'] == 4

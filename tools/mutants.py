@@ -934,7 +934,7 @@ MUTANTS = [
            ('tests/test_reliability.py::test_sigterm_while_scoring_leaves_no_folder',),
            'SIGTERM outside the trainer (e.g. while scoring) kills the process: no cleanup, a new run folder left with a stale run.lock'),
     Mutant('export_for_any_model', 'peft.py',
-           "        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, \"export it for the run's own\")",
+           "        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, 'export-peft')",
            "        pass",
            ('tests/test_peft.py::test_export_for_another_model_is_refused',),
            "export-peft --model writes an adapter for another built-in model, or a folder whose weights differ from the run's"),
