@@ -11,7 +11,7 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, ByT5T
                           MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, PretrainedConfig)
 from transformers.modeling_outputs import CausalLMOutput
 from .arch import Arch, FFNSite, register_arch
-from .prompt import PromptModel, freeze, plain_generation, place_model
+from .prompt import PromptModel, freeze, plain_generation, place_model, LOAD_ERRORS, load_failure
 from .tasks import Task, get_task, SENTINEL
 from .batches import MAX_INPUT_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
@@ -95,9 +95,7 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
         tok = AutoTokenizer.from_pretrained(tokenizer or name)
         model = AutoModelForCausalLM.from_pretrained(name, attn_implementation=attn_implementation, attention_dropout=0.0,
                                                      device_map=device_map, dtype=dtype or torch.float32, **kwargs)
-    except OSError as e:
-        raise OSError(f"could not load the decoder-only model {name!r}: give a local directory with config.json, weights and the "
-                      f"tokenizer, or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
+    except LOAD_ERRORS as e: raise load_failure(name, e, 'the decoder-only model') from e
     if type(model).__name__ not in CAUSAL_CLASSES:
         raise TypeError(f"{name!r} is a {type(model).__name__}: prompt tuning with FPT serves {', '.join(CAUSAL_CLASSES)}")
     check_tokenizer(tok, model, tokenizer or name)

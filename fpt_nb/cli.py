@@ -13,20 +13,20 @@ from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
 from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, PROMPTS, RUN_FILES, NEEDS_SCORES, BUILT_IN_MODELS
+from .run import run_experiment, evaluate_run, launch, check_planned_run, PROMPTS, RUN_FILES, NEEDS_SCORES, BUILT_IN_MODELS
 from .scores import load_scores
 from .encoder import is_encoder
 from .plots import plot_run
-from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished
+from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished, TABLE1_METHODS
 from .peft import export_peft, backbone_config
 from .causal import CAUSAL_MODEL_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'apply_preset', 'hub_unreachable', 'model_config', 'unreadable_model',
-           'paper_preset', 'resolve_preset', 'check_batch', 'method_stage_steps', 'check_run', 'run_defaults',
-           'check_params', 'check_injected', 'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft',
-           'cmd_evaluate', 'main']
+           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset', 'hub_id_shaped', 'hub_unreachable',
+           'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset', 'check_batch', 'method_stage_steps',
+           'check_run', 'run_defaults', 'check_params', 'check_injected', 'make_parser', 'check_pt_run', 'cmd_run',
+           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -51,6 +51,10 @@ def apply_preset(params:dict, preset:str|None, task:str|None=None) -> dict:
     if 'stage_steps' in given and 'steps' not in given: p.pop('steps')         # their sum is the total
     return dict(params, **{k: v for k, v in p.items() if k not in given})      # `model` too: the paper's backbone when none is named
 
+def hub_id_shaped(model:str) -> bool:
+    "Whether `model` could be a hub id: `[owner/]name` of letters, digits, '-', '_', '.' (so `./x` or `../x/y` is a path, not an id)."
+    return bool(re.fullmatch(r'([A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*', model)) and '..' not in model and '--' not in model
+
 def hub_unreachable(model:str) -> str|None:
     """Why the hub id `model` cannot be read from here, found at once: its config is not in the local Hugging Face cache, and
     the hub's host name does not resolve with no proxy set (huggingface_hub would retry for about 25 s before failing the
@@ -58,6 +62,7 @@ def hub_unreachable(model:str) -> str|None:
     import os, socket, urllib.parse
     from huggingface_hub import constants, try_to_load_from_cache
     if Path(model).exists() or model in BUILT_IN_MODELS or model.count('/') > 1 or constants.HF_HUB_OFFLINE: return None   # (t5-small: no owner)
+    if not hub_id_shaped(model): return f"{model} is neither a folder here nor a hub id (like 'google/t5-large-lm-adapt')"
     if isinstance(try_to_load_from_cache(model, 'config.json'), str): return None
     if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return None
     host = urllib.parse.urlparse(constants.ENDPOINT).hostname or 'huggingface.co'
@@ -86,7 +91,8 @@ def unreadable_model(model:str) -> str|None:
     did not give (offline, a mistyped path or id); None: nothing known against it. Loading would read the same config, twice
     more, each read retrying for tens of seconds before the same error."""
     if model in TINY_MODELS or is_encoder(model) or Path(model).exists(): return None
-    if model.count('/') != 1:   # no hub id either: not worth the hub's retries
+    # no hub id either (owner/name of letters, digits, '-', '_', '.'; './x' is a path that is not here): not worth the hub's retries
+    if model.count('/') != 1 or not hub_id_shaped(model):
         return (f"model {model!r} is neither 'tiny', an existing local directory, nor a hub id like 'google/t5-large-lm-adapt' "
                 f"(built in: {', '.join(TINY_MODELS)}, minilm)")
     model_config(model)   # read once (cached)
@@ -286,7 +292,7 @@ def _run_flags(p):
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
     a('--stage-steps', type=int, nargs='+', metavar='N', help="steps of each FPT stage (default: 20/20/20/40%% of --steps; a preset's "
                                                                 "when --steps is not given)")
-    a('--level', type=int, default=1, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first (default 1)')
+    a('--level', type=int, default=None, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first (default 1)')
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
     a('--batch-size', type=_at_least(1), help='global batch, in examples (default 32, the paper\'s)')
@@ -370,6 +376,7 @@ _RUN_ARGS = ('data_dir', 'level', 'decoder', 'batch_size', 'micro_batch_size', '
              'fast', 'compile')
 
 TINY_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'tiny-llama')
+ONE_PARTIAL = tuple(m for m in TABLE1_METHODS if m != 'pt')   # the methods that train one partial stage: --level picks it
 
 def _say(*a): print(*a, flush=True)
 
@@ -403,7 +410,11 @@ def cmd_run(a) -> int:
              + (f"has the shape of T5-{shape.upper()} (--preset {shape})" if shape else "does not have its shape"))
     task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
-    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=a.level, decoder=a.decoder,
+    if a.level is not None and not set(methods) & set(ONE_PARTIAL):
+        raise ValueError(f"--level picks the partial stage of {', '.join(ONE_PARTIAL)} (Table 1); {', '.join(methods)} train(s) no single "
+                         f"partial stage: leave --level out")
+    level = lambda m: (a.level or 1) if m in ONE_PARTIAL else 1   # recorded as run_experiment's default where it means nothing
+    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=level(m), decoder=a.decoder,
                                 score_file=a.score_file)
     if a.pt_run is not None:
         check_pt_run(Path(a.pt_run), task, model, a.seed, dict(lr=a.lr, batch_size=p['batch_size'] or TrainConfig.batch_size,
@@ -426,13 +437,14 @@ def cmd_run(a) -> int:
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
     if note: _say(f"fpt run: {note}")
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
+    plan = {m: (out if len(methods) == 1 else out/m, *method_stage_steps(m, steps, p['stage_steps'])) for m in methods}
+    for m, (d, s_steps, s_stage) in plan.items():   # every folder before the first run trains: a later one refused costs no training
+        check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=level(m)))
     dirs = {}
-    for m in methods:
-        d = out if len(methods) == 1 else out/m
-        s_steps, s_stage = method_stage_steps(m, steps, p['stage_steps'])
+    for m, (d, s_steps, s_stage) in plan.items():
         _say(f"== {m} on {task} with {model}: {s_steps} steps -> {d}")
         t0 = time.perf_counter()
-        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **kw)
+        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **dict(kw, level=level(m)))
         dirs[m] = d
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''

@@ -11,6 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5C
 from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json, trained_arch
+from .partial import Stage
 from .tables import run_unfinished
 
 # %% auto #0
@@ -44,7 +45,9 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         why = ('it has no summary.json yet' if not isinstance(s.get('steps'), int) else   # an early stop is the run's own end
                f"it stopped at step {s['steps']} of {s.get('planned_steps')} ({s.get('stopped') or 'not finished'})" if run_unfinished(s) else None)
         if why: (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
-        stages = s.get('stages') or [{}]
+        # a run stopped before its summary: the stages its config's fingerprint planned (best.json names the stage by number)
+        planned = [dict(name=Stage.from_dict(ph['stage']).describe()) for ph in (cfg.get('fingerprint') or {}).get('phases') or []]
+        stages = s.get('stages') or planned or [{}]
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")

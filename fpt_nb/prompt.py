@@ -11,10 +11,10 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'PROMPT_INITS', 'GENERATION_IDS',
-           't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder',
-           'model_digest', 'check_t5_config', 'place_model', 'load_t5', 'SoftPrompt', 'init_prompt', 'plain_generation',
-           'PromptModel', 'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'LOAD_ERRORS', 'PROMPT_INITS',
+           'GENERATION_IDS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze',
+           'check_model_folder', 'model_digest', 'check_t5_config', 'place_model', 'load_t5', 'load_failure',
+           'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -129,10 +129,22 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
         tok = AutoTokenizer.from_pretrained(name)
         model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
                                                            device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
-    except OSError as e:
-        raise OSError(f"could not load model {name!r}: give a local directory with config.json, weights and the tokenizer, "
-                      f"or a hub id on a machine that reaches the Hugging Face hub ({e})") from e
+    except LOAD_ERRORS as e: raise load_failure(name, e) from e
     return freeze(model.eval()), tok
+
+def _safetensor_error() -> type:
+    from safetensors import SafetensorError
+    return SafetensorError
+
+#: what loading a model folder raises where the folder, not the code, is at fault (a damaged .safetensors is not an OSError)
+LOAD_ERRORS = (OSError, _safetensor_error())
+
+def load_failure(name:str, e:Exception, kind:str='model') -> OSError:
+    "The one-line error for `kind` `name` that failed to load with `e`: a damaged weights file said as such."
+    if not isinstance(e, OSError):
+        return OSError(f"could not load {kind} {name!r}: a weights file in it is damaged or cut short ({e}); copy the model again")
+    return OSError(f"could not load {kind} {name!r}: give a local directory with config.json, weights and the tokenizer, "
+                   f"or a hub id on a machine that reaches the Hugging Face hub ({e})")
 
 # %% ../nbs/00_prompt.ipynb #7962cd6c
 PROMPT_INITS = ('uniform', 'vocab')

@@ -25,10 +25,10 @@ from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causa
 from .partial import Stage, apply_stage, FULL
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'LAUNCHER', 'run_lock',
-           'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref',
-           'rerun_score_file', 'run_scores', 'check_run_dir', 'run_experiment', 'check_model_of_run',
-           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER',
+           'run_lock', 'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref',
+           'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment',
+           'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -279,6 +279,26 @@ def check_run_dir(run_dir:Path, resume:bool=True):
                          f"and leave its old checkpoints and evaluations beside the new run's; pick a new out_dir, or delete this "
                          f"one to start it again (nothing was changed)")
 
+#: run_experiment's arguments a run folder's run cannot resume or rerun under other values of (each enters its fingerprint)
+PLANNED_KEYS = ('task', 'method', 'steps', 'stage_steps', 'batch_size', 'micro_batch_size', 'lr', 'seed', 'prompt_length',
+                'train_limit', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'max_input_length', 'padding')
+
+def check_planned_run(run_dir:Path, **kwargs):
+    """Refuse, before anything loads or trains, a `run_experiment(out_dir=run_dir, **kwargs)` that the run already in `run_dir`
+    would refuse once loaded: its config records other values of `PLANNED_KEYS`. For commands that train several runs in turn
+    (`fpt run --method pt fpt_cr`, the Table notebooks): a later run's folder is checked before the first run trains. The full
+    check (data, model, scores) stays with `run_experiment`."""
+    run_dir = Path(run_dir)
+    check_run_dir(run_dir, kwargs.get('resume', True))
+    if not is_run_config(run_dir/'config.json'): return
+    was = read_json(run_dir/'config.json', 'run config')
+    resolved = ('stage_steps', 'micro_batch_size')   # None there or here resolves to values (the paper's split, the batch) that may agree
+    differ = [f"{k} ({was[k]!r} there, {kwargs[k]!r} now)" for k in PLANNED_KEYS if k in was and k in kwargs and was[k] != kwargs[k]
+              and not (k in resolved and None in (was[k], kwargs[k]))]
+    if differ:
+        raise ValueError(f"run folder {run_dir} holds a run with other settings: its {', '.join(differ)} differ(s) from this one's; use "
+                         f"a new out_dir (nothing was trained)")
+
 def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_dir:str|None=None, data_dir:str|None=None,
                    steps:int=200, stage_steps:list[int]|None=None, level:int=1, decoder:bool|None=None,
                    batch_size:int=32, micro_batch_size:int|None=None, loss_group:int|None=None, lr:float=0.3, seed:int=0, device:str='auto',
@@ -359,6 +379,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     train_rows = load_examples(task_, 'train', data_dir, limit=a.train_limit)
     val_rows = load_examples(task_, 'validation', data_dir, limit=a.eval_limit)
     train_items, val_items = encode_fn(train_rows, train=True), encode_fn(val_rows)
+    if (cut := sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items)) and main:   # recorded in the summary too
+        print(f"note: {cut} of {len(train_items) + len(val_items)} targets are longer than {target_length} tokens (max_target_length) and "
+              f"were cut: the model learns the cut text, and a cut label or answer is never generated whole", flush=True)
     pad = tok.pad_token_id or 0
     generates, causal = not isinstance(pt, PromptEncoder), isinstance(pt, PromptCausalLM)   # an encoder classifies; the others generate
     new_tokens = None if not generates else target_length if causal else max(1, target_length - 1)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .checkpoint import read_json, latest_checkpoint, is_run_config
 from .plots import read_log
-from .train import better_score
+from .train import better_score, METHODS
 
 # %% auto #0
 __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
@@ -25,7 +25,21 @@ def read_summary(path:Path) -> dict:
     if not isinstance(s, dict): raise ValueError(f"run summary {path} holds a {type(s).__name__}: expected a JSON object written by `run_experiment`")
     if missing := [f for f in SUMMARY_FIELDS if f not in s]:
         raise ValueError(f"run summary {path} lacks {', '.join(map(repr, missing))}: expected a summary written by `run_experiment`")
+    for f, ok, want in _SUMMARY_TYPES:   # present but of the wrong kind (an edit, another tool's file): said, not a traceback later
+        if f in s and not ok(s[f]): raise ValueError(f"run summary {path} has {f} {s[f]!r}: expected {want}")
     return dict(s, run_dir=str(path.parent))
+
+_whole = lambda v: isinstance(v, int) and not isinstance(v, bool)
+_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+_SUMMARY_TYPES = (('task', lambda v: isinstance(v, str), 'a task name'), ('model', lambda v: isinstance(v, str), 'a model name'),
+                  ('method', lambda v: v in METHODS, f'one of {", ".join(METHODS)}'), ('metric', lambda v: isinstance(v, str), 'a metric name'),
+                  ('steps', lambda v: _whole(v) and v >= 0, 'a whole number of steps'),
+                  ('planned_steps', lambda v: _whole(v) and v >= 1, 'a whole number of steps'),
+                  ('stages', lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, dict) for x in v), 'a list of stages'),
+                  ('total_flops', lambda v: _number(v) and v > 0, 'a positive number (a run that trained no step has nothing to tabulate)'),
+                  ('train_seconds', lambda v: _number(v) and v >= 0, 'a number of seconds'),
+                  ('final_metrics', lambda v: isinstance(v, dict), 'an object of metrics'),
+                  ('best', lambda v: v is None or isinstance(v, dict), 'an object'))
 
 def run_unfinished(s:dict) -> str|None:
     "Why the run of summary `s` is unfinished (it stopped before its planned steps, not by early stopping), or None if it finished."

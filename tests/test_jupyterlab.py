@@ -285,7 +285,7 @@ def test_index_notebook_runs_in_jupyterlab(lab, browser):
 
 _IMAGES_JS = "panel => [...document.querySelectorAll(panel + ' .jp-OutputArea-output img')].map(i => i.naturalWidth)"
 
-def _settled(page, timeout:float=30):
+def _settled(page, timeout:float=60):
     """(widgets report, plot widths) once every bar is drawn and full and every plot decoded, or after `timeout` s: the last
     cell's prompt can show before JupyterLab has drawn its widgets and decoded its images."""
     t0 = time.time()

@@ -99,13 +99,24 @@ def test_table1_notebook(tmp_path, data_dir):
                                          (dict(steps='ten'), "parameter steps must be a whole number, got 'ten' (str)"),
                                          (dict(methods='pt fpt'), "unknown method 'fpt'"),
                                          (dict(stepz=40), "unknown parameter 'stepz' given to this notebook (papermill only warns"),
-                                         (dict(levels=[1]), "unknown parameter 'levels'")])   # table1's, not table2's
+                                         (dict(levels=[1]), "unknown parameter 'levels'"),   # table1's, not table2's
+                                         (dict(methods=['pt', 'ld']), "'ld' is not a Table 2 method")])
 def test_bad_parameters_stop_before_training(params, says, tmp_path, data_dir):
     out = tmp_path/'never'
     with pytest.raises(papermill.PapermillExecutionError) as e:
         papermill.execute_notebook(str(NB), str(tmp_path/'bad.ipynb'), kernel_name='python3', cwd=str(tmp_path), progress_bar=False,
                                    parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir), out_dir=str(out), **params))
     assert says in str(e.value), str(e.value)
+    assert not out.exists()
+
+def test_table1_notebook_refuses_an_fpt_method(tmp_path, data_dir):
+    "Before: methods=['fpt_cr'] trained the same four-stage run three times, into folders named fpt_cr-L1, -L2, -L3."
+    out = tmp_path/'never'
+    with pytest.raises(papermill.PapermillExecutionError) as e:
+        papermill.execute_notebook(str(NB.parent/'table1.ipynb'), str(tmp_path/'bad.ipynb'), kernel_name='python3', cwd=str(tmp_path),
+                                   progress_bar=False, parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir), out_dir=str(out),
+                                                                       methods=['pt', 'fpt_cr'], steps=4))
+    assert "'fpt_cr' is not a Table 1 method" in str(e.value), str(e.value)
     assert not out.exists()
 
 def test_table2_notebook_on_a_decoder_only_model(tmp_path):

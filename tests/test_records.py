@@ -470,6 +470,76 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
     torch.testing.assert_close(seen['pt'].prompt.weight.detach(), own, rtol=0, atol=0)
 
 
+# ---- a newcomer's sweep (session 12): each case below failed on the code before its fix
+
+@pytest.mark.parametrize('field,value,says', [('steps', '6', "has steps '6': expected a whole number of steps"),
+                                              ('planned_steps', None, 'has planned_steps None'),
+                                              ('stages', None, 'has stages None: expected a list of stages'),
+                                              ('total_flops', 0, 'has total_flops 0: expected a positive number'),
+                                              ('train_seconds', None, 'has train_seconds None'),
+                                              ('method', 'fpt_xx', "has method 'fpt_xx': expected one of pt, ld")])
+def test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind(field, value, says, finished, tmp_path, capsys):
+    "Before: a traceback from deep in the tables (TypeError, ZeroDivisionError), or the run dropped without a word (a method)."
+    root = tmp_path/'runs'
+    copy(finished, root/'good'); bad = copy(finished, root/'bad')
+    write_json(bad/'summary.json', dict(read_json(bad/'summary.json'), **{field: value}))
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and 'Traceback' not in err, err
+    left = [l for l in (out + err).splitlines() if l.startswith('left out:')]
+    assert len(left) == 1 and str(bad/'summary.json') in left[0] and says in left[0], out + err
+
+def test_a_damaged_weights_file_is_said_in_one_line(tmp_path, capsys):
+    "Before: safetensors' SafetensorError (not an OSError) ended `fpt run` in a traceback."
+    m, tok = load_t5('tiny')
+    here = tmp_path/'model'; m.save_pretrained(here); tok.save_pretrained(here)
+    w = here/'model.safetensors'; w.write_bytes(w.read_bytes()[:3000])
+    code, _, err = fpt('run', '--model', here, '--method', 'pt', '--steps', 2, '--out-dir', tmp_path/'run', '--no-progress', capsys=capsys)
+    one_line(code, err, f"could not load model '{here}': a weights file in it is damaged or cut short")
+    assert not (tmp_path/'run').exists()
+
+def test_a_later_methods_folder_is_checked_before_the_first_method_trains(finished, tmp_path, capsys):
+    "Before: `fpt run --method pt fpt_cr` trained PT to the end, then found fpt_cr's folder held a run of other settings."
+    from fpt_nb.run import check_planned_run
+    root = tmp_path/'runs'; copy(finished, root/'fpt_cr')
+    code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 32,
+                       '--eval-limit', 8, '--score-examples', 16, '--out-dir', root, '--no-progress', capsys=capsys)
+    one_line(code, err, f"run folder {root/'fpt_cr'} holds a run with other settings: its steps (6 there, 4 now) differ(s)")
+    assert not (root/'pt').exists()
+    check_planned_run(finished, **RUN)   # the same settings: it would rerun (a finished run: nothing to do)
+    check_planned_run(finished, **dict(RUN, eval_every=3, eval_limit=4, num_beams=2))   # a finished run takes new evaluation settings
+    with pytest.raises(ValueError, match=r"its lr \(0.3 there, 0.1 now\)"): check_planned_run(finished, **dict(RUN, lr=0.1))
+
+def test_level_for_methods_without_one_partial_stage_is_refused(tmp_path, capsys):
+    "Before: `--method pt --level 3` or `--method fpt_cr --level 3` ran, ignoring it, and the run's config recorded level 3."
+    for method in ('pt', 'fpt_cr'):
+        code, _, err = fpt('run', '--method', method, '--level', 3, '--steps', 2, '--out-dir', tmp_path/method, capsys=capsys)
+        one_line(code, err, "--level picks the partial stage of ld, fr, cr (Table 1)")
+        assert not (tmp_path/method).exists()
+
+def test_a_missing_relative_path_is_said_as_a_path(tmp_path, capsys, monkeypatch):
+    "Before: `--model ./nonexist` reached the hub client, which answered with its repo-id rules."
+    monkeypatch.chdir(tmp_path)
+    code, _, err = fpt('run', '--model', './nonexist', '--steps', 2, capsys=capsys)
+    one_line(code, err, "model './nonexist' is neither 'tiny', an existing local directory, nor a hub id")
+
+def test_export_of_a_killed_runs_partial_stage_prompt_warns(finished, tmp_path, capsys):
+    "Before: a run killed before its summary exported a prompt chosen on a partial stage without the partial-model warning."
+    d = unfinished(finished, tmp_path/'killed')
+    for f in ('best_last.json', 'best_last_prompt.safetensors'): (d/f).unlink()   # killed before its last stage (the full model)...
+    write_json(d/'best.json', dict(read_json(d/'best.json'), stage=0))       # ... with its best prompt from the first, a partial model
+    with pytest.warns(UserWarning, match=r"trained this prompt on a partial model \(enc 1L, enc ffn 32\)"):
+        code, _, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
+    assert code == 0, err
+
+def test_targets_cut_by_max_target_length_are_said(data_dir, tmp_path, capsys):
+    "Before: --max-target-length 3 on MNLI cut every target (no label could be generated) and only the summary counted them."
+    code, out, err = fpt('run', '--task', 'mnli', '--data-dir', data_dir, '--method', 'pt', '--steps', 2, '--batch-size', 4,
+                         '--train-limit', 8, '--eval-limit', 4, '--max-target-length', 3, '--out-dir', tmp_path/'run', '--no-progress', capsys=capsys)
+    assert code == 0, err
+    assert 'note: 12 of 12 targets are longer than 3 tokens (max_target_length) and were cut' in out, out
+    assert read_json(tmp_path/'run'/'summary.json')['targets_truncated'] == 12
+
+
 # ---- a run writes over nothing it did not write; numbers out of range; tables of unfinished runs; evaluations by prompt
 
 def test_a_folder_that_is_not_a_run_is_not_written_over(tmp_path, capsys):
