@@ -149,15 +149,18 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
     key = metric_key(first, scoring)
-    rel_f, rel_w, imp, other_seed, pt_cut = [], [], [], set(), False
+    rel_f, rel_w, imp, other_seed, pt_cut, no_curve = [], [], [], set(), False, {}
     for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
         if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
         if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
         rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
-        if improve: imp.append(run_score(r, score, scoring) - _pt_at(pt, r['total_flops'], score, key)
-                               if pt and r['method'] != 'pt' else math.nan)
+        if improve and pt and r['method'] != 'pt':
+            try: imp.append(run_score(r, score, scoring) - _pt_at(pt, r['total_flops'], score, key))
+            except (OSError, ValueError) as e:   # PT's log gone or damaged: its curve cannot be read, the rest of the row can
+                imp.append(math.nan); no_curve.setdefault(' '.join(str(e).split()), None)
+        elif improve: imp.append(math.nan)
     s, s_std = _mean_std([run_score(r, score, scoring) for r in runs])
     row = dict(task=first['task'], model=first['model'], steps=first.get('planned_steps', first['steps']), setting=setting,
                method=METHOD_NAMES[first['method']], stage=first['stages'][0]['name'] if len(first['stages']) == 1 else '',
@@ -166,7 +169,7 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
                unfinished=' '.join(f"{r['steps']}/{r.get('planned_steps', r['steps'])}" for r in runs if run_unfinished(r)),
                pt_seed=' '.join(map(str, sorted(other_seed, key=str))), pt_unfinished=pt_cut, run_dirs=' '.join(r['run_dir'] for r in runs))
-    if improve: row['improve'], row['improve_std'] = _mean_std(imp)
+    if improve: row['improve'], row['improve_std'], row['pt_curve'] = *_mean_std(imp), '; '.join(no_curve)
     return row
 
 def _pools(runs:list[dict]) -> list[list[dict]]:
@@ -231,7 +234,8 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
                      **{'FLOPs % PT': _fmt(r['flops_pct'], pct=True), 'wall s': _fmt(r['wall_s']), 'wall % PT': _fmt(r['wall_pct'], pct=True)})
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)
         lines.append('| ' + ' | '.join(cells[h] for h in head) + ' |')
-    return caption + '\n'.join(lines) + '\n'
+    notes = [f"\nImprove of {r['method']} ({r['run_dirs']}) is left out: PT's curve cannot be read: {r['pt_curve']}" for r in rows if r.get('pt_curve')]
+    return caption + '\n'.join(lines) + '\n' + ''.join(n + '\n' for n in notes)
 
 def to_csv(rows:list[dict]) -> str:
     "The `rows` as CSV, every field, numbers unrounded."

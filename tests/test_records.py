@@ -5,7 +5,7 @@ summary, the tables pooled runs of different settings, `export-peft` overwrote a
 and a dozen bad inputs ended in a traceback or a misleading message. Runs use the tiny T5 and the built-in toy task
 (or real MNLI rows from the data directory), a few steps each.
 """
-import hashlib, json, re, shutil
+import hashlib, json, math, re, shutil
 from pathlib import Path
 import pytest, torch
 from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint, load_prompt
@@ -273,6 +273,34 @@ def test_tables_do_not_pool_other_settings(tmp_path, capsys):
     assert code == 0 and '| lr=0.1 | PT | 1 |' in out and 'seeds 2' not in out, out
 
 
+@pytest.fixture(scope='module')
+def pt_beside(finished, tmp_path_factory) -> Path:
+    "A finished PT run of the settings of `finished` (FPT_CR), beside a copy of it: what Table 2 compares."
+    root = tmp_path_factory.mktemp('pt_beside')
+    run_experiment(out_dir=str(root/'pt'), **dict(RUN, method='pt'))
+    copy(finished, root/'fpt_cr')
+    return root
+
+@pytest.mark.parametrize('damage,says', [('gone', 'log.jsonl does not exist'), ('cut', 'is not valid JSON')])
+def test_tables_without_pts_curve_leave_out_only_improve(damage, says, pt_beside, tmp_path, capsys):
+    "Before: PT's log.jsonl gone or damaged ended `fpt tables` in an error, no table at all, while a damaged summary is only left out."
+    root = copy(pt_beside, tmp_path/'runs')
+    code, out, _ = fpt('tables', root, capsys=capsys)
+    good = [r for r in table2(collect_runs(root, say=lambda *a: None)) if r['method'] == 'FPT_CR'][0]
+    assert code == 0 and math.isfinite(good['improve']) and good['pt_curve'] == '', out
+    log = root/'pt'/'log.jsonl'
+    if damage == 'gone': log.unlink()
+    else: log.write_text(log.read_text()[:-40])   # a line cut short
+    code, out, err = fpt('tables', root, capsys=capsys)
+    rows = table2(collect_runs(root, say=lambda *a: None))
+    fc = [r for r in rows if r['method'] == 'FPT_CR'][0]
+    assert code == 0 and 'Traceback' not in err, err
+    assert math.isnan(fc['improve']) and says in fc['pt_curve'], fc
+    assert (fc['score'], fc['flops_pct'], fc['wall_pct']) == (good['score'], good['flops_pct'], good['wall_pct'])   # the rest of the row stays
+    note = [l for l in out.splitlines() if l.startswith('Improve of FPT_CR')]
+    assert len(note) == 1 and "PT's curve cannot be read" in note[0] and says in note[0], out
+    assert says in (root/'table2.md').read_text()
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. export-peft
 
@@ -488,13 +516,16 @@ def test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind(field, value,
     left = [l for l in (out + err).splitlines() if l.startswith('left out:')]
     assert len(left) == 1 and str(bad/'summary.json') in left[0] and says in left[0], out + err
 
-def test_a_damaged_weights_file_is_said_in_one_line(tmp_path, capsys):
-    "Before: safetensors' SafetensorError (not an OSError) ended `fpt run` in a traceback."
-    m, tok = load_t5('tiny')
+@pytest.mark.parametrize('tiny,kind', [('tiny', 'model'), ('tiny-llama', 'the decoder-only model'), ('tiny-bert', 'the encoder')])
+def test_a_damaged_weights_file_is_said_in_one_line(tiny, kind, tmp_path, capsys):
+    "Before: safetensors' SafetensorError (not an OSError) ended `fpt run` in a traceback, with each of the three loaders."
+    from fpt_nb.causal import load_causal
+    from fpt_nb.encoder import load_encoder
+    m, tok = {'tiny': load_t5, 'tiny-llama': load_causal, 'tiny-bert': load_encoder}[tiny](tiny)
     here = tmp_path/'model'; m.save_pretrained(here); tok.save_pretrained(here)
     w = here/'model.safetensors'; w.write_bytes(w.read_bytes()[:3000])
     code, _, err = fpt('run', '--model', here, '--method', 'pt', '--steps', 2, '--out-dir', tmp_path/'run', '--no-progress', capsys=capsys)
-    one_line(code, err, f"could not load model '{here}': a weights file in it is damaged or cut short")
+    one_line(code, err, f"could not load {kind} '{here}': a weights file in it is damaged or cut short")
     assert not (tmp_path/'run').exists()
 
 def test_a_later_methods_folder_is_checked_before_the_first_method_trains(finished, tmp_path, capsys):

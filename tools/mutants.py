@@ -1289,6 +1289,21 @@ MUTANTS = [
            "    if (cut := sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items)) and main:", "    if False:",
            ('tests/test_records.py::test_targets_cut_by_max_target_length_are_said',),
            "targets cut by max_target_length (every MNLI label at 3 tokens) are counted in the summary but not said"),
+    Mutant('causal_damaged_weights_traceback', 'causal.py', "    except LOAD_ERRORS as e: raise load_failure(name, e, 'the decoder-only model')",
+           "    except OSError as e: raise load_failure(name, e, 'the decoder-only model')",
+           ('tests/test_records.py::test_a_damaged_weights_file_is_said_in_one_line',),
+           "the decoder-only loader catches only OSError: a damaged .safetensors ends `fpt run` in a traceback"),
+    Mutant('encoder_damaged_weights_traceback', 'encoder.py', "        except LOAD_ERRORS as e: raise load_failure(name, e, 'the encoder')",
+           "        except OSError as e: raise load_failure(name, e, 'the encoder')",
+           ('tests/test_records.py::test_a_damaged_weights_file_is_said_in_one_line',),
+           "the encoder loader catches only OSError: a damaged .safetensors ends `fpt run` in a traceback"),
+    Mutant('pt_curve_error_stops_tables', 'tables.py', "            except (OSError, ValueError) as e:   # PT's log gone",
+           "            except ZeroDivisionError as e:   # PT's log gone",
+           ('tests/test_records.py::test_tables_without_pts_curve_leave_out_only_improve',),
+           "PT's log.jsonl gone or damaged ends `fpt tables` in an error: no table at all"),
+    Mutant('pt_curve_note_unsaid', 'tables.py', "for r in rows if r.get('pt_curve')]", "for r in rows if False]",
+           ('tests/test_records.py::test_tables_without_pts_curve_leave_out_only_improve',),
+           "Improve left blank where PT's curve cannot be read, without saying why"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
