@@ -17,7 +17,7 @@ from .run import run_experiment, evaluate_run, launch, check_planned_run, PROMPT
 from .scores import load_scores
 from .encoder import is_encoder
 from .plots import plot_run
-from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished, TABLE1_METHODS
+from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished, TABLE1_METHODS, TABLE2_METHODS
 from .peft import export_peft, backbone_config
 from .causal import CAUSAL_MODEL_TYPES
 
@@ -284,7 +284,8 @@ def _run_flags(p):
     a('--task', help=f"task name (default {DEFAULT_RUN['task']!r}; toy needs no data)")
     a('--model', help="'tiny' (a T5), 'tiny-relu', 'tiny-llama' (decoder-only), 'tiny-bert' or 'minilm' (encoders), a local folder or a "
                       "hub id (default 'tiny')")
-    a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: pt fpt_cr)")
+    a('--method', nargs='+', choices=METHODS, metavar='METHOD', help=f"one or more of {', '.join(METHODS)} (default: the paper's Table 2, {' '.join(TABLE2_METHODS)}, on a model that "
+                                                                         f"takes a preset; else pt fpt_cr)")
     a('--out-dir', help='run folder for one method; with several, a folder holding one per method (default runs/default for the demo)')
     a('--data-dir', help='the task data: a folder with one folder of JSONL files per task, laid out as ../shared/data (mnli/, qqp/, squad_v2/, record/, xsum/; its README) (default: env FPT_DATA_DIR, else the hub)')
     a('--preset', choices=PRESET_CHOICES, default='auto', help="the paper's recipe for T5-LARGE or T5-XL; flags given win "
@@ -292,7 +293,8 @@ def _run_flags(p):
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
     a('--stage-steps', type=int, nargs='+', metavar='N', help="steps of each FPT stage (default: 20/20/20/40%% of --steps; a preset's "
                                                                 "when --steps is not given)")
-    a('--level', type=int, default=None, help='for ld/fr/cr: the partial stage, 1 to 3, smallest first (default 1)')
+    a('--level', type=int, nargs='+', default=None, help="for ld/fr/cr: the partial stages to train, each 1 to 3, smallest first, one run each "
+                                                         "(default: all three, as the paper's Table 1, on a model that takes a preset; else 1)")
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
     a('--batch-size', type=_at_least(1), help='global batch, in examples (default 32, the paper\'s)')
@@ -408,13 +410,22 @@ def cmd_run(a) -> int:
     elif preset and (shape := paper_preset(p['model'])) != preset:
         _say(f"fpt run: note: --preset {preset} is the paper's recipe for T5-{preset.upper()}, and {p['model']} "
              + (f"has the shape of T5-{shape.upper()} (--preset {shape})" if shape else "does not have its shape"))
-    task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or DEFAULT_RUN['method']
+    task, model, methods = a.task or DEFAULT_RUN['task'], p['model'], a.method or (list(TABLE2_METHODS) if preset else DEFAULT_RUN['method'])
+    if preset and not a.method:
+        _say(f"fpt run: no --method: the paper's Table 2, {' '.join(methods)}, one run each (--method to choose)")
+    if preset == 'xl' and (partial := [m for m in methods if m in ONE_PARTIAL]):
+        _say(f"fpt run: note: the paper's Table 1 is T5-LARGE's only (no official script runs {', '.join(partial)} on T5-XL): "
+             f"these runs take the xl preset's recipe, as PT on T5-XL does")
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
     if a.level is not None and not set(methods) & set(ONE_PARTIAL):
         raise ValueError(f"--level picks the partial stage of {', '.join(ONE_PARTIAL)} (Table 1); {', '.join(methods)} train(s) no single "
                          f"partial stage: leave --level out")
-    level = lambda m: (a.level or 1) if m in ONE_PARTIAL else 1   # recorded as run_experiment's default where it means nothing
-    for m in methods: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=level(m), decoder=a.decoder,
+    levels = list(dict.fromkeys(a.level or ([1, 2, 3] if preset else [1])))
+    if preset and a.level is None and (partial := [m for m in methods if m in ONE_PARTIAL]):
+        _say(f"fpt run: no --level: {', '.join(partial)} at each of the paper's three partial stages (Table 1), one run each (--level to choose)")
+    runs = [(m, l) for m in methods for l in (levels if m in ONE_PARTIAL else [None])]   # level None: the method trains no single partial stage
+    name = lambda m, l: m if l is None or len(levels) == 1 else f"{m}-L{l}"
+    for m, l in runs: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=l or 1, decoder=a.decoder,
                                 score_file=a.score_file)
     if a.pt_run is not None:
         check_pt_run(Path(a.pt_run), task, model, a.seed, dict(lr=a.lr, batch_size=p['batch_size'] or TrainConfig.batch_size,
@@ -428,34 +439,34 @@ def cmd_run(a) -> int:
     torch.set_num_threads(a.threads or (1 if model in TINY_MODELS else torch.get_num_threads()))
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
-    if len(methods) == 1 and a.out_dir is None: out = out/methods[0]
-    if len(methods) > 1 and any((out/n).exists() for n in RUN_FILES):
-        raise ValueError(f"out_dir {out} is a run's folder: {len(methods)} methods would go into folders inside it; give a new "
+    if len(runs) == 1 and a.out_dir is None: out = out/name(*runs[0])
+    if len(runs) > 1 and any((out/n).exists() for n in RUN_FILES):
+        raise ValueError(f"out_dir {out} is a run's folder: {len(runs)} runs would go into folders inside it; give a new "
                          f"--out-dir (nothing was changed)")
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
     if note: _say(f"fpt run: {note}")
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
-    plan = {m: (out if len(methods) == 1 else out/m, *method_stage_steps(m, steps, p['stage_steps'])) for m in methods}
-    for m, (d, s_steps, s_stage) in plan.items():   # every folder before the first run trains: a later one refused costs no training
-        check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=level(m)))
+    plan = {name(m, l): (m, l or 1, out if len(runs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in runs}
+    for m, l, d, s_steps, s_stage in plan.values():   # every folder before the first run trains: a later one refused costs no training
+        check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
     dirs = {}
-    for m, (d, s_steps, s_stage) in plan.items():
-        _say(f"== {m} on {task} with {model}: {s_steps} steps -> {d}")
+    for n, (m, l, d, s_steps, s_stage) in plan.items():
+        _say(f"== {m}{f' level {l}' if m in ONE_PARTIAL else ''} on {task} with {model}: {s_steps} steps -> {d}")
         t0 = time.perf_counter()
-        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **dict(kw, level=level(m)))
-        dirs[m] = d
+        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
+        dirs[n] = d
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
-        _say(f"   {m}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
+        _say(f"   {n}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
              f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {time.perf_counter() - t0:.0f} s for this command")
         if s['stopped'] and s['stopped'].startswith('signal'):
-            _say(f"fpt run: {m} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
+            _say(f"fpt run: {n} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
             return 143
     pt_dir = Path(a.pt_run) if a.pt_run else dirs.get('pt')
-    for m, d in dirs.items():
-        plot_run(d, pt_dir if m != 'pt' else None)
+    for n, d in dirs.items():
+        plot_run(d, pt_dir if n != 'pt' else None)
         _say(f"plot: {d/'stages.png'}")
     runs = [read_summary(d/'summary.json') for d in dirs.values()]
     if a.pt_run and 'pt' not in dirs: runs.append(read_summary(pt_dir/'summary.json'))

@@ -149,12 +149,18 @@ register_task(Task('mnli', hub=('nyu-mll/glue', 'mnli'), splits=dict(train='trai
                    format=_classification('hypothesis: {hypothesis} premise: {premise}', MNLI_WORDS),
                    target_max_length=10, metric_name='accuracy', metric='accuracy',
                    references=_label_reference(MNLI_WORDS), fields=('premise', 'hypothesis', 'label'),
-                   label_words=MNLI_WORDS, paper_scorer='accuracy', paper_metric='paper_acc'))
+                   label_words=MNLI_WORDS, paper_scorer='accuracy', paper_metric='paper_acc',
+                   local_notes=dict(train="the local MNLI training file is a random sample of 9,999 of the official 392,702 examples",
+                                    validation="the local MNLI validation file is a random 5,000 of the 9,815 official "
+                                               "matched dev examples")))
 register_task(Task('qqp', hub=('nyu-mll/glue', 'qqp'), splits=dict(train='train', validation='validation'),
                    format=_classification('question1: {question1} question2: {question2}', QQP_WORDS),
                    target_max_length=10, metric_name='accuracy', metric='accuracy',
                    references=_label_reference(QQP_WORDS), fields=('question1', 'question2', 'label'),
-                   label_words=QQP_WORDS, paper_scorer='qqp', paper_metric='paper_acc'))
+                   label_words=QQP_WORDS, paper_scorer='qqp', paper_metric='paper_acc',
+                   local_notes=dict(train="the local QQP training file is a sample of 7,999 of the official 363,846 examples",
+                                    validation="no QQP dev set in the local data: a further 1,000 examples of the training "
+                                               "sample, disjoint from the training file, stand in for its 40,430")))
 register_task(Task('squad2', hub=('rajpurkar/squad_v2', None), folder='squad_v2',
                    splits=dict(train='train_v1_answerable', validation='validation'),
                    hub_splits=dict(train='train', validation='validation'),

@@ -222,6 +222,39 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     code = cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--loss-group', '4', '--out-dir', str(tmp_path/'z')])
     assert code == 2 and 'loss_group 4 does not divide batch_size 6' in capsys.readouterr().err and len(seen) == 6   # given: refused
 
+def test_the_papers_backbones_train_table_2_by_default(monkeypatch, tmp_path, capsys):
+    """table2_not_default: `fpt run` on a model of the paper's shape with no --method trains the paper's Table 2 (PT, FPT_LD,
+    FPT_FR, FPT_CR, each into its folder), and says so; --method chooses; no preset keeps the demo's two; Table 1's
+    methods on T5-XL, which no official script runs, are said."""
+    import fpt_nb.cli as cli
+    from fpt_nb.prompt import paper_config
+    for size in ('large', 'xl'): paper_config(size).save_pretrained(tmp_path/size)
+    planned = []
+    monkeypatch.setattr(cli, 'check_planned_run', lambda d, **kw: planned.append((Path(d).name, kw['method'])) or levels.append(kw['level']))
+    levels = []
+    def launch(n, **kw): raise SystemExit(0)
+    monkeypatch.setattr(cli, 'launch', launch)
+    def run(*args):
+        planned.clear()
+        with pytest.raises(SystemExit): cli.main(['run', '--task', 'toy', '--out-dir', str(tmp_path/'x'), *map(str, args)])
+        return [m for _, m in planned], capsys.readouterr().out
+    methods, out = run('--model', tmp_path/'large')
+    assert methods == ['pt', 'fpt_ld', 'fpt_fr', 'fpt_cr'] and [d for d, _ in planned] == methods, planned
+    assert "fpt run: no --method: the paper's Table 2, pt fpt_ld fpt_fr fpt_cr, one run each" in out, out
+    assert run('--model', 'tiny', '--preset', 'large')[0] == ['pt', 'fpt_ld', 'fpt_fr', 'fpt_cr']
+    methods, out = run('--model', tmp_path/'large', '--method', 'pt', 'fpt_cr')
+    assert methods == ['pt', 'fpt_cr'] and 'no --method' not in out
+    assert run('--model', 'tiny')[0] == ['pt', 'fpt_cr']
+    methods, out = run('--model', tmp_path/'xl', '--method', 'ld', '--level', 2)
+    assert methods == ['ld'] and "the paper's Table 1 is T5-LARGE's only (no official script runs ld on T5-XL)" in out, out
+    methods, out = run('--model', tmp_path/'large', '--method', 'pt', 'ld', 'cr')   # Table 1 as the scripts run it: three levels each
+    assert planned == [('pt', 'pt'), ('ld-L1', 'ld'), ('ld-L2', 'ld'), ('ld-L3', 'ld'), ('cr-L1', 'cr'), ('cr-L2', 'cr'), ('cr-L3', 'cr')], planned
+    assert "no --level: ld, cr at each of the paper's three partial stages (Table 1)" in out and 'Table 1 is' not in out, out
+    levels.clear(); run('--model', tmp_path/'large', '--method', 'ld', '--level', 3, 1)
+    assert planned == [('ld-L3', 'ld'), ('ld-L1', 'ld')] and levels == [3, 1], (planned, levels)
+    run('--model', 'tiny', '--method', 'pt', 'ld')   # no preset: level 1, as before
+    assert planned == [('pt', 'pt'), ('ld', 'ld')], planned
+
 def test_stage_steps_on_a_papers_backbone_set_the_total(monkeypatch, tmp_path):
     """preset_steps_kept_with_stage_steps: `--stage-steps` on a model of the paper's shape (or with --preset) and no --steps:
     the stages' sum is the run's length, not the preset's 30,000 (which the stages then did not add up to: refused)."""
@@ -375,3 +408,11 @@ def test_torch_dtype_still_picks_the_precision(tmp_path):
     assert {p.dtype for p in load_t5('tiny', dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
     from fpt_nb.causal import load_causal
     assert {p.dtype for p in load_causal('tiny-llama', dtype=torch.bfloat16)[0].parameters()} == {torch.bfloat16}
+
+@pytest.mark.parametrize('task', ['mnli', 'qqp'])
+def test_local_mnli_and_qqp_say_they_are_samples(task, data_dir):
+    """mnli_sample_unsaid: a run on the local MNLI or QQP files said nothing of them, while the paper's figures come from the
+    full splits: 9,999 of MNLI's 392,702 training examples, 5,000 of its 9,815 matched dev; QQP's dev stood in for by training rows."""
+    from fpt_nb.tasks import data_notes
+    notes = data_notes(task, data_dir)
+    assert [n.split(':')[0] for n in notes] == [f'{task} train', f'{task} validation'], notes

@@ -720,7 +720,7 @@ def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsy
     d = copy(finished, tmp_path/'run')
     before = snapshot(d)
     code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', d, capsys=capsys)
-    one_line(code, err, f"out_dir {d} is a run's folder: 2 methods would go into folders inside it")
+    one_line(code, err, f"out_dir {d} is a run's folder: 2 runs would go into folders inside it")
     assert snapshot(d) == before
     (d/'config.json').unlink(); before = snapshot(d)   # its other files still make it a run's folder
     code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', d, capsys=capsys)
