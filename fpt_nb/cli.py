@@ -423,9 +423,9 @@ def cmd_run(a) -> int:
     levels = list(dict.fromkeys(a.level or ([1, 2, 3] if preset else [1])))
     if preset and a.level is None and (partial := [m for m in methods if m in ONE_PARTIAL]):
         _say(f"fpt run: no --level: {', '.join(partial)} at each of the paper's three partial stages (Table 1), one run each (--level to choose)")
-    runs = [(m, l) for m in methods for l in (levels if m in ONE_PARTIAL else [None])]   # level None: the method trains no single partial stage
+    jobs = [(m, l) for m in methods for l in (levels if m in ONE_PARTIAL else [None])]   # level None: the method trains no single partial stage
     name = lambda m, l: m if l is None or len(levels) == 1 else f"{m}-L{l}"
-    for m, l in runs: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=l or 1, decoder=a.decoder,
+    for m, l in jobs: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=l or 1, decoder=a.decoder,
                                 score_file=a.score_file)
     if a.pt_run is not None:
         check_pt_run(Path(a.pt_run), task, model, a.seed, dict(lr=a.lr, batch_size=p['batch_size'] or TrainConfig.batch_size,
@@ -439,16 +439,16 @@ def cmd_run(a) -> int:
     torch.set_num_threads(a.threads or (1 if model in TINY_MODELS else torch.get_num_threads()))
     if a.out_dir: out = Path(a.out_dir)
     else: out = Path('runs')/('default' if (task, model) == ('toy', 'tiny') else f"{task}-{Path(model).name}")
-    if len(runs) == 1 and a.out_dir is None: out = out/name(*runs[0])
-    if len(runs) > 1 and any((out/n).exists() for n in RUN_FILES):
-        raise ValueError(f"out_dir {out} is a run's folder: {len(runs)} runs would go into folders inside it; give a new "
+    if len(jobs) == 1 and a.out_dir is None: out = out/name(*jobs[0])
+    if len(jobs) > 1 and any((out/n).exists() for n in RUN_FILES):
+        raise ValueError(f"out_dir {out} is a run's folder: {len(jobs)} runs would go into folders inside it; give a new "
                          f"--out-dir (nothing was changed)")
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
     if note: _say(f"fpt run: {note}")
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
-    plan = {name(m, l): (m, l or 1, out if len(runs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in runs}
+    plan = {name(m, l): (m, l or 1, out if len(jobs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in jobs}
     for m, l, d, s_steps, s_stage in plan.values():   # every folder before the first run trains: a later one refused costs no training
         check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
     dirs = {}

@@ -626,7 +626,7 @@ MUTANTS = [
            (R + '::test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model',),
            '`--pt-run` takes an unfinished PT run, an FPT run or another task\'s run to compare with'),
     Mutant('methods_into_a_run_folder', 'cli.py',
-           "if len(runs) > 1 and any((out/n).exists() for n in RUN_FILES):", "if False:",
+           "if len(jobs) > 1 and any((out/n).exists() for n in RUN_FILES):", "if False:",
            (R + '::test_several_methods_do_not_go_inside_a_run_folder',), "several methods' runs go into folders inside another run's folder"),
     Mutant('tables_hide_unfinished_rows', 'tables.py',
            """+ (f" (unfinished: {r['unfinished']} steps)" if r.get('unfinished') else '')""", "+ ''",
