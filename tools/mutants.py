@@ -6,6 +6,7 @@
     python tools/mutants.py --without tests/test_method.py tests/test_scoring.py tests/test_bf16.py --out results/mutants/before
     python tools/mutants.py --check                # only say whether every mutant still applies to the source
     python tools/mutants.py --only bf16_ignored --update   # re-run one mutant (its pattern refreshed) into the existing table
+    python tools/mutants.py --jobs 2               # two mutants at a time, each in its own copy of the tree
 
 Each mutant is one textual change to the exported library (`fpt_nb/*.py`, what the tests import): `old` must occur
 exactly once in its file, or the mutant is reported as "no longer applies" (the source moved: refresh the pattern).
@@ -21,7 +22,8 @@ is whether the tests see the bugs that would quietly break the method's claims. 
 mutants survive): run it before a release, not in CI.
 """
 from __future__ import annotations
-import argparse, json, os, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, queue, shutil, subprocess, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, asdict
 from pathlib import Path
 
@@ -1413,7 +1415,10 @@ def main(argv=None) -> int:
     ap.add_argument('--check', action='store_true', help='only check that every mutant applies')
     ap.add_argument('--keep', action='store_true', help='keep the temporary copy and the pytest logs')
     ap.add_argument('--update', action='store_true', help='put the rows of the mutants run into the existing table at --out (e.g. after refreshing a pattern)')
+    ap.add_argument('--jobs', type=int, default=1, help='mutants tested at once, each in its own copy (default 1; as `make test` runs two '
+                                                        'test processes, the tests are made to run side by side)')
     a = ap.parse_args(argv)
+    if a.jobs < 1: ap.error(f"--jobs must be at least 1, got {a.jobs}")
     known = {m.name: m for m in MUTANTS}
     if a.only and (bad := [n for n in a.only if n not in known]): ap.error(f"unknown mutant(s) {bad}: expected some of {sorted(known)}")
     chosen = [known[n] for n in a.only] if a.only else MUTANTS
@@ -1433,6 +1438,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         copy_tree(copy)
+        copies = [copy] + [shutil.copytree(copy, work/f'tree{i}', symlinks=True) for i in range(1, a.jobs)]   # one tree each: the same files
         print(f"baseline: {len(baseline_tests)} test selections on the unmutated copy in {copy} ...", flush=True)
         rc, base_s, failed = pytest_run(copy, baseline_tests, logs/'baseline.log', a.timeout)
         if rc != 0:
@@ -1441,18 +1447,21 @@ def main(argv=None) -> int:
             a.keep = True
             return 2
         print(f"baseline passes ({base_s:.0f} s)", flush=True)
-        rows = []
-        for m in chosen:
+        free = queue.Queue()
+        for c in copies: free.put(c)
+        def run_one(m) -> dict:
             row = dict(name=m.name, file=f'fpt_nb/{m.file}', what=m.what, tests=tests_of[m.name], failed='', seconds=0.0)
-            if m.name in stale: rows.append(dict(row, outcome='no longer applies')); continue
-            if not tests_of[m.name]: rows.append(dict(row, outcome='SURVIVED (no test selected)')); continue
-            target = copy/'fpt_nb'/m.file
+            if m.name in stale: return dict(row, outcome='no longer applies')
+            if not tests_of[m.name]: return dict(row, outcome='SURVIVED (no test selected)')
+            tree = free.get()   # a copy no other mutant is using
+            target = tree/'fpt_nb'/m.file
             original = target.read_text()
             target.write_text(apply(m, original))
-            try: rc, secs, failed = pytest_run(copy, tests_of[m.name], logs/f'{m.name}.log', a.timeout)
-            finally: target.write_text(original)
-            rows.append(dict(row, outcome=outcome(rc), failed=failed, seconds=round(secs, 1)))
+            try: rc, secs, failed = pytest_run(tree, tests_of[m.name], logs/f'{m.name}.log', a.timeout)
+            finally: target.write_text(original); free.put(tree)
             print(f"{m.name:36s} {outcome(rc):9s} {secs:6.0f} s  {short(failed)}", flush=True)
+            return dict(row, outcome=outcome(rc), failed=failed, seconds=round(secs, 1))
+        with ThreadPoolExecutor(max_workers=a.jobs) as pool: rows = list(pool.map(run_one, chosen))   # rows in the list's order
         meta = dict(date=time.strftime('%Y-%m-%d %H:%M'), command=' '.join(['python tools/mutants.py', *(argv if argv is not None else sys.argv[1:])]),
                     without=sorted(without), baseline_seconds=round(base_s, 1), seconds=round(time.perf_counter() - t0, 1))
         if a.update and (ROOT/a.out).with_suffix('.json').is_file(): rows, meta = merged(rows, meta, ROOT/a.out)
