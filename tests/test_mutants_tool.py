@@ -1,0 +1,31 @@
+"""`tools/mutants.py` itself: the instrument behind "every planted bug is caught" must be able to say "survived".
+
+A bug that a selected test sees is reported caught, one that none sees SURVIVED, with two mutants tested at a time
+(`--jobs 2`, each in its own copy of the tree), rows in the list's order, and an exit code that says not all were caught.
+"""
+import importlib.util, json, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SEES = 'tests/test_recipe.py::test_local_mnli_and_qqp_say_they_are_samples'   # checks each note's split, not its words
+
+def load_tool(monkeypatch):
+    spec = importlib.util.spec_from_file_location('fpt_mutants_tool', ROOT/'tools'/'mutants.py')
+    tool = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, tool)   # (its dataclass looks its module up there)
+    spec.loader.exec_module(tool)
+    return tool
+
+def test_the_mutation_tool_tells_caught_from_survived(tmp_path, monkeypatch):
+    tool = load_tool(monkeypatch)
+    M = tool.Mutant
+    monkeypatch.setattr(tool, 'MUTANTS', [
+        M('seen', 'tasks.py', 'validation="the local MNLI validation file', 'validation_x="the local MNLI validation file', (SEES,), 'a note unsaid'),
+        M('unseen', 'tasks.py', 'stand in for its 40,430', 'stand in for its 40,431', (SEES,), 'a number in a note no test reads'),
+        M('seen_too', 'tasks.py', 'validation="no QQP dev set', 'validation_x="no QQP dev set', (SEES,), 'a note unsaid')])
+    out = tmp_path/'table'
+    code = tool.main(['--jobs', '2', '--out', str(out)])
+    rows = json.loads(out.with_suffix('.json').read_text())['mutants']
+    assert [(r['name'], r['outcome']) for r in rows] == [('seen', 'caught'), ('unseen', 'SURVIVED'), ('seen_too', 'caught')], rows
+    assert code == 1 and '2 of 3 mutants caught, 1 survived' in out.with_suffix('.md').read_text()
+    assert 'stand in for its 40,430' in (ROOT/'fpt_nb'/'tasks.py').read_text()   # the checkout itself is never changed
