@@ -13,7 +13,7 @@ from safetensors.torch import save_file, load_file
 # %% auto #0
 __all__ = ['write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state',
            'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest', 'save_checkpoint', 'latest_checkpoint',
-           'run_fingerprint', 'trained_arch', 'load_checkpoint']
+           'stopped_before_summary', 'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_atomic(path, text:str) -> Path:
@@ -149,6 +149,14 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
         hint = f"to resume from the newest one left, write '{left[-1]}' into {ptr}" if left else "no checkpoint is left: use a new out_dir"
         raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand ({hint})")
     return p
+
+def stopped_before_summary(run_dir) -> str|None:
+    "Why the run folder `run_dir` has no summary yet (a run stopped before writing one, or running), or None if it has one or is no run's."
+    run_dir = Path(run_dir)
+    if (run_dir/'summary.json').exists() or not is_run_config(run_dir/'config.json'): return None
+    ckpt = latest_checkpoint(run_dir/'checkpoints')
+    return (f"run {run_dir} has no summary: it was stopped before writing one{f' (its last checkpoint is {ckpt.name})' if ckpt else ', with no checkpoint'}, "
+            f"or it is running; run its command again to finish it")
 
 def run_fingerprint(run_dir) -> dict:
     """What the run in `run_dir` was, as its latest checkpoint's fingerprint records it, else (its checkpoints deleted) its

@@ -8,7 +8,7 @@ import argparse, copy, dataclasses, functools, json, math, re, sys, time, warnin
 from pathlib import Path
 import torch
 from transformers import T5Config
-from .tasks import get_task
+from .tasks import get_task, task_file, data_dir_default, DATA_DIR_ENV
 from .batches import MAX_INPUT_LENGTH
 from .flops import PAPER_STEPS
 from .prompt import PAPER_CONFIGS
@@ -24,9 +24,9 @@ from .causal import CAUSAL_MODEL_TYPES
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
            'NOTEBOOK_PARAMS', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset', 'hub_id_shaped', 'hub_unreachable',
-           'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset', 'check_batch', 'method_stage_steps',
-           'check_run', 'run_defaults', 'check_params', 'check_injected', 'make_parser', 'check_pt_run', 'cmd_run',
-           'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'unreadable_data', 'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset', 'check_batch',
+           'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected', 'make_parser',
+           'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -64,12 +64,41 @@ def hub_unreachable(model:str) -> str|None:
     if Path(model).exists() or model in BUILT_IN_MODELS or model.count('/') > 1 or constants.HF_HUB_OFFLINE: return None   # (t5-small: no owner)
     if not hub_id_shaped(model): return f"{model} is neither a folder here nor a hub id (like 'google/t5-large-lm-adapt')"
     if isinstance(try_to_load_from_cache(model, 'config.json'), str): return None
+    why = _hub_host_unreachable()
+    return None if why is None else f"{why}, and the local Hugging Face cache holds no config of {model}"
+
+def _hub_host_unreachable() -> str|None:
+    "Why the hub cannot be reached from here (its host name does not resolve, with no proxy set), at once; None: it may be reached."
+    import os, socket, urllib.parse
+    from huggingface_hub import constants
     if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return None
     host = urllib.parse.urlparse(constants.ENDPOINT).hostname or 'huggingface.co'
     try: socket.getaddrinfo(host, 443)
-    except OSError as e:
-        return f"the hub cannot be reached from here ({host} does not resolve: {e}), and the local Hugging Face cache holds no config of {model}"
+    except OSError as e: return f"the hub cannot be reached from here ({host} does not resolve: {e})"
     return None
+
+def unreadable_data(task:str, data_dir:str|None, splits=('train', 'validation')) -> str|None:
+    """Why a run of `task` cannot read its `splits`, found before any model loads or folder is made: a data folder (`data_dir`,
+    else env `FPT_DATA_DIR`) without the task's files for them, or no folder, and a hub that cannot be reached with nothing of
+    the dataset in the local caches (`datasets` would retry for about 35 s, then fail without naming --data-dir). None: nothing
+    known against it (the rows themselves are checked as they are read)."""
+    t = get_task(task)
+    if t.generate is not None: return None
+    d = data_dir if data_dir is not None else data_dir_default()
+    if d is not None:
+        try:
+            for s in splits: task_file(t, s, d)
+        except FileNotFoundError as e: return f"{e}" + ('' if data_dir is not None else f" (the folder {DATA_DIR_ENV} names)")
+        return None
+    if t.hub is None: return f"task {t.name!r} has no hub dataset: pass --data-dir, or set {DATA_DIR_ENV}, to a folder holding {t.folder}/"
+    import datasets.config
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE or datasets.config.HF_DATASETS_OFFLINE: return None   # offline mode: the caches alone, as asked
+    repo = t.hub[0]
+    cached = (Path(constants.HF_HUB_CACHE)/f"datasets--{repo.replace('/', '--')}", Path(datasets.config.HF_DATASETS_CACHE)/repo.replace('/', '___'))
+    if any(p.exists() for p in cached) or (why := _hub_host_unreachable()) is None: return None
+    return (f"no --data-dir and no {DATA_DIR_ENV}: {t.name}'s data would come from the hub ({repo}), and {why}, with nothing of it in the "
+            f"local caches; pass --data-dir DIR, or set {DATA_DIR_ENV}=DIR, where DIR holds {t.folder}/ with its JSONL files")
 
 @functools.lru_cache(maxsize=16)
 def _read_config(model:str, stamp:int|None):
@@ -427,6 +456,7 @@ def cmd_run(a) -> int:
     name = lambda m, l: m if l is None or len(levels) == 1 else f"{m}-L{l}"
     for m, l in jobs: check_run(task, model, m, *method_stage_steps(m, steps, p['stage_steps']), level=l or 1, decoder=a.decoder,
                                 score_file=a.score_file)
+    if (why := unreadable_data(task, a.data_dir)) is not None: raise ValueError(why)   # before a folder is made or a model loads
     if a.pt_run is not None:
         check_pt_run(Path(a.pt_run), task, model, a.seed, dict(lr=a.lr, batch_size=p['batch_size'] or TrainConfig.batch_size,
                                                                prompt_length=a.prompt_length, steps=steps))
@@ -459,9 +489,13 @@ def cmd_run(a) -> int:
         dirs[n] = d
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
-        _say(f"   {n}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {s['final_metrics'].get(key, float('nan')):.1f}; "
-             f"{s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {time.perf_counter() - t0:.0f} s for this command")
-        if s['stopped'] and s['stopped'].startswith('signal'):
+        signal = str(s['stopped'] or '').startswith('signal')
+        last = f"last evaluation {s['final_metrics'].get(key, float('nan')):.1f}"
+        _say(f"   {n}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, "
+             + (f"{last}, stopped at step {s['steps']} of {s.get('planned_steps', s['steps'])}" if signal else f"final {last.split()[-1]}")
+             + f"; {s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {time.perf_counter() - t0:.0f} s for this command"
+             + (f" (resumed at step {', '.join(map(str, s['resumed_at']))})" if s.get('resumed_at') else ''))
+        if signal:
             _say(f"fpt run: {n} stopped by {s['stopped']}; its checkpoint is kept: run the same command to resume")
             return 143
     pt_dir = Path(a.pt_run) if a.pt_run else dirs.get('pt')

@@ -51,7 +51,8 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
         if name and name != 'full':
             warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-        return load_prompt(f) if w is None else w, dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
+        named = {'model': s['model']} if isinstance(s.get('model'), str) else {}   # (config.json gone: the summary names the model too)
+        return load_prompt(f) if w is None else w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
     if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
     return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file of a run folder: the class the run trained it on
 
@@ -87,8 +88,11 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
         from fpt_nb.run import check_model_of_run   # (imported here: the run module is heavier than an export needs)
         check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, 'export-peft')
     if config is None:
-        if name is None: raise ValueError("say which backbone the prompt is for: pass model_name_or_path (fpt export-peft --model) or "
-                                          "config, or export from a run folder")
+        if name is None:
+            what = (f"run folder {source} names no model (its config.json and summary.json are gone)" if isinstance(source, (str, Path))
+                    and Path(source).is_dir() else f"{source} is a prompt file" if isinstance(source, (str, Path)) else "a prompt tensor")
+            raise ValueError(f"say which backbone the prompt is for: {what}; name it (fpt export-peft --model M; "
+                             f"export_peft(model_name_or_path=) or config=)")
         config = backbone_config(name)
     if isinstance(config, T5Config):
         kind = ('SEQ_2_SEQ_LM', ('d_model', config.d_model), config.num_heads, config.num_layers,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/22_run.ipynb #8e2c1f17
 from __future__ import annotations
-import dataclasses, json, os, shutil, sys, time
+import dataclasses, inspect, json, os, shutil, sys, time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +18,7 @@ from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
 from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config,
-                               prompt_digest)
+                               prompt_digest, stopped_before_summary)
 from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
@@ -28,7 +28,8 @@ from .partial import Stage, apply_stage, FULL
 __all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER',
            'run_lock', 'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref',
            'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment',
-           'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+           'check_values', 'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command',
+           'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -237,7 +238,9 @@ def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
 PROMPTS = dict(best='best_prompt.safetensors', best_last='best_last_prompt.safetensors', final='prompt.safetensors')
 
 def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0, run_dir, extra:dict) -> dict:
-    "The run's `summary.json`: what was trained, on what, for how much, and its scores."
+    """The run's `summary.json`: what was trained, on what, for how much, and its scores. `train_seconds` is the time its steps
+    took, over every command that trained it; `wall_seconds` is this command's, start to end, and `resumed_at` the steps at which
+    it went on from a checkpoint: a run stopped and resumed has its last command's time there, not the whole run's."""
     evals = read_log(run_dir)['eval'] if (run_dir/'log.jsonl').exists() else []
     meta = ('kind', 'step', 'stage', 'flops', 'wall', 'eval_seconds', 'rule', 'metric')
     def best(name, step):
@@ -251,6 +254,7 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
                 stages=[dict(spec=p.stage.to_dict(), name=p.stage.describe(), steps=p.steps, flops=f, seconds=s)
                         for p, f, s in zip(phases, st['stage_flops'], st['stage_seconds'])],
                 total_flops=st['flops'], train_seconds=st['wall'], wall_seconds=time.perf_counter() - t0,
+                resumed_at=st.get('resumed_at', []),
                 prompts={f: prompt_digest(run_dir/f) for f in PROMPTS.values() if (run_dir/f).is_file()},   # what each file holds
                 final_metrics={k: v for k, v in evals[-1].items() if k not in meta} if evals else {},
                 best=best('best', st['best_step']), best_last_stage=best('best_last', st['best_last_step']), stopped=st['stopped'],
@@ -289,6 +293,9 @@ def check_planned_run(run_dir:Path, **kwargs):
     (`fpt run --method pt fpt_cr`, the Table notebooks): a later run's folder is checked before the first run trains. The full
     check (data, model, scores) stays with `run_experiment`."""
     run_dir = Path(run_dir)
+    sig = inspect.signature(run_experiment)
+    planned = sig.bind(**{k: v for k, v in kwargs.items() if k in sig.parameters}); planned.apply_defaults()
+    check_values(**planned.arguments)   # a value no run takes (an eval_limit of -3, a device not here): said before any run trains
     check_run_dir(run_dir, kwargs.get('resume', True))
     if not is_run_config(run_dir/'config.json'): return
     was = read_json(run_dir/'config.json', 'run config')
@@ -310,22 +317,8 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                    device_map=None, fast:bool|None=None, compile:bool|None=None) -> dict:
     "Train `method` on `task` with `model` into `out_dir`; returns (and writes) `summary.json`."
     params = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()}
-    if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
-    task_ = get_task(task)
-    for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
-    if decoder not in (None, True, False): raise ValueError(f"decoder must be True, False or None (the task's recipe), got {decoder!r}")
-    for name, v, low in (('prompt_length', prompt_length, 1), ('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
-                         ('max_target_length', max_target_length, 1), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
-                         ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
-        if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-            raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
-    if seed >= 2**63: raise ValueError(f"seed must be below 2**63 (torch's limit), got {seed}")
+    task_, dev = check_values(**params)
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
-    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
-        raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
-    dev = pick_device(device)
     dist = distributed_state(dev)   # data parallel: every process runs this; only the main one writes
     main = dist is None or dist.is_main_process
     if dist is not None and dev.type == 'cuda': dev = dist.device
@@ -338,6 +331,25 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     except BaseException:
         if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
         raise
+
+def check_values(task, method, steps, train_limit, eval_limit, score_examples, decoder, prompt_length, num_beams, eval_batch_size,
+                 max_input_length, max_target_length, eval_every, early_stop, checkpoint_every, seed, data_dir, device, **_):
+    "The task and device of `run_experiment`'s settings, values that no run takes refused (a check that reads no file but the task's)."
+    if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    task_ = get_task(task)
+    for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
+    if decoder not in (None, True, False): raise ValueError(f"decoder must be True, False or None (the task's recipe), got {decoder!r}")
+    for name, v, low in (('prompt_length', prompt_length, 1), ('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 1),
+                         ('max_target_length', max_target_length, 1), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
+                         ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
+        if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+            raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
+    if seed >= 2**63: raise ValueError(f"seed must be below 2**63 (torch's limit), got {seed}")
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
+        raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
+    return task_, pick_device(device)
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
@@ -358,8 +370,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     backbone = pt.model
     target_length = fit_target_length(task_, tok, a.max_target_length, isinstance(pt, PromptCausalLM))   # as setup's
     if target_length > (a.max_target_length or task_.target_max_length) and main:
-        print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer spells a "
-              f"label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
+        print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer ({type(tok).__name__}; "
+              f"the paper's counts are T5's) spells a label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
     if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
     cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
                       prompt_length=a.prompt_length, seed=seed,
@@ -521,6 +533,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's), or, where
     that file holds the scores of other rows of the split (changed data), `...-data<hash>.json` beside it."""
     run_dir = Path(run_dir)
+    if why := stopped_before_summary(run_dir): raise FileNotFoundError(f"{why}, then evaluate it")   # (not: "summary.json does not exist")
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
         raise ValueError(f"run summary {run_dir/'summary.json'} has no 'config' and 'stages': it was not written by run_experiment")

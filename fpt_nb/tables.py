@@ -7,14 +7,14 @@ from __future__ import annotations
 import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
-from .checkpoint import read_json, latest_checkpoint, is_run_config
+from .checkpoint import read_json, stopped_before_summary
 from .plots import read_log
 from .train import better_score, METHODS
 
 # %% auto #0
 __all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
-           'read_summary', 'run_unfinished', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key',
-           'run_score', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
+           'read_summary', 'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops',
+           'metric_key', 'run_score', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -47,22 +47,38 @@ def run_unfinished(s:dict) -> str|None:
     if s['steps'] >= planned or stopped.startswith('early stop'): return None
     return f"unfinished at step {s['steps']} of {planned}" + (f" ({stopped})" if stopped else '') + ": run its command again to finish it"
 
+def _same(a, b) -> bool: return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+def summary_disagrees(s:dict) -> str|None:
+    """Where the summary `s` (as `read_summary` gives it) says other scores for its best evaluations than its run's `log.jsonl`
+    logged at their steps: a record changed after the run (an edit, a file copied from another run). None where they agree, or
+    where there is no log, or no evaluation in it, to hold it to (a log gone or cut short: PT's Improve then says so)."""
+    try: evals = read_log(s['run_dir'])['eval']
+    except (OSError, ValueError): return None
+    for what in ('best', 'best_last_stage'):
+        rec = s.get(what) or {}
+        if rec.get('step') is None or not isinstance(rec.get('metrics'), dict): continue   # (summaries before metrics were kept)
+        at = [e for e in evals if e.get('step') == rec['step'] and e.get('stage', rec.get('stage')) == rec.get('stage')]
+        if not at: continue   # a log cut short: no contradiction (PT's Improve says it was cut)
+        if k := next((k for k, v in rec['metrics'].items() if not _same(at[-1].get(k), v)), None):
+            return (f"its summary's {what} {k} is {rec['metrics'][k]!r} at step {rec['step']}, where its log.jsonl has {at[-1].get(k)!r}: "
+                    f"a record was changed after the run (restore it, or run it again)")
+    return None
+
 def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
     """The `summary.json` of every run folder under `root` (itself included), each with its `run_dir`. A summary that
-    cannot be read, and an unfinished run (unless `unfinished`), is left out with a line through `say`; none left is an error."""
+    cannot be read or that its log contradicts (`summary_disagrees`), and an unfinished run (unless `unfinished`), is left out
+    with a line through `say`; none left is an error."""
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} " + ('is a file: give the folder holding the run folders' if root.exists() else 'does not exist'))
     runs, left_out = [], []
     for c in sorted(root.rglob('config.json')):   # a run stopped at once (Ctrl-C, a kill) or still running has no summary yet
-        if not (c.parent/'summary.json').exists() and is_run_config(c):
-            ckpt = latest_checkpoint(c.parent/'checkpoints')
-            left_out.append(ValueError(f"run {c.parent} has no summary: it was stopped before writing one"
-                                       f"{f' (its last checkpoint is {ckpt.name})' if ckpt else ', with no checkpoint'}, or it is "
-                                       f"running; run its command again to finish it"))
+        if why := stopped_before_summary(c.parent): left_out.append(ValueError(why))
     for p in sorted(root.rglob('summary.json')):
         try: r = read_summary(p)
         except ValueError as e: left_out.append(e); continue
         if not unfinished and (why := run_unfinished(r)): left_out.append(ValueError(f"run {p.parent} is {why}")); continue
+        if why := summary_disagrees(r): left_out.append(ValueError(f"run {p.parent}: {why}")); continue
         runs.append(r)
     if left_out and not runs: raise left_out[0]
     for e in left_out: say(f"left out: {e}")
@@ -140,7 +156,12 @@ def _label(settings:list[dict]) -> list[str]:
     return [', '.join(f"{k}={short(s.get(k))}" for k in keys if k not in ('task', 'model')) for s in settings]
 
 def _pt_at(pt:dict, flops:float, score:str, key:str) -> float:
-    "PT's `key` at a budget of `flops`, scored as `score` scores FPT: its curve there (`final`), or the prompt its rule had chosen."
+    """PT's `key` at a budget of `flops`, scored as `score` scores FPT: its curve there (`final`), or the prompt its rule had chosen.
+    A log that ends before the step PT's summary ends at is refused: its curve, cut short, would carry its last value to any budget."""
+    log = read_log(pt['run_dir'])
+    logged = max((r['step'] for r in log['step'] + log['eval']), default=0)
+    if logged < pt['steps']:
+        raise ValueError(f"{Path(pt['run_dir'])/'log.jsonl'} ends at step {logged} of the {pt['steps']} its summary says PT trained: it was cut short")
     if score == 'final': return metric_at_flops(pt['run_dir'], flops, key)
     return best_at_flops(pt['run_dir'], flops, key, (pt.get('best') or {}).get('metric') or key)
 
@@ -235,6 +256,7 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)
         lines.append('| ' + ' | '.join(cells[h] for h in head) + ' |')
     notes = [f"\nImprove of {r['method']} ({r['run_dirs']}) is left out: PT's curve cannot be read: {r['pt_curve']}" for r in rows if r.get('pt_curve')]
+    notes += [f"\n{r['method']} (dup) is {r['run_dirs']}: the settings of a row above, again for a seed that row has" for r in rows if r.get('dup')]
     return caption + '\n'.join(lines) + '\n' + ''.join(n + '\n' for n in notes)
 
 def to_csv(rows:list[dict]) -> str:

@@ -231,6 +231,7 @@ def data_notes(task:str|Task, data_dir:str|Path|None=None, splits=('train', 'val
 def task_file(task:str|Task, split:str, data_dir:str|Path) -> Path:
     "The local file of `task`'s `split` under `data_dir`: `<folder>/<stem>.jsonl` or `.jsonl.gz`."
     task, data_dir = get_task(task), Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir(): raise FileNotFoundError(f"data_dir {data_dir} is a file: expected a folder holding {task.folder}/")
     if not data_dir.is_dir(): raise FileNotFoundError(f"data directory {str(data_dir)!r} does not exist: expected a folder holding {task.folder}/")
     folder, stem = data_dir/task.folder, task.file_stem(split)
     for ext in ('.jsonl', '.jsonl.gz'):

@@ -368,7 +368,8 @@ class Trainer:
         self.opt, self.sched = make_optimizer([pt.prompt.weight], cfg)
         self.bf16 = autocast_bf16(cfg, self.device)
         self.state = dict(step=0, epoch=0, pos=0, flops=0, wall=0.0, stage_flops=[0] * len(phases), stage_seconds=[0.0] * len(phases),
-                          best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None)
+                          best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None,
+                          resumed_at=[])   # the steps at which the run went on from a checkpoint (a command run again after a stop)
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
@@ -426,7 +427,7 @@ class Trainer:
         self.opt.load_state_dict(unflatten_state(state.pop('optimizer'), tensors))
         self.sched.load_state_dict(state.pop('scheduler'))
         set_rng_state(unflatten_state(state.pop('rng'), tensors))
-        self.state.update(state)
+        self.state.update(state, resumed_at=[*state.get('resumed_at', []), state['step']])   # (a checkpoint written before it was kept: [])
         st = self.state
         self._check_best_files(ckpt)   # (before the log is cut back to the checkpoint: nothing is changed on a refusal)
         self.record.rewind(st['step'], st['flops'], tuple((st[f'{k}_step'], st[k]) for k in BEST_RULES if st.get(k) is not None))

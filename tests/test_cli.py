@@ -113,6 +113,49 @@ def test_an_unreachable_hub_is_said_at_once(monkeypatch, capsys):
     monkeypatch.setattr(huggingface_hub, 'try_to_load_from_cache', lambda repo, f, **k: f'/cache/{repo}/{f}')
     assert hub_unreachable('no-such-org/no-such-t5') is None
 
+def test_data_that_cannot_be_read_is_said_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """data_checked_late: a data folder without the task's files was found only after the run's header, its notes on "the
+    local data" and the model's setup, leaving an empty folder behind; with no folder and no network, `datasets` retried for
+    about 35 s, then failed without naming --data-dir. Now each is one line, before anything is made."""
+    import socket, datasets.config, huggingface_hub.constants as hc
+    from fpt_nb.cli import unreadable_data
+    monkeypatch.chdir(tmp_path)
+    def refused(*args, env=None):
+        if env is None: monkeypatch.delenv('FPT_DATA_DIR', raising=False)
+        else: monkeypatch.setenv('FPT_DATA_DIR', str(env))
+        code, err = fpt_here('run', *args, '--method', 'pt', '--out-dir', tmp_path/'out', *SMALL, capsys=capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path/'out').exists(), err
+        return err
+    (tmp_path/'data'/'mnli').mkdir(parents=True)
+    assert "data directory 'no/such' does not exist: expected a folder holding mnli/" in refused('--task', 'mnli', '--data-dir', 'no/such')
+    err = refused('--task', 'record', '--data-dir', tmp_path/'data')
+    assert f"no file for split 'train' of task 'record': expected {tmp_path/'data'/'record'/'train'}.jsonl" in err, err
+    err = refused('--task', 'qqp', env=tmp_path/'nowhere')
+    assert f"data directory '{tmp_path/'nowhere'}' does not exist: expected a folder holding qqp/ (the folder FPT_DATA_DIR names)" in err, err
+    def no_dns(*a, **k): raise socket.gaierror(-2, 'Name or service not known')
+    monkeypatch.setattr(socket, 'getaddrinfo', no_dns)
+    for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy'): monkeypatch.delenv(k, raising=False)
+    monkeypatch.setattr(hc, 'HF_HUB_CACHE', str(tmp_path/'hub')); monkeypatch.setattr(datasets.config, 'HF_DATASETS_CACHE', tmp_path/'ds')
+    err = refused('--task', 'mnli')
+    assert ("no --data-dir and no FPT_DATA_DIR: mnli's data would come from the hub (nyu-mll/glue), and the hub cannot be reached "
+            "from here (huggingface.co does not resolve") in err and 'pass --data-dir DIR, or set FPT_DATA_DIR=DIR' in err, err
+    (tmp_path/'ds'/'nyu-mll___glue').mkdir(parents=True)
+    assert unreadable_data('mnli', None) is None   # something of it cached: left to `datasets`
+    assert 'the hub cannot be reached' in unreadable_data('squad2', None) and unreadable_data('toy', None) is None
+    monkeypatch.setenv('HTTPS_PROXY', 'http://proxy:3128')
+    assert unreadable_data('squad2', None) is None
+
+@pytest.mark.parametrize('flag, says', [(['--eval-limit', -3], 'eval_limit must be a whole number of at least 1, or None for all, got -3'),
+                                         (['--prompt-length', 0], 'prompt_length must be a whole number of at least 1, got 0'),
+                                         (['--device', 'gpu'], "unknown device 'gpu'")])
+def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tmp_path, capsys):
+    "values_checked_late: a value no run takes was refused by the first run, after its '== pt on toy ...' line: as if it had begun."
+    try: code = main(list(map(str, ['run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', tmp_path/'out', *flag])))
+    except SystemExit as e: code = e.code
+    out, err = capsys.readouterr()
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert '==' not in out and not (tmp_path/'out').exists(), out
+
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent/'fpt'
     assert exe.is_file(), f"{exe} missing: reinstall the package (make install) so the `fpt` console script exists"

@@ -4,6 +4,7 @@ A bug that a selected test sees is reported caught, one that none sees SURVIVED,
 (`--jobs 2`, each in its own copy of the tree), rows in the list's order, and an exit code that says not all were caught.
 """
 import importlib.util, json, sys
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,3 +30,9 @@ def test_the_mutation_tool_tells_caught_from_survived(tmp_path, monkeypatch):
     assert [(r['name'], r['outcome']) for r in rows] == [('seen', 'caught'), ('unseen', 'SURVIVED'), ('seen_too', 'caught')], rows
     assert code == 1 and '2 of 3 mutants caught, 1 survived' in out.with_suffix('.md').read_text()
     assert 'stand in for its 40,430' in (ROOT/'fpt_nb'/'tasks.py').read_text()   # the checkout itself is never changed
+
+def test_the_mutation_tool_refuses_no_jobs(monkeypatch, capsys):
+    "`--jobs 0` (or less) would test nothing and call that a pass: refused, with the flag named."
+    tool = load_tool(monkeypatch)
+    with pytest.raises(SystemExit) as e: tool.main(['--jobs', '0', '--only', 'nothing'])
+    assert e.value.code == 2 and '--jobs must be at least 1, got 0' in capsys.readouterr().err

@@ -250,8 +250,9 @@ def test_the_papers_backbones_train_table_2_by_default(monkeypatch, tmp_path, ca
     methods, out = run('--model', tmp_path/'large', '--method', 'pt', 'ld', 'cr')   # Table 1 as the scripts run it: three levels each
     assert planned == [('pt', 'pt'), ('ld-L1', 'ld'), ('ld-L2', 'ld'), ('ld-L3', 'ld'), ('cr-L1', 'cr'), ('cr-L2', 'cr'), ('cr-L3', 'cr')], planned
     assert "no --level: ld, cr at each of the paper's three partial stages (Table 1)" in out and 'Table 1 is' not in out, out
-    levels.clear(); run('--model', tmp_path/'large', '--method', 'ld', '--level', 3, 1)
+    levels.clear(); out = run('--model', tmp_path/'large', '--method', 'ld', '--level', 3, 1)[1]
     assert planned == [('ld-L3', 'ld'), ('ld-L1', 'ld')] and levels == [3, 1], (planned, levels)
+    assert f"== ld level 3 on toy with {tmp_path/'large'}: 30000 steps -> {tmp_path/'x'/'ld-L3'}" in out, out   # the first run trains, said
     run('--model', 'tiny', '--method', 'pt', 'ld')   # no preset: level 1, as before
     assert planned == [('pt', 'pt'), ('ld', 'ld')], planned
 

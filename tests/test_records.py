@@ -281,16 +281,20 @@ def pt_beside(finished, tmp_path_factory) -> Path:
     copy(finished, root/'fpt_cr')
     return root
 
-@pytest.mark.parametrize('damage,says', [('gone', 'log.jsonl does not exist'), ('cut', 'is not valid JSON')])
+@pytest.mark.parametrize('damage,says', [('gone', 'log.jsonl does not exist'), ('cut', 'is not valid JSON'),
+                                         ('lines', 'its summary says PT trained: it was cut short')])
 def test_tables_without_pts_curve_leave_out_only_improve(damage, says, pt_beside, tmp_path, capsys):
-    "Before: PT's log.jsonl gone or damaged ended `fpt tables` in an error, no table at all, while a damaged summary is only left out."
+    """Before: PT's log.jsonl gone or damaged ended `fpt tables` in an error, no table at all, while a damaged summary is only left out;
+    and one cut at a line's end was read as it was, its last value carried forward: Improve changed (-0.5 to +5.5), unsaid."""
     root = copy(pt_beside, tmp_path/'runs')
     code, out, _ = fpt('tables', root, capsys=capsys)
     good = [r for r in table2(collect_runs(root, say=lambda *a: None)) if r['method'] == 'FPT_CR'][0]
     assert code == 0 and math.isfinite(good['improve']) and good['pt_curve'] == '', out
     log = root/'pt'/'log.jsonl'
     if damage == 'gone': log.unlink()
-    else: log.write_text(log.read_text()[:-40])   # a line cut short
+    elif damage == 'cut': log.write_text(log.read_text()[:-40])   # a line cut short
+    else:   # whole lines, its first third: read as it was, PT's curve would carry its value at that step to every budget
+        lines = log.read_text().splitlines(keepends=True); log.write_text(''.join(lines[:len(lines) // 3]))
     code, out, err = fpt('tables', root, capsys=capsys)
     rows = table2(collect_runs(root, say=lambda *a: None))
     fc = [r for r in rows if r['method'] == 'FPT_CR'][0]
@@ -300,6 +304,16 @@ def test_tables_without_pts_curve_leave_out_only_improve(damage, says, pt_beside
     note = [l for l in out.splitlines() if l.startswith('Improve of FPT_CR')]
     assert len(note) == 1 and "PT's curve cannot be read" in note[0] and says in note[0], out
     assert says in (root/'table2.md').read_text()
+
+def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, capsys):
+    """summary_edit_believed: a summary whose best score was changed by hand (99.9 where the run's best.json and log say
+    otherwise) was tabulated as the run's, with an Improve to match; now it is left out, saying which score and step."""
+    root = copy(pt_beside, tmp_path/'runs')
+    s = read_json(root/'fpt_cr'/'summary.json'); key = s['paper_metric'] or s['metric']
+    write_json(root/'fpt_cr'/'summary.json', dict(s, best=dict(s['best'], metrics=dict(s['best']['metrics'], **{key: 99.9}))))
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's best {key} is 99.9 at step {s['best']['step']}, where its log.jsonl" in out, out
+    assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
 
 # ---------------------------------------------------------------------------------------------------------------
 # 4. export-peft
@@ -314,6 +328,15 @@ def test_export_peft_refuses_to_overwrite(finished, tmp_path, capsys):
     assert snapshot(out) == before
     code, o, err = fpt('export-peft', finished, out, '--force', capsys=capsys)
     assert code == 0, err
+
+def test_export_peft_of_a_run_without_its_config_takes_its_summarys_model(finished, tmp_path, capsys):
+    """export_model_from_config_only: a run folder that lost its config.json was told to "export from a run folder", which it
+    is, though its summary names the model; a prompt file alone is told to name its backbone with --model."""
+    d = copy(finished, tmp_path/'run'); (d/'config.json').unlink()
+    code, o, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
+    assert code == 0 and read_json(tmp_path/'adapter'/'adapter_config.json')['base_model_name_or_path'] == 'tiny', (o, err)
+    code, _, err = fpt('export-peft', d/'prompt.safetensors', tmp_path/'other', capsys=capsys)
+    one_line(code, err, f"{d/'prompt.safetensors'} is a prompt file; name it (fpt export-peft --model M")
 
 def test_export_peft_from_an_unfinished_run_says_so(finished, tmp_path, capsys):
     d = unfinished(finished, tmp_path/'run')
@@ -374,6 +397,13 @@ def test_evaluate_bad_inputs(finished, tmp_path, capsys):
     write_json(d/'summary.json', {k: v for k, v in read_json(d/'summary.json').items() if k != 'config'})
     code, _, err = fpt('evaluate', d, capsys=capsys)
     one_line(code, err, "has no 'config' and 'stages': it was not written by run_experiment")
+
+def test_evaluate_of_a_stopped_run_says_what_stopped(finished, tmp_path, capsys):
+    "evaluate_stopped_unsaid: a run killed before its summary got only 'summary.json does not exist', where `fpt tables` says why."
+    d = unfinished(finished, tmp_path/'run')
+    code, _, err = fpt('evaluate', d, capsys=capsys)
+    one_line(code, err, f"run {d} has no summary: it was stopped before writing one (its last checkpoint is {STEP(3)}), or it is "
+                        f"running; run its command again to finish it, then evaluate it")
 
 def test_evaluate_says_where_the_best_prompt_came_from(finished, capsys, tmp_path):
     d = copy(finished, tmp_path/'run')

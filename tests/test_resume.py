@@ -51,6 +51,9 @@ def test_sigkill_then_resume(uninterrupted, tmp_path):
     s = json.loads((run/'summary.json').read_text())
     assert s['steps'] == 48 and s['stopped'] is None
     assert torch.equal(prompt(run), prompt(uninterrupted))
+    # resumed_unsaid: the summary and the line say the run went on from a checkpoint (its wall_seconds is the last command's)
+    assert s['resumed_at'] == [killed_at] and json.loads((uninterrupted/'summary.json').read_text())['resumed_at'] == []
+    assert f" s for this command (resumed at step {killed_at})" in out, out
     assert s['total_flops'] == json.loads((uninterrupted/'summary.json').read_text())['total_flops']
     steps = [json.loads(l)['step'] for l in (run/'log.jsonl').read_text().splitlines() if '"kind": "step"' in l]
     assert steps == list(range(1, 49))   # steps logged after the last checkpoint were dropped and run again, once
@@ -65,6 +68,9 @@ def test_sigterm_stops_cleanly_then_resumes(uninterrupted, tmp_path):
     assert 'stopped by signal 15' in out and 'run the same command to resume' in out
     stopped_at = checkpoint_step(run)
     assert 4 <= stopped_at < 48
+    # stopped_called_final: the score line of a stopped run names its last evaluation and where it stopped, not a "final" one
+    line = [l for l in out.splitlines() if l.startswith('   fpt_cr: best ')]
+    assert len(line) == 1 and f", stopped at step {stopped_at} of 48; " in line[0] and 'final' not in line[0], out
     assert json.loads((run/'summary.json').read_text())['steps'] == stopped_at
     finish(fpt(run))
     assert torch.equal(prompt(run), prompt(uninterrupted))

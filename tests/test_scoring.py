@@ -99,8 +99,8 @@ def fake_run(root:Path, method:str, seed:int, flops:float, seconds:float, final:
     "A run folder as `run_experiment` leaves it, with the numbers given: `evals` are (cumulative FLOPs, accuracy)."
     d = root/f'{method}-{level or 0}-s{seed}'
     d.mkdir(parents=True)
-    (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=i, stage=0, flops=f, wall=0.0, accuracy=a)) + '\n'
-                                       for i, (f, a) in enumerate(evals)))
+    (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=round(10 * f / flops), stage=0, flops=f, wall=0.0, accuracy=a)) + '\n'
+                                       for f, a in evals))   # its steps in proportion to FLOPs: the last at the run's 10th
     stage = dict(ld='enc 1L').get(method, 'full')
     (d/'summary.json').write_text(json.dumps(dict(
         task='mnli', model='m', method=method, seed=seed, level=level, metric='accuracy', steps=10, planned_steps=10,
@@ -154,8 +154,8 @@ def scored_run(root:Path, method:str, flops:float, best, best_last, final, evals
     metric its best prompt was chosen by (None: not recorded)."""
     d = root/method
     d.mkdir(parents=True)
-    (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=i, stage=0, flops=f, wall=0.0, exact_match=em, paper_em=p)) + '\n'
-                                       for i, (f, em, p) in enumerate(evals)))
+    (d/'log.jsonl').write_text(''.join(json.dumps(dict(kind='eval', step=round(steps * f / flops), stage=0, flops=f, wall=0.0, exact_match=em, paper_em=p)) + '\n'
+                                       for f, em, p in evals))
     ms = lambda pair: dict(exact_match=pair[0], paper_em=pair[1])
     (d/'summary.json').write_text(json.dumps(dict(
         task='squad2', model='m', method=method, seed=0, level=None, metric='exact_match', paper_metric='paper_em', steps=steps,
