@@ -50,18 +50,23 @@ def run_unfinished(s:dict) -> str|None:
 def _same(a, b) -> bool: return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
 def summary_disagrees(s:dict) -> str|None:
-    """Where the summary `s` (as `read_summary` gives it) says other scores for its best evaluations than its run's `log.jsonl`
-    logged at their steps: a record changed after the run (an edit, a file copied from another run). None where they agree, or
+    """Where the summary `s` (as `read_summary` gives it) says other scores than its run's `log.jsonl` logged: for its best
+    evaluations (`best`, `best_last_stage`) at their steps, and for `final_metrics`, the log's last evaluation where that is at
+    the summary's last step. A record changed after the run (an edit, a file copied from another run). None where they agree, or
     where there is no log, or no evaluation in it, to hold it to (a log gone or cut short: PT's Improve then says so)."""
     try: evals = read_log(s['run_dir'])['eval']
     except (OSError, ValueError): return None
+    held = []   # (the summary's entry, its step, its metrics, the log's evaluation there or None)
     for what in ('best', 'best_last_stage'):
         rec = s.get(what) or {}
         if rec.get('step') is None or not isinstance(rec.get('metrics'), dict): continue   # (summaries before metrics were kept)
         at = [e for e in evals if e.get('step') == rec['step'] and e.get('stage', rec.get('stage')) == rec.get('stage')]
-        if not at: continue   # a log cut short: no contradiction (PT's Improve says it was cut)
-        if k := next((k for k, v in rec['metrics'].items() if not _same(at[-1].get(k), v)), None):
-            return (f"its summary's {what} {k} is {rec['metrics'][k]!r} at step {rec['step']}, where its log.jsonl has {at[-1].get(k)!r}: "
+        held.append((what, rec['step'], rec['metrics'], at[-1] if at else None))   # none: a log cut short, no contradiction
+    if evals and evals[-1].get('step') == s.get('steps') and isinstance(s.get('final_metrics'), dict):   # (stopped between evaluations: no final one)
+        held.append(('final_metrics', s['steps'], s['final_metrics'], evals[-1]))
+    for what, step, metrics, logged in held:
+        if logged is not None and (k := next((k for k, v in metrics.items() if not _same(logged.get(k), v)), None)):
+            return (f"its summary's {what} {k} is {metrics[k]!r} at step {step}, where its log.jsonl has {logged.get(k)!r}: "
                     f"a record was changed after the run (restore it, or run it again)")
     return None
 

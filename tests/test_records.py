@@ -305,14 +305,18 @@ def test_tables_without_pts_curve_leave_out_only_improve(damage, says, pt_beside
     assert len(note) == 1 and "PT's curve cannot be read" in note[0] and says in note[0], out
     assert says in (root/'table2.md').read_text()
 
-def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, capsys):
+@pytest.mark.parametrize('entry', ['best', 'final_metrics'])
+def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, capsys, entry):
     """summary_edit_believed: a summary whose best score was changed by hand (99.9 where the run's best.json and log say
-    otherwise) was tabulated as the run's, with an Improve to match; now it is left out, saying which score and step."""
+    otherwise) was tabulated as the run's, with an Improve to match; now it is left out, saying which score and step.
+    final_edit_believed: the same for its final score, which `fpt tables --score final` shows (the log's last evaluation)."""
     root = copy(pt_beside, tmp_path/'runs')
     s = read_json(root/'fpt_cr'/'summary.json'); key = s['paper_metric'] or s['metric']
-    write_json(root/'fpt_cr'/'summary.json', dict(s, best=dict(s['best'], metrics=dict(s['best']['metrics'], **{key: 99.9}))))
-    code, out, err = fpt('tables', root, capsys=capsys)
-    assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's best {key} is 99.9 at step {s['best']['step']}, where its log.jsonl" in out, out
+    edited = dict(s['best'], metrics=dict(s['best']['metrics'], **{key: 99.9})) if entry == 'best' else dict(s['final_metrics'], **{key: 99.9})
+    write_json(root/'fpt_cr'/'summary.json', dict(s, **{entry: edited}))
+    step = s['best']['step'] if entry == 'best' else s['steps']
+    code, out, err = fpt('tables', root, *(['--score', 'final'] if entry == 'final_metrics' else []), capsys=capsys)
+    assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's {entry} {key} is 99.9 at step {step}, where its log.jsonl" in out, out
     assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1352,6 +1352,9 @@ MUTANTS = [
     Mutant('evaluate_stopped_unsaid', 'run.py', "    if why := stopped_before_summary(run_dir): raise", "    if why := None: raise",
            ('tests/test_records.py::test_evaluate_of_a_stopped_run_says_what_stopped',),
            "`fpt evaluate` of a run stopped before its summary says only that summary.json does not exist"),
+    Mutant('final_edit_believed', 'tables.py', "        held.append(('final_metrics', s['steps'], s['final_metrics'], evals[-1]))", "        pass",
+           ('tests/test_records.py::test_tables_leave_out_a_summary_its_log_contradicts',),
+           "a summary whose final score was changed after the run is tabulated by `fpt tables --score final` as the run's"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
