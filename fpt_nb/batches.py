@@ -10,13 +10,13 @@ from typing import Iterator
 import numpy as np
 import torch
 from .tasks import Task, get_task
+from .names import MAX_INPUT_LENGTH   # 512 - 20: T5's positions minus the paper's prompt
 
 # %% auto #0
-__all__ = ['MAX_INPUT_LENGTH', 'CACHE_DIR_ENV', 'PADDINGS', 'clear_cache', 'encode', 'length_stats', 'collate', 'batch_order',
-           'batches', 'padding_waste']
+__all__ = ['CACHE_DIR_ENV', 'PADDINGS', 'clear_cache', 'encode', 'length_stats', 'collate', 'batch_order', 'batches',
+           'padding_waste']
 
 # %% ../nbs/12_batches.ipynb #2c90a537
-MAX_INPUT_LENGTH = 512 - 20  # T5's 512 positions minus the paper's 20 prompt vectors
 CACHE_DIR_ENV = 'FPT_CACHE_DIR'
 _CACHE: dict[str, list[dict]] = {}
 

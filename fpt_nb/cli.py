@@ -6,20 +6,10 @@
 from __future__ import annotations
 import argparse, copy, dataclasses, functools, json, math, re, sys, time, warnings
 from pathlib import Path
-import torch
-from transformers import T5Config
+from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES, SCORINGS
 from .tasks import get_task, task_file, data_dir_default, DATA_DIR_ENV
-from .batches import MAX_INPUT_LENGTH
-from .flops import PAPER_STEPS
-from .prompt import PAPER_CONFIGS
-from .train import METHODS, NonFiniteLoss, TrainConfig, paper_schedule, check_phases
-from .run import run_experiment, evaluate_run, launch, check_planned_run, PROMPTS, RUN_FILES, NEEDS_SCORES, BUILT_IN_MODELS
-from .scores import load_scores
-from .encoder import is_encoder
-from .plots import plot_run
-from .tables import collect_runs, table1, table2, to_markdown, write_tables, SCORES, SCORINGS, read_summary, run_unfinished, TABLE1_METHODS, TABLE2_METHODS
-from .peft import export_peft, backbone_config
-from .causal import CAUSAL_MODEL_TYPES
+# torch, transformers and the modules built on them are imported where a command needs them, not here: `fpt --help`
+# and a mistyped flag answer at once (the names the parser is made of are plain Python, in `fpt_nb.names`)
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
@@ -102,6 +92,7 @@ def unreadable_data(task:str, data_dir:str|None, splits=('train', 'validation'))
 
 @functools.lru_cache(maxsize=16)
 def _read_config(model:str, stamp:int|None):
+    from fpt_nb.peft import backbone_config
     if (why := hub_unreachable(model)) is not None: return OSError(why)
     try: return backbone_config(model)
     except OSError as e: return e   # why it cannot be read (see `unreadable_model`)
@@ -110,6 +101,7 @@ def model_config(model:str|None):
     """A copy of `model`'s backbone config, or None for an encoder and where it cannot be read (a hub id offline:
     loading the model says why). Read once per model and version of its `config.json`: an unreachable hub id retries
     for tens of seconds, and a run checks its model more than once before loading it."""
+    from fpt_nb.encoder import is_encoder
     if model is None or is_encoder(model): return None
     f = Path(model)/'config.json'
     c = _read_config(model, f.stat().st_mtime_ns if f.is_file() else None)
@@ -119,6 +111,7 @@ def unreadable_model(model:str) -> str|None:
     """Why a run cannot load `model`: a name that is not built in, not an encoder and not a path here, whose config the hub
     did not give (offline, a mistyped path or id); None: nothing known against it. Loading would read the same config, twice
     more, each read retrying for tens of seconds before the same error."""
+    from fpt_nb.encoder import is_encoder
     if model in TINY_MODELS or is_encoder(model) or Path(model).exists(): return None
     # no hub id either (owner/name of letters, digits, '-', '_', '.'; './x' is a path that is not here): not worth the hub's retries
     if model.count('/') != 1 or not hub_id_shaped(model):
@@ -132,6 +125,7 @@ def paper_preset(model:str|None) -> str|None:
     """The preset of the paper's backbone `model` has the shape of, else None: `large` or `xl` for the hub ids of
     T5-LARGE- and T5-XL-LM-adapt, or for a local folder or hub id whose config has their shape (T5 v1.1: gated FFN,
     24 + 24 layers; T5 v1.1 itself and its fine-tuned descendants share it)."""
+    from fpt_nb.prompt import PAPER_CONFIGS
     for size, p in PRESETS.items():
         if model == p['model']: return size
     c = model_config(model)
@@ -151,6 +145,7 @@ def check_batch(batch_size:int, micro_batch_size:int|None, loss_group:int|None, 
     """The loss group and a note (or None), the batch settings checked before any model loads. `preset`: the preset
     `loss_group` came from; a batch it does not divide (a batch size given with the preset) takes the largest group
     that divides it, as the per-GPU batch of that many examples would be, and the note says so."""
+    from fpt_nb.train import TrainConfig
     note = None
     if preset and loss_group and batch_size % loss_group:
         fitted = math.gcd(batch_size, loss_group)
@@ -172,6 +167,8 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
               score_file:str|None=None):
     """Refuse an unknown task or method, stage lengths that do not fit `method`, or a `score_file` that is missing, unreadable
     or made for another model shape (where `method` reads one), before loading anything big."""
+    from fpt_nb.run import NEEDS_SCORES
+    from fpt_nb.scores import load_scores
     decoder = get_task(task).reduce_decoder if decoder is None else decoder
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if steps is None or steps < 1: raise ValueError(f"steps must be at least 1, got {steps}")
@@ -182,7 +179,9 @@ def check_run(task:str, model:str, method:str, steps:int, stage_steps:list[int]|
     config = model_config(model)
     if config is None: return
     from accelerate import init_empty_weights
-    from transformers import T5ForConditionalGeneration, AutoModelForCausalLM
+    from transformers import T5Config, T5ForConditionalGeneration, AutoModelForCausalLM
+    from fpt_nb.train import paper_schedule, check_phases
+    from fpt_nb.causal import CAUSAL_MODEL_TYPES
     if isinstance(config, T5Config): build = T5ForConditionalGeneration
     elif getattr(config, 'model_type', None) in CAUSAL_MODEL_TYPES: build = AutoModelForCausalLM.from_config
     else: return
@@ -414,6 +413,7 @@ def _say(*a): print(*a, flush=True)
 def check_pt_run(run_dir:Path, task:str, model:str, seed:int, settings:dict|None=None) -> dict:
     """The summary of `--pt-run`'s folder, refused unless it is a finished PT run of this task and model; another seed, or
     other `settings` (this run's lr, batch size, prompt length, steps), are said: the overlay is then another recipe's curve."""
+    from fpt_nb.tables import read_summary, run_unfinished
     s, flag = read_summary(run_dir/'summary.json'), f"--pt-run {run_dir}"
     if s['method'] != 'pt': raise ValueError(f"{flag} is not a PT run (its method is {s['method']}): expected one of --method pt to compare with")
     if s['task'] != task or Path(str(s['model'])).name != Path(str(model)).name:
@@ -427,6 +427,11 @@ def check_pt_run(run_dir:Path, task:str, model:str, seed:int, settings:dict|None
 
 def cmd_run(a) -> int:
     "`fpt run`: each method of `a` into its folder (the preset and the task's recipe applied), then Tables 1 and 2 over them."
+    import torch
+    from fpt_nb.train import TrainConfig
+    from fpt_nb.run import launch, check_planned_run, RUN_FILES
+    from fpt_nb.plots import plot_run
+    from fpt_nb.tables import table1, table2, to_markdown, write_tables, read_summary
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
     preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
     p = apply_preset(dict(model=a.model, steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
@@ -516,6 +521,7 @@ def cmd_run(a) -> int:
 
 def cmd_tables(a) -> int:
     "`fpt tables`: Tables 1 and 2 over the run folders under `a.root`, written as Markdown and CSV and printed."
+    from fpt_nb.tables import collect_runs, write_tables
     if a.out and Path(a.out).exists() and not Path(a.out).is_dir(): raise ValueError(f"--out {a.out} is a file: expected a folder for the tables")
     runs = collect_runs(a.root, a.unfinished, say=_say)
     paths = write_tables(runs, a.out or a.root, a.score, a.scoring)
@@ -525,12 +531,14 @@ def cmd_tables(a) -> int:
 
 def cmd_export_peft(a) -> int:
     "`fpt export-peft`: a run's prompt (or a prompt file) as a PEFT prompt-tuning adapter in `a.out`."
+    from fpt_nb.peft import export_peft
     out = export_peft(a.run_dir, a.out, a.model, force=a.force, say=_say)   # SEQ_2_SEQ_LM for T5, CAUSAL_LM for decoder-only
     _say(f"wrote a PEFT prompt-tuning adapter to {out}")
     return 0
 
 def cmd_evaluate(a) -> int:
     "`fpt evaluate`: a saved prompt of a run scored on a split of its task, into an `eval-*.json` in the run folder."
+    from fpt_nb.run import evaluate_run
     out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit, a.device, a.model, a.progress)
     _say(json.dumps(out, indent=1))
     _say(f"{a.prompt} prompt from step {out['prompt_step']} ({out['prompt_rule']}), evaluated on {out['stage']}; wrote {Path(a.run_dir)/out['file']}")
@@ -544,6 +552,7 @@ def main(argv:list[str]|None=None) -> int:
     cmd = dict(run=cmd_run, tables=cmd_tables, evaluate=cmd_evaluate)
     cmd['export-peft'] = cmd_export_peft
     say = lambda e: print(f"fpt {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)   # one line, always
+    from fpt_nb.train import NonFiniteLoss   # the library (torch, transformers) loads here, once the arguments are read
     try: return cmd[a.command](a)
     except NonFiniteLoss as e: say(e); return 1
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as e: say(e); return 2

@@ -8,9 +8,10 @@ from typing import Any, Callable, NamedTuple
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import T5Config
 from .prompt import paper_config
+from .names import PAPER_STEPS
 
 # %% auto #0
-__all__ = ['FPT_METHODS', 'PAPER_STEPS', 'Matmul', 'matmuls', 'forward_flops', 'pt_step_flops', 'measured_flops', 'paper_stages',
+__all__ = ['FPT_METHODS', 'Matmul', 'matmuls', 'forward_flops', 'pt_step_flops', 'measured_flops', 'paper_stages',
            'relative_flops', 'schedule_flops']
 
 # %% ../nbs/03_flops.ipynb #da8983d1
@@ -103,8 +104,6 @@ def relative_flops(config:T5Config, enc_len:int, dec_len:int, stage:dict, step:b
     return count(config, enc_len, dec_len, **stage, linear_only=linear_only) / count(config, enc_len, dec_len, linear_only=linear_only)
 
 # %% ../nbs/03_flops.ipynb #208ccb8f
-PAPER_STEPS = dict(large=(6000, 6000, 6000, 12000), xl=(3000, 3000, 3000, 6000))
-
 def schedule_flops(stage_costs:list[float], steps:list[int]) -> float:
     "FLOPs of training `steps[i]` steps at `stage_costs[i]` each, as a fraction of training the last (full) stage for all the steps."
     if len(stage_costs) != len(steps):

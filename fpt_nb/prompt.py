@@ -130,6 +130,10 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
         model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
                                                            device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
     except LOAD_ERRORS as e: raise load_failure(name, e) from e
+    if model.lm_head.weight is not model.get_input_embeddings().weight: model.config.tie_word_embeddings = False
+    # (transformers 5 writes True into every T5's config and keeps LM-adapt's head apart only because its checkpoint holds both
+    # matrices with different values: the config says what the model is, so a later tie_weights(), as resize_token_embeddings
+    # or a wrapper calls it, keeps the head its own instead of replacing it with the embedding)
     return freeze(model.eval()), tok
 
 def _safetensor_error() -> type:

@@ -23,13 +23,13 @@ from .plots import read_log
 from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage, FULL
+from .names import BUILT_IN_MODELS, PROMPTS
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'BUILT_IN_MODELS', 'PROMPTS', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER',
-           'run_lock', 'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref',
-           'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment',
-           'check_values', 'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command',
-           'run_distributed', 'launch']
+__all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER', 'run_lock', 'sigterm_exits',
+           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
+           'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment', 'check_values', 'check_model_of_run',
+           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -70,7 +70,6 @@ def sigterm_exits():
 
 # %% ../nbs/22_run.ipynb #8c203f4a
 NEEDS_SCORES = ('fr', 'cr', 'fpt_fr', 'fpt_cr')
-BUILT_IN_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'minilm', 'tiny-llama')
 
 def pick_device(device:str='auto') -> torch.device:
     "`auto` is CUDA when there is a GPU, else the CPU; a device this torch cannot use is refused."
@@ -233,9 +232,6 @@ def _finished_without_checkpoints(tr:Trainer, run_dir:Path) -> dict|None:
     if s is None or s.get('steps', 0) < s.get('planned_steps', tr.total_steps) and not str(s.get('stopped') or '').startswith('early stop'):
         return None   # this run, unfinished and with no checkpoint to continue from: it starts again
     return dict(fingerprint=held, step=s['steps'])
-
-#: a run's prompt files: the best (the paper's rule), the best of the last stage, and the final one
-PROMPTS = dict(best='best_prompt.safetensors', best_last='best_last_prompt.safetensors', final='prompt.safetensors')
 
 def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0, run_dir, extra:dict) -> dict:
     """The run's `summary.json`: what was trained, on what, for how much, and its scores. `train_seconds` is the time its steps

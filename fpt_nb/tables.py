@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 from .checkpoint import read_json, stopped_before_summary
 from .plots import read_log
-from .train import better_score, METHODS
+from .train import better_score
+from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'TABLE1_METHODS', 'TABLE2_METHODS', 'SCORES', 'SCORINGS', 'WHERE', 'ROW_KEYS',
-           'read_summary', 'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops',
-           'metric_key', 'run_score', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'read_summary', 'run_unfinished', 'summary_disagrees',
+           'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score', 'table1', 'table2',
+           'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -110,10 +111,6 @@ def best_at_flops(run_dir, flops:float, metric:str, select:str|None=None) -> flo
 
 # %% ../nbs/24_tables.ipynb #7557129a
 METHOD_NAMES = dict(pt='PT', ld='LD', fr='FR', cr='CR', fpt_ld='FPT_LD', fpt_fr='FPT_FR', fpt_cr='FPT_CR')
-TABLE1_METHODS, TABLE2_METHODS = ('pt', 'ld', 'fr', 'cr'), ('pt', 'fpt_ld', 'fpt_fr', 'fpt_cr')
-SCORES = dict(best="best evaluation by the paper's rule (all evaluations, partial stages included)",
-              best_last='best evaluation of the last stage', final='last evaluation')
-SCORINGS = dict(paper="the paper's scoring", official="the datasets' official scorers")
 #: configuration entries that do not make runs different: where and how they ran, and the seed (pooled over)
 WHERE = ('seed', 'out_dir', 'data_dir', 'device', 'device_map', 'progress', 'resume', 'eval_batch_size', 'checkpoint_every',
          'num_processes', 'score_file', 'model')

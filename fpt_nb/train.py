@@ -21,9 +21,10 @@ from .metrics import score
 from .tasks import get_task
 from .fast import FastStep, fast_options
 from .encoder import PromptEncoder
+from .names import METHODS
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
+__all__ = ['PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'stop_ids', 'generate_texts', 'evaluator', 't5_batch_flops',
            'autocast_bf16', 'better_score', 'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff',
            'RunRecord', 'Trainer', 'distributed_state']
@@ -83,7 +84,6 @@ def make_optimizer(params, cfg:TrainConfig) -> tuple[torch.optim.Optimizer, Lamb
     return opt, LambdaLR(opt, lambda step: 1.0)
 
 # %% ../nbs/21_train.ipynb #68984593
-METHODS = ('pt', 'ld', 'fr', 'cr', 'fpt_ld', 'fpt_fr', 'fpt_cr')
 PAPER_FRACTIONS = (0.2, 0.2, 0.2, 0.4)
 
 @dataclass(frozen=True)

@@ -121,9 +121,10 @@ def test_the_command_line_on_tiny_llama(tmp_path, capsys, monkeypatch):
     import fpt_nb.cli as cli
     from fpt_nb.cli import main
     from fpt_nb.checkpoint import read_json
-    plotted, plot_run = [], cli.plot_run
+    import fpt_nb.plots
+    plotted, plot_run = [], fpt_nb.plots.plot_run   # `fpt run` imports it when it runs (not at `fpt --help`)
     def plot(d, pt=None, **k): plotted.append((Path(d).name, pt and Path(pt).name)); return plot_run(d, pt, **k)
-    monkeypatch.setattr(cli, 'plot_run', plot)
+    monkeypatch.setattr('fpt_nb.plots.plot_run', plot)
     def fpt(*args):
         code = main(list(map(str, args))); torch.set_num_threads(1)
         return code, capsys.readouterr()

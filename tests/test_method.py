@@ -377,6 +377,16 @@ def test_tiny_t5_has_its_own_output_head_like_lm_adapt():
     assert relu.lm_head.weight is relu.get_input_embeddings().weight and relu.config.tie_word_embeddings
     assert torch.equal(load_t5('tiny')[0].lm_head.weight, gated.lm_head.weight)   # the head is seeded: the same model every time
 
+def test_a_saved_lm_adapt_folder_keeps_its_own_head(tmp_path):
+    """loaded_head_retied: a local folder shaped like google/t5-large-lm-adapt (gated, its own output head) loads with that
+    head, unscaled, and keeps it when something calls tie_weights(): transformers 5 writes tie_word_embeddings=True into
+    every T5 config, and tie_weights() then made the head the input embedding, another model, silently."""
+    model, tok = load_t5('tiny'); model.save_pretrained(tmp_path); tok.save_pretrained(tmp_path)
+    loaded = load_t5(str(tmp_path))[0]
+    assert not loaded.config.tie_word_embeddings and not loaded.config.scale_decoder_outputs
+    loaded.tie_weights()   # as resize_token_embeddings, or a wrapper, calls it
+    assert loaded.lm_head.weight is not loaded.shared.weight and torch.equal(loaded.lm_head.weight, model.lm_head.weight)
+
 def _scripted(values):
     vals = iter(values)
     return lambda pt: dict(accuracy=next(vals))

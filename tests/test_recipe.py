@@ -184,7 +184,7 @@ def test_presets_set_the_official_per_gpu_batch(monkeypatch, tmp_path):
     import fpt_nb.cli as cli
     seen = []
     def launch(n, **kw): seen.append(kw['loss_group']); raise SystemExit(0)
-    monkeypatch.setattr(cli, 'launch', launch)
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
     for args in (['--preset', 'large'], ['--preset', 'xl', '--task', 'xsum'], ['--preset', 'xl'], ['--preset', 'large', '--loss-group', 8], []):
         with pytest.raises(SystemExit):
             cli.main(['run', '--model', 'tiny-llama', '--method', 'pt', '--out-dir', str(tmp_path/'x'), *map(str, args)])
@@ -200,7 +200,7 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
     t5_config(**dict(PAPER_CONFIGS['large'], d_ff=2048)).save_pretrained(tmp_path/'other')
     seen = []
     def launch(n, **kw): seen.append({k: kw[k] for k in ('steps', 'stage_steps', 'batch_size', 'eval_every', 'loss_group')}); raise SystemExit(0)
-    monkeypatch.setattr(cli, 'launch', launch)
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
     runs = [('large', []), ('large', ['--steps', '100', '--batch-size', '8']), ('large', ['--preset', 'none']), ('other', []),
             ('tiny', ['--preset', 'large'])]   # a model named stays, with the preset's schedule
     for model, args in runs:
@@ -230,10 +230,10 @@ def test_the_papers_backbones_train_table_2_by_default(monkeypatch, tmp_path, ca
     from fpt_nb.prompt import paper_config
     for size in ('large', 'xl'): paper_config(size).save_pretrained(tmp_path/size)
     planned = []
-    monkeypatch.setattr(cli, 'check_planned_run', lambda d, **kw: planned.append((Path(d).name, kw['method'])) or levels.append(kw['level']))
+    monkeypatch.setattr('fpt_nb.run.check_planned_run', lambda d, **kw: planned.append((Path(d).name, kw['method'])) or levels.append(kw['level']))
     levels = []
     def launch(n, **kw): raise SystemExit(0)
-    monkeypatch.setattr(cli, 'launch', launch)
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
     def run(*args):
         planned.clear()
         with pytest.raises(SystemExit): cli.main(['run', '--task', 'toy', '--out-dir', str(tmp_path/'x'), *map(str, args)])
@@ -264,7 +264,7 @@ def test_stage_steps_on_a_papers_backbone_set_the_total(monkeypatch, tmp_path):
     paper_config('large').save_pretrained(tmp_path/'large')
     seen = []
     def launch(n, **kw): seen.append({k: kw[k] for k in ('steps', 'stage_steps', 'batch_size', 'loss_group')}); raise SystemExit(0)
-    monkeypatch.setattr(cli, 'launch', launch)
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
     for args in (['--model', str(tmp_path/'large')], ['--model', 'tiny', '--preset', 'large']):
         with pytest.raises(SystemExit):
             cli.main(['run', *args, '--method', 'fpt_cr', '--task', 'toy', '--stage-steps', '2', '2', '2', '4', '--out-dir', str(tmp_path/'x')])
@@ -277,9 +277,9 @@ def test_a_run_reads_its_models_config_once(monkeypatch, tmp_path, capsys):
     import fpt_nb.cli as cli
     calls = []
     def offline(model): calls.append(model); raise OSError(f"no config for backbone {model!r}: the hub is unreachable")
-    monkeypatch.setattr(cli, 'backbone_config', offline)
+    monkeypatch.setattr('fpt_nb.peft.backbone_config', offline)
     monkeypatch.setattr(cli, 'hub_unreachable', lambda model: None)   # the hub's name may or may not resolve here: the read is what is counted
-    monkeypatch.setattr(cli, 'run_experiment', lambda *a, **k: pytest.fail('the run started'))
+    monkeypatch.setattr('fpt_nb.run.run_experiment', lambda *a, **k: pytest.fail('the run started'))
     for method in (['pt'], ['pt', 'fpt_ld', 'fpt_cr']):
         code = cli.main(['run', '--model', 'example/unreachable-t5', '--method', *method, '--steps', '8', '--out-dir', str(tmp_path/'r')])
         err = capsys.readouterr().err

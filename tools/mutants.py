@@ -786,7 +786,7 @@ MUTANTS = [
            'return sum(c * s for c, s in zip(stage_costs, steps)) / (stage_costs[-1] * steps[-1])',
            ('tests/test_flops.py::test_schedule_flops_by_hand',),
            "a schedule's FLOPs are divided by the last stage's steps, not all the steps at full cost"),
-    Mutant('paper_steps_xl_wrong', 'flops.py',
+    Mutant('paper_steps_xl_wrong', 'names.py',
            'xl=(3000, 3000, 3000, 6000)',
            'xl=(6000, 6000, 6000, 12000)',
            ('tests/test_flops.py::test_schedule_flops_by_hand',),
@@ -1355,6 +1355,12 @@ MUTANTS = [
     Mutant('final_edit_believed', 'tables.py', "        held.append(('final_metrics', s['steps'], s['final_metrics'], evals[-1]))", "        pass",
            ('tests/test_records.py::test_tables_leave_out_a_summary_its_log_contradicts',),
            "a summary whose final score was changed after the run is tabulated by `fpt tables --score final` as the run's"),
+    Mutant('help_loads_torch', 'cli.py', "from .names import METHODS,", "import torch\nfrom .names import METHODS,",
+           ('tests/test_cli.py::test_help_and_a_mistyped_flag_load_no_torch',),
+           "`fpt --help` and a mistyped flag load torch first (9 s on a busy 2-core CPU)"),
+    Mutant('loaded_head_retied', 'prompt.py', "get_input_embeddings().weight: model.config.tie_word_embeddings = False", "get_input_embeddings().weight: pass",
+           ('tests/test_method.py::test_a_saved_lm_adapt_folder_keeps_its_own_head',),
+           "a loaded LM-adapt folder's config says its head is tied (transformers 5's default): a later tie_weights() replaces the head with the embedding"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
