@@ -13,7 +13,7 @@ from safetensors.torch import save_file, load_file
 # %% auto #0
 __all__ = ['write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state',
            'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest', 'save_checkpoint', 'latest_checkpoint',
-           'stopped_before_summary', 'run_fingerprint', 'trained_arch', 'load_checkpoint']
+           'lock_holder', 'stopped_before_summary', 'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def write_atomic(path, text:str) -> Path:
@@ -150,13 +150,32 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
         raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand ({hint})")
     return p
 
+def lock_holder(run_dir) -> int|None:
+    """The process running in `run_dir` now: the one its `run.lock` names, while it holds the lock; None where no process does
+    (no lock file, or a killed run's, whose lock the OS freed)."""
+    import fcntl
+    lock = Path(run_dir)/'run.lock'
+    try: fd = os.open(lock, os.O_RDONLY)
+    except OSError: return None
+    try:
+        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:   # held: a run is going on
+            try: return int(os.read(fd, 32).decode().strip() or -1)
+            except ValueError: return -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally: os.close(fd)
+
 def stopped_before_summary(run_dir) -> str|None:
     "Why the run folder `run_dir` has no summary yet (a run stopped before writing one, or running), or None if it has one or is no run's."
     run_dir = Path(run_dir)
     if (run_dir/'summary.json').exists() or not is_run_config(run_dir/'config.json'): return None
     ckpt = latest_checkpoint(run_dir/'checkpoints')
-    return (f"run {run_dir} has no summary: it was stopped before writing one{f' (its last checkpoint is {ckpt.name})' if ckpt else ', with no checkpoint'}, "
-            f"or it is running; run its command again to finish it")
+    last = f"its last checkpoint is {ckpt.name}" if ckpt else "no checkpoint yet"
+    if (pid := lock_holder(run_dir)) is not None:
+        return f"run {run_dir} is running now (process {pid if pid > 0 else 'unknown'} holds its run.lock; {last}): it has no summary until it ends"
+    return (f"run {run_dir} has no summary: it was stopped before writing one ({last if ckpt else 'with no checkpoint'}); run its command "
+            f"again to finish it")
 
 def run_fingerprint(run_dir) -> dict:
     """What the run in `run_dir` was, as its latest checkpoint's fingerprint records it, else (its checkpoints deleted) its

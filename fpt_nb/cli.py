@@ -127,7 +127,7 @@ def paper_preset(model:str|None) -> str|None:
     24 + 24 layers; T5 v1.1 itself and its fine-tuned descendants share it)."""
     from fpt_nb.prompt import PAPER_CONFIGS
     for size, p in PRESETS.items():
-        if model == p['model']: return size
+        if model == p['model'] and not Path(model).exists(): return size   # (a local folder of that name: its config says)
     c = model_config(model)
     if c is None or getattr(c, 'model_type', None) != 't5' or not getattr(c, 'is_gated_act', False): return None
     for size, shape in PAPER_CONFIGS.items():
@@ -378,7 +378,8 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('--score', choices=list(SCORES), default='best',
                    help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
     t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help="the paper's scoring (default) or the datasets' official scorers")
-    t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too (left out by default)')
+    t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too, where they wrote a summary (stopped by SIGTERM, as a '
+                        'scheduler stops them; left out by default); a run killed or interrupted before its summary, or running, is named only')
     e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter",
                        description="Write a run's prompt as a PEFT prompt-tuning adapter. PEFT applies a prompt to the full model, so a "
                                    "run folder gives the best prompt of its last stage, the full model (best_last_prompt.safetensors); "
@@ -486,11 +487,14 @@ def cmd_run(a) -> int:
     plan = {name(m, l): (m, l or 1, out if len(jobs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in jobs}
     for m, l, d, s_steps, s_stage in plan.values():   # every folder before the first run trains: a later one refused costs no training
         check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
-    dirs = {}
+    dirs, made = {}, not out.exists()
     for n, (m, l, d, s_steps, s_stage) in plan.items():
         _say(f"== {m}{f' level {l}' if m in ONE_PARTIAL else ''} on {task} with {model}: {s_steps} steps -> {d}")
         t0 = time.perf_counter()
-        s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
+        try: s = launch(a.num_processes, task=task, model=model, method=m, out_dir=d, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
+        except BaseException:   # a run that failed before writing anything removes its folder: the folder of runs made for it too
+            if made and out.is_dir() and not any(out.iterdir()): out.rmdir()
+            raise
         dirs[n] = d
         key, best = s.get('paper_metric') or s['metric'], s.get('best') or {}
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''

@@ -15,46 +15,61 @@ from .partial import Stage
 from .tables import run_unfinished
 
 # %% auto #0
-__all__ = ['RUN_PROMPTS', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
+__all__ = ['RUN_PROMPTS', 'run_of', 'source_prompt', 'backbone_config', 'check_adapter_dir', 'export_peft', 'write_adapter']
 
 # %% ../nbs/25_peft.ipynb #8382c22a
 RUN_PROMPTS = ('best_last_prompt.safetensors', 'best_prompt.safetensors', 'prompt.safetensors')
 
+def run_of(source) -> Path|None:
+    "The run folder `source` is, or holds as one of its prompt files (`RUN_PROMPTS`); None for a tensor or a prompt file of no run."
+    if isinstance(source, torch.Tensor): return None
+    p = Path(source)
+    if p.is_dir(): return p
+    run = p.parent
+    return run if p.name in RUN_PROMPTS and any((run/n).is_file() for n in ('config.json', 'summary.json')) else None
+
 def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
-    "The prompt and, for a run folder, its config; `say` hears which prompt of a run it is and whether the run is unfinished."
+    """The prompt and, for a run folder or a prompt file of one, the run's config; `say` hears which prompt of a run it is
+    and whether the run is unfinished."""
     if isinstance(source, torch.Tensor): return source.detach().float().cpu(), {}
     p = Path(source)
     if p.is_dir():
         f = next((p/n for n in RUN_PROMPTS if (p/n).is_file()), None)
-        if f is None: raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
+        if f is None:
+            runs = sorted(q.parent.relative_to(p).as_posix() for q in p.glob('*/summary.json'))   # a folder of runs, as fpt run writes
+            if runs and not (p/'config.json').exists():
+                raise FileNotFoundError(f"{p} is a folder of runs ({', '.join(runs)}), not a run: export one of them, e.g. {p/runs[0]}")
+            raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
         chosen_gone = [n for n in RUN_PROMPTS[:RUN_PROMPTS.index(f.name)] if (p/n.replace('_prompt.safetensors', '.json')).is_file()]
         if chosen_gone:   # not the next one down, silently: the run chose this one
             raise FileNotFoundError(f"run folder {p}: its {chosen_gone[0]} is gone, though the run chose it "
                                     f"({chosen_gone[0].replace('_prompt.safetensors', '.json')} is there): restore it, or export the prompt "
                                     f"you mean by its path, naming the model (fpt export-peft {p/f.name} OUT --model M)")
-        cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
-        s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
-        w = None
-        if s:
-            from fpt_nb.run import check_prompt_of_run   # (imported here: the run module is heavier than an export needs)
-            w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
-        rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
-        chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
-        step = chosen.get('step', s.get('steps'))
-        if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
-        why = ('it has no summary.json yet' if not isinstance(s.get('steps'), int) else   # an early stop is the run's own end
-               f"it stopped at step {s['steps']} of {s.get('planned_steps')} ({s.get('stopped') or 'not finished'})" if run_unfinished(s) else None)
-        if why: (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
-        # a run stopped before its summary: the stages its config's fingerprint planned (best.json names the stage by number)
-        planned = [dict(name=Stage.from_dict(ph['stage']).describe()) for ph in (cfg.get('fingerprint') or {}).get('phases') or []]
-        stages = s.get('stages') or planned or [{}]
-        name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
-        if name and name != 'full':
-            warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-        named = {'model': s['model']} if isinstance(s.get('model'), str) else {}   # (config.json gone: the summary names the model too)
-        return load_prompt(f) if w is None else w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
-    if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
-    return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file of a run folder: the class the run trained it on
+    elif (run := run_of(p)) is not None: p, f = run, p   # a run's own prompt file: the run's checks, for the file named
+    else:
+        if not p.exists(): raise FileNotFoundError(f"{p} does not exist: expected a run folder or a prompt file (.safetensors)")
+        return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file moved out of its run: only its family is known
+    cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
+    s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
+    w = None
+    if s:
+        from fpt_nb.run import check_prompt_of_run   # (imported here: the run module is heavier than an export needs)
+        w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
+    rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
+    chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
+    step = chosen.get('step', s.get('steps'))
+    if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
+    why = ('it has no summary.json yet' if not isinstance(s.get('steps'), int) else   # an early stop is the run's own end
+           f"it stopped at step {s['steps']} of {s.get('planned_steps')} ({s.get('stopped') or 'not finished'})" if run_unfinished(s) else None)
+    if why: (say or (lambda m: warnings.warn(m)))(f"run {p} is unfinished: {why}; exporting {f.name} as it is")
+    # a run stopped before its summary: the stages its config's fingerprint planned (best.json names the stage by number)
+    planned = [dict(name=Stage.from_dict(ph['stage']).describe()) for ph in (cfg.get('fingerprint') or {}).get('phases') or []]
+    stages = s.get('stages') or planned or [{}]
+    name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
+    if name and name != 'full':
+        warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
+    named = {'model': s['model']} if isinstance(s.get('model'), str) else {}   # (config.json gone: the summary names the model too)
+    return load_prompt(f) if w is None else w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
     "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."
@@ -84,9 +99,9 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     if trained and not (trained.startswith('T5') or trained in CAUSAL_CLASSES):
         raise ValueError(f"run {source} trained its prompt on a {trained}: PEFT export is for prompts of T5 and decoder-only models")
     name = model_name_or_path or run_cfg.get('model')
-    if isinstance(source, (str, Path)) and (Path(source)/'summary.json').is_file():   # (no model named: the run's own folder, unchanged)
+    if (run := run_of(source)) is not None and (run/'summary.json').is_file():   # (no model named: the run's own, unchanged)
         from fpt_nb.run import check_model_of_run   # (imported here: the run module is heavier than an export needs)
-        check_model_of_run(Path(source), read_json(Path(source)/'summary.json', 'run summary'), model_name_or_path, 'export-peft')
+        check_model_of_run(run, read_json(run/'summary.json', 'run summary'), model_name_or_path, 'export-peft')
     if config is None:
         if name is None:
             what = (f"run folder {source} names no model (its config.json and summary.json are gone)" if isinstance(source, (str, Path))
@@ -105,7 +120,8 @@ def export_peft(source, out_dir, model_name_or_path:str|None=None, config:Pretra
     builds = (AutoModelForCausalLM._model_mapping[type(config)].__name__ if kind[0] == 'CAUSAL_LM' else None)
     if trained and ((trained in CAUSAL_CLASSES) != (kind[0] == 'CAUSAL_LM') or builds and trained != builds):
         raise ValueError(f"run {source} trained its prompt on a {trained}, but {name} is a {builds or type(config).__name__}: "
-                         f"a prompt is not portable across kinds of model; export it for the run's own (leave the model out)")
+                         f"a prompt is not portable across kinds of model; " + ("export it for the run's own (leave the model out)" if
+                         run_cfg.get('model') else "name the backbone it was trained on"))
     return write_adapter(prompt, out_dir, *kind, name)
 
 def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type:str, width:tuple[str, int], heads:int, layers:int, build, name:str|None) -> Path:

@@ -314,6 +314,8 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     "Train `method` on `task` with `model` into `out_dir`; returns (and writes) `summary.json`."
     params = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()}
     task_, dev = check_values(**params)
+    if data_dir is None and task_.generate is None and (env := data_dir_default()) is not None:
+        params['data_dir'] = str(env)   # the folder FPT_DATA_DIR names, recorded: `evaluate_run` reads the run's data, whatever the environment says then
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
     dist = distributed_state(dev)   # data parallel: every process runs this; only the main one writes
     main = dist is None or dist.is_main_process
@@ -329,9 +331,11 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
         raise
 
 def check_values(task, method, steps, train_limit, eval_limit, score_examples, decoder, prompt_length, num_beams, eval_batch_size,
-                 max_input_length, max_target_length, eval_every, early_stop, checkpoint_every, seed, data_dir, device, **_):
+                 max_input_length, max_target_length, eval_every, early_stop, checkpoint_every, seed, data_dir, device, fast=None,
+                 compile=None, **_):
     "The task and device of `run_experiment`'s settings, values that no run takes refused (a check that reads no file but the task's)."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
+    if compile and not fast: raise ValueError("compile=True (--compile) compiles the fast step's T5 blocks: it needs fast=True (--fast) too")
     task_ = get_task(task)
     for name, v in (('steps', steps), ('train_limit', train_limit), ('eval_limit', eval_limit), ('score_examples', score_examples)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
@@ -617,7 +621,8 @@ def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **
     write_json(out/'launch.json', kwargs)
     (out/'launch.py').write_text(LAUNCHER)
     r = subprocess.run(launch_command(num_processes, out, accelerate_args))
-    if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; {out} keeps its checkpoints")
+    if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; " +
+                                        (f"{out} keeps its checkpoints" if latest_checkpoint(out/'checkpoints') else "it wrote no checkpoint"))
     return read_json(out/'summary.json', 'run summary')
 
 def launch(num_processes:int=1, **kwargs) -> dict:

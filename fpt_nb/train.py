@@ -5,7 +5,7 @@
 # %% ../nbs/21_train.ipynb #d252f31f
 from __future__ import annotations
 import collections, json, math, os, signal, sys, time
-from dataclasses import dataclass, asdict, field
+from dataclasses import dataclass, asdict, field, replace
 from pathlib import Path
 from typing import Callable
 import torch
@@ -37,7 +37,7 @@ class TrainConfig:
     weight_decay: float = 1e-5
     clip_norm: float = 1.0
     batch_size: int = 32                 # global batch, in examples
-    micro_batch_size: int|None = None    # examples per forward pass (None: the whole batch)
+    micro_batch_size: int|None = None    # examples per forward pass (None: the whole batch; over N processes, its Nth)
     loss_group: int|None = None          # examples per token mean of the loss (None: the micro-batch)
     prompt_length: int = 20
     seed: int = 0
@@ -364,6 +364,12 @@ class Trainer:
         self.evaluate, self.scores, self.pad_id, self.metric = evaluate, scores, pad_id, metric
         self.key = metric   # what the best prompt is chosen by (None: `paper_mean` when the evaluation gives it, else its first metric)
         self.device, self.progress, self.step_flops = torch.device(device), progress, step_flops or t5_batch_flops
+        self.dist = distributed_state(self.device)
+        self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
+        if self.world > 1 and cfg.micro_batch_size is None and cfg.batch_size % self.world == 0:
+            # N processes and no micro-batch size: each takes one micro-batch, its share of the batch, and the loss stays the
+            # one-process run's token mean over the whole batch (its loss group): N processes train the prompt one process would
+            cfg = self.cfg = replace(cfg, micro_batch_size=cfg.batch_size // self.world, loss_group=cfg.loss_group or cfg.batch_size)
         if len(train_items) < cfg.micro: raise ValueError(f"{len(train_items)} training examples are fewer than one micro-batch of {cfg.micro}")
         self.opt, self.sched = make_optimizer([pt.prompt.weight], cfg)
         self.bf16 = autocast_bf16(cfg, self.device)
@@ -373,13 +379,13 @@ class Trainer:
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
-        self.dist = distributed_state(self.device)
-        self.world, self.rank = (self.dist.num_processes, self.dist.process_index) if self.dist else (1, 0)
         self.main = self.rank == 0
         self.record = RunRecord(run_dir, self.fp, self.main, cfg.keep_checkpoints)
-        if (cfg.batch_size // cfg.micro) % self.world:
-            raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} gives {cfg.batch_size // cfg.micro} per step, "
-                             f"which {self.world} processes cannot share evenly: make it a multiple of {self.world}")
+        if (n := cfg.batch_size // cfg.micro) % self.world:
+            raise ValueError(f"batch_size {cfg.batch_size} in micro-batches of {cfg.micro} is {n} micro-batch{'es' if n > 1 else ''} a step, which "
+                             f"{self.world} processes cannot share evenly: give a micro_batch_size (--micro-batch-size) that makes it a "
+                             f"multiple of {self.world}" + (f", e.g. {cfg.batch_size // self.world}" if cfg.batch_size % self.world == 0 else
+                                                            f", with a batch_size that {self.world} divides"))
         # a classifier has one target per example: a token mean per group is then the batch mean, the stock loss
         self.loss_group = cfg.group if cfg.group != cfg.micro and not isinstance(pt, PromptEncoder) else None
         levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one

@@ -147,7 +147,8 @@ def test_data_that_cannot_be_read_is_said_before_anything_runs(tmp_path, monkeyp
 
 @pytest.mark.parametrize('flag, says', [(['--eval-limit', -3], 'eval_limit must be a whole number of at least 1, or None for all, got -3'),
                                          (['--prompt-length', 0], 'prompt_length must be a whole number of at least 1, got 0'),
-                                         (['--device', 'gpu'], "unknown device 'gpu'")])
+                                         (['--device', 'gpu'], "unknown device 'gpu'"),
+                                         (['--compile'], 'compile=True (--compile) compiles the fast step')])
 def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tmp_path, capsys):
     "values_checked_late: a value no run takes was refused by the first run, after its '== pt on toy ...' line: as if it had begun."
     try: code = main(list(map(str, ['run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', tmp_path/'out', *flag])))
@@ -155,6 +156,18 @@ def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tm
     out, err = capsys.readouterr()
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert '==' not in out and not (tmp_path/'out').exists(), out
+
+def test_a_failed_first_run_leaves_no_empty_folder(tmp_path, capsys):
+    """empty_runs_folder_left: `fpt run --method pt fpt_cr` on a model folder that cannot load (a config, no weights) left its
+    --out-dir behind, empty: the run removed its own folder, not the folder of runs made for it."""
+    from fpt_nb.prompt import tiny_t5_config
+    tiny_t5_config().save_pretrained(tmp_path/'no-weights')
+    code = main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', 'fpt_cr', '--steps', '4', '--out-dir', str(tmp_path/'out')])
+    err = capsys.readouterr().err
+    assert code == 2 and f"could not load model '{tmp_path/'no-weights'}'" in err and not (tmp_path/'out').exists(), err
+    (tmp_path/'out').mkdir()   # a folder the user made is theirs: kept
+    assert main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', 'fpt_cr', '--steps', '4', '--out-dir', str(tmp_path/'out')]) == 2
+    assert (tmp_path/'out').is_dir()
 
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent/'fpt'

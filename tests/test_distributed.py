@@ -54,8 +54,24 @@ def test_resume_after_kill(single, tmp_path):
     assert s['steps'] == 6
     torch.testing.assert_close(load_prompt(out/'prompt.safetensors'), load_prompt(single/'prompt.safetensors'), **TOL)
 
+def test_two_processes_share_the_default_batch(tmp_path):
+    """dp_default_micro: with no micro-batch size, `fpt run --num-processes 2` failed in both processes ("1 per step, which 2
+    processes cannot share evenly: make it a multiple of 2", of a batch of 8). Now each process takes one micro-batch, its half,
+    and the loss stays one token mean over the batch: the prompt one process trains with the whole batch at once."""
+    kw = dict(RUN, micro_batch_size=None)
+    threads = torch.get_num_threads(); torch.set_num_threads(1)
+    try:
+        run_experiment(out_dir=str(tmp_path/'one'), **kw)   # one forward pass of the batch of 8, its token mean
+        run_experiment(out_dir=str(tmp_path/'halves'), **dict(kw, micro_batch_size=4, loss_group=8))   # the same loss, in two halves
+    finally: torch.set_num_threads(threads)
+    s = run_distributed(2, out_dir=str(tmp_path/'dp'), **kw)
+    assert s['processes'] == 2 and s['steps'] == 6
+    dp, halves, one = (load_prompt(tmp_path/d/'prompt.safetensors') for d in ('dp', 'halves', 'one'))
+    torch.testing.assert_close(dp, halves, **TOL)   # each process one half, the loss one token mean over both
+    torch.testing.assert_close(dp, one, rtol=1e-3, atol=1e-5)   # the whole batch at once: the same loss, summed in another order
+
 def test_batch_must_split_evenly(tmp_path):
-    with pytest.raises(RuntimeError, match='data-parallel run failed'):
+    with pytest.raises(RuntimeError, match='data-parallel run failed .*: see its output above; it wrote no checkpoint'):
         run_distributed(2, out_dir=str(tmp_path/'odd'), **dict(RUN, batch_size=4, micro_batch_size=4))
 
 def test_model_placed_with_a_device_map():

@@ -77,9 +77,13 @@ def test_export_of_a_prompt_trained_on_a_partial_model_warns(tmp_path):
 
 def test_a_prompt_file_of_a_run_is_not_exported_for_another_kind_of_model(tmp_path):
     """peft_file_family_unchecked: a run folder's prompt file given alone, with --model naming a decoder-only model as wide
-    as the run's T5, was exported as a CAUSAL_LM adapter; the run's checkpoints say what it trained on."""
+    as the run's T5, was exported as a CAUSAL_LM adapter; the run says which model it trained on, and where its config and
+    summary are gone, its checkpoints still say which kind."""
     run = tmp_path/'run'
     run_experiment('toy', 'tiny', 'pt', run, steps=2, batch_size=4, prompt_length=2, train_limit=8, eval_limit=4, progress=False)
+    with pytest.raises(ValueError, match=r"trained its prompt on 'tiny', and 'tiny-llama' is another model"):
+        export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
+    for f in ('config.json', 'summary.json'): (run/f).unlink()
     with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM'):
         export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
     assert not (tmp_path/'llama').exists()

@@ -270,6 +270,17 @@ def test_stage_steps_on_a_papers_backbone_set_the_total(monkeypatch, tmp_path):
             cli.main(['run', *args, '--method', 'fpt_cr', '--task', 'toy', '--stage-steps', '2', '2', '2', '4', '--out-dir', str(tmp_path/'x')])
     assert seen == [dict(steps=10, stage_steps=[2, 2, 2, 4], batch_size=32, loss_group=4)] * 2
 
+def test_a_local_folder_named_like_the_hub_id_takes_its_own_shape(tmp_path, monkeypatch):
+    """preset_by_name_of_a_folder: a local folder at ./google/t5-large-lm-adapt holding a small T5 took the LARGE preset (30k
+    steps, batch 32), said as "has the shape of the paper's T5-LARGE", by its name; a folder is judged by its config."""
+    import fpt_nb.cli as cli
+    from fpt_nb.prompt import paper_config, tiny_t5_config
+    monkeypatch.chdir(tmp_path)
+    tiny_t5_config().save_pretrained(tmp_path/'google'/'t5-large-lm-adapt')
+    assert cli.paper_preset('google/t5-large-lm-adapt') is None and cli.resolve_preset('auto', 'google/t5-large-lm-adapt') is None
+    paper_config('large').save_pretrained(tmp_path/'google'/'t5-large-lm-adapt')   # the real one's shape: the preset, by its config
+    assert cli.paper_preset('google/t5-large-lm-adapt') == 'large'
+
 def test_a_run_reads_its_models_config_once(monkeypatch, tmp_path, capsys):
     """config_read_per_check, unreadable_model_loaded: `fpt run` reads the model's config once, however many methods it checks
     (an unreachable hub id retries for tens of seconds at each read), and a config it cannot read stops it there, in one line

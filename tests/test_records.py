@@ -319,6 +319,18 @@ def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, cap
     assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's {entry} {key} is 99.9 at step {step}, where its log.jsonl" in out, out
     assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
 
+def test_a_run_records_the_data_folder_the_environment_named(data_dir, tmp_path, monkeypatch):
+    """env_data_dir_unrecorded: a run that read the folder FPT_DATA_DIR named recorded data_dir null, so `fpt evaluate` without
+    that variable went to the hub (40 s of retries here; where the hub answers, the full GLUE set, not the rows the run read).
+    Now the folder is recorded, and evaluate reads the run's own data."""
+    monkeypatch.setenv('FPT_DATA_DIR', str(data_dir))
+    d = tmp_path/'r'
+    run_experiment(out_dir=str(d), **dict(RUN, task='mnli', method='pt', steps=2, train_limit=8, eval_limit=4, max_target_length=4))
+    assert read_json(d/'config.json')['data_dir'] == str(data_dir)
+    monkeypatch.delenv('FPT_DATA_DIR')
+    ev = evaluate_run(d, limit=4, device='cpu', progress=False)
+    assert ev['data_dir'] == str(data_dir) and ev['data']['source'] == 'local mnli/validation_matched.jsonl', ev
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. export-peft
 
@@ -333,14 +345,26 @@ def test_export_peft_refuses_to_overwrite(finished, tmp_path, capsys):
     code, o, err = fpt('export-peft', finished, out, '--force', capsys=capsys)
     assert code == 0, err
 
+def test_export_peft_of_a_runs_prompt_file_is_checked_as_the_run(finished, tmp_path, capsys):
+    """export_file_unchecked: a prompt file in its run folder was exported for any model named (and skipped the warning of a
+    prompt a partial stage trained), where the folder itself is refused; now the file gets the run's checks, and the run's model
+    when none is named (before: "say which backbone")."""
+    code, o, err = fpt('export-peft', finished/'best_prompt.safetensors', tmp_path/'a', '--model', 'tiny-llama', capsys=capsys)
+    one_line(code, err, "trained its prompt on 'tiny', and 'tiny-llama' is another model")
+    assert not (tmp_path/'a').exists()
+    code, o, err = fpt('export-peft', finished/'best_prompt.safetensors', tmp_path/'b', capsys=capsys)
+    assert code == 0 and read_json(tmp_path/'b'/'adapter_config.json')['base_model_name_or_path'] == 'tiny', err
+    assert f"exporting best_prompt.safetensors of {finished} (from step" in o, o
+
 def test_export_peft_of_a_run_without_its_config_takes_its_summarys_model(finished, tmp_path, capsys):
     """export_model_from_config_only: a run folder that lost its config.json was told to "export from a run folder", which it
     is, though its summary names the model; a prompt file alone is told to name its backbone with --model."""
     d = copy(finished, tmp_path/'run'); (d/'config.json').unlink()
     code, o, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
     assert code == 0 and read_json(tmp_path/'adapter'/'adapter_config.json')['base_model_name_or_path'] == 'tiny', (o, err)
-    code, _, err = fpt('export-peft', d/'prompt.safetensors', tmp_path/'other', capsys=capsys)
-    one_line(code, err, f"{d/'prompt.safetensors'} is a prompt file; name it (fpt export-peft --model M")
+    loose = tmp_path/'elsewhere'/'prompt.safetensors'; loose.parent.mkdir(); shutil.copy(d/'prompt.safetensors', loose)
+    code, _, err = fpt('export-peft', loose, tmp_path/'other', capsys=capsys)   # a prompt file out of its run
+    one_line(code, err, f"{loose} is a prompt file; name it (fpt export-peft --model M")
 
 def test_export_peft_from_an_unfinished_run_says_so(finished, tmp_path, capsys):
     d = unfinished(finished, tmp_path/'run')
@@ -406,8 +430,21 @@ def test_evaluate_of_a_stopped_run_says_what_stopped(finished, tmp_path, capsys)
     "evaluate_stopped_unsaid: a run killed before its summary got only 'summary.json does not exist', where `fpt tables` says why."
     d = unfinished(finished, tmp_path/'run')
     code, _, err = fpt('evaluate', d, capsys=capsys)
-    one_line(code, err, f"run {d} has no summary: it was stopped before writing one (its last checkpoint is {STEP(3)}), or it is "
-                        f"running; run its command again to finish it, then evaluate it")
+    one_line(code, err, f"run {d} has no summary: it was stopped before writing one (its last checkpoint is {STEP(3)}); run its "
+                        f"command again to finish it, then evaluate it")
+
+def test_tables_say_a_run_is_running_now(finished, tmp_path, capsys):
+    """running_called_stopped: a run going on had the killed run's line, "stopped before writing one ..., or it is running; run
+    its command again", which would meet the live run's lock; its lock now says it is running, and by which process."""
+    import os
+    from fpt_nb.run import run_lock
+    copy(finished, tmp_path/'runs'/'done')
+    d = unfinished(finished, tmp_path/'runs'/'live')
+    with run_lock(d):   # as the run holds it, in this process
+        code, out, err = fpt('tables', tmp_path/'runs', capsys=capsys)
+    assert code == 0 and f"left out: run {d} is running now (process {os.getpid()} holds its run.lock; its last checkpoint is {STEP(3)})" in out, out
+    code, out, err = fpt('tables', tmp_path/'runs', capsys=capsys)   # the run gone (its lock freed): stopped
+    assert f"left out: run {d} has no summary: it was stopped before writing one" in out, out
 
 def test_evaluate_says_where_the_best_prompt_came_from(finished, capsys, tmp_path):
     d = copy(finished, tmp_path/'run')
