@@ -4,17 +4,18 @@
 
 # %% ../nbs/00_prompt.ipynb #9aaced66
 from __future__ import annotations
-import json, math
+import json, logging, math
 from contextlib import contextmanager
 from pathlib import Path
 import torch, torch.nn as nn
 from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'LOAD_ERRORS', 'PROMPT_INITS',
-           'GENERATION_IDS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze',
-           'check_model_folder', 'model_digest', 'check_t5_config', 'place_model', 'load_t5', 'load_failure',
-           'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel', 'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'UNTIED_HEAD_WARNING', 'LOAD_ERRORS',
+           'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze',
+           'check_model_folder', 'model_digest', 'check_t5_config', 'place_model', 'load_t5',
+           'own_head_warning_dropped', 'load_failure', 'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel',
+           'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -127,14 +128,28 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     try:
         check_t5_config(AutoConfig.from_pretrained(name), name)
         tok = AutoTokenizer.from_pretrained(name)
-        model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
-                                                           device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
+        with own_head_warning_dropped():
+            model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
+                                                               device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
     except LOAD_ERRORS as e: raise load_failure(name, e) from e
     if model.lm_head.weight is not model.get_input_embeddings().weight: model.config.tie_word_embeddings = False
     # (transformers 5 writes True into every T5's config and keeps LM-adapt's head apart only because its checkpoint holds both
     # matrices with different values: the config says what the model is, so a later tie_weights(), as resize_token_embeddings
     # or a wrapper calls it, keeps the head its own instead of replacing it with the embedding)
     return freeze(model.eval()), tok
+
+UNTIED_HEAD_WARNING = 'both are present in the checkpoints with different values'
+
+@contextmanager
+def own_head_warning_dropped():
+    """Within: transformers' warning that a T5 checkpoint holds its own output head (\"...update the config with
+    `tie_word_embeddings=False`\") is dropped. Every LM-adapt load printed it, and its advice cannot be followed: transformers 5's
+    `T5Config` turns that setting back to True. `load_t5` keeps the head apart and says so in the config, which is the fix."""
+    log = logging.getLogger('transformers.modeling_utils')
+    drop = lambda record: UNTIED_HEAD_WARNING not in record.getMessage()
+    log.addFilter(drop)
+    try: yield
+    finally: log.removeFilter(drop)
 
 def _safetensor_error() -> type:
     from safetensors import SafetensorError
