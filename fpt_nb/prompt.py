@@ -11,11 +11,11 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'UNTIED_HEAD_WARNING', 'LOAD_ERRORS',
-           'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config', 'paper_config', 'untie_lm_head', 'freeze',
-           'check_model_folder', 'model_digest', 'check_t5_config', 'place_model', 'load_t5',
-           'own_head_warning_dropped', 'load_failure', 'SoftPrompt', 'init_prompt', 'plain_generation', 'PromptModel',
-           'PromptT5']
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'UNTIED_HEAD_WARNING',
+           'OFFLOAD_WARNING', 'LOAD_ERRORS', 'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config',
+           'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder', 'model_digest', 'check_t5_config',
+           'place_model', 'load_t5', 'warning_dropped', 'load_failure', 'SoftPrompt', 'init_prompt', 'plain_generation',
+           'PromptModel', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -107,7 +107,8 @@ def place_model(model:nn.Module, device_map) -> nn.Module:
         mem = None if device_map == 'sequential' else get_balanced_memory(model, no_split_module_classes=nosplit,
                                                                            low_zero=device_map == 'balanced_low_0')
         device_map = dict(infer_auto_device_map(model, max_memory=mem, no_split_module_classes=nosplit))
-    model = dispatch_model(model, device_map=device_map, force_hooks=True)
+    with warning_dropped('accelerate.big_modeling', OFFLOAD_WARNING, set(device_map.values()) <= {'cpu'}):   # (all on the CPU: none offloaded)
+        model = dispatch_model(model, device_map=device_map, force_hooks=True)
     model.hf_device_map = device_map
     return model
 
@@ -128,7 +129,7 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     try:
         check_t5_config(AutoConfig.from_pretrained(name), name)
         tok = AutoTokenizer.from_pretrained(name)
-        with own_head_warning_dropped():
+        with warning_dropped('transformers.modeling_utils', UNTIED_HEAD_WARNING):
             model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
                                                                device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
     except LOAD_ERRORS as e: raise load_failure(name, e) from e
@@ -138,18 +139,20 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     # or a wrapper calls it, keeps the head its own instead of replacing it with the embedding)
     return freeze(model.eval()), tok
 
+#: transformers' warning that a T5 checkpoint holds its own output head ("...update the config with `tie_word_embeddings=False`"):
+#: every LM-adapt load printed it, and its advice cannot be followed (transformers 5's `T5Config` turns that setting back to True).
+#: `load_t5` keeps the head apart and says so in the model's config, which is the fix.
 UNTIED_HEAD_WARNING = 'both are present in the checkpoints with different values'
+#: Accelerate's warning when a device map holds the CPU: false where every module is on the CPU (then nothing is offloaded).
+OFFLOAD_WARNING = 'Some parameters are on the meta device because they were offloaded to the cpu'
 
 @contextmanager
-def own_head_warning_dropped():
-    """Within: transformers' warning that a T5 checkpoint holds its own output head (\"...update the config with
-    `tie_word_embeddings=False`\") is dropped. Every LM-adapt load printed it, and its advice cannot be followed: transformers 5's
-    `T5Config` turns that setting back to True. `load_t5` keeps the head apart and says so in the config, which is the fix."""
-    log = logging.getLogger('transformers.modeling_utils')
-    drop = lambda record: UNTIED_HEAD_WARNING not in record.getMessage()
-    log.addFilter(drop)
+def warning_dropped(logger:str, text:str, drop:bool=True):
+    "Within (when `drop`): records of the `logging` logger `logger` whose message holds `text` are not printed."
+    log, keep = logging.getLogger(logger), lambda record: text not in record.getMessage()
+    if drop: log.addFilter(keep)
     try: yield
-    finally: log.removeFilter(drop)
+    finally: log.removeFilter(keep)
 
 def _safetensor_error() -> type:
     from safetensors import SafetensorError
