@@ -224,7 +224,8 @@ NOTEBOOK_PARAMS = dict(
     eval_every=(_INT, True), train_limit=(_INT, True), eval_limit=(_INT, True), score_file=(_STR, True), score_examples=(_INT, False),
     score_split=(_STR, False), decoder=(_BOOL, True), max_target_length=(_INT, True), checkpoint_every=(_INT, False),
     threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
-    scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False))
+    scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False),
+    unfinished=(_BOOL, False))
 
 def _items(v:str) -> list[str]:
     "A list's items from a string: 'pt fpt_cr', 'pt,fpt_cr', or a list written out, \"['pt', 'fpt_cr']\" (papermill's -p passes strings)."
@@ -486,7 +487,7 @@ def cmd_run(a) -> int:
     if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     plan = {name(m, l): (m, l or 1, out if len(jobs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in jobs}
     for m, l, d, s_steps, s_stage in plan.values():   # every folder before the first run trains: a later one refused costs no training
-        check_planned_run(d, task=task, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
+        check_planned_run(d, task=task, model=model, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
     dirs, made = {}, not out.exists()
     for n, (m, l, d, s_steps, s_stage) in plan.items():
         _say(f"== {m}{f' level {l}' if m in ONE_PARTIAL else ''} on {task} with {model}: {s_steps} steps -> {d}")

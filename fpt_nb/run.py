@@ -28,8 +28,8 @@ from .names import BUILT_IN_MODELS, PROMPTS
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER', 'run_lock', 'sigterm_exits',
            'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
-           'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment', 'check_values', 'check_model_of_run',
-           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+           'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment', 'check_values', 'check_causal_flags',
+           'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -292,6 +292,7 @@ def check_planned_run(run_dir:Path, **kwargs):
     sig = inspect.signature(run_experiment)
     planned = sig.bind(**{k: v for k, v in kwargs.items() if k in sig.parameters}); planned.apply_defaults()
     check_values(**planned.arguments)   # a value no run takes (an eval_limit of -3, a device not here): said before any run trains
+    check_causal_flags(planned.arguments['model'], planned.arguments['decoder'], planned.arguments['padding'])
     check_run_dir(run_dir, kwargs.get('resume', True))
     if not is_run_config(run_dir/'config.json'): return
     was = read_json(run_dir/'config.json', 'run config')
@@ -351,20 +352,23 @@ def check_values(task, method, steps, train_limit, eval_limit, score_examples, d
         raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
     return task_, pick_device(device)
 
+def check_causal_flags(model:str, decoder:bool|None, padding:str):
+    "Refuse the settings a decoder-only `model` cannot honour (they would be recorded and not done); the model's config is read only when one is given."
+    if decoder is not False and padding != 'max' or not is_causal(model): return
+    if decoder is False:
+        raise ValueError("decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's one stack is its decoder, "
+                         "which FPT reduces: leave decoder unset")
+    raise ValueError("padding='max' (--padding max) pads T5's inputs to max_input_length, as the official code does; a decoder-only "
+                     "model packs each row's input and completion without padding, so it would be recorded and not done: leave "
+                     "padding unset")
+
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
     t0, model, method, data_dir, seed = time.perf_counter(), a.model, a.method, a.data_dir, a.seed
     torch.manual_seed(seed)
     decoder = task_.reduce_decoder if a.decoder is None else a.decoder   # the paper's per-task recipe unless told otherwise
     progress = a.progress and main
-    if is_causal(model):   # settings a decoder-only model cannot honour, refused before it loads
-        if a.decoder is False:
-            raise ValueError("decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's one stack is its decoder, "
-                             "which FPT reduces: leave decoder unset")
-        if a.padding == 'max':
-            raise ValueError("padding='max' (--padding max) pads T5's inputs to max_input_length, as the official code does; a decoder-only "
-                             "model packs each row's input and completion without padding, so it would be recorded and not done: leave "
-                             "padding unset")
+    check_causal_flags(model, a.decoder, a.padding)   # before the model loads
     pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, a.prompt_length, seed, dev, a.max_input_length, a.eval_batch_size,
                                                       a.num_beams, a.device_map, a.max_target_length, progress)
     backbone = pt.model

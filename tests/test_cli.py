@@ -148,7 +148,9 @@ def test_data_that_cannot_be_read_is_said_before_anything_runs(tmp_path, monkeyp
 @pytest.mark.parametrize('flag, says', [(['--eval-limit', -3], 'eval_limit must be a whole number of at least 1, or None for all, got -3'),
                                          (['--prompt-length', 0], 'prompt_length must be a whole number of at least 1, got 0'),
                                          (['--device', 'gpu'], "unknown device 'gpu'"),
-                                         (['--compile'], 'compile=True (--compile) compiles the fast step')])
+                                         (['--compile'], 'compile=True (--compile) compiles the fast step'),
+                                         (['--model', 'tiny-llama', '--no-decoder'], 'decoder=False (--no-decoder) keeps the decoder whole'),
+                                         (['--model', 'tiny-llama', '--padding', 'max'], "padding='max' (--padding max) pads T5's inputs")])
 def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tmp_path, capsys):
     "values_checked_late: a value no run takes was refused by the first run, after its '== pt on toy ...' line: as if it had begun."
     try: code = main(list(map(str, ['run', '--method', 'pt', 'fpt_cr', '--steps', 4, '--out-dir', tmp_path/'out', *flag])))
