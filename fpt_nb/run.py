@@ -28,8 +28,9 @@ from .names import BUILT_IN_MODELS, PROMPTS
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER', 'run_lock', 'sigterm_exits',
            'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
-           'run_scores', 'check_run_dir', 'check_planned_run', 'run_experiment', 'check_values', 'check_causal_flags',
-           'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+           'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run', 'run_experiment', 'check_values',
+           'check_causal_flags', 'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command',
+           'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -283,9 +284,17 @@ def check_run_dir(run_dir:Path, resume:bool=True):
 PLANNED_KEYS = ('task', 'method', 'steps', 'stage_steps', 'batch_size', 'micro_batch_size', 'lr', 'seed', 'prompt_length',
                 'train_limit', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'max_input_length', 'padding')
 
+def known_other_model(was:str, now:str) -> bool:
+    """Whether model `now` is surely not the model `was` a run recorded: another built-in model, a built-in model and a folder,
+    or two folders here with other weights or config. A folder that moved, or a hub id, is left to the run's own checks."""
+    if was == now: return False
+    if was in BUILT_IN_MODELS or now in BUILT_IN_MODELS: return True
+    a, b = check_model_folder(was), check_model_folder(now)
+    return a is not None and b is not None and a.resolve() != b.resolve() and model_digest(a) != model_digest(b)
+
 def check_planned_run(run_dir:Path, **kwargs):
     """Refuse, before anything loads or trains, a `run_experiment(out_dir=run_dir, **kwargs)` that the run already in `run_dir`
-    would refuse once loaded: its config records other values of `PLANNED_KEYS`. For commands that train several runs in turn
+    would refuse once loaded: its config records other values of `PLANNED_KEYS`, or another model (`known_other_model`). For commands that train several runs in turn
     (`fpt run --method pt fpt_cr`, the Table notebooks): a later run's folder is checked before the first run trains. The full
     check (data, model, scores) stays with `run_experiment`."""
     run_dir = Path(run_dir)
@@ -299,6 +308,8 @@ def check_planned_run(run_dir:Path, **kwargs):
     resolved = ('stage_steps', 'micro_batch_size')   # None there or here resolves to values (the paper's split, the batch) that may agree
     differ = [f"{k} ({was[k]!r} there, {kwargs[k]!r} now)" for k in PLANNED_KEYS if k in was and k in kwargs and was[k] != kwargs[k]
               and not (k in resolved and None in (was[k], kwargs[k]))]
+    if isinstance(was.get('model'), str) and isinstance(kwargs.get('model'), str) and known_other_model(was['model'], kwargs['model']):
+        differ.append(f"model ({was['model']!r} there, {kwargs['model']!r} now)")
     if differ:
         raise ValueError(f"run folder {run_dir} holds a run with other settings: its {', '.join(differ)} differ(s) from this one's; use "
                          f"a new out_dir (nothing was trained)")

@@ -611,6 +611,26 @@ def test_a_later_methods_folder_is_checked_before_the_first_method_trains(finish
     check_planned_run(finished, **dict(RUN, eval_every=3, eval_limit=4, num_beams=2))   # a finished run takes new evaluation settings
     with pytest.raises(ValueError, match=r"its lr \(0.3 there, 0.1 now\)"): check_planned_run(finished, **dict(RUN, lr=0.1))
 
+def test_a_later_methods_folder_of_another_model_is_refused_before_the_first_method_trains(finished, tmp_path, capsys):
+    """Before: `fpt run --method pt fpt_cr --model M` trained PT to the end, then found that fpt_cr's folder held a run of
+    another model (its checkpoint's fingerprint). A model folder that is the same model by its weights is not another one."""
+    from fpt_nb.run import check_planned_run
+    from fpt_nb.prompt import load_t5
+    root = tmp_path/'runs'; copy(finished, root/'fpt_cr')
+    code, _, err = fpt('run', '--method', 'pt', 'fpt_cr', '--model', 'tiny-relu', '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
+                       '--train-limit', 32, '--eval-limit', 8, '--score-examples', 16, '--out-dir', root, '--no-progress', capsys=capsys)
+    one_line(code, err, f"run folder {root/'fpt_cr'} holds a run with other settings: its model ('tiny' there, 'tiny-relu' now) differ(s)")
+    assert not (root/'pt').exists()
+    model, tok = load_t5('tiny')
+    for d in ('a', 'b'): model.save_pretrained(tmp_path/d); tok.save_pretrained(tmp_path/d)
+    run = tmp_path/'run'; copy(finished, run)   # a run on model folder a
+    write_json(run/'config.json', dict(read_json(run/'config.json'), model=str(tmp_path/'a')))
+    check_planned_run(run, **dict(RUN, model=str(tmp_path/'b')))   # a copy of the same model: left to the run's own checks
+    check_planned_run(run, **dict(RUN, model=str(tmp_path/'gone')))   # (a folder not here: the run says what it finds)
+    load_t5('tiny-relu')[0].save_pretrained(tmp_path/'b')   # other weights there now
+    with pytest.raises(ValueError, match="its model"): check_planned_run(run, **dict(RUN, model=str(tmp_path/'b')))
+    with pytest.raises(ValueError, match="its model"): check_planned_run(run, **RUN)
+
 def test_level_for_methods_without_one_partial_stage_is_refused(tmp_path, capsys):
     "Before: `--method pt --level 3` or `--method fpt_cr --level 3` ran, ignoring it, and the run's config recorded level 3."
     for method in ('pt', 'fpt_cr'):
