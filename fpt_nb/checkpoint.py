@@ -11,16 +11,42 @@ import torch
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state', 'unflatten_state', 'rng_state',
-           'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest', 'save_checkpoint', 'latest_checkpoint',
-           'lock_holder', 'stopped_before_summary', 'run_fingerprint', 'trained_arch', 'load_checkpoint']
+__all__ = ['umask', 'temp_beside', 'plain_mode', 'write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state',
+           'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest',
+           'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'stopped_before_summary', 'run_fingerprint',
+           'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
+def umask() -> int:
+    "The process's file mode creation mask, read without changing it where `/proc` says it (setting it is process-wide)."
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith('Umask:'): return int(line.split()[1], 8)
+    except (OSError, ValueError): pass
+    m = os.umask(0o022); os.umask(m)
+    return m
+
+def temp_beside(path:Path, folder:bool=False) -> Path:
+    """A new temporary file (or `folder`) beside `path`, to be renamed over it, with the mode a file or folder made there the
+    plain way gets (`umask`): not `tempfile`'s 0600/0700, which would leave a run's summary and prompts unreadable to the
+    group that reads its log in a shared runs folder."""
+    path = Path(path)
+    if folder: tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.'))
+    else:
+        fd, t = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd); tmp = Path(t)
+    return plain_mode(tmp, folder)
+
+def plain_mode(path, folder:bool=False) -> Path:
+    "Give `path` the mode a file (or `folder`) made the plain way gets (`umask`); safetensors writes its files 0600."
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask())
+    return Path(path)
+
 def write_atomic(path, text:str) -> Path:
     """Write `text` to `path` atomically: into a temporary file beside it, flushed to disk, then renamed over it. A write
     that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    tmp = temp_beside(path)
     try:
         Path(tmp).write_text(text)
         fd = os.open(tmp, os.O_RDONLY)
@@ -94,9 +120,9 @@ def set_rng_state(st:dict):
 def save_prompt(prompt:torch.Tensor, path) -> Path:
     "Save a prompt tensor as safetensors (atomically)."
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    tmp = str(temp_beside(path))
     try:
-        save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp)
+        save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp); plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
@@ -122,17 +148,18 @@ def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors
     "Write checkpoint `step` under `ckpt_dir` atomically, point `latest` at it, prune to `keep` checkpoints."
     ckpt_dir = Path(ckpt_dir); ckpt_dir.mkdir(parents=True, exist_ok=True)
     name = f'step-{step:07d}'
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_dir, prefix=f'.{name}.'))
+    tmp = temp_beside(ckpt_dir/name, folder=True)
     try:
         save_file({'prompt': prompt.detach().cpu().float().contiguous()}, str(tmp/'prompt.safetensors'))
         save_file(tensors, str(tmp/'state.safetensors'))
+        for f in ('prompt.safetensors', 'state.safetensors'): plain_mode(tmp/f)
         (tmp/'state.json').write_text(json.dumps(dict(state, step=step), indent=1))
         final = ckpt_dir/name
         if final.exists(): shutil.rmtree(final)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
-    fd, t = tempfile.mkstemp(dir=ckpt_dir, prefix='.latest.'); os.close(fd)
+    t = temp_beside(ckpt_dir/'latest')
     try: Path(t).write_text(name); os.replace(t, ckpt_dir/'latest')
     except BaseException:
         Path(t).unlink(missing_ok=True); raise
@@ -140,12 +167,17 @@ def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors
     return final
 
 def latest_checkpoint(ckpt_dir) -> Path|None:
-    "The newest complete checkpoint under `ckpt_dir`, or None."
-    ptr = Path(ckpt_dir)/'latest'
-    if not ptr.is_file(): return None
-    p = Path(ckpt_dir)/ptr.read_text().strip()
+    """The newest complete checkpoint under `ckpt_dir`, or None: the one `latest` names; with no `latest` (a kill between the
+    first checkpoint's folder and its pointer, or the pointer deleted), the newest `step-*` folder: each is written whole
+    before it takes its name. A run that found none would start again and prune them: saved work lost."""
+    ckpt_dir = Path(ckpt_dir); ptr = ckpt_dir/'latest'
+    left = sorted(q.name for q in ckpt_dir.glob('step-*') if q.is_dir()) if ckpt_dir.is_dir() else []
+    if ptr.exists() and not ptr.is_file():
+        raise ValueError(f"{ptr} is not a file: it names the newest checkpoint; remove it"
+                         + (f" (the newest checkpoint is then found by its name, {left[-1]})" if left else ''))
+    if not ptr.is_file(): return ckpt_dir/left[-1] if left else None
+    p = ckpt_dir/ptr.read_text().strip()
     if not p.is_dir():
-        left = sorted(q.name for q in Path(ckpt_dir).glob('step-*') if q.is_dir())
         hint = f"to resume from the newest one left, write '{left[-1]}' into {ptr}" if left else "no checkpoint is left: use a new out_dir"
         raise ValueError(f"{ptr} names {p.name}, which does not exist: the checkpoint folder was changed by hand ({hint})")
     return p

@@ -558,8 +558,10 @@ def main(argv:list[str]|None=None) -> int:
     cmd['export-peft'] = cmd_export_peft
     say = lambda e: print(f"fpt {a.command}: error: {' '.join(str(e).split())}", file=sys.stderr)   # one line, always
     from fpt_nb.train import NonFiniteLoss   # the library (torch, transformers) loads here, once the arguments are read
+    from safetensors import SafetensorError   # (not an OSError: a full disk while a prompt or checkpoint is written)
     try: return cmd[a.command](a)
     except NonFiniteLoss as e: say(e); return 1
+    except SafetensorError as e: say(f"a .safetensors file could not be written or read ({e}); what was saved before it is kept"); return 2
     except (ValueError, FileNotFoundError, OSError, RuntimeError) as e: say(e); return 2
     except KeyboardInterrupt:
         print(f"fpt {a.command}: interrupted" + ("; what the run checkpointed is kept: run the same command to go on from it"

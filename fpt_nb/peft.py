@@ -53,8 +53,9 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
     s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
     w = None
     if s:
-        from fpt_nb.run import check_prompt_of_run   # (imported here: the run module is heavier than an export needs)
+        from fpt_nb.run import check_prompt_of_run, run_model   # (imported here: the run module is heavier than an export needs)
         w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
+        if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)   # the folder the run loaded, not one of that name here
     rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
     chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
     step = chosen.get('step', s.get('steps'))

@@ -27,10 +27,10 @@ from .names import BUILT_IN_MODELS, PROMPTS
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER', 'run_lock', 'sigterm_exits',
-           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'data_ref', 'tokenizer_ref', 'rerun_score_file',
-           'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run', 'run_experiment', 'check_values',
-           'check_causal_flags', 'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command',
-           'run_distributed', 'launch']
+           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'run_model', 'data_ref', 'tokenizer_ref',
+           'rerun_score_file', 'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run',
+           'run_experiment', 'check_values', 'check_causal_flags', 'check_model_of_run', 'check_prompt_of_run',
+           'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -139,6 +139,12 @@ def model_ref(model:str) -> dict:
     if folder is None: return dict(name=model)   # a hub id
     return dict(name=folder.name, path=str(folder.resolve()), digest=model_digest(folder))
 
+def run_model(summary:dict) -> str|None:
+    """The model of a run's summary as a place to load it from here: the folder the run loaded (`model_ref.path`, absolute)
+    where it is still there, else the model as the run was told it (a built-in model, a hub id, a relative path)."""
+    own, ref = (summary.get('config') or {}).get('model', summary.get('model')), summary.get('model_ref') or {}
+    return ref['path'] if own not in BUILT_IN_MODELS and ref.get('path') and Path(ref['path']).is_dir() else own
+
 def data_ref(task, split:str, data_dir, rows:list[dict]) -> dict:
     "Where `rows` of `task`'s `split` came from (no machine paths) and a hash of their content."
     task = get_task(task)
@@ -243,6 +249,9 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
     def best(name, step):
         rec = read_json(run_dir/f'{name}.json') if step is not None and (run_dir/f'{name}.json').is_file() else None
         if rec is None: return dict(step=None, value=None)
+        if rec['step'] != step:   # (the trainer chose another: its file is not this run's, and the summary would name it)
+            raise ValueError(f"run folder {run_dir}: its {name}.json is of step {rec['step']}, but the run chose its {name} prompt at step "
+                             f"{step}: the file is not this run's; its checkpoints and log are kept: restore the file and run again")
         return dict(step=rec['step'], stage=rec['stage'], stage_name=phases[rec['stage']].stage.describe(), value=rec.get(rec['metric']),
                     metric=rec['metric'], rule=rec['rule'], metrics={k: v for k, v in rec.items() if k not in meta})
     paper = task.paper_metric if not evals or task.paper_metric in evals[-1] else None   # an encoder classifies: no paper scoring
@@ -328,6 +337,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     task_, dev = check_values(**params)
     if data_dir is None and task_.generate is None and (env := data_dir_default()) is not None:
         params['data_dir'] = str(env)   # the folder FPT_DATA_DIR names, recorded: `evaluate_run` reads the run's data, whatever the environment says then
+    if params['data_dir'] is not None: params['data_dir'] = os.path.abspath(params['data_dir'])   # (not the folder of that name where evaluate runs)
     run_dir = Path(out_dir or f"runs/{task}-{method}-{Path(model).name}-s{seed}")
     dist = distributed_state(dev)   # data parallel: every process runs this; only the main one writes
     main = dist is None or dist.is_main_process
@@ -470,6 +480,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
         # a stopped run's summary (SIGTERM) is true no longer once it trains on: a kill now must not leave it beside newer prompts
         if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()
+        if stale := sorted(f.name for f in run_dir.glob('eval-*.json')):   # (made by fpt evaluate from that summary's prompts)
+            for f in stale: (run_dir/f).unlink()
+            print(f"note: {run_dir}'s {', '.join(stale)} scored the stopped run's prompts, which it trains on now: removed", flush=True)
     st = tr.fit(a.resume)
     scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
@@ -501,7 +514,7 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, command:str='
     its prompt on: another built-in model, or a model folder whose weights or config differ from those the run recorded.
     `command` (`evaluate`, `export-peft`) is the fpt command the messages name."""
     if command not in _MODEL_USE: raise ValueError(f"unknown command {command!r}: expected one of {list(_MODEL_USE)}")
-    own, ref = (summary.get('config') or {}).get('model', summary.get('model')), summary.get('model_ref') or {}
+    own, ref = run_model(summary), summary.get('model_ref') or {}   # (a relative path is the run's, not this folder's)
     if model is None:   # the run's own folder, if it is here: it must still hold the model the run recorded
         if own is None or own in BUILT_IN_MODELS or not ref.get('digest') or check_model_folder(own) is None: return
         if (now := model_digest(own)) != ref['digest']:
@@ -563,7 +576,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
                                                              or (summary.get('best' if prompt == 'best' else 'best_last_stage') or {}).get('step') is not None)
                                    else "it ran no evaluation; use prompt 'final'" if prompt != 'final' else "it did not finish a step"))
     c, ref = summary['config'], summary.get('model_ref') or {}
-    name = model or c['model']
+    name = model or run_model(summary)
     w = check_prompt_of_run(run_dir, summary, f)   # read here, once: the prompt scored is the prompt checked
     check_model_of_run(run_dir, summary, model)
     if model is None and name not in BUILT_IN_MODELS and not Path(name).exists() and (ref.get('path') or Path(name).is_absolute()):

@@ -114,9 +114,10 @@ def save_scores(scores:NeuronScores, path) -> Path:
     path = Path(path)
     meta = dict(kind=scores.kind, n_examples=str(scores.n_examples), n_tokens=json.dumps(scores.n_tokens), source=json.dumps(scores.source))
     if scores.model is not None: meta['model'] = json.dumps(scores.model)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    from fpt_nb.checkpoint import temp_beside, plain_mode   # (a later notebook's: what a run writes gets the folder's usual mode)
+    tmp = str(temp_beside(path))
     try:
-        save_file({k: v.contiguous() for k, v in scores.scores.items()}, tmp, metadata=meta)
+        save_file({k: v.contiguous() for k, v in scores.scores.items()}, tmp, metadata=meta); plain_mode(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise

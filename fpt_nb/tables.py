@@ -53,10 +53,12 @@ def _same(a, b) -> bool: return a == b or (isinstance(a, float) and isinstance(b
 def summary_disagrees(s:dict) -> str|None:
     """Where the summary `s` (as `read_summary` gives it) says other scores than its run's `log.jsonl` logged: for its best
     evaluations (`best`, `best_last_stage`) at their steps, and for `final_metrics`, the log's last evaluation where that is at
-    the summary's last step. A record changed after the run (an edit, a file copied from another run). None where they agree, or
+    the summary's last step; where its best evaluations are not the ones the run's rule picks from the log; and where its
+    `total_flops` is not the log's at its last step. A record changed after the run (an edit, a file copied from another run). None where they agree, or
     where there is no log, or no evaluation in it, to hold it to (a log gone or cut short: PT's Improve then says so)."""
-    try: evals = read_log(s['run_dir'])['eval']
+    try: log = read_log(s['run_dir'])
     except (OSError, ValueError): return None
+    evals, steps = log['eval'], log['step']
     held = []   # (the summary's entry, its step, its metrics, the log's evaluation there or None)
     for what in ('best', 'best_last_stage'):
         rec = s.get(what) or {}
@@ -69,6 +71,20 @@ def summary_disagrees(s:dict) -> str|None:
         if logged is not None and (k := next((k for k, v in metrics.items() if not _same(logged.get(k), v)), None)):
             return (f"its summary's {what} {k} is {metrics[k]!r} at step {step}, where its log.jsonl has {logged.get(k)!r}: "
                     f"a record was changed after the run (restore it, or run it again)")
+    last = len(s.get('stages') or []) - 1
+    for what in ('best', 'best_last_stage'):   # the evaluation the run's rule picks from its log (the last stage's, for best_last)
+        rec, chosen = s.get(what) or {}, None
+        if rec.get('step') is None or (metric := rec.get('metric')) is None or not any(e.get('step') == rec['step'] for e in evals): continue
+        for e in evals:
+            if metric in e and (what == 'best' or e.get('stage') == last) and better_score(e[metric], None if chosen is None else chosen[metric]):
+                chosen = e
+        if chosen is not None and chosen['step'] != rec['step']:
+            return (f"its summary's {what} is step {rec['step']} ({metric} {rec.get('value')!r}), where its log.jsonl's best "
+                    f"evaluation by the run's rule is step {chosen['step']} ({chosen[metric]!r}): a record was changed after the run "
+                    f"(restore it, or run it again)")
+    if steps and steps[-1].get('step') == s.get('steps') and s.get('total_flops') != steps[-1].get('flops'):   # (the FLOPs columns)
+        return (f"its summary's total_flops is {s.get('total_flops')!r} at step {s['steps']}, where its log.jsonl has "
+                f"{steps[-1].get('flops')!r}: a record was changed after the run (restore it, or run it again)")
     return None
 
 def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:

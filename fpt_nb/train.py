@@ -440,8 +440,20 @@ class Trainer:
         return True
 
     def _check_best_files(self, ckpt:Path):
-        "Refuse to go on from a checkpoint whose best prompts' files are gone: the run would end with a summary that names no best."
+        """Refuse to go on from a checkpoint whose best prompts' files are gone (the run would end with a summary that names no
+        best), or are not the ones it counts on: a `best.json` of a step up to the checkpoint's that is not the best it recorded
+        (files put back from an older copy of the folder, or another run's) would be named the run's best. A record of a later step
+        is this run's, written after the checkpoint before a kill: those steps run again."""
         st, d = self.state, self.run_dir
+        for k in BEST_RULES:
+            rec = read_json(d/f'{k}.json', f'{k} record') if (d/f'{k}.json').is_file() else None
+            if rec is None or rec.get('step', -1) > st['step']: continue
+            if (rec.get('step'), rec.get(rec.get('metric'))) != (st.get(f'{k}_step'), st.get(k)):
+                raise ValueError(f"run folder {d}: its {k}.json is of step {rec.get('step')} ({rec.get('metric')} {rec.get(rec.get('metric'))}), "
+                                 f"but its checkpoint {ckpt.name} recorded " + (f"the {k} prompt at step {st[f'{k}_step']} ({st[k]})"
+                                 if st.get(k) is not None else f"no {k} prompt yet") + f": {k}.json and {k}_prompt.safetensors are not "
+                                 f"this checkpoint's (put back from an older copy of the folder?); restore them, or use a new out_dir "
+                                 f"(nothing was changed)")
         gone = [f for k in BEST_RULES if st.get(k) is not None for f in (f'{k}.json', f'{k}_prompt.safetensors') if not (d/f).is_file()]
         if not gone: return
         steps = sorted({st[f'{k}_step'] for k in BEST_RULES if st.get(k) is not None})

@@ -159,6 +159,18 @@ def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tm
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert '==' not in out and not (tmp_path/'out').exists(), out
 
+def test_a_full_disk_while_a_prompt_is_written_is_one_line(tmp_path, capsys, monkeypatch):
+    """safetensors_error_traceback: a full disk while a prompt or checkpoint was written ended `fpt run` with a traceback
+    (safetensors' SafetensorError is not an OSError), not the one-line error."""
+    from safetensors import SafetensorError
+    from fpt_nb import checkpoint
+    def full(*a, **k): raise SafetensorError('Error while serializing: No space left on device (os error 28)')
+    monkeypatch.setattr(checkpoint, 'save_file', full)
+    code = main(['run', '--method', 'pt', '--steps', '2', '--eval-limit', '4', '--no-progress', '--out-dir', str(tmp_path/'r')])
+    err = capsys.readouterr().err
+    assert code == 2 and 'Traceback' not in err, err
+    assert "fpt run: error: a .safetensors file could not be written or read (Error while serializing: No space left on device" in err, err
+
 def test_a_failed_first_run_leaves_no_empty_folder(tmp_path, capsys):
     """empty_runs_folder_left: `fpt run --method pt fpt_cr` on a model folder that cannot load (a config, no weights) left its
     --out-dir behind, empty: the run removed its own folder, not the folder of runs made for it."""

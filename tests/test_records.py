@@ -5,7 +5,7 @@ summary, the tables pooled runs of different settings, `export-peft` overwrote a
 and a dozen bad inputs ended in a traceback or a misleading message. Runs use the tiny T5 and the built-in toy task
 (or real MNLI rows from the data directory), a few steps each.
 """
-import hashlib, json, math, re, shutil
+import hashlib, json, math, os, re, shutil
 from pathlib import Path
 import pytest, torch
 from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint, load_prompt
@@ -248,6 +248,66 @@ def test_a_resume_whose_best_prompt_is_gone_is_refused(finished, tmp_path):
         run_experiment(out_dir=str(d), **RUN)
     assert snapshot(d) == before
 
+def test_a_resume_whose_best_files_are_not_its_checkpoints_is_refused(finished, tmp_path):
+    """stale_best_files_resumed: best.json and best_prompt.safetensors put back as they were before the checkpoint (an older copy
+    of the folder): the resume went on, and the summary, the tables and `fpt evaluate` named that prompt the run's best, though
+    its log and checkpoint had a better one. A record of a step after the checkpoint (a kill after it) is the run's own."""
+    d = unfinished(finished, tmp_path/'run')
+    st, rec = read_json(d/'checkpoints'/STEP(3)/'state.json'), read_json(d/'best.json')
+    older = next(n for n in (1, 2, 3) if n != st['best_step'])
+    for edit in (dict(step=older), {rec['metric']: st['best'] + 1, 'step': st['best_step']}):   # another step; the step, another value
+        write_json(d/'best.json', dict(rec, **edit))
+        before = snapshot(d)
+        with pytest.raises(ValueError, match=re.escape(f"run folder {d}: its best.json is of step {edit['step']}")):
+            run_experiment(out_dir=str(d), **RUN)
+        assert snapshot(d) == before
+    write_json(d/'best.json', dict(rec, step=st['best_step']))   # as the checkpoint has it: resumed
+    assert run_experiment(out_dir=str(d), **RUN)['resumed_at'] == [3]
+
+def test_a_run_whose_checkpoint_pointer_is_gone_resumes_from_its_newest_checkpoint(finished, tmp_path):
+    """checkpoints_lost_without_pointer: with checkpoints/latest gone (a kill between the first checkpoint's folder and its
+    pointer, or deleted), the run started again from step 0, deleted its log and pruned its saved checkpoints, unsaid."""
+    d = unfinished(finished, tmp_path/'run')
+    (d/'checkpoints'/'latest').unlink()
+    s = run_experiment(out_dir=str(d), **RUN)
+    assert s['resumed_at'] == [3] and s['prompts'] == read_json(finished/'summary.json')['prompts']
+
+def test_a_stopped_runs_evaluations_go_when_it_trains_on(finished, tmp_path, capsys):
+    """stale_eval_file_kept: `fpt evaluate` on a run stopped by SIGTERM wrote eval-validation-N.json of its best prompt then; the
+    run resumed, finished with another best prompt, and the file stayed, describing a prompt no longer in the folder."""
+    d = unfinished(finished, tmp_path/'run')
+    write_json(d/'eval-validation-4.json', dict(prompt='best_prompt.safetensors', prompt_step=1, n=4))
+    run_experiment(out_dir=str(d), **RUN)
+    assert not (d/'eval-validation-4.json').exists()
+    assert f"note: {d}'s eval-validation-4.json scored the stopped run's prompts, which it trains on now: removed" in capsys.readouterr().out
+
+def test_a_run_told_relative_folders_is_evaluated_on_them_from_anywhere(tmp_path, data_dir, monkeypatch):
+    """relative_folders_from_cwd: `--data-dir D1 --model tm`, relative, were recorded as typed, and `fpt evaluate` from another
+    folder read the D1/ and tm/ found there: another data folder's rows scored silently, another model folder said 'changed'."""
+    from fpt_nb.peft import source_prompt
+    model, tok = load_t5('tiny')
+    model.save_pretrained(tmp_path/'tm'); tok.save_pretrained(tmp_path/'tm')
+    (tmp_path/'D1').symlink_to(data_dir)
+    monkeypatch.chdir(tmp_path)
+    run_experiment('mnli', 'tm', 'pt', 'run', data_dir='D1', steps=2, batch_size=4, prompt_length=4, train_limit=8, eval_limit=4,
+                   device='cpu', progress=False)
+    assert read_json(tmp_path/'run'/'config.json')['data_dir'] == str(tmp_path/'D1')
+    (tmp_path/'sub'/'D1'/'mnli').mkdir(parents=True)   # folders of the same names, elsewhere: not the run's
+    load_t5('tiny-relu')[0].save_pretrained(tmp_path/'sub'/'tm'); tok.save_pretrained(tmp_path/'sub'/'tm')
+    monkeypatch.chdir(tmp_path/'sub')
+    ev = evaluate_run('../run', limit=4, device='cpu', progress=False)
+    assert ev['data_dir'] == str(tmp_path/'D1') and ev['n'] == 4
+    assert source_prompt('../run')[1]['model'] == str((tmp_path/'tm').resolve())   # export-peft's backbone: the run's folder
+
+def test_a_runs_files_have_the_modes_its_folder_gives(finished):
+    """owner_only_records: summary, config, prompts and checkpoints were written 0600 (tempfile's and safetensors' mode), the
+    log 0644 (the umask's): in a group-shared runs folder a colleague could read the log but not the summary or prompts."""
+    from fpt_nb.checkpoint import umask
+    m = umask()
+    files = {p.relative_to(finished).as_posix(): os.stat(p).st_mode & 0o777 for p in finished.rglob('*') if 'tb' not in p.relative_to(finished).parts}
+    want = {k: (0o777 if (finished/k).is_dir() else 0o666) & ~m for k in files}
+    assert files == want and {'summary.json', 'best_prompt.safetensors', 'scores.safetensors', f'checkpoints/{STEP(6)}/state.safetensors'} <= set(files)
+
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
     before = snapshot(d)
@@ -318,6 +378,26 @@ def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, cap
     code, out, err = fpt('tables', root, *(['--score', 'final'] if entry == 'final_metrics' else []), capsys=capsys)
     assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's {entry} {key} is 99.9 at step {step}, where its log.jsonl" in out, out
     assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
+
+@pytest.mark.parametrize('edit', ['log_best', 'total_flops'])
+def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_beside, tmp_path, capsys, edit):
+    """log_best_unchecked: an evaluation in the log above the summary's best (the log edited, or the summary's best put back
+    from another copy) was tabulated, though the run's rule picks the log's best. flops_edit_believed: a summary's total_flops
+    edited (the FLOPs % PT column) was tabulated, though the log's last step says otherwise."""
+    root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
+    s = read_json(d/'summary.json'); key = s['best']['metric']
+    if edit == 'total_flops':
+        write_json(d/'summary.json', dict(s, total_flops=s['total_flops'] // 2))
+        says = f"its summary's total_flops is {s['total_flops'] // 2} at step {s['steps']}, where its log.jsonl has {s['total_flops']}"
+    else:
+        recs = [json.loads(l) for l in (d/'log.jsonl').read_text().splitlines()]
+        other = next(r for r in recs if r['kind'] == 'eval' and r['step'] != s['best']['step'])
+        other[key] = 1000.0
+        (d/'log.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in recs))
+        says = f"its summary's best is step {s['best']['step']} ({key} {s['best']['value']!r}), where its log.jsonl's best evaluation by the run's rule is step {other['step']} (1000.0)"
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and f"left out: run {d}: {says}" in out, out
+    assert 'FPT_CR' not in (root/'table2.md').read_text()
 
 def test_a_run_records_the_data_folder_the_environment_named(data_dir, tmp_path, monkeypatch):
     """env_data_dir_unrecorded: a run that read the folder FPT_DATA_DIR named recorded data_dir null, so `fpt evaluate` without

@@ -1,0 +1,229 @@
+"""Gaps the mutation list did not reach (a coverage audit): behaviour the suite executed, or never reached, without an
+assertion that would see it change. Each test names the planted bug (`tools/mutants.py` style) that passed every test before
+it; all use the tiny T5 or the toy task and take seconds."""
+import json, os
+from pathlib import Path
+import pytest, torch
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.tasks import toy_examples
+from fpt_nb.batches import encode, batches
+
+TOK = load_t5('tiny')[1]
+
+
+@pytest.fixture(scope='module', autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Partial models
+
+def test_layer_selection_sequence_keeps_the_first_layers():
+    "select_layers_sequence_evenly: `layer_selection='sequence'` keeps the first k layers (no test used it before)."
+    from fpt_nb.partial import select_layers, Stage, apply_stage
+    from fpt_nb.arch import layer_stacks
+    assert select_layers(3, 6, 'sequence') == [0, 1, 2]
+    assert select_layers(3, 6, 'evenly') == [0, 2, 5]   # the default differs: the first and last layers, evenly between
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    full = list(pt.model.encoder.block)
+    apply_stage(pt.model, Stage(encoder_layers=3, layer_selection='sequence'))
+    assert [full.index(b) for b in layer_stacks(pt.model)['encoder']] == [0, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trainer's records: per-stage time, the rule each best prompt was chosen by, the expansions' log
+
+@pytest.fixture(scope='module')
+def fpt_trained(tmp_path_factory):
+    "FPT_CR on the tiny T5 over stages of 2, 2, 2 and 4 steps, evaluated every 2 steps by a stand-in metric that rises and falls."
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    from fpt_nb.scores import NeuronScores
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = encode('toy', TOK, toy_examples('train', 16))
+    scores = NeuronScores({s: torch.rand(4, 128, generator=torch.Generator().manual_seed(i)) for i, s in enumerate(('encoder', 'decoder'))})
+    values = iter([50.0, 70.0, 60.0, 40.0, 45.0])   # at steps 2, 4, 6, 8, 10: the best at step 4 (stage 2), the full stage's at 10
+    d = tmp_path_factory.mktemp('gaps')/'run'
+    tr = Trainer(pt, paper_schedule('fpt_cr', 10, pt.model), items, TrainConfig(batch_size=4, prompt_length=4, eval_every=2), d,
+                 evaluate=lambda p: dict(acc=next(values)), scores=scores, progress=False)
+    st = tr.fit()
+    return tr, st, d
+
+def _log(d, kind):
+    return [r for r in map(json.loads, (Path(d)/'log.jsonl').read_text().splitlines()) if r['kind'] == kind]
+
+def test_each_stage_is_timed_on_its_own(fpt_trained):
+    """stage_seconds_all_on_stage_1: every stage's seconds are its own steps' (the summary's `stages[i].seconds`); the test
+    before checked only their sum."""
+    tr, st, d = fpt_trained
+    steps = _log(d, 'step')
+    own = [sum(b['wall'] - a['wall'] for a, b in zip([dict(wall=0.0)] + steps, steps) if b['stage'] == i) for i in range(4)]
+    assert all(s > 0 for s in st['stage_seconds'])
+    assert st['stage_seconds'] == pytest.approx(own, rel=1e-6, abs=1e-9)
+
+def test_each_best_prompt_records_its_own_rule(fpt_trained):
+    """best_last_recorded_with_best_rule: `best.json` and `best_last.json` name the rule that chose them (the summary's
+    `best.rule`/`best_last_stage.rule` and `fpt evaluate`'s prompt_rule read them)."""
+    from fpt_nb.train import BEST_RULES
+    tr, st, d = fpt_trained
+    best, last = (json.loads((d/f'{n}.json').read_text()) for n in ('best', 'best_last'))
+    assert (best['step'], best['stage'], best['rule'], best['metric']) == (4, 1, BEST_RULES['best'], 'acc')
+    assert (last['step'], last['stage'], last['rule'], last['metric']) == (10, 3, BEST_RULES['best_last'], 'acc')
+
+def test_the_expansion_log_names_the_stage_it_grew_from(fpt_trained):
+    "expand_log_from_is_to: each `expand` record's `frm` is the stage trained before it (the full model before the first)."
+    tr, st, d = fpt_trained
+    names = [p.stage.describe() for p in tr.phases]
+    assert [(r['step'], r['frm'], r['to']) for r in _log(d, 'expand')] == \
+           [(0, 'full', names[0]), (2, names[0], names[1]), (4, names[1], names[2]), (6, names[2], names[3])]
+
+
+def test_the_summary_names_the_stage_and_rule_of_each_best_prompt(fpt_trained):
+    """summary_best_stage_name_last_stage: the summary's `best.stage_name` (what `fpt run` prints beside the best score) is the
+    stage the best prompt was trained on; its rule and the stages' seconds are the trainer's."""
+    import time
+    from fpt_nb.run import _summary
+    from fpt_nb.tasks import get_task
+    from fpt_nb.train import BEST_RULES
+    tr, st, d = fpt_trained
+    s = _summary(get_task('toy'), 'tiny', 'fpt_cr', 0, None, tr.phases, st, {}, None, 'cpu', time.perf_counter(), d, {})
+    names = [p.stage.describe() for p in tr.phases]
+    assert (s['best']['step'], s['best']['stage'], s['best']['stage_name'], s['best']['rule']) == (4, 1, names[1], BEST_RULES['best'])
+    assert (s['best_last_stage']['stage_name'], s['best_last_stage']['rule']) == (names[3], BEST_RULES['best_last'])
+    assert [x['seconds'] for x in s['stages']] == st['stage_seconds'] and [x['name'] for x in s['stages']] == names
+
+
+def test_the_summary_refuses_a_best_record_of_another_step(fpt_trained):
+    """summary_best_of_another_step: where the trainer chose its best prompt at another step than best.json names (a file not
+    this run's), the summary copied best.json and named that prompt the run's best; now it says so and writes no summary."""
+    import time
+    from fpt_nb.run import _summary
+    from fpt_nb.tasks import get_task
+    tr, st, d = fpt_trained
+    with pytest.raises(ValueError, match=f"run folder {d}: its best.json is of step 4, but the run chose its best prompt at step 2"):
+        _summary(get_task('toy'), 'tiny', 'fpt_cr', 0, None, tr.phases, dict(st, best_step=2), {}, None, 'cpu', time.perf_counter(), d, {})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checkpoint state, the fast step's undo, run locks
+
+def test_checkpoint_state_gives_back_tuples_and_lists():
+    "checkpoint_tuples_back_as_lists: `unflatten_state` inverts `flatten_state` through JSON, tuples (Adafactor's `eps`) as tuples."
+    from fpt_nb.checkpoint import flatten_state, unflatten_state
+    from fpt_nb.train import make_optimizer, TrainConfig
+    state = dict(a=(1, 2.5, torch.ones(2)), b=[3, (4, None)], c={'0': 'x'})
+    tensors, skel = flatten_state(state, 's')
+    back = unflatten_state(json.loads(json.dumps(skel)), tensors)
+    assert type(back['a']) is tuple and back['a'][:2] == (1, 2.5) and torch.equal(back['a'][2], torch.ones(2))
+    assert type(back['b']) is list and type(back['b'][1]) is tuple and back['b'][1] == (4, None) and back['c'] == {'0': 'x'}
+    w = torch.nn.Parameter(torch.zeros(3))
+    opt, _ = make_optimizer([w], TrainConfig())
+    t, sk = flatten_state(opt.state_dict(), 'optimizer')
+    assert unflatten_state(json.loads(json.dumps(sk)), t)['param_groups'] == opt.state_dict()['param_groups']
+
+def test_a_non_finite_first_step_leaves_no_optimizer_state():
+    """nan_first_step_keeps_optimizer_state: a step whose loss is NaN is undone, its Adafactor state too: at the first step
+    there was none, and none is left (before, only a step with earlier state was undone in a test)."""
+    from fpt_nb.fast import FastStep
+    from fpt_nb.train import make_optimizer, TrainConfig
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    with torch.no_grad(): pt.prompt.weight[0, 0] = float('nan')
+    before = pt.prompt.weight.detach().clone()
+    opt, sched = make_optimizer([pt.prompt.weight], TrainConfig())
+    step = FastStep(pt, opt, sched, 1, 1.0, lambda p, b, w: 0)
+    b = next(batches(encode('toy', TOK, toy_examples('train', 4)), 4, shuffle=False))
+    loss, flops, problem = step(iter([b]), {})
+    assert problem is not None and 'nan' in problem
+    assert pt.prompt.weight not in opt.state or not opt.state[pt.prompt.weight]
+    assert torch.equal(pt.prompt.weight.detach().isnan(), before.isnan())
+    assert sched.state_dict()['last_epoch'] == 0
+
+
+def test_a_killed_runs_lock_file_is_not_a_running_run(tmp_path):
+    """dead_lock_file_reads_as_running: a `run.lock` that no process holds (a SIGKILLed run leaves its file) is no running run:
+    `lock_holder` says None, and the folder reads as stopped, not as running; a held lock names its process."""
+    from fpt_nb.checkpoint import lock_holder, stopped_before_summary, write_json
+    from fpt_nb.run import run_lock
+    d = tmp_path/'run'; d.mkdir()
+    write_json(d/'config.json', dict(task='toy', model='tiny', method='pt', steps=2, out_dir=str(d)))
+    (d/'run.lock').write_text('4242')
+    assert lock_holder(d) is None
+    assert 'was stopped before writing one' in stopped_before_summary(d)
+    with run_lock(d):
+        assert lock_holder(d) == os.getpid()
+        assert 'is running now' in stopped_before_summary(d)
+
+
+def test_the_fingerprint_holds_every_training_setting():
+    """fingerprint_without_clip_norm: a checkpoint is continued only by a run of the same settings; each setting that changes
+    the prompt trained enters the fingerprint, so a resume under another value is refused (before, a fingerprint without
+    clip_norm passed every test; without lr or loss_group it was caught only by whole runs in test_records/test_recipe)."""
+    from dataclasses import replace
+    from fpt_nb.train import fingerprint, fingerprint_diff, TrainConfig, Phase
+    from fpt_nb.partial import FULL
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    phases, base = [Phase(FULL, 2)], TrainConfig(batch_size=8, micro_batch_size=4, prompt_length=4)
+    ours = fingerprint(pt, phases, base)
+    assert fingerprint_diff(fingerprint(pt, phases, replace(base)), ours) == []
+    for change in (dict(lr=0.1), dict(clip_norm=0.5), dict(weight_decay=0.0), dict(loss_group=8), dict(padding='max'),
+                   dict(bucket=True), dict(seed=1), dict(batch_size=16)):
+        (k, v), = change.items()
+        diff = fingerprint_diff(fingerprint(pt, phases, replace(base, **change)), ours)
+        assert [d.split(' ')[0] for d in diff] == [k], (change, diff)
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data and metrics
+
+def test_the_disk_cache_keeps_each_encoding_apart(tmp_path, monkeypatch):
+    """disk_cache_name_without_key: `encode`'s disk cache (`cache_dir`, `FPT_CACHE_DIR`) gives back what was cached for the same
+    rows, tokenizer and lengths, and never another encoding's items (no test used the disk cache before)."""
+    import fpt_nb.batches as B
+    train, val = toy_examples('train', 4), toy_examples('validation', 4)
+    B.clear_cache()
+    a, b = encode('toy', TOK, train, cache_dir=tmp_path), encode('toy', TOK, val, cache_dir=tmp_path)
+    assert a != b and len(list(tmp_path.glob('toy-*.json'))) == 2
+    B.clear_cache()
+    def no_tokenizing(*args): raise AssertionError('tokenized again: the disk cache was not read')
+    monkeypatch.setattr(B, '_tokenize', no_tokenizing)
+    assert encode('toy', TOK, val, cache_dir=tmp_path) == b and encode('toy', TOK, train, cache_dir=tmp_path) == a
+    B.clear_cache()
+
+def test_paper_rouge_scores_an_empty_generation_zero():
+    """paper_rouge_empty_generation_scored: a generation with no text (empty, or only periods) scores 0 as in the paper's copy
+    of the package, rather than stopping the evaluation (the `rouge` package refuses an empty hypothesis)."""
+    from fpt_nb.metrics import paper_rouge
+    out = paper_rouge(['', '...', 'the cat sat on the mat'], ['a dog ran', 'a bird sang', 'the cat sat on the mat'])
+    assert out == pytest.approx({'paper_rouge-1': 100 / 3, 'paper_rouge-2': 100 / 3, 'paper_rouge-l': 100 / 3})
+
+
+def test_record_scores_record_the_rows_of_their_sampled_pairs(data_dir):
+    """record_scores_source_all_rows: scores of a task that trains on (row, answer) pairs (ReCoRD) record, as where they came
+    from, the rows of the pairs they sampled, not every row of the split (the test before sampled all 46 pairs)."""
+    from fpt_nb.run import run_scores, data_ref
+    from fpt_nb.scores import sample_examples
+    from fpt_nb.tasks import load_examples
+    rows = load_examples('record', 'validation', str(data_dir))
+    enc = lambda rs, train=False: encode('record', TOK, rs, train=train)
+    pairs = enc(rows, train=True)
+    sc = run_scores(PromptT5(load_t5('tiny')[0], prompt_length=4), 'record', enc, str(data_dir), n=8, seed=3, progress=False)
+    picked = sorted({pairs[i]['row'] for i in sample_examples(len(pairs), 8, seed=3)})
+    assert sc.n_examples == 8 and len(picked) < len(rows)
+    assert sc.source['rows'] == data_ref('record', 'validation', str(data_dir), [rows[i] for i in picked])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FLOPs of decoder-only shapes
+
+def test_causal_flops_table_totals_include_the_full_stage():
+    """causal_fpt_total_without_full_stage: the FPT totals of `causal_flops_table` are the paper's schedule (6000 steps on each
+    partial stage, 12000 on the full model) over the stage costs, by hand (the table was never computed in a test)."""
+    from fpt_nb.causal import causal_flops_table, causal_stages, shape_config
+    row = causal_flops_table(('qwen2.5-0.5b',))[0]
+    assert (row['layers'], row['mlp']) == (24, 4864)
+    assert row['ld_shapes'] == ['6L/4864', '12L/4864', '18L/4864'] and row['cr_shapes'] == ['6L/1216', '12L/2432', '18L/3648']
+    for m in ('ld', 'fr', 'cr'):
+        rel = [x / 100 for x in row[m]]
+        assert rel == sorted(rel) and rel[-1] < 1
+        assert row[f'fpt_{m}'] == pytest.approx(100 * (6000 * sum(rel) + 12000) / 30000, abs=0.15)
