@@ -264,7 +264,8 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
                 prompts={f: prompt_digest(run_dir/f) for f in PROMPTS.values() if (run_dir/f).is_file()},   # what each file holds
                 final_metrics={k: v for k, v in evals[-1].items() if k not in meta} if evals else {},
                 best=best('best', st['best_step']), best_last_stage=best('best_last', st['best_last_step']), stopped=st['stopped'],
-                device=str(dev), processes=dist.num_processes if dist else 1, config=params, **extra)
+                device=str(dev), processes=dist.num_processes if dist else 1, threads=torch.get_num_threads(),   # (what train_seconds ran on)
+                config=params, **extra)
 
 #: what 0 means for the settings that take it, and None for the target length
 RUN_ZEROS = dict(eval_every=' (0: only at the end of each stage)', early_stop=' (0: never stop early)',
@@ -344,12 +345,13 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     if dist is not None and dev.type == 'cuda': dev = dist.device
     if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
     check_run_dir(run_dir, resume or not main)   # before anything is written; only the main process may find its own new files there
-    created = main and not run_dir.exists()
+    created, locked = main and not run_dir.exists(), []
     try:
         with sigterm_exits(), run_lock(run_dir) if main else nullcontext():
+            locked.append(True)
             return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
-    except BaseException:
-        if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
+    except BaseException:   # a folder this run made and held, left with nothing of a run: removed (not one another run locked first)
+        if created and locked and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
         raise
 
 def check_values(task, method, steps, train_limit, eval_limit, score_examples, decoder, prompt_length, num_beams, eval_batch_size,

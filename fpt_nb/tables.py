@@ -188,13 +188,15 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
     key = metric_key(first, scoring)
-    rel_f, rel_w, imp, other_seed, pt_cut, no_curve = [], [], [], set(), False, {}
+    rel_f, rel_w, imp, other_seed, pt_cut, no_curve, other_hw = [], [], [], set(), False, {}, {}
     for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
         if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
         if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
-        rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
+        if pt and (w := [k for k in ('device', 'processes', 'threads') if r.get(k) != pt.get(k)]):   # seconds of other hardware
+            rel_w.append(math.nan); other_hw.setdefault(', '.join(f"{k} {r.get(k)} vs PT's {pt.get(k)}" for k in w), None)
+        else: rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
         if improve and pt and r['method'] != 'pt':
             try: imp.append(run_score(r, score, scoring) - _pt_at(pt, r['total_flops'], score, key))
             except (OSError, ValueError) as e:   # PT's log gone or damaged: its curve cannot be read, the rest of the row can
@@ -207,7 +209,8 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                flops=statistics.fmean(r['total_flops'] for r in runs), flops_pct=_mean_std(rel_f)[0],
                wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
                unfinished=' '.join(f"{r['steps']}/{r.get('planned_steps', r['steps'])}" for r in runs if run_unfinished(r)),
-               pt_seed=' '.join(map(str, sorted(other_seed, key=str))), pt_unfinished=pt_cut, run_dirs=' '.join(r['run_dir'] for r in runs))
+               pt_seed=' '.join(map(str, sorted(other_seed, key=str))), pt_unfinished=pt_cut, run_dirs=' '.join(r['run_dir'] for r in runs),
+               wall_apart='; '.join(other_hw))
     if improve: row['improve'], row['improve_std'], row['pt_curve'] = *_mean_std(imp), '; '.join(no_curve)
     return row
 
@@ -274,6 +277,8 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
         if improve: cells['Improve'] = _fmt(r['improve'], r['improve_std'], signed=True)
         lines.append('| ' + ' | '.join(cells[h] for h in head) + ' |')
     notes = [f"\nImprove of {r['method']} ({r['run_dirs']}) is left out: PT's curve cannot be read: {r['pt_curve']}" for r in rows if r.get('pt_curve')]
+    notes += [f"\nwall % PT of {r['method']} ({r['run_dirs']}) is left out: it trained on other hardware than PT ({r['wall_apart']})"
+              for r in rows if r.get('wall_apart')]
     notes += [f"\n{r['method']} (dup) is {r['run_dirs']}: the settings of a row above, again for a seed that row has" for r in rows if r.get('dup')]
     return caption + '\n'.join(lines) + '\n' + ''.join(n + '\n' for n in notes)
 

@@ -308,6 +308,21 @@ def test_a_runs_files_have_the_modes_its_folder_gives(finished):
     want = {k: (0o777 if (finished/k).is_dir() else 0o666) & ~m for k in files}
     assert files == want and {'summary.json', 'best_prompt.safetensors', 'scores.safetensors', f'checkpoints/{STEP(6)}/state.safetensors'} <= set(files)
 
+def test_a_run_that_loses_the_lock_of_a_new_folder_leaves_it_to_the_winner(tmp_path, monkeypatch):
+    """lock_loser_removes_folder: two runs into the same new folder at once: the one that lost the lock removed the folder,
+    the winner's run.lock with it, and the winner trained on unlocked (a third run could then train there too)."""
+    from contextlib import contextmanager
+    from fpt_nb import run
+    d = tmp_path/'new'
+    @contextmanager
+    def taken(run_dir):   # the other run made the folder and holds its lock, between this run's look and its lock
+        run_dir.mkdir(parents=True); (run_dir/'run.lock').write_text('4242')
+        raise RuntimeError(f"run folder {run_dir} is in use by process 4242")
+        yield
+    monkeypatch.setattr(run, 'run_lock', taken)
+    with pytest.raises(RuntimeError, match='in use by process 4242'): run_experiment(out_dir=str(d), **RUN)
+    assert (d/'run.lock').read_text() == '4242'
+
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
     before = snapshot(d)
@@ -398,6 +413,20 @@ def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_b
     code, out, err = fpt('tables', root, capsys=capsys)
     assert code == 0 and f"left out: run {d}: {says}" in out, out
     assert 'FPT_CR' not in (root/'table2.md').read_text()
+
+def test_wall_time_of_runs_on_other_hardware_is_not_compared(pt_beside, tmp_path, capsys):
+    """threads_unrecorded: `--threads` was recorded nowhere, and wall % PT set a 2-thread PT's seconds against a 1-thread FPT
+    run's (4% of PT, unsaid). Each summary records its threads; a row whose device, processes or threads are not PT's has its
+    wall % PT left out, saying why."""
+    root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
+    s = read_json(d/'summary.json')
+    assert isinstance(s['threads'], int) and s['threads'] >= 1 and s['threads'] == read_json(root/'pt'/'summary.json')['threads']
+    write_json(d/'summary.json', dict(s, threads=s['threads'] + 1))
+    code, out, err = fpt('tables', root, capsys=capsys)
+    row = next(l for l in (root/'table2.md').read_text().splitlines() if '| FPT_CR |' in l)
+    assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
+    assert (f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads {s['threads'] + 1} vs PT's "
+            f"{s['threads']})") in out, out
 
 def test_a_run_records_the_data_folder_the_environment_named(data_dir, tmp_path, monkeypatch):
     """env_data_dir_unrecorded: a run that read the folder FPT_DATA_DIR named recorded data_dir null, so `fpt evaluate` without

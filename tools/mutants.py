@@ -1498,6 +1498,13 @@ MUTANTS = [
     Mutant('owner_only_records', 'checkpoint.py', "    os.chmod(path, (0o777 if folder else 0o666) & ~umask())\n", "",
            ('tests/test_records.py::test_a_runs_files_have_the_modes_its_folder_gives',),
            "a run's summary, prompts and checkpoints written 0600: unreadable to the group that reads its log"),
+    Mutant('lock_loser_removes_folder', 'run.py', "        if created and locked and run_dir.is_dir()", "        if created and run_dir.is_dir()",
+           ('tests/test_records.py::test_a_run_that_loses_the_lock_of_a_new_folder_leaves_it_to_the_winner',),
+           "a run that lost the lock of a new folder removes it, the winner's run.lock with it: the winner trains unlocked"),
+    Mutant('wall_compared_across_hardware', 'tables.py', "        if pt and (w := [k for k in ('device', 'processes', 'threads') if r.get(k) != pt.get(k)]):",
+           "        if False and (w := []):",
+           ('tests/test_records.py::test_wall_time_of_runs_on_other_hardware_is_not_compared',),
+           "wall % PT sets seconds of runs on other hardware (threads, device, processes) against each other, unsaid"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
