@@ -16,7 +16,7 @@ from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
 from .batches import batches, collate, PADDINGS
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint, write_atomic,
-                               load_checkpoint, save_prompt, write_json, read_json)
+                               load_checkpoint, load_prompt, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
 from .fast import FastStep, fast_options
@@ -437,7 +437,34 @@ class Trainer:
         st = self.state
         self._check_best_files(ckpt)   # (before the log is cut back to the checkpoint: nothing is changed on a refusal)
         self.record.rewind(st['step'], st['flops'], tuple((st[f'{k}_step'], st[k]) for k in BEST_RULES if st.get(k) is not None))
+        self._settle_later_best_files(ckpt)
         return True
+
+    def _settle_later_best_files(self, ckpt:Path):
+        """Put the best files written after the checkpoint (before a kill) back to the checkpoint's best: its step's checkpoint,
+        where kept, holds that prompt and the log its evaluation; where the checkpoint had no such best, the files go. The steps
+        after it run again and keep their own bests; a replay that evaluates otherwise (a GPU's nondeterminism) must not leave
+        the lost steps' prompt named the run's. A prompt file written after the checkpoint beside a record of the checkpoint's
+        best (a kill between the two files) is put back too."""
+        st, d = self.state, self.run_dir
+        for k in BEST_RULES:
+            rec = read_json(d/f'{k}.json', f'{k} record') if (d/f'{k}.json').is_file() else None
+            if rec is None or not self.main: continue
+            later = rec.get('step', -1) > st['step']
+            if later and st.get(k) is None:
+                for f in (f'{k}.json', f'{k}_prompt.safetensors'): (d/f).unlink(missing_ok=True)
+                continue
+            if st.get(k) is None: continue
+            held = ckpt.parent/f"step-{st[f'{k}_step']:07d}"/'prompt.safetensors'
+            if not later:   # the record is the checkpoint's (_check_best_files): its prompt file must be too
+                if held.is_file() and not torch.equal(w := load_prompt(held), load_prompt(d/f'{k}_prompt.safetensors')):
+                    save_prompt(w, d/f'{k}_prompt.safetensors')
+                continue
+            logged = [r for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r.get('kind') == 'eval'
+                      and r.get('step') == st[f'{k}_step']] if (d/'log.jsonl').is_file() else []
+            if held.is_file() and logged:   # (else left to the replay: the summary refuses a record of another step than the run's)
+                save_prompt(load_prompt(held), d/f'{k}_prompt.safetensors')
+                write_json(d/f'{k}.json', dict(logged[-1], rule=BEST_RULES[k], metric=rec.get('metric')))
 
     def _check_best_files(self, ckpt:Path):
         """Refuse to go on from a checkpoint whose best prompts' files are gone (the run would end with a summary that names no

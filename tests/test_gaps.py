@@ -106,6 +106,34 @@ def test_the_summary_refuses_a_best_record_of_another_step(fpt_trained):
         _summary(get_task('toy'), 'tiny', 'fpt_cr', 0, None, tr.phases, dict(st, best_step=2), {}, None, 'cpu', time.perf_counter(), d, {})
 
 
+def test_best_files_of_lost_steps_are_put_back_to_the_checkpoints(tmp_path):
+    """later_best_files_kept: a kill after the checkpoint of step 6 lost steps 7-8, whose evaluation had written best.json and
+    best_prompt.safetensors (step 8). A replay that evaluates lower (a GPU's nondeterminism) did not write them again, and the
+    run ended naming the lost step's prompt its best. On resume they are put back to the checkpoint's best (step 4).
+    best_prompt_of_a_lost_step_kept: the same for a kill between the prompt file and its record (the record still step 4's)."""
+    import shutil
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    from fpt_nb.checkpoint import load_prompt, read_json, write_json, save_prompt
+    items = encode('toy', TOK, toy_examples('train', 16))
+    def trainer(values, d):
+        pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+        it = iter(values)
+        return Trainer(pt, paper_schedule('pt', 10, pt.model), items, TrainConfig(batch_size=4, prompt_length=4, eval_every=2,
+                       keep_checkpoints=5), d, evaluate=lambda p: dict(acc=next(it)), progress=False)
+    d = tmp_path/'run'
+    trainer([50.0, 70.0, 60.0, 40.0, 45.0], d).fit()   # the best at step 4
+    (d/'checkpoints'/'latest').write_text('step-0000006')   # killed after step 8's evaluation, before its checkpoint:
+    write_json(d/'best.json', dict(read_json(d/'best.json'), step=8, acc=99.0))   # ... which had been the best then
+    save_prompt(torch.zeros(4, load_t5('tiny')[0].config.d_model), d/'best_prompt.safetensors')
+    st = trainer([40.0, 45.0], d).fit()   # the replay evaluates steps 8 and 10 lower than step 4
+    assert (st['best_step'], read_json(d/'best.json')['step'], read_json(d/'best.json')['acc']) == (4, 4, 70.0)
+    assert torch.equal(load_prompt(d/'best_prompt.safetensors'), load_prompt(d/'checkpoints'/'step-0000004'/'prompt.safetensors'))
+    (d/'checkpoints'/'latest').write_text('step-0000006')   # killed between step 8's best prompt and its best.json:
+    save_prompt(torch.ones(4, load_t5('tiny')[0].config.d_model), d/'best_prompt.safetensors')   # the record is still step 4's
+    trainer([40.0, 45.0], d).fit()
+    assert torch.equal(load_prompt(d/'best_prompt.safetensors'), load_prompt(d/'checkpoints'/'step-0000004'/'prompt.safetensors'))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoint state, the fast step's undo, run locks
 

@@ -1505,6 +1505,12 @@ MUTANTS = [
            "        if False and (w := []):",
            ('tests/test_records.py::test_wall_time_of_runs_on_other_hardware_is_not_compared',),
            "wall % PT sets seconds of runs on other hardware (threads, device, processes) against each other, unsaid"),
+    Mutant('later_best_files_kept', 'train.py', "        self._settle_later_best_files(ckpt)\n", "",
+           ('tests/test_gaps.py::test_best_files_of_lost_steps_are_put_back_to_the_checkpoints',),
+           "best files of steps after the checkpoint (lost to a kill) stay when the replay does not rewrite them: the run names a lost prompt its best"),
+    Mutant('best_prompt_of_a_lost_step_kept', 'train.py', "                    save_prompt(w, d/f'{k}_prompt.safetensors')\n", "                    pass\n",
+           ('tests/test_gaps.py::test_best_files_of_lost_steps_are_put_back_to_the_checkpoints',),
+           "a best prompt written after the checkpoint beside the checkpoint's record (a kill between the two) stays: another step's prompt under the record"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
