@@ -618,7 +618,7 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     if _held_sha(out_file) not in (None, data['sha']):   # the scores of other rows: kept, and these go beside them
         out_file = out_file.with_name(f"{out_file.stem}-data{data['sha'][:8]}.json")
     out = dict(split=split, data_dir=str(data_dir) if data_dir else None, data=data,
-               model=str(name), num_beams=beams, prompt=f.name, prompt_step=step, prompt_rule=rule,
+               model=str(name), num_beams=beams, prompt=f.name, prompt_digest=prompt_digest(w), prompt_step=step, prompt_rule=rule,   # (which prompt: a later one of that name is another)
                stage=stage.describe(), stage_index=stage_i, n=len(rows), file=out_file.name, **metrics)
     write_json(out_file, out)
     return out

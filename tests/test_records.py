@@ -297,6 +297,7 @@ def test_a_run_told_relative_folders_is_evaluated_on_them_from_anywhere(tmp_path
     monkeypatch.chdir(tmp_path/'sub')
     ev = evaluate_run('../run', limit=4, device='cpu', progress=False)
     assert ev['data_dir'] == str(tmp_path/'D1') and ev['n'] == 4
+    assert ev['prompt_digest'] == read_json(tmp_path/'run'/'summary.json')['prompts']['best_prompt.safetensors']   # which prompt it scored
     assert source_prompt('../run')[1]['model'] == str((tmp_path/'tm').resolve())   # export-peft's backbone: the run's folder
 
 def test_a_runs_files_have_the_modes_its_folder_gives(finished):

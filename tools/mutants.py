@@ -1511,6 +1511,9 @@ MUTANTS = [
     Mutant('best_prompt_of_a_lost_step_kept', 'train.py', "                    save_prompt(w, d/f'{k}_prompt.safetensors')\n", "                    pass\n",
            ('tests/test_gaps.py::test_best_files_of_lost_steps_are_put_back_to_the_checkpoints',),
            "a best prompt written after the checkpoint beside the checkpoint's record (a kill between the two) stays: another step's prompt under the record"),
+    Mutant('eval_file_without_prompt_digest', 'run.py', "prompt_digest=prompt_digest(w), prompt_step=step", "prompt_digest=None, prompt_step=step",
+           ('tests/test_records.py::test_a_run_told_relative_folders_is_evaluated_on_them_from_anywhere',),
+           "an eval file does not say which prompt it scored: one of a prompt since replaced reads as current"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
