@@ -26,9 +26,9 @@ from .partial import Stage, apply_stage, FULL
 from .names import BUILT_IN_MODELS, PROMPTS
 
 # %% auto #0
-__all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'LAUNCHER', 'run_lock', 'sigterm_exits',
-           'pick_device', 'fit_target_length', 'setup', 'model_ref', 'run_model', 'data_ref', 'tokenizer_ref',
-           'rerun_score_file', 'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run',
+__all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'RESUME_MAY_CHANGE', 'LAUNCHER', 'run_lock',
+           'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'run_model', 'data_ref',
+           'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run',
            'run_experiment', 'check_values', 'check_causal_flags', 'check_model_of_run', 'check_prompt_of_run',
            'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
@@ -385,6 +385,10 @@ def check_causal_flags(model:str, decoder:bool|None, padding:str):
                      "model packs each row's input and completion without padding, so it would be recorded and not done: leave "
                      "padding unset")
 
+#: settings outside the fingerprint that a run resumes under other values of: each such change is recorded (`resumed_with`:
+#: the step, then the old and new value), since the run's config and summary hold the last command's settings
+RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map')
+
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
     t0, model, method, data_dir, seed = time.perf_counter(), a.model, a.method, a.data_dir, a.seed
@@ -477,8 +481,11 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         if gone and main: print(f"note: {run_dir}'s {', '.join(gone)} {'is' if len(gone) == 1 else 'are'} gone (deleted or moved)", flush=True)
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
+    was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
+    changed = {k: [was[k], getattr(a, k)] for k in RESUME_MAY_CHANGE if k in was and was[k] != getattr(a, k)}
+    resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)
     if main:
-        write_json(run_dir/'config.json', dict(vars(a), fingerprint=tr.fp))   # the fingerprint outlives deleted checkpoints
+        write_json(run_dir/'config.json', dict(vars(a), fingerprint=tr.fp, **({'resumed_with': resumed_with} if resumed_with else {})))
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
         # a stopped run's summary (SIGTERM) is true no longer once it trains on: a kill now must not leave it beside newer prompts
         if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()
@@ -490,7 +497,8 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
                  n_train_items=len(train_items), n_eval=len(val_rows),
                  targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
-                 data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record)
+                 data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record,
+                 **({'resumed_with': resumed_with} if resumed_with else {}))
     summary = _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
     if main: write_json(run_dir/'summary.json', summary)
     return summary

@@ -324,6 +324,14 @@ def test_a_run_that_loses_the_lock_of_a_new_folder_leaves_it_to_the_winner(tmp_p
     with pytest.raises(RuntimeError, match='in use by process 4242'): run_experiment(out_dir=str(d), **RUN)
     assert (d/'run.lock').read_text() == '4242'
 
+def test_a_resume_under_other_evaluation_batches_says_so(finished, tmp_path):
+    """resumed_settings_unsaid: a run resumed with another --eval-batch-size (or --checkpoint-every, device) recorded only the
+    last command's value, as if every evaluation had used it; each change is now recorded with its step."""
+    d = unfinished(finished, tmp_path/'run')
+    s = run_experiment(out_dir=str(d), **dict(RUN, eval_batch_size=7))
+    assert s['resumed_with'] == [dict(step=3, eval_batch_size=[64, 7])] == read_json(d/'config.json')['resumed_with']
+    assert 'resumed_with' not in read_json(finished/'summary.json')   # (a run of one command: nothing to say)
+
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
     before = snapshot(d)

@@ -1514,6 +1514,9 @@ MUTANTS = [
     Mutant('eval_file_without_prompt_digest', 'run.py', "prompt_digest=prompt_digest(w), prompt_step=step", "prompt_digest=None, prompt_step=step",
            ('tests/test_records.py::test_a_run_told_relative_folders_is_evaluated_on_them_from_anywhere',),
            "an eval file does not say which prompt it scored: one of a prompt since replaced reads as current"),
+    Mutant('resumed_settings_unsaid', 'run.py', "    changed = {k: [was[k], getattr(a, k)] for k in RESUME_MAY_CHANGE if k in was and was[k] != getattr(a, k)}",
+           "    changed = {}", ('tests/test_records.py::test_a_resume_under_other_evaluation_batches_says_so',),
+           "a run resumed under another --eval-batch-size records only the last value, as if every evaluation had used it"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
