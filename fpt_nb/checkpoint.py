@@ -202,7 +202,8 @@ def stopped_before_summary(run_dir) -> str|None:
     "Why the run folder `run_dir` has no summary yet (a run stopped before writing one, or running), or None if it has one or is no run's."
     run_dir = Path(run_dir)
     if (run_dir/'summary.json').exists() or not is_run_config(run_dir/'config.json'): return None
-    ckpt = latest_checkpoint(run_dir/'checkpoints')
+    try: ckpt = latest_checkpoint(run_dir/'checkpoints')
+    except ValueError as e: return f"run {run_dir} has no summary, and its checkpoints cannot be read: {e}"   # (a table of the others still)
     last = f"its last checkpoint is {ckpt.name}" if ckpt else "no checkpoint yet"
     if (pid := lock_holder(run_dir)) is not None:
         return f"run {run_dir} is running now (process {pid if pid > 0 else 'unknown'} holds its run.lock; {last}): it has no summary until it ends"

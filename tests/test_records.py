@@ -437,6 +437,16 @@ def test_wall_time_of_runs_on_other_hardware_is_not_compared(pt_beside, tmp_path
     assert (f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads {s['threads'] + 1} vs PT's "
             f"{s['threads']})") in out, out
 
+def test_tables_leave_out_a_stopped_run_whose_checkpoint_pointer_is_damaged(pt_beside, finished, tmp_path, capsys):
+    """damaged_pointer_stops_tables: a stopped run (no summary) whose checkpoints/latest is a folder, or names one that is gone,
+    ended `fpt tables` with that error: the other runs were not tabulated."""
+    root = copy(pt_beside, tmp_path/'runs')
+    d = unfinished(finished, root/'stopped')
+    (d/'checkpoints'/'latest').unlink(); (d/'checkpoints'/'latest').mkdir()
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and f"left out: run {d} has no summary, and its checkpoints cannot be read: {d/'checkpoints'/'latest'} is not a file" in out, (out, err)
+    assert 'FPT_CR' in (root/'table2.md').read_text()
+
 def test_a_run_records_the_data_folder_the_environment_named(data_dir, tmp_path, monkeypatch):
     """env_data_dir_unrecorded: a run that read the folder FPT_DATA_DIR named recorded data_dir null, so `fpt evaluate` without
     that variable went to the hub (40 s of retries here; where the hub answers, the full GLUE set, not the rows the run read).

@@ -1517,6 +1517,11 @@ MUTANTS = [
     Mutant('resumed_settings_unsaid', 'run.py', "    changed = {k: [was[k], getattr(a, k)] for k in RESUME_MAY_CHANGE if k in was and was[k] != getattr(a, k)}",
            "    changed = {}", ('tests/test_records.py::test_a_resume_under_other_evaluation_batches_says_so',),
            "a run resumed under another --eval-batch-size records only the last value, as if every evaluation had used it"),
+    Mutant('damaged_pointer_stops_tables', 'checkpoint.py',
+           "    try: ckpt = latest_checkpoint(run_dir/'checkpoints')\n    except ValueError as e:",
+           "    ckpt = latest_checkpoint(run_dir/'checkpoints')\n    if False:",
+           ('tests/test_records.py::test_tables_leave_out_a_stopped_run_whose_checkpoint_pointer_is_damaged',),
+           "a stopped run whose checkpoints/latest is damaged ends fpt tables: the other runs are not tabulated"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
