@@ -345,10 +345,10 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     if dist is not None and dev.type == 'cuda': dev = dist.device
     if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
     check_run_dir(run_dir, resume or not main)   # before anything is written; only the main process may find its own new files there
-    created, locked = main and not run_dir.exists(), []
+    created, locked = main and not run_dir.exists(), False
     try:
         with sigterm_exits(), run_lock(run_dir) if main else nullcontext():
-            locked.append(True)
+            locked = True
             return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
     except BaseException:   # a folder this run made and held, left with nothing of a run: removed (not one another run locked first)
         if created and locked and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
