@@ -8,13 +8,14 @@ import json, os, random, shutil, tempfile
 from pathlib import Path
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
 __all__ = ['umask', 'temp_beside', 'plain_mode', 'write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state',
-           'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'load_prompt', 'prompt_digest',
-           'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'stopped_before_summary', 'run_fingerprint',
-           'trained_arch', 'load_checkpoint']
+           'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'read_prompt', 'load_prompt', 'prompt_step',
+           'prompt_digest', 'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'stopped_before_summary',
+           'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def umask() -> int:
@@ -117,25 +118,34 @@ def set_rng_state(st:dict):
     if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(list(st['cuda']))
 
 # %% ../nbs/20_checkpoint.ipynb #5b171506
-def save_prompt(prompt:torch.Tensor, path) -> Path:
-    "Save a prompt tensor as safetensors (atomically)."
+def save_prompt(prompt:torch.Tensor, path, step:int|None=None) -> Path:
+    "Save a prompt tensor as safetensors (atomically); `step`, the training step the prompt is from, goes in the file's metadata."
     path = Path(path)
     tmp = str(temp_beside(path))
     try:
-        save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp); plain_mode(tmp)
-        os.replace(tmp, path)
+        save_file({'prompt': prompt.detach().cpu().float().contiguous()}, tmp, metadata=None if step is None else {'step': str(int(step))})
+        plain_mode(tmp); os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
-def load_prompt(path) -> torch.Tensor:
-    "Read a prompt saved by `save_prompt`."
+def read_prompt(path) -> tuple[torch.Tensor, int|None]:
+    "The prompt in a file saved by `save_prompt`, and the step the file records (None: it records none), read at once."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"prompt file {path} does not exist")
-    try: t = load_file(str(path))
+    try:
+        with safe_open(str(path), 'pt') as f: meta, t = f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e: raise ValueError(f"prompt file {path} is not a safetensors file ({type(e).__name__}: {e})") from e
     if 'prompt' not in t: raise ValueError(f"prompt file {path} has no 'prompt' tensor (it has {sorted(t)})")
-    return t['prompt']
+    return t['prompt'], int(meta['step']) if str(meta.get('step', '')).isdigit() else None
+
+def load_prompt(path) -> torch.Tensor:
+    "Read a prompt saved by `save_prompt`."
+    return read_prompt(path)[0]
+
+def prompt_step(path) -> int|None:
+    "The training step the prompt file at `path` says its prompt is from (None: it says none, as files of earlier versions)."
+    return read_prompt(path)[1]
 
 def prompt_digest(prompt) -> str:
     """A short hash of a prompt (a tensor, or the prompt in a prompt file): its shape and fp32 values (the file's own bytes may

@@ -380,7 +380,7 @@ def make_parser() -> argparse.ArgumentParser:
                    help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
     t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help="the paper's scoring (default) or the datasets' official scorers")
     t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too, where they wrote a summary (stopped by SIGTERM, as a '
-                        'scheduler stops them; left out by default); a run killed or interrupted before its summary, or running, is named only')
+                        'scheduler stops them, or by one Ctrl-C; left out by default); a run killed or stopped before its summary, or running, is named only')
     e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter",
                        description="Write a run's prompt as a PEFT prompt-tuning adapter. PEFT applies a prompt to the full model, so a "
                                    "run folder gives the best prompt of its last stage, the full model (best_last_prompt.safetensors); "
@@ -392,7 +392,7 @@ def make_parser() -> argparse.ArgumentParser:
                        description="Score a saved prompt of RUN_DIR on a split of its task; writes eval-<split>[-<limit>][-<prompt>][-beams<n>].json there.")
     v.add_argument('run_dir'); v.add_argument('--split', default='validation', help="the split to score (default validation)")
     v.add_argument('--data-dir', help="the task data, laid out as for fpt run (default: the folder the run read, else env FPT_DATA_DIR, else the hub)")
-    v.add_argument('--limit', type=int, help='the first N examples (default: all)')
+    v.add_argument('--limit', type=_at_least(0, ' (0: all)'), help='the first N examples (default: all; 0: all, as fpt run --eval-limit 0)')
     v.add_argument('--prompt', choices=list(PROMPTS), default='best',
                    help="best: the paper's rule, on the stage it came from (default); best_last: the last stage's best; final")
     v.add_argument('--model', help="the run's model found elsewhere (a local folder is checked against the run's record)")
@@ -544,7 +544,7 @@ def cmd_export_peft(a) -> int:
 def cmd_evaluate(a) -> int:
     "`fpt evaluate`: a saved prompt of a run scored on a split of its task, into an `eval-*.json` in the run folder."
     from fpt_nb.run import evaluate_run
-    out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit, a.device, a.model, a.progress)
+    out = evaluate_run(a.run_dir, a.data_dir, a.split, a.prompt, a.limit or None, a.device, a.model, a.progress)   # (0: all)
     _say(json.dumps(out, indent=1))
     _say(f"{a.prompt} prompt from step {out['prompt_step']} ({out['prompt_rule']}), evaluated on {out['stage']}; wrote {Path(a.run_dir)/out['file']}")
     return 0

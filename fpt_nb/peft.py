@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
-from .checkpoint import load_prompt, read_json, trained_arch
+from .checkpoint import load_prompt, prompt_step, read_json, read_prompt, trained_arch
 from .partial import Stage
 from .tables import run_unfinished
 
@@ -58,7 +58,11 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)   # the folder the run loaded, not one of that name here
     rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
     chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
-    step = chosen.get('step', s.get('steps'))
+    w, own = read_prompt(f) if w is None else (w, prompt_step(f))   # the step the file says its prompt is from (None: it says none)
+    if own is not None and chosen.get('step') is not None and own != chosen['step']:   # a kill between the two writes: no summary yet
+        raise ValueError(f"{f} holds the prompt of step {own}, but {rec.name} beside it names step {chosen['step']}: the run was stopped "
+                         f"between writing the two; run its command again (its resume puts them right), then export (nothing was written)")
+    step = chosen.get('step', s.get('steps') if own is None else own)
     if say: say(f"exporting {f.name} of {p} (from step {step if step is not None else 'unknown'})")
     why = ('it has no summary.json yet' if not isinstance(s.get('steps'), int) else   # an early stop is the run's own end
            f"it stopped at step {s['steps']} of {s.get('planned_steps')} ({s.get('stopped') or 'not finished'})" if run_unfinished(s) else None)
@@ -70,7 +74,7 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
     if name and name != 'full':
         warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
     named = {'model': s['model']} if isinstance(s.get('model'), str) else {}   # (config.json gone: the summary names the model too)
-    return load_prompt(f) if w is None else w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
+    return w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
     "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."

@@ -492,14 +492,21 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         if stale := sorted(f.name for f in run_dir.glob('eval-*.json')):   # (made by fpt evaluate from that summary's prompts)
             for f in stale: (run_dir/f).unlink()
             print(f"note: {run_dir}'s {', '.join(stale)} scored the stopped run's prompts, which it trains on now: removed", flush=True)
-    st = tr.fit(a.resume)
     scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
                  n_train_items=len(train_items), n_eval=len(val_rows),
                  targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
                  data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record,
                  **({'resumed_with': resumed_with} if resumed_with else {}))
-    summary = _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
+    summarize = lambda st: _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
+    try: st = tr.fit(a.resume)
+    except KeyboardInterrupt:   # Ctrl-C: a stop at a checkpointed step is summarized as a SIGTERM stop is (tables --unfinished, evaluate)
+        if tr.interrupted_at is None or tr.interrupted_at != tr.state['step']: raise   # a second Ctrl-C, mid-step: nothing to summarize
+        st = tr.state
+        if main: write_json(run_dir/'summary.json', summarize(dict(st, stopped=None if st['step'] >= tr.total_steps else
+                                                                       f"interrupted (Ctrl-C) at step {st['step']}")))
+        raise
+    summary = summarize(st)
     if main: write_json(run_dir/'summary.json', summary)
     return summary
 

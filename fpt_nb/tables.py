@@ -13,9 +13,9 @@ from .train import better_score
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'read_summary', 'run_unfinished', 'summary_disagrees',
-           'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score', 'table1', 'table2',
-           'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'AGAINST_PT', 'read_summary', 'run_unfinished',
+           'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score', 'table1',
+           'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -94,7 +94,7 @@ def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
     root = Path(root)
     if not root.is_dir(): raise FileNotFoundError(f"runs folder {root} " + ('is a file: give the folder holding the run folders' if root.exists() else 'does not exist'))
     runs, left_out = [], []
-    for c in sorted(root.rglob('config.json')):   # a run stopped at once (Ctrl-C, a kill) or still running has no summary yet
+    for c in sorted(root.rglob('config.json')):   # a run stopped at once (a kill, a second Ctrl-C) or still running has no summary yet
         if why := stopped_before_summary(c.parent): left_out.append(ValueError(why))
     for p in sorted(root.rglob('summary.json')):
         try: r = read_summary(p)
@@ -290,11 +290,17 @@ def to_csv(rows:list[dict]) -> str:
         w.writeheader(); w.writerows(rows)
     return f.getvalue()
 
+#: what each table sets against PT
+AGAINST_PT = dict(table1='PT on a partial model (fpt run --method ld fr cr)', table2='FPT (fpt run --method fpt_ld fpt_fr fpt_cr)')
+
 def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper') -> dict[str, Path]:
     "Write `table1.md/.csv` and `table2.md/.csv` for `runs` into `out_dir`; returns the paths."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for name, rows in (('table1', table1(runs, score, scoring)), ('table2', table2(runs, score, scoring))):
-        paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(to_markdown(rows, improve=name == 'table2'))
+        text = to_markdown(rows, improve=name == 'table2')
+        if rows and all(r['method'] == 'PT' for r in rows):   # (a run of PT and FPT has no Table 1 row but PT's)
+            text += f"\nOnly PT is here: this table sets {AGAINST_PT[name]} against PT, and no such run is among these.\n"
+        paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(text)
         paths[f'{name}.csv'] = out_dir/f'{name}.csv'; paths[f'{name}.csv'].write_text(to_csv(rows))
     return paths

@@ -313,14 +313,14 @@ class RunRecord:
         return save_checkpoint(self.checkpoints, step, prompt, dict(state, fingerprint=self.fp), tensors, keep=self.keep_checkpoints)
 
     def keep(self, name:str, prompt:torch.Tensor, rec:dict):
-        "Save `prompt` as the run's `name` prompt (`best`, `best_last`), with the evaluation that made it so."
+        "Save `prompt` as the run's `name` prompt (`best`, `best_last`), with the evaluation that made it so (each names its step)."
         if not self.main: return
-        save_prompt(prompt, self.dir/f'{name}_prompt.safetensors')
+        save_prompt(prompt, self.dir/f'{name}_prompt.safetensors', step=rec['step'])
         write_json(self.dir/f'{name}.json', rec)
 
-    def finish(self, prompt:torch.Tensor):
-        "Save the final prompt as `prompt.safetensors`."
-        if self.main: save_prompt(prompt, self.dir/'prompt.safetensors')
+    def finish(self, prompt:torch.Tensor, step:int|None=None):
+        "Save the final prompt, of training step `step`, as `prompt.safetensors`."
+        if self.main: save_prompt(prompt, self.dir/'prompt.safetensors', step=step)
 
 def _log_problem(recs:list[dict], step:int, flops:int|None, evals:tuple) -> str|None:
     "What is wrong with a run's log records up to its checkpoint at `step` (see `RunRecord.rewind`); None: nothing."
@@ -377,6 +377,7 @@ class Trainer:
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None,
                           resumed_at=[])   # the steps at which the run went on from a checkpoint (a command run again after a stop)
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
+        self.interrupted_at = None   # the step a Ctrl-C stopped `fit` at, once checkpointed and its prompt saved (None: it was not)
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
         self.main = self.rank == 0
@@ -458,12 +459,12 @@ class Trainer:
             held = ckpt.parent/f"step-{st[f'{k}_step']:07d}"/'prompt.safetensors'
             if not later:   # the record is the checkpoint's (_check_best_files): its prompt file must be too
                 if held.is_file() and not torch.equal(w := load_prompt(held), load_prompt(d/f'{k}_prompt.safetensors')):
-                    save_prompt(w, d/f'{k}_prompt.safetensors')
+                    save_prompt(w, d/f'{k}_prompt.safetensors', step=st[f'{k}_step'])
                 continue
             logged = [r for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r.get('kind') == 'eval'
                       and r.get('step') == st[f'{k}_step']] if (d/'log.jsonl').is_file() else []
             if held.is_file() and logged:   # (else left to the replay: the summary refuses a record of another step than the run's)
-                save_prompt(load_prompt(held), d/f'{k}_prompt.safetensors')
+                save_prompt(load_prompt(held), d/f'{k}_prompt.safetensors', step=st[f'{k}_step'])
                 write_json(d/f'{k}.json', dict(logged[-1], rule=BEST_RULES[k], metric=rec.get('metric')))
 
     def _check_best_files(self, ckpt:Path):
@@ -583,7 +584,7 @@ class Trainer:
         else: self.pt.to(self.device)   # a model placed across devices stays where it is; only the prompt follows its embeddings
         self.pt.train()
         old_handler = signal.signal(signal.SIGTERM, self._on_signal) if hasattr(signal, 'SIGTERM') and _main_thread() else None
-        self._interrupted = False   # one process only: processes of a data-parallel run could stop at different steps
+        self._interrupted, self.interrupted_at = False, None   # one process only: processes of a data-parallel run could stop at different steps
         old_interrupt = signal.signal(signal.SIGINT, self._on_interrupt) if self.dist is None and _main_thread() else None
         it = self._micro_batches()
         bar = tqdm(total=self.total_steps, initial=st['step'], desc='prompt tuning', disable=not (self.progress and self.main))
@@ -609,13 +610,16 @@ class Trainer:
                     self._checkpoint()
                 if self._stop_signal is not None and st['step'] < self.total_steps:   # (in the last step: the run is finished)
                     st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
-                if self._interrupted: raise KeyboardInterrupt(f"interrupted at step {st['step']}, which is checkpointed")
+                if self._interrupted:   # the prompt it stops with saved, as a SIGTERM stop saves it; then the caller can summarize
+                    self.record.finish(self.pt.prompt.weight, st['step'])
+                    self.interrupted_at = st['step']
+                    raise KeyboardInterrupt(f"interrupted at step {st['step']}, which is checkpointed")
         finally:
             bar.close()
             self.record.close()
             if old_handler is not None: signal.signal(signal.SIGTERM, old_handler)
             if old_interrupt is not None: signal.signal(signal.SIGINT, old_interrupt)
-        self.record.finish(self.pt.prompt.weight)
+        self.record.finish(self.pt.prompt.weight, st['step'])
         if self.dist: self.dist.wait_for_everyone()
         return st
 

@@ -134,6 +134,41 @@ def test_best_files_of_lost_steps_are_put_back_to_the_checkpoints(tmp_path):
     assert torch.equal(load_prompt(d/'best_prompt.safetensors'), load_prompt(d/'checkpoints'/'step-0000004'/'prompt.safetensors'))
 
 
+def test_export_of_a_run_killed_between_a_best_prompt_and_its_record(tmp_path, monkeypatch, recwarn):
+    """best_prompt_labelled_with_the_step_before: a kill after step 4's best prompt was written and before its record left
+    that prompt beside step 2's best_last.json, and export-peft exported it "from step 2". Each prompt file now says its
+    step: the export refuses the pair, and a resume puts the files right (the export then names the step its prompt is from)."""
+    import fpt_nb.train as train
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    from fpt_nb.checkpoint import prompt_step, read_json, load_prompt
+    from fpt_nb.peft import export_peft
+    items = encode('toy', TOK, toy_examples('train', 16))
+    def trainer(values, d):
+        pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+        it = iter(values)
+        return Trainer(pt, paper_schedule('pt', 6, pt.model), items, TrainConfig(batch_size=4, prompt_length=4, eval_every=2), d,
+                       evaluate=lambda p: dict(acc=next(it)), progress=False)
+    class Killed(Exception): "the process dies here"
+    real = train.write_json
+    def write_json(path, obj):
+        if Path(path).name == 'best_last.json' and obj.get('step') == 4: raise Killed
+        return real(path, obj)
+    monkeypatch.setattr(train, 'write_json', write_json)
+    d = tmp_path/'run'
+    with pytest.raises(Killed): trainer([50.0, 70.0], d).fit()
+    monkeypatch.undo()
+    assert (read_json(d/'best_last.json')['step'], prompt_step(d/'best_last_prompt.safetensors')) == (2, 4)
+    with pytest.raises(ValueError, match="best_last_prompt.safetensors holds the prompt of step 4, but best_last.json beside it "
+                                         "names step 2: the run was stopped between writing the two"):
+        export_peft(d, tmp_path/'adapter', 'tiny')
+    assert not (tmp_path/'adapter').exists()
+    trainer([70.0, 40.0], d).fit()   # resumed from step 2's checkpoint: step 4 evaluates as before, step 6 lower
+    assert (read_json(d/'best_last.json')['step'], prompt_step(d/'best_last_prompt.safetensors'), prompt_step(d/'prompt.safetensors')) == (4, 4, 6)
+    heard = []
+    export_peft(d, tmp_path/'adapter', 'tiny', say=heard.append)
+    assert heard[0] == f"exporting best_last_prompt.safetensors of {d} (from step 4)", heard
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Checkpoint state, the fast step's undo, run locks
 

@@ -539,8 +539,8 @@ def test_cuda_on_a_cpu_only_torch(tmp_path, capsys):
 
 def test_evaluate_bad_inputs(finished, tmp_path, capsys):
     d = copy(finished, tmp_path/'run')
-    code, _, err = fpt('evaluate', d, '--limit', 0, capsys=capsys)
-    one_line(code, err, 'limit must be a whole number of at least 1')
+    code, _, err = fpt('evaluate', d, '--limit', -1, capsys=capsys)   # (0 is all, as fpt run --eval-limit 0)
+    one_line(code, err, 'argument --limit: must be at least 0 (0: all), got -1')
     (d/'best_prompt.safetensors').unlink()
     code, _, err = fpt('evaluate', d, '--prompt', 'best', capsys=capsys)
     one_line(code, err, f"run {d} has no best prompt (best_prompt.safetensors): the run chose one, but the file is gone")
@@ -582,6 +582,9 @@ def test_evaluate_says_where_the_best_prompt_came_from(finished, capsys, tmp_pat
     assert f"best prompt from step {best['step']} (the paper's: the highest selection metric over all evaluations" in out, out
     ev = read_json(d/'eval-validation-8.json')
     assert (ev['stage_index'], ev['paper_acc']) == (best['stage'], best['paper_acc'])   # the same prompt on the same model and rows
+    code, out, err = fpt('evaluate', d, '--limit', 0, '--no-progress', capsys=capsys)   # 0: all, as fpt run --eval-limit 0
+    from fpt_nb.tasks import TOY_SIZES
+    assert code == 0 and read_json(d/'eval-validation.json')['n'] == TOY_SIZES['validation'], err
 
 @pytest.mark.parametrize('content,says', [('[1, 2]', 'holds a list: expected a JSON object'), ('{"task": "toy"}', "lacks 'model', 'method'")])
 def test_tables_on_a_bad_summary(content, says, tmp_path, capsys):

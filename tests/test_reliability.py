@@ -388,15 +388,68 @@ def test_a_summary_older_than_the_checkpoint_is_written_again(reference, tmp_pat
     assert_same_result(out, reference)
 
 def test_ctrl_c_checkpoints_its_step_then_stops_and_resumes(reference, tmp_path):
-    "SIGINT (Ctrl-C) inside step 5: the step finishes and is checkpointed, then KeyboardInterrupt ends the process (no summary); the resume is exact."
+    """SIGINT (Ctrl-C) inside step 5: the step finishes and is checkpointed, the run's summary says it stopped there (as a
+    SIGTERM stop's does), then KeyboardInterrupt ends the process; the resume is exact."""
     out = tmp_path/'run'
     with held_run(tmp_path, out, 'step', 5) as (p, go):
         os.kill(p.pid, signal.SIGINT); go()
         assert p.wait(timeout=60) in (1, -signal.SIGINT), child_output(tmp_path)   # an uncaught KeyboardInterrupt
     assert 'KeyboardInterrupt: interrupted at step 5, which is checkpointed' in child_output(tmp_path), child_output(tmp_path)
-    assert_loadable(out, 5)
+    prompt = assert_loadable(out, 5)
     assert [r['step'] for r in log_records(out, 'step')] == [1, 2, 3, 4, 5]
-    assert not (out/'summary.json').exists() and not (out/'run.lock').exists()
+    s = read_json(out/'summary.json')
+    assert (s['steps'], s['stopped']) == (5, 'interrupted (Ctrl-C) at step 5') and not (out/'run.lock').exists()
+    assert torch.equal(load_prompt(out/'prompt.safetensors'), prompt)
+    resume(out)
+    assert_same_result(out, reference)
+
+def ctrl_c_in_step(monkeypatch, n:int, times:int=1):
+    "Ctrl-C (SIGINT to this process) inside the `n`-th training step from now, `times` times in that step."
+    clip, calls = torch.nn.utils.clip_grad_norm_, [0]
+    def interrupt(*a, **k):
+        calls[0] += 1
+        if calls[0] == n:
+            for _ in range(times): os.kill(os.getpid(), signal.SIGINT)
+        return clip(*a, **k)
+    monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', interrupt)
+
+def test_ctrl_c_stop_is_tabulated_and_evaluated_as_unfinished(reference, tmp_path, monkeypatch):
+    """ctrl_c_without_summary: a run stopped by one Ctrl-C wrote no summary, so `fpt tables --unfinished` named it only and
+    `fpt evaluate` refused it, though its step was checkpointed and its prompts saved. It is now summarized as a SIGTERM
+    stop is: the tables take it with --unfinished (and say why not without), evaluate scores its best prompt."""
+    from fpt_nb.tables import collect_runs
+    out = tmp_path/'runs'/'fpt_cr'
+    ctrl_c_in_step(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt, match='interrupted at step 4, which is checkpointed'): resume(out)
+    monkeypatch.undo()
+    s = read_json(out/'summary.json')
+    assert (s['steps'], s['planned_steps'], s['stopped']) == (4, 6, 'interrupted (Ctrl-C) at step 4')
+    assert s['prompts']['prompt.safetensors'] == ckpt.prompt_digest(assert_loadable(out, 4))
+    with pytest.raises(ValueError, match=r'unfinished at step 4 of 6 \(interrupted \(Ctrl-C\) at step 4\)'): collect_runs(tmp_path/'runs')
+    assert [r['steps'] for r in collect_runs(tmp_path/'runs', unfinished=True)] == [4]
+    assert evaluate_run(out, limit=4, progress=False)['prompt_step'] == s['best']['step']
+    resume(out)
+    assert_same_result(out, reference)
+
+def test_ctrl_c_in_the_last_step_leaves_a_finished_run(reference, tmp_path, monkeypatch):
+    "Ctrl-C inside the last step (6 of 6): the run is finished, its summary says so (not stopped), and a rerun has nothing to do."
+    out = tmp_path/'run'
+    ctrl_c_in_step(monkeypatch, 6)
+    with pytest.raises(KeyboardInterrupt): resume(out)
+    monkeypatch.undo()
+    assert_same_result(out, reference)
+    before = snapshot(out)
+    resume(out)
+    assert_kept(before, snapshot(out), allow=('summary.json',))
+
+def test_a_second_ctrl_c_stops_at_once_without_a_summary(reference, tmp_path, monkeypatch):
+    "Two Ctrl-C in step 4: the second stops the step where it is; nothing of it is summarized or saved, and the resume is exact."
+    out = tmp_path/'run'
+    ctrl_c_in_step(monkeypatch, 4, times=2)
+    with pytest.raises(KeyboardInterrupt): resume(out)
+    monkeypatch.undo()
+    assert not (out/'summary.json').exists() and not (out/'prompt.safetensors').exists()
+    assert_loadable(out, 3)
     resume(out)
     assert_same_result(out, reference)
 
