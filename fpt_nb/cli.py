@@ -480,6 +480,12 @@ def cmd_run(a) -> int:
     if len(jobs) > 1 and any((out/n).exists() for n in RUN_FILES):
         raise ValueError(f"out_dir {out} is a run's folder: {len(jobs)} runs would go into folders inside it; give a new "
                          f"--out-dir (nothing was changed)")
+    runs_in = sorted(d.name for d in out.iterdir() if d.is_dir() and any((d/n).exists() for n in RUN_FILES)) if out.is_dir() else []
+    if len(jobs) == 1 and runs_in and not any((out/n).exists() for n in RUN_FILES):   # (a run of several methods, run again with one)
+        own = name(*jobs[0])
+        raise ValueError(f"out_dir {out} is a folder of runs ({', '.join(runs_in)}), and one run goes into its --out-dir itself: "
+                         + (f"give --out-dir {out/own} to go on with its {own} run, or a new folder" if own in runs_in else "give a new --out-dir")
+                         + " (nothing was changed)")
     kw = {k: getattr(a, k) for k in _RUN_ARGS} | dict(batch_size=p['batch_size'] or 32, eval_every=eval_every, eval_limit=eval_limit,
                                                       loss_group=p['loss_group'])
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)

@@ -949,6 +949,18 @@ def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsy
     one_line(code, err, "is a run's folder")
     assert snapshot(d) == before
 
+def test_one_method_does_not_go_into_a_folder_of_runs(finished, tmp_path, capsys):
+    """one_run_into_a_folder_of_runs: `fpt run --method pt fpt_cr --out-dir X` writes X/pt and X/fpt_cr. Run again with one
+    method to go on with one of them, it trained a new run in X itself, beside them (and fpt tables X then took both)."""
+    d = copy(finished, tmp_path/'runs'/'fpt_cr').parent
+    before = snapshot(d)
+    code, _, err = fpt('run', '--method', 'fpt_cr', '--steps', 6, '--out-dir', d, capsys=capsys)
+    one_line(code, err, f"out_dir {d} is a folder of runs (fpt_cr), and one run goes into its --out-dir itself: give --out-dir "
+                        f"{d/'fpt_cr'} to go on with its fpt_cr run, or a new folder (nothing was changed)")
+    code, _, err = fpt('run', '--method', 'pt', '--steps', 6, '--out-dir', d, capsys=capsys)
+    one_line(code, err, f"out_dir {d} is a folder of runs (fpt_cr), and one run goes into its --out-dir itself: give a new --out-dir")
+    assert snapshot(d) == before
+
 def test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary(finished, tmp_path, capsys):
     "Before: `--unfinished` rows looked like any other, and a killed run (no summary) was silently missing."
     copy(finished, tmp_path/'runs'/'done')

@@ -1550,6 +1550,9 @@ MUTANTS = [
     Mutant('evaluate_limit_zero_refused', 'cli.py', "a.split, a.prompt, a.limit or None, a.device", "a.split, a.prompt, a.limit, a.device",
            ('tests/test_records.py::test_evaluate_says_where_the_best_prompt_came_from',),
            "fpt evaluate --limit 0 is refused, where fpt run --eval-limit 0 means every example"),
+    Mutant('one_run_into_a_folder_of_runs', 'cli.py', "    if len(jobs) == 1 and runs_in and not any(", "    if False and runs_in and not any(",
+           ('tests/test_records.py::test_one_method_does_not_go_into_a_folder_of_runs',),
+           "fpt run with one method into the folder of a several-method run trains a new run beside them, not the one it meant"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
