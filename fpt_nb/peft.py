@@ -55,7 +55,7 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
     if s:
         from fpt_nb.run import check_prompt_of_run, run_model   # (imported here: the run module is heavier than an export needs)
         w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
-        if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)   # the folder the run loaded, not one of that name here
+        if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)   # the folder the run loaded, not one of that name here (config.json gone: the summary's)
     rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
     chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
     w, own = read_prompt(f) if w is None else (w, prompt_step(f))   # the step the file says its prompt is from (None: it says none)
@@ -73,8 +73,7 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
     name = stages[min(chosen.get('stage', len(stages) - 1), len(stages) - 1)].get('name')
     if name and name != 'full':
         warnings.warn(f"run {p} trained this prompt on a partial model ({name}); PEFT will apply it to the full model")
-    named = {'model': s['model']} if isinstance(s.get('model'), str) else {}   # (config.json gone: the summary names the model too)
-    return w, dict(named, **cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
+    return w, dict(cfg, trained_arch=trained_arch(p))   # the class its checkpoints' fingerprint names
 
 def backbone_config(model_name_or_path:str) -> PretrainedConfig:
     "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."

@@ -1384,7 +1384,7 @@ MUTANTS = [
     Mutant('values_checked_late', 'run.py', "    check_values(**planned.arguments)", "    pass",
            ('tests/test_cli.py::test_bad_values_are_refused_before_the_first_run_is_announced',),
            "a value no run takes (eval_limit -3) is refused by the first run, after its '==' line, not before"),
-    Mutant('export_model_from_config_only', 'peft.py', "named = {'model': s['model']} if isinstance(s.get('model'), str) else {}", "named = {}",
+    Mutant('export_model_from_config_only', 'peft.py', "        if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)", "        if False: pass",
            ('tests/test_records.py::test_export_peft_of_a_run_without_its_config_takes_its_summarys_model',),
            "a run folder without config.json cannot be exported, though its summary names the model"),
     Mutant('evaluate_stopped_unsaid', 'run.py', "    if why := stopped_before_summary(run_dir): raise", "    if why := None: raise",
