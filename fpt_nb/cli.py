@@ -432,6 +432,7 @@ def cmd_run(a) -> int:
     import torch
     from fpt_nb.train import TrainConfig
     from fpt_nb.run import launch, check_planned_run, RUN_FILES
+    from fpt_nb.checkpoint import is_run_config
     from fpt_nb.plots import plot_run
     from fpt_nb.tables import table1, table2, to_markdown, write_tables, read_summary
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
@@ -480,7 +481,7 @@ def cmd_run(a) -> int:
     if len(jobs) > 1 and any((out/n).exists() for n in RUN_FILES):
         raise ValueError(f"out_dir {out} is a run's folder: {len(jobs)} runs would go into folders inside it; give a new "
                          f"--out-dir (nothing was changed)")
-    runs_in = sorted(d.name for d in out.iterdir() if d.is_dir() and any((d/n).exists() for n in RUN_FILES)) if out.is_dir() else []
+    runs_in = sorted(d.name for d in out.iterdir() if is_run_config(d/'config.json') or (d/'summary.json').is_file()) if out.is_dir() else []
     if len(jobs) == 1 and runs_in and not any((out/n).exists() for n in RUN_FILES):   # (a run of several methods, run again with one)
         own = name(*jobs[0])
         raise ValueError(f"out_dir {out} is a folder of runs ({', '.join(runs_in)}), and one run goes into its --out-dir itself: "
