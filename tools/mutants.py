@@ -1553,6 +1553,10 @@ MUTANTS = [
     Mutant('one_run_into_a_folder_of_runs', 'cli.py', "    if len(jobs) == 1 and runs_in and not any(", "    if False and runs_in and not any(",
            ('tests/test_records.py::test_one_method_does_not_go_into_a_folder_of_runs',),
            "fpt run with one method into the folder of a several-method run trains a new run beside them, not the one it meant"),
+    Mutant('model_folder_taken_for_a_run', 'cli.py', "if is_run_config(d/'config.json') or (d/'summary.json').is_file()) if out.is_dir()",
+           "if d.is_dir() and any((d/n).exists() for n in RUN_FILES)) if out.is_dir()",
+           ('tests/test_records.py::test_one_method_does_not_go_into_a_folder_of_runs',),
+           "a model folder (a config.json) kept in a runs folder is named one of its runs"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
