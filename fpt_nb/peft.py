@@ -10,7 +10,7 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from .prompt import tiny_t5_config, check_model_folder
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
-from .checkpoint import load_prompt, prompt_step, read_json, read_prompt, trained_arch
+from .checkpoint import load_prompt, read_json, read_prompt, trained_arch
 from .partial import Stage
 from .tables import run_unfinished
 
@@ -51,14 +51,13 @@ def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
         return load_prompt(p), dict(trained_arch=trained_arch(p.parent))   # a prompt file moved out of its run: only its family is known
     cfg = read_json(p/'config.json', 'run config') if (p/'config.json').is_file() else {}
     s = read_json(p/'summary.json', 'run summary') if (p/'summary.json').is_file() else {}
-    w = None
+    w, own = read_prompt(f)   # read once: the prompt exported is the prompt checked, with the step its file says (None: none)
     if s:
         from fpt_nb.run import check_prompt_of_run, run_model   # (imported here: the run module is heavier than an export needs)
-        w = check_prompt_of_run(p, s, f)   # read once: the prompt exported is the prompt checked
+        check_prompt_of_run(p, s, f, w)
         if isinstance(m := run_model(s), str): cfg = dict(cfg, model=m)   # the folder the run loaded, not one of that name here (config.json gone: the summary's)
     rec = p/f.name.replace('_prompt.safetensors', '.json')   # best.json, best_last.json: the evaluation that chose the prompt
     chosen = read_json(rec) if f.name != 'prompt.safetensors' and rec.is_file() else {}
-    w, own = read_prompt(f) if w is None else (w, prompt_step(f))   # the step the file says its prompt is from (None: it says none)
     if own is not None and chosen.get('step') is not None and own != chosen['step']:   # a kill between the two writes: no summary yet
         raise ValueError(f"{f} holds the prompt of step {own}, but {rec.name} beside it names step {chosen['step']}: the run was stopped "
                          f"between writing the two; run its command again (its resume puts them right), then export (nothing was written)")

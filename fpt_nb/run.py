@@ -501,7 +501,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     summarize = lambda st: _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
     try: st = tr.fit(a.resume)
     except KeyboardInterrupt:   # Ctrl-C: a stop at a checkpointed step is summarized as a SIGTERM stop is (tables --unfinished, evaluate)
-        if tr.interrupted_at is None or tr.interrupted_at != tr.state['step']: raise   # a second Ctrl-C, mid-step: nothing to summarize
+        if tr.interrupted_at != tr.state['step']: raise   # a second Ctrl-C, mid-step: nothing to summarize
         st = tr.state
         if main: write_json(run_dir/'summary.json', summarize(dict(st, stopped=None if st['step'] >= tr.total_steps else
                                                                        f"interrupted (Ctrl-C) at step {st['step']}")))
@@ -546,11 +546,11 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, command:str='
         raise ValueError(f"model folder {model} is not the model run {run_dir} was trained with: its weights or config differ (digest "
                          f"{got}, the run recorded {ref['digest']})")
 
-def check_prompt_of_run(run_dir:Path, summary:dict, f:Path) -> torch.Tensor:
-    """The prompt in file `f` of the run in `run_dir`, read once and refused where it is not what the run saved there: its summary
-    recorded another prompt (the file was replaced or edited), or the record of its choice (`best.json`, `best_last.json`) names
-    another step. Use the tensor returned, not the file again: the file could change after the check."""
-    w = load_prompt(f)
+def check_prompt_of_run(run_dir:Path, summary:dict, f:Path, w:torch.Tensor|None=None) -> torch.Tensor:
+    """The prompt in file `f` of the run in `run_dir` (`w`, where the caller has read it), read once and refused where it is not
+    what the run saved there: its summary recorded another prompt (the file was replaced or edited), or the record of its choice
+    (`best.json`, `best_last.json`) names another step. Use the tensor returned, not the file again: the file could change after the check."""
+    w = load_prompt(f) if w is None else w
     want = (summary.get('prompts') or {}).get(f.name)
     if want is not None and (got := prompt_digest(w)) != want:
         raise ValueError(f"{f} is not the prompt run {run_dir} saved there (digest {got}, its summary recorded {want}): it was replaced "
