@@ -222,13 +222,13 @@ class PromptCausalLM(PromptModel):
         ids, mask, where = self.pack(input_ids, attention_mask, labels)
         embeds, mask = self.embed(ids, mask)
         hidden = self.model.base_model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-        hidden = hidden.gather(1, where.unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))
+        hidden = hidden.gather(1, where.to(hidden.device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))   # (a device map: the last layer's)
         return self.model.get_output_embeddings()(hidden)
 
     def forward(self, input_ids, attention_mask=None, labels=None) -> CausalLMOutput:
         "`logits` (B, labels, vocab) aligned with `labels`, and the mean cross-entropy over the completion tokens as `loss`."
         logits = self.logits(input_ids, attention_mask, labels)
-        loss = None if labels is None else F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=-100)
+        loss = None if labels is None else F.cross_entropy(logits.float().flatten(0, 1), labels.to(logits.device).flatten(), ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
 
     @torch.no_grad()

@@ -339,8 +339,9 @@ def _run_flags(p):
                                      f'fewer than {SHORT_RUN} steps on a data set; 0: all)')
     a('--eval-every', type=_at_least(0, ' (0: only at the end of each stage)'),
       help="steps between evaluations (default: a twentieth of the steps; the presets: the paper's 500; 0: only at the end of each stage)")
-    a('--max-target-length', type=_at_least(1), help="target length in tokens: longer targets are cut, generation stops one short of it "
-                                             "(default: the task's, as the paper's scripts: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
+    a('--max-target-length', type=_at_least(1), help="target length in tokens, EOS included: longer targets are cut, and "
+                                             "generation stops at it (a T5 one short: its decoder's start token counts, as in the paper's "
+                                             "scripts) (default: the task's, as theirs: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
     a('--score-file', help='neuron scores for fr/cr (default: computed and saved in the run folder)')
     a('--score-examples', type=int, default=1000, help='examples the neuron scores average over (default 1000, the paper\'s)')
     a('--score-split', choices=('validation', 'train'), default='validation',

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .checkpoint import read_json, stopped_before_summary
 from .plots import read_log
-from .train import better_score
+from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
@@ -73,11 +73,9 @@ def summary_disagrees(s:dict) -> str|None:
                     f"a record was changed after the run (restore it, or run it again)")
     last = len(s.get('stages') or []) - 1
     for what in ('best', 'best_last_stage'):   # the evaluation the run's rule picks from its log (the last stage's, for best_last)
-        rec, chosen = s.get(what) or {}, None
+        rec = s.get(what) or {}
         if rec.get('step') is None or (metric := rec.get('metric')) is None or not any(e.get('step') == rec['step'] for e in evals): continue
-        for e in evals:
-            if metric in e and (what == 'best' or e.get('stage') == last) and better_score(e[metric], None if chosen is None else chosen[metric]):
-                chosen = e
+        chosen = best_evaluation([e for e in evals if metric in e and (what == 'best' or e.get('stage') == last)], metric)
         if chosen is not None and chosen['step'] != rec['step']:
             return (f"its summary's {what} is step {rec['step']} ({metric} {rec.get('value')!r}), where its log.jsonl's best "
                     f"evaluation by the run's rule is step {chosen['step']} ({chosen[metric]!r}): a record was changed after the run "
@@ -120,10 +118,7 @@ def best_at_flops(run_dir, flops:float, metric:str, select:str|None=None) -> flo
     select = select or metric
     evs = sorted((r for r in read_log(run_dir)['eval'] if metric in r and select in r), key=lambda r: r['flops'])
     if not evs: raise ValueError(f"{run_dir} logged no evaluation with {metric!r} and {select!r}: cannot read its curve (run it with eval_every > 0)")
-    best = None
-    for r in [r for r in evs if r['flops'] <= flops] or evs[:1]:
-        if better_score(r[select], None if best is None else best[select]): best = r   # the trainer's rule
-    return float(best[metric])
+    return float(best_evaluation([r for r in evs if r['flops'] <= flops] or evs[:1], select)[metric])   # the trainer's rule
 
 # %% ../nbs/24_tables.ipynb #7557129a
 METHOD_NAMES = dict(pt='PT', ld='LD', fr='FR', cr='CR', fpt_ld='FPT_LD', fpt_fr='FPT_FR', fpt_cr='FPT_CR')

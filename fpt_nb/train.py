@@ -26,8 +26,8 @@ from .names import METHODS
 # %% auto #0
 __all__ = ['PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
            'paper_schedule', 'check_phases', 'stop_ids', 'generate_texts', 'evaluator', 't5_batch_flops',
-           'autocast_bf16', 'better_score', 'NonFiniteLoss', 'scores_digest', 'fingerprint', 'fingerprint_diff',
-           'RunRecord', 'Trainer', 'distributed_state']
+           'autocast_bf16', 'better_score', 'best_evaluation', 'NonFiniteLoss', 'scores_digest', 'fingerprint',
+           'fingerprint_diff', 'RunRecord', 'Trainer', 'distributed_state']
 
 # %% ../nbs/21_train.ipynb #98503ed6
 @dataclass
@@ -197,6 +197,13 @@ def better_score(v:float, best:float|None) -> bool:
     if best is None: return True
     if math.isnan(v): return False
     return math.isnan(best) or v >= best
+
+def best_evaluation(evals, key:str) -> dict|None:
+    "The evaluation of `evals` (in the order they were made) that the trainer's rule (`better_score` on `key`) keeps; None for none."
+    best = None
+    for e in evals:
+        if better_score(e[key], None if best is None else best[key]): best = e
+    return best
 
 class NonFiniteLoss(RuntimeError):
     "The loss became NaN or infinite; training stopped without saving the bad state."

@@ -31,6 +31,17 @@ def test_two_processes_match_one(single, tmp_path):
     logs = (tmp_path/'dp'/'log.jsonl').read_text().splitlines()
     assert sum('"kind": "step"' in l for l in logs) == 6    # one log, from the main process only
 
+def test_two_processes_match_one_on_a_decoder_only_model(tmp_path):
+    "The same for a decoder-only backbone (its prompt goes before the input, its loss is over the completion only)."
+    kw = dict(RUN, model='tiny-llama', out_dir=str(tmp_path/'one'))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try: one = run_experiment(**kw)
+    finally: torch.set_num_threads(threads)
+    s = run_distributed(2, **dict(kw, out_dir=str(tmp_path/'dp')))
+    assert s['processes'] == 2 and s['steps'] == 6 and s['total_flops'] == one['total_flops']
+    torch.testing.assert_close(load_prompt(tmp_path/'dp'/'prompt.safetensors'), load_prompt(tmp_path/'one'/'prompt.safetensors'), **TOL)
+
 def launch_then_kill(out:Path, kw:dict) -> Path:
     "Launch a 2-process run of `kw` into `out` as `fpt run --num-processes 2` does, SIGKILL the launcher's process group once it has checkpointed step 2."
     out.mkdir()

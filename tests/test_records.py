@@ -423,6 +423,21 @@ def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_b
     assert code == 0 and f"left out: run {d}: {says}" in out, out
     assert 'FPT_CR' not in (root/'table2.md').read_text()
 
+def test_the_best_of_the_last_stage_is_held_to_the_last_stages_evaluations(tmp_path):
+    """disagrees_best_last_over_every_stage: an FPT run whose best evaluation of all came in a partial stage was left out of
+    the tables, its (sound) best_last_stage said to contradict its log, as if the last stage's best were the best of all."""
+    from fpt_nb.tables import summary_disagrees
+    evs = [dict(kind='eval', step=2, stage=0, acc=0.9), dict(kind='eval', step=4, stage=1, acc=0.6), dict(kind='eval', step=6, stage=1, acc=0.7)]
+    (tmp_path/'log.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in evs))
+    rec = lambda e: dict(step=e['step'], stage=e['stage'], metric='acc', value=e['acc'], metrics=dict(acc=e['acc']))
+    s = dict(run_dir=str(tmp_path), steps=6, stages=[{}, {}], best=rec(evs[0]), best_last_stage=rec(evs[2]))
+    assert summary_disagrees(s) is None
+    assert summary_disagrees(dict(s, best_last_stage=rec(evs[1]))) == (
+        "its summary's best_last_stage is step 4 (acc 0.6), where its log.jsonl's best evaluation by the run's rule is step 6 (0.7): "
+        "a record was changed after the run (restore it, or run it again)")
+    assert summary_disagrees(dict(s, best=rec(evs[2]))).startswith("its summary's best is step 6 (acc 0.7), where its log.jsonl's best "
+                                                                    "evaluation by the run's rule is step 2 (0.9)")
+
 def test_wall_time_of_runs_on_other_hardware_is_not_compared(pt_beside, tmp_path, capsys):
     """threads_unrecorded: `--threads` was recorded nowhere, and wall % PT set a 2-thread PT's seconds against a 1-thread FPT
     run's (4% of PT, unsaid). Each summary records its threads; a row whose device, processes or threads are not PT's has its

@@ -1052,8 +1052,8 @@ MUTANTS = [
            ('tests/test_plots.py::test_the_runs_own_curve_is_drawn_over_the_overlay_on_log_loss_axes',),
            'the loss panels on a linear scale'),
     Mutant('pt_best_before_first_eval', 'tables.py',
-           "for r in [r for r in evs if r['flops'] <= flops] or evs[:1]:",
-           "for r in [r for r in evs if r['flops'] <= flops] or evs:",
+           "best_evaluation([r for r in evs if r['flops'] <= flops] or evs[:1], select)",
+           "best_evaluation([r for r in evs if r['flops'] <= flops] or evs, select)",
            ('tests/test_scoring.py::test_improve_before_pts_first_evaluation_is_against_that_evaluation',),
            "an FPT run cheaper than PT's first evaluation is compared with PT's best of its whole run"),
     Mutant('tables_pool_local_models_by_name', 'tables.py',
@@ -1557,6 +1557,10 @@ MUTANTS = [
            "if d.is_dir() and any((d/n).exists() for n in RUN_FILES)) if out.is_dir()",
            ('tests/test_records.py::test_one_method_does_not_go_into_a_folder_of_runs',),
            "a model folder (a config.json) kept in a runs folder is named one of its runs"),
+    Mutant('disagrees_best_last_over_every_stage', 'tables.py', "if metric in e and (what == 'best' or e.get('stage') == last)]",
+           "if metric in e]",
+           (R + '::test_the_best_of_the_last_stage_is_held_to_the_last_stages_evaluations',),
+           "the tables check a summary's best of the last stage against the best of every stage, and leave out a sound run"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
