@@ -146,10 +146,11 @@ def part_padding(data_dir, b, steps, report):
     return report['padding']
 
 def part_step(size, b, n_in, n_tgt, rounds, compile_too=False) -> dict:
-    """The trainer's step on this CPU: the old `Trainer._step` against `FastStep` with the levers a CPU can pull, in fp32
+    """The trainer's step on this CPU: the old step (`fpt_nb.fast.plain_step`, the trainer's before `FastStep`) against `FastStep`
+    with the levers a CPU can pull (no lever: the trainer's step as it is), in fp32
     (what a CPU run trains in) and under bf16 autocast (what a GPU run trains in). Interleaved rounds, medians."""
     from types import SimpleNamespace
-    from fpt_nb.fast import FastOptions, agreement
+    from fpt_nb.fast import FastOptions, agreement, plain_step
     from fpt_nb.batches import collate
     import_train()
     model = build(paper_config(size)); pt = PromptT5(model, 20)
@@ -164,10 +165,10 @@ def part_step(size, b, n_in, n_tgt, rounds, compile_too=False) -> dict:
         loss.backward()
         g, pt.prompt.weight.grad = pt.prompt.weight.grad.clone(), None
         return loss.detach(), g
-    groups = {False: [('old step (Trainer._step)', None), ('one wait per step', FastOptions()),
+    groups = {False: [('old step (plain_step)', None), ('one wait per step', FastOptions()),
                       ('our forward, eager attention', FastOptions(attention='eager')), ('our forward, SDPA', FastOptions(attention='sdpa'))]
                      + ([('+ compiled blocks', FastOptions(attention='sdpa', compile=True))] if compile_too else []),
-              True: [('old step (Trainer._step)', None), ('+ bf16 weights', FastOptions(bf16_weights=True)),
+              True: [('old step (plain_step)', None), ('+ bf16 weights', FastOptions(bf16_weights=True)),
                      ('+ our forward, SDPA', FastOptions(bf16_weights=True, attention='sdpa'))]}
     out = dict(size=size, batch=b, input=n_in, target=n_tgt, rounds=rounds, rows=[])
     for autocast in (False, True):   # fp32 first: bf16 weights are cast in place
@@ -175,7 +176,7 @@ def part_step(size, b, n_in, n_tgt, rounds, compile_too=False) -> dict:
         steppers = []
         for name, options in groups[autocast]:
             tr = make_trainer(pt, items, a, 'cpu', run, bf16=autocast)
-            step = tr._step if options is None else fast_step(tr, options)
+            step = (lambda it, w, tr=tr: plain_step(tr, it, w)) if options is None else fast_step(tr, options)
             ref = loss_grad(lambda: pt(b0['input_ids'], b0['attention_mask'], labels=b0['labels']).loss, autocast) if options is None else ref
             t = time.perf_counter()
             got = loss_grad(lambda: step.loss(b0), autocast) if options is not None else ref

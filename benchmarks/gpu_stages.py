@@ -7,11 +7,12 @@
 
 For each size (random weights: cost does not depend on weight values), in this order:
 
-1. The old step: `Trainer._step` as the trainer runs it (fp32 weights under bf16 autocast, eager attention,
-   waits for the GPU during the step), fed by the trainer's own batch iterator. Median wall time of a step,
+1. The old step: `fpt_nb.fast.plain_step`, the step `Trainer` took before `FastStep` (fp32 weights under bf16
+   autocast, eager attention, the host waiting for the GPU during the step: a loss read per micro-batch, the
+   gradient norm, the prompt's check), fed by the trainer's own batch iterator. Median wall time of a step,
    peak memory, host waits per step (torch.cuda sync debug mode), and a profile on the smallest CR stage.
 2. The levers of `fpt_nb.fast`, one added at a time, each as a `FastStep` built from a trainer's parts
-   (what `Trainer` runs once integrated): one wait per step; bf16 weights; our forward with the attention
+   (what `Trainer` runs): one wait per step (the trainer's step as it is, no lever); bf16 weights; our forward with the attention
    bias built once and SDPA; compiled blocks; FlexAttention; CUDA graphs. Each one's loss and prompt gradient
    at the same prompt and batch are checked against the old step's (`fpt_nb.fast.TOLERANCES['bf16']`:
    relative loss difference <= 1e-2, gradient cosine >= 0.99); a lever that disagrees is not used.
@@ -22,8 +23,10 @@ For each size (random weights: cost does not depend on weight values), in this o
 5. A bare loop (forward + backward, whole model cast to bf16, SDPA, stock forward): what issue 6 timed.
 
 FLOPs are the trainer's count (fpt_nb.flops, exact against FlopCounterMode). Share of peak is against the
-GPU's dense bf16 peak (H200/H100 SXM: 989 TFLOP/s; `--peak-tflops` for others). A time budget (`--budget-min`)
-skips optional parts (extra levers, profiles) rather than overrun; what was skipped is recorded.
+GPU's dense bf16 peak (H200/H100 SXM: 989 TFLOP/s; `--peak-tflops` for others), and against what one large bf16
+matmul reaches on this card (measured first). A time budget (`--budget-min`) skips optional parts (extra levers,
+profiles) rather than overrun; what was skipped is recorded. The report files are rewritten after every part, so a
+run killed at its time limit keeps what it measured; a part that fails is recorded and the rest goes on.
 """
 import argparse, gc, importlib, json, statistics, sys, tempfile, time, types, warnings
 from pathlib import Path
@@ -64,6 +67,15 @@ def timed(fn, dev, n):
         else:
             t = time.perf_counter(); fn(); ts.append(time.perf_counter() - t)
     return statistics.median(ts)
+
+MATMUL_N = 8192
+
+def matmul_tflops(dev) -> float|None:
+    "What one large bf16 matmul reaches on this GPU (TFLOP/s): the share of it is the step's share of what the card gives."
+    if dev.type != 'cuda': return None
+    x = torch.randn(MATMUL_N, MATMUL_N, device=dev, dtype=torch.bfloat16); y = torch.randn_like(x)
+    for _ in range(3): x @ y
+    return 2 * MATMUL_N**3 / timed(lambda: x @ y, dev, 10) / 1e12
 
 def set_attn(model, impl):
     try: model.set_attn_implementation(impl)
@@ -168,17 +180,18 @@ def peak_gib(dev) -> float:
 
 def time_steps(step, it, widths, dev, warmup:int, n:int) -> dict:
     "Median wall seconds of `n` trainer steps after `warmup`, the FLOPs of a step and the peak memory while timing."
+    problems = []   # a non-finite step (random weights, lr 0.3) is recorded: the timing stands
     for _ in range(warmup):
         loss, flops, problem = step(it, widths)
-        if problem: raise RuntimeError(problem)
+        if problem: problems.append(problem)
     reset_peak(dev)
     ts = []
     for _ in range(n):
         sync(dev); t = time.perf_counter()
         loss, flops, problem = step(it, widths)
         sync(dev); ts.append(time.perf_counter() - t)
-        if problem: raise RuntimeError(problem)
-    return dict(step_s=statistics.median(ts), flops=flops, peak_gib=peak_gib(dev), loss=loss)
+        if problem: problems.append(problem)
+    return dict(step_s=statistics.median(ts), flops=flops, peak_gib=peak_gib(dev), loss=loss, problems=problems[:3])
 
 def host_waits(step, it, widths, dev) -> int|None:
     "How many times one step makes the host wait for the GPU (CUDA's sync debug mode counts them)."
@@ -243,13 +256,21 @@ def peft_step_fn(model, pt, batch, dev, clip_norm:float=1.0):
         return loss.item()
     return step
 
-def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0) -> dict:
-    "One size: `budget` is its share of the run's time; the stage table may run on into `total`, keeping `later_s` for the sizes after."
+def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None, later_s:float=0) -> dict:
+    """One size, into `res` (`save()` writes the report after each part): `budget` is its share of the run's time; the stage
+    table may run on into `total`, keeping `later_s` for the sizes after. An optional part that fails is recorded in
+    `res['errors']` and the rest goes on."""
     import_train()
-    from fpt_nb.fast import FastOptions, agreement
+    from fpt_nb.fast import FastOptions, agreement, plain_step
     from fpt_nb.batches import collate
     t0 = time.perf_counter()
-    res = dict(skipped=[], levers=[], stages=[])
+    res.update(skipped=[], levers=[], stages=[])
+    def part(what, fn):
+        try: fn()
+        except Exception as e:
+            res.setdefault('errors', []).append(f"{what}: {type(e).__name__}: {e}"[:500])
+            log(f"  {what} failed: {res['errors'][-1]}")
+        finally: save()
     model = build(size, dev, torch.float32)   # fp32 weights, eager attention: as `load_t5` gives the trainer a model
     pt = PromptT5(model, 20).to(dev)
     c = model.config
@@ -274,23 +295,29 @@ def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0
         ids, keep, labels = batch_dev()
         ref = loss_grad(pt, lambda: pt(ids, keep, labels=labels).loss)
     it = tr._micro_batches()
-    old = time_steps(tr._step, it, widths, dev, a.warmup, a.steps)
-    old['host_waits'] = host_waits(tr._step, it, widths, dev)
+    plain = lambda it, w, tr=tr: plain_step(tr, it, w)   # the trainer's step before FastStep
+    old = time_steps(plain, it, widths, dev, a.warmup, a.steps)
+    old['host_waits'] = host_waits(plain, it, widths, dev)
     res.update(pt_step_ms_before=1e3 * old['step_s'], peak_gib_before=old['peak_gib'], step_flops=old['flops'],
-               host_waits_before=old['host_waits'], loss_ref=float(ref[0]))
-    log(f"  old step (Trainer._step: fp32 weights, autocast, eager attention): {1e3 * old['step_s']:.1f} ms, "
-        f"{old['flops'] / old['step_s'] / 1e12:.1f} TFLOP/s, peak {old['peak_gib']:.1f} GiB, host waits per step {old['host_waits']}")
-    if budget.allow(4 * old['step_s'] * 6 + 10, f'{size} profile before', res['skipped']):
-        apply_stage(model, smallest_cr, sc)
-        table, summary = profile_step(tr._step, it, ffn_widths(model), dev)
-        apply_stage(model, FULL)
+               host_waits_before=old['host_waits'], loss_ref=float(ref[0]), problems_before=old['problems'])
+    log(f"  old step (plain_step: fp32 weights, autocast, eager attention, host checks): {1e3 * old['step_s']:.1f} ms, "
+        f"{old['flops'] / old['step_s'] / 1e12:.1f} TFLOP/s, peak {old['peak_gib']:.1f} GiB, host waits per step {old['host_waits']}"
+        + (f"; {old['problems'][0]}" if old['problems'] else ''))
+    save()
+    def profile_before():
+        try:
+            apply_stage(model, smallest_cr, sc)
+            table, summary = profile_step(plain, it, ffn_widths(model), dev)
+        finally: apply_stage(model, FULL)
         res['profile'] = dict(stage=smallest_cr.describe(), before=summary)
-        (out_dir/f'gpu_profile_{size}.txt').write_text(f"{size}, {smallest_cr.describe()}, old step (Trainer._step)\n{table}\n")
+        (out_dir/f'gpu_profile_{size}.txt').write_text(f"{size}, {smallest_cr.describe()}, old step (plain_step)\n{table}\n")
         log(f"  profile before, {smallest_cr.describe()}: {summary['wall_ms_per_step']} ms wall, device busy {summary['device_busy_ms_per_step']} ms; "
             f"top: " + '; '.join(f"{r['op']} {r['own_ms_per_step']}" for r in summary['top'][:4]))
+    if budget.allow(4 * old['step_s'] * 6 + 10, f'{size} profile before', res['skipped']): part(f'{size} profile before', profile_before)
 
     # 2. the levers, at the full model
     compile_s, best = None, None
+    stage_steps = max(2, a.steps // 2 if size != 'tiny' else a.steps)   # timed steps per stage of Table 1
     levers = [(n, o) for n, o in LEVERS if not a.levers or n in a.levers]
     for name, fields in levers:
         fields = dict(fields)
@@ -307,7 +334,9 @@ def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0
             fields['attention'] = min(compiled, key=lambda r: r['step_ms'])['options']['attention']
         compiling = (compile_s or a.compile_guess_s) * 1.3 if fields.get('compile') else 0
         need = compiling + (a.warmup + a.steps + 2) * old['step_s']
-        table = len(stages(size)) * (a.warmup + a.steps) * old['step_s'] + 3 * compiling   # Table 1 with this lever: 3 new FFN widths
+        # Table 1 with this lever, at the old step's speed: each stage's warm-up and timed steps, and a recompile of each of
+        # the 3 new FFN widths (one block graph of a new width: a fraction of the first compile)
+        table = len(stages(size)) * (a.warmup + stage_steps) * old['step_s'] + 3 * 0.3 * compiling
         if not budget.allow(need, f'{size} {name}', res['skipped'], reserve_s=table): continue
         row = dict(name=name, options=fields)
         try:
@@ -322,14 +351,14 @@ def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0
             row['ok'] = row['agreement']['ok']
             it = tr._micro_batches()
             m = time_steps(step, it, widths, dev, a.warmup, a.steps)
-            row.update(step_ms=1e3 * m['step_s'], peak_gib=m['peak_gib'], host_waits=host_waits(step, it, widths, dev))
+            row.update(step_ms=1e3 * m['step_s'], peak_gib=m['peak_gib'], host_waits=host_waits(step, it, widths, dev), problems=m['problems'])
             log(f"  {name:<20} {row['step_ms']:8.1f} ms  {m['flops'] / m['step_s'] / 1e12:6.1f} TFLOP/s  peak {m['peak_gib']:5.1f} GiB  "
                 f"waits {row['host_waits']}  first call {row['first_call_s']:.1f} s  loss rdiff {row['agreement']['loss_rdiff']:.1e} "
                 f"grad cos {row['agreement']['grad_cos']:.4f}{'' if row['ok'] else '  DISAGREES: not used'}")
         except Exception as e:
             row.update(ok=False, error=f"{type(e).__name__}: {e}"[:500])
             log(f"  {name:<20} failed: {row['error']}")
-        res['levers'].append(row)
+        res['levers'].append(row); save()
         if name == '+ bias once, SDPA' and 'peft_step_ms' not in res:   # PEFT now, while the model is the one the levers use
             peft(model, pt, b0, dev, res, budget, log, size)
     if 'peft_step_ms' not in res: peft(model, pt, b0, dev, res, budget, log, size)
@@ -340,43 +369,50 @@ def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0
     log(f"  fastest agreeing: {best['name']} ({best['step_ms']:.1f} ms)")
 
     # 4. Table 1's stages with the fastest lever set
-    tr = fresh_trainer()
-    step = fast_step(tr, FastOptions(**best['options']))
-    it = tr._micro_batches()
-    n = max(2, a.steps // 2 if size != 'tiny' else a.steps)
-    for name, st in stages(size):
-        need = (a.warmup + n) * best['step_ms'] / 1e3 + (1.3 * (compile_s or 0) if best['options'].get('compile') else 0)
-        if name != 'PT' and not (total or budget).allow(need, f'{size} stage {name}', res['skipped'], reserve_s=later_s): continue
-        t = time.perf_counter(); apply_stage(model, st, sc); sync(dev); expand_s = time.perf_counter() - t
-        w = ffn_widths(model)
-        t = time.perf_counter(); step(it, w); first = time.perf_counter() - t
-        m = time_steps(step, it, w, dev, max(0, a.warmup - 1), n)
-        res['stages'].append(dict(stage=name, flops=m['flops'], step_ms=1e3 * m['step_s'], first_step_s=first, expand_s=expand_s,
-                                  peak_gib=m['peak_gib']))
-        log(f"  {name:<12} {m['flops'] / 1e12:8.2f} TFLOP {1e3 * m['step_s']:8.1f} ms  first step {first:6.2f} s  peak {m['peak_gib']:5.1f} GiB")
-    pt_row = res['stages'][0]
-    for r in res['stages']:
-        r['flops_frac'], r['wall_frac'] = r['flops'] / pt_row['flops'], r['step_ms'] / pt_row['step_ms']
-        r['wall_over_flops'] = r['wall_frac'] / r['flops_frac']
-    partial = [r['wall_over_flops'] for r in res['stages'][1:]]
-    res['max_wall_over_flops'] = max(partial) if partial else None
-    if budget.allow(4 * best['step_ms'] / 1e3 * 6 + 10, f'{size} profile after', res['skipped']):
-        apply_stage(model, smallest_cr, sc)
-        table, summary = profile_step(step, it, ffn_widths(model), dev)
-        res.setdefault('profile', dict(stage=smallest_cr.describe()))['after'] = summary
-        with open(out_dir/f'gpu_profile_{size}.txt', 'a') as f: f.write(f"\n{size}, {smallest_cr.describe()}, fast step ({best['name']})\n{table}\n")
-        log(f"  profile after, {smallest_cr.describe()}: {summary['wall_ms_per_step']} ms wall, device busy {summary['device_busy_ms_per_step']} ms; "
-            f"top: " + '; '.join(f"{r['op']} {r['own_ms_per_step']}" for r in summary['top'][:4]))
-    apply_stage(model, FULL)
-
     # the headline fields
     ms = best['step_ms']
     res.update(pt_step_ms=ms, peak_gib=best['peak_gib'], tflops_per_s=res['step_flops'] / (ms / 1e3) / 1e12)
     res['peak_share'] = res['tflops_per_s'] / a.peak if a.peak else None
+    res['matmul_share'] = res['tflops_per_s'] / a.matmul_tflops if a.matmul_tflops else None
     if res.get('peft_step_ms'): res['peft_over_ours'] = res['peft_step_ms'] / ms
+    save()
+
+    # 4. Table 1's stages with the fastest lever set
+    tr = fresh_trainer()
+    step = fast_step(tr, FastOptions(**best['options']))
+    it = tr._micro_batches()
+    def one_stage(name, st):
+        t = time.perf_counter(); apply_stage(model, st, sc); sync(dev); expand_s = time.perf_counter() - t
+        w = ffn_widths(model)
+        t = time.perf_counter(); step(it, w); first = time.perf_counter() - t
+        m = time_steps(step, it, w, dev, max(0, a.warmup - 1), stage_steps)
+        res['stages'].append(dict(stage=name, flops=m['flops'], step_ms=1e3 * m['step_s'], first_step_s=first, expand_s=expand_s,
+                                  peak_gib=m['peak_gib'], problems=m['problems']))
+        log(f"  {name:<12} {m['flops'] / 1e12:8.2f} TFLOP {1e3 * m['step_s']:8.1f} ms  first step {first:6.2f} s  peak {m['peak_gib']:5.1f} GiB")
+        if (pt_row := res['stages'][0])['stage'] == 'PT':
+            for r in res['stages']:
+                r['flops_frac'], r['wall_frac'] = r['flops'] / pt_row['flops'], r['step_ms'] / pt_row['step_ms']
+                r['wall_over_flops'] = r['wall_frac'] / r['flops_frac']
+            partial = [r['wall_over_flops'] for r in res['stages'][1:]]
+            res['max_wall_over_flops'] = max(partial) if partial else None
+    for name, st in stages(size):
+        need = (a.warmup + stage_steps) * best['step_ms'] / 1e3 + (0.3 * 1.3 * (compile_s or 0) if best['options'].get('compile') else 0)
+        if name != 'PT' and not (total or budget).allow(need, f'{size} stage {name}', res['skipped'], reserve_s=later_s): continue
+        part(f'{size} stage {name}', lambda: one_stage(name, st))
+    def profile_after():
+        try:
+            apply_stage(model, smallest_cr, sc)
+            table, summary = profile_step(step, it, ffn_widths(model), dev)
+        finally: apply_stage(model, FULL)
+        res.setdefault('profile', dict(stage=smallest_cr.describe()))['after'] = summary
+        with open(out_dir/f'gpu_profile_{size}.txt', 'a') as f: f.write(f"\n{size}, {smallest_cr.describe()}, fast step ({best['name']})\n{table}\n")
+        log(f"  profile after, {smallest_cr.describe()}: {summary['wall_ms_per_step']} ms wall, device busy {summary['device_busy_ms_per_step']} ms; "
+            f"top: " + '; '.join(f"{r['op']} {r['own_ms_per_step']}" for r in summary['top'][:4]))
+    if budget.allow(4 * best['step_ms'] / 1e3 * 6 + 10, f'{size} profile after', res['skipped']): part(f'{size} profile after', profile_after)
+    apply_stage(model, FULL)
 
     # 5. the bare loop
-    if budget.allow((a.warmup + a.steps) * ms / 1e3 + 5, f'{size} bare loop', res['skipped']):
+    def bare_loop():
         model.to(torch.bfloat16); set_attn(model, 'sdpa')
         ids, keep, labels = batch_dev()
         def bare():
@@ -385,6 +421,7 @@ def measure_size(size, a, dev, budget, log, out_dir, total=None, later_s:float=0
         for _ in range(a.warmup): bare()
         res['bare_bf16_sdpa_ms'] = 1e3 * timed(bare, dev, a.steps)
         log(f"  bare loop (whole model bf16, SDPA, forward + backward): {res['bare_bf16_sdpa_ms']:.1f} ms")
+    if budget.allow((a.warmup + a.steps) * ms / 1e3 + 5, f'{size} bare loop', res['skipped']): part(f'{size} bare loop', bare_loop)
     res['seconds'] = time.perf_counter() - t0
     return res
 
@@ -414,6 +451,9 @@ def markdown_report(report:dict) -> str:
     sizes = [k for k, v in report.items() if isinstance(v, dict) and ('levers' in v or 'error' in v)]
     peak = (f"Share of peak is against {report['peak_bf16_tflops']:.0f} TFLOP/s, the {report['peak_note']}. "
             if report['peak_bf16_tflops'] else 'No peak is known for this device. ')
+    if report.get('matmul_bf16_tflops'):
+        peak += (f"One {MATMUL_N}³ bf16 matmul reaches {report['matmul_bf16_tflops']:.0f} TFLOP/s on this card; the fast step's share of that: "
+                 + ', '.join(f"{s.upper()} {_f(report[s].get('matmul_share') and 100 * report[s]['matmul_share'], '.0f')}%" for s in sizes) + '. ')
     md = [f"# The prompt-tuning step on {report['device']}: old and fast ({', '.join(s.upper() for s in sizes)})", '',
           f"torch {report['torch']}; bf16, batch {st['batch']} (micro-batch {st['micro']}), {st['input']} input + {st['prompt']} prompt "
           f"positions, target {st['target']}; medians of {st['steps']} steps after {st['warmup']}. Written by `benchmarks/gpu_stages.py`. "
@@ -428,14 +468,14 @@ def markdown_report(report:dict) -> str:
         if 'pt_step_ms' not in r: md.append(f"| {size} | failed: {r.get('error', 'incomplete')} |" + ' |' * 9); continue
         md.append(f"| {size} | {_f(r['pt_step_ms_before'])} | {_f(r['pt_step_ms'])} | {_f(r['pt_step_ms_before'] / r['pt_step_ms'], '.2f')} | "
                   f"{r['best_lever']} | {_f(r['tflops_per_s'])} | {_f(r['peak_share'] and 100 * r['peak_share'], '.0f') + '%' if r['peak_share'] else 'n/a'} | "
-                  f"{_f(r['max_wall_over_flops'], '.2f')} | {_f(r['peak_gib'])} ({_f(r['peak_gib_before'])}) | "
+                  f"{_f(r.get('max_wall_over_flops'), '.2f')} | {_f(r['peak_gib'])} ({_f(r['peak_gib_before'])}) | "
                   f"{_f(r.get('peft_step_ms'))} | {_f(r.get('peft_over_ours'), '.2f')} |")
     for size in sizes:
         r = report[size]
         if r.get('levers'):
             md += ['', f"## {size}: the levers at the full model", '',
                    '| lever | step, ms | host waits | first call, s | loss rel. diff | gradient cosine | used |', '|---|--:|--:|--:|--:|--:|---|',
-                   f"| old step (Trainer._step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
+                   f"| old step (plain_step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
             for l in r['levers']:
                 ag = l.get('agreement') or {}
                 md.append(f"| {l['name']} | {_f(l.get('step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s'))} | "
@@ -454,6 +494,8 @@ def markdown_report(report:dict) -> str:
                        f"{_f(p['device_busy_ms_per_step'], '.2f')} ms; top operators by own time (ms per step): " +
                        '; '.join(f"{t['op']} {t['own_ms_per_step']}" for t in p['top'][:6])]
         if r.get('skipped'): md += ['', f"{size}, skipped: " + '; '.join(r['skipped'])]
+        if r.get('errors'): md += ['', f"{size}, failed (the rest was measured): " + '; '.join(r['errors'])]
+        if r.get('error'): md += ['', f"{size} stopped: {r['error']}"]
     if report.get('stand_ins'): md += ['', f"Packages missing on this machine, stood in for (never used by a step): {', '.join(report['stand_ins'])}."]
     return '\n'.join(md) + '\n'
 
@@ -471,24 +513,32 @@ def efficiency(a):
                   peak_note='dense bf16 peak of the GPU (H200/H100 SXM: 989 TFLOP/s)', goals=GOALS,
                   settings=dict(batch=a.batch, micro=a.micro, input=a.input_len, prompt=20, target=a.target_len, steps=a.steps, warmup=a.warmup),
                   tolerance=dict(precision='bf16', **__import__('fpt_nb.fast', fromlist=['TOLERANCES']).TOLERANCES['bf16'],
-                                 against='the old step (fp32 weights, bf16 autocast, eager attention), same prompt and batch'))
+                                 against="the old step's forward (fp32 weights, bf16 autocast, eager attention), same prompt and batch"))
     old_record = OUT/'gpu_stages_h200.json'   # issue 6's bare loop on an H200, for reference
     if old_record.exists():
         rows = json.loads(old_record.read_text())['results']
         report['issue6_bare_pt_step_ms'] = {r['size']: 1e3 * r['step_s'] for r in rows if r.get('stage') == 'PT'}
     def write():
         report['stand_ins'] = STAND_INS   # packages absent here that an inert module stood in for (import_fpt)
-        (out_dir/'gpu_efficiency.json').write_text(json.dumps(report, indent=1))
-        (out_dir/'gpu_efficiency.md').write_text(markdown_report(report))
+        (out_dir/'gpu_efficiency.json').write_text(json.dumps(report, indent=1))   # first: the figures, whatever follows
         (out_dir/'gpu_efficiency.log').write_text('\n'.join(log.lines) + '\n')
+        try: md = markdown_report(report)
+        except Exception as e: md = f"(the report could not be laid out: {type(e).__name__}: {e}; gpu_efficiency.json holds the figures)\n"
+        (out_dir/'gpu_efficiency.md').write_text(md)
+    a.matmul_tflops = matmul_tflops(dev)
+    if a.matmul_tflops:
+        report['matmul_bf16_tflops'] = a.matmul_tflops
+        log(f"one {MATMUL_N}^3 bf16 matmul: {a.matmul_tflops:.0f} TFLOP/s on this card")
     for i, size in enumerate(a.sizes):
-        share = 0.45 if len(a.sizes) - i == 2 else 1 / (len(a.sizes) - i)   # LARGE before XL: XL's steps take twice as long
+        # LARGE before XL: LARGE measures every lever, XL compiles only LARGE's fastest (`best_first`), at twice the step time
+        share = 0.6 if len(a.sizes) - i == 2 else 1 / (len(a.sizes) - i)
         size_budget = Budget(budget.left() * share / 60, log)
-        try: report[size] = measure_size(size, a, dev, size_budget, log, out_dir, total=budget, later_s=120 * (len(a.sizes) - i - 1))
+        report[size] = res = {}   # filled as it is measured, and written after each part: a kill keeps what was measured
+        try: measure_size(size, a, dev, size_budget, log, out_dir, res, write, total=budget, later_s=120 * (len(a.sizes) - i - 1))
         except Exception as e:
             import traceback; traceback.print_exc()
-            report[size] = dict(error=f"{type(e).__name__}: {e}"[:1000])
-            log(f"{size} failed: {report[size]['error']}")
+            res['error'] = f"{type(e).__name__}: {e}"[:1000]
+            log(f"{size} failed: {res['error']}")
         if i == 0 and 'best_options' in report[size] and report[size]['best_options'].get('compile'):
             a.best_first = (report[size]['best_lever'], report[size]['best_options'])
         write()
@@ -500,7 +550,7 @@ def efficiency(a):
         if 'pt_step_ms' not in r: log(f"  {size}: {r.get('error', 'incomplete')}"); continue
         share = f"{100 * r['peak_share']:.0f}% of peak" if r.get('peak_share') else 'peak unknown'
         log(f"  {size}: {r['pt_step_ms_before']:.1f} -> {r['pt_step_ms']:.1f} ms ({r['best_lever']}), {r['tflops_per_s']:.0f} TFLOP/s, {share}; "
-            f"max wall/FLOPs {r['max_wall_over_flops'] if r['max_wall_over_flops'] is None else round(r['max_wall_over_flops'], 2)}; "
+            f"max wall/FLOPs {_f(r.get('max_wall_over_flops'), '.2f')}; "
             f"peak {r['peak_gib']:.1f} GiB (old {r['peak_gib_before']:.1f}); PEFT {r.get('peft_step_ms', float('nan')):.1f} ms, "
             f"PEFT/ours {r.get('peft_over_ours', float('nan')):.2f}")
     log(f"wrote {out_dir/'gpu_efficiency.json'}, .md, .log in {a.budget_min * 60 - budget.left():.0f} s")
@@ -612,7 +662,7 @@ def main(argv=None):
     ap.add_argument('--steps', type=int, default=None, help='timed steps (8; 2 with --smoke)')
     ap.add_argument('--warmup', type=int, default=None, help='steps before timing (2; 1 with --smoke)')
     ap.add_argument('--levers', nargs='*', default=None, help=f'names of levers to measure (all): {[n for n, _ in LEVERS]}')
-    ap.add_argument('--budget-min', type=float, default=7.0, help='wall-clock budget in minutes; optional parts are skipped past it')
+    ap.add_argument('--budget-min', type=float, default=7.25, help='wall-clock budget in minutes; optional parts are skipped past it')
     ap.add_argument('--compile-guess-s', type=float, default=60, help='compile time assumed before the first compile is measured')
     ap.add_argument('--compile-on-cpu', action='store_true', help='measure the compiled levers on a CPU too (minutes)')
     ap.add_argument('--peak-tflops', type=float, default=None, help='dense bf16 peak of the GPU, if not in the built-in table')

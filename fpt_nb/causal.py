@@ -79,7 +79,7 @@ def is_causal(name:str) -> bool:
     try: return AutoConfig.from_pretrained(name).model_type in CAUSAL_MODEL_TYPES   # a hub id: cached, or where the hub is reachable
     except (OSError, ValueError): return False
 
-def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eager', device_map=None, tokenizer:str|None=None, **kwargs):
+def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eager', device_map:str|dict|None=None, tokenizer:str|None=None, **kwargs):
     """A frozen decoder-only LM and its tokenizer: `tiny-llama` is built in code, else a local folder or hub id (`tokenizer`: from
     elsewhere), loaded in fp32 whatever its checkpoint stores (most ship bf16), unless `dtype` says otherwise, as `load_t5` does."""
     dtype = kwargs.pop('dtype', kwargs.pop('torch_dtype', None))   # (transformers 4's name too)

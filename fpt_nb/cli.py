@@ -6,17 +6,18 @@
 from __future__ import annotations
 import argparse, copy, dataclasses, functools, json, math, re, sys, time, warnings
 from pathlib import Path
-from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES, SCORINGS
+from .names import (METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES,
+                          SCORINGS, SCORE_SPLITS, SAMPLINGS, AGGREGATIONS)
 from .tasks import get_task, task_file, data_dir_default, DATA_DIR_ENV
 # torch, transformers and the modules built on them are imported where a command needs them, not here: `fpt --help`
 # and a mistyped flag answer at once (the names the parser is made of are plain Python, in `fpt_nb.names`)
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset', 'hub_id_shaped', 'hub_unreachable',
-           'unreadable_data', 'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset', 'check_batch',
-           'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected', 'make_parser',
-           'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'NOTEBOOK_PARAMS', 'PARAM_CHOICES', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset', 'hub_id_shaped',
+           'hub_unreachable', 'unreadable_data', 'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset',
+           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected',
+           'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -226,6 +227,9 @@ NOTEBOOK_PARAMS = dict(
     threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
     scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False),
     unfinished=(_BOOL, False))
+#: the string parameters that take one of a few values (checked before anything trains, as the command line's choices are)
+PARAM_CHOICES = dict(score_split=SCORE_SPLITS, score_sampling=SAMPLINGS, score_aggregation=AGGREGATIONS, score=tuple(SCORES),
+                     scoring=tuple(SCORINGS))
 
 def _items(v:str) -> list[str]:
     "A list's items from a string: 'pt fpt_cr', 'pt,fpt_cr', or a list written out, \"['pt', 'fpt_cr']\" (papermill's -p passes strings)."
@@ -269,6 +273,9 @@ def check_params(params:dict) -> dict:
             if isinstance(v, bool) or not isinstance(v, (int, float)): raise ValueError(f"parameter {name} must be a number, got {v!r} ({type(v).__name__})")
         elif kind == _BOOL and not isinstance(v, bool): raise ValueError(f"parameter {name} must be True or False, got {v!r} ({type(v).__name__})")
         elif kind == _STR and not isinstance(v, str): raise ValueError(f"parameter {name} must be a string, got {v!r} ({type(v).__name__})")
+        if name in PARAM_CHOICES and v not in PARAM_CHOICES[name]:
+            raise ValueError(f"parameter {name} must be one of {list(PARAM_CHOICES[name])}, got {v!r}")
+        if name == 'threads' and v < 1: raise ValueError(f"parameter threads must be at least 1 (None: the default), got {v}")
         out[name] = v
     return out
 
@@ -344,10 +351,10 @@ def _run_flags(p):
                                              "scripts) (default: the task's, as theirs: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
     a('--score-file', help='neuron scores for fr/cr (default: computed and saved in the run folder)')
     a('--score-examples', type=int, default=1000, help='examples the neuron scores average over (default 1000, the paper\'s)')
-    a('--score-split', choices=('validation', 'train'), default='validation',
+    a('--score-split', choices=SCORE_SPLITS, default='validation',
       help="split the neuron scores read (default validation, the paper's: its inputs, and its targets for decoder scores)")
-    a('--score-sampling', choices=('random', 'first'), default='random', help="which examples: a seeded random sample (the paper's) or the first")
-    a('--score-aggregation', choices=('example', 'token'), default='example',
+    a('--score-sampling', choices=SAMPLINGS, default='random', help="which examples: a seeded random sample (the paper's) or the first")
+    a('--score-aggregation', choices=AGGREGATIONS, default='example',
       help="mean per example, then over examples (the paper's), or over all tokens pooled")
     a('--padding', choices=('dynamic', 'max'), default='dynamic',
       help="pad each batch to its longest input (default) or every input to --max-input-length, as the paper's scripts")

@@ -8,14 +8,14 @@ import importlib.util, json, os
 from pathlib import Path
 from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 from .arch import Arch, FFNSite, register_arch, ffn_widths
 from .prompt import PromptModel, freeze, check_model_folder, LOAD_ERRORS, load_failure
 
 # %% auto #0
-__all__ = ['BERT_ARCH', 'ENCODERS', 'LABEL_TEXTS', 'PAIR_FIELDS', 'minilm_dir', 'is_encoder', 'load_encoder', 'mean_pool',
-           'embed_texts', 'PromptEncoder', 'encode_pairs', 'classify_accuracy', 'encoder_step_flops',
-           'encoder_batch_flops']
+__all__ = ['BERT_ARCH', 'ENCODERS', 'LABEL_TEXTS', 'PAIR_FIELDS', 'minilm_dir', 'is_encoder', 'encoder_input_length',
+           'load_encoder', 'mean_pool', 'embed_texts', 'PromptEncoder', 'encode_pairs', 'classify_accuracy',
+           'encoder_step_flops', 'encoder_batch_flops']
 
 # %% ../nbs/06_encoder.ipynb #1f37a177
 def _bert_stacks(model): return {'encoder': (model.encoder, 'layer')}
@@ -34,10 +34,17 @@ def minilm_dir() -> Path:
 ENCODERS = ('minilm', 'tiny-bert')
 
 def is_encoder(name:str) -> bool:
-    "Whether `name` names a BERT-family encoder (ours, or a local folder whose config says so)."
+    "Whether `name` names a BERT-family encoder: ours, a local folder whose config says so, or a hub id whose cached config does."
     if name in ENCODERS: return True
     folder = check_model_folder(name)   # a broken folder is refused here, with its reason
-    return folder is not None and json.loads((folder/'config.json').read_text()).get('model_type') == 'bert'
+    if folder is not None: return json.loads((folder/'config.json').read_text()).get('model_type') == 'bert'
+    if Path(name).exists() or str(name).count('/') != 1: return False
+    try: return AutoConfig.from_pretrained(name, local_files_only=True).model_type == 'bert'   # the cache only: no server asked
+    except (OSError, ValueError): return False
+
+def encoder_input_length(config, prompt_length:int, max_input_length:int) -> int:
+    "The input tokens an encoder run takes: `max_input_length`, less where prompt and input would pass the model's positions."
+    return min(max_input_length, config.max_position_embeddings - prompt_length)
 
 def load_encoder(name:str='minilm', seed:int=0, attn_implementation:str='eager') -> tuple[BertModel, object]:
     "A frozen BERT-family encoder and its tokenizer: `minilm`, `tiny-bert`, a local folder or a hub id."

@@ -18,7 +18,7 @@ except ImportError: flex_attention = None   # torch < 2.5
 # %% auto #0
 __all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'RECOMPILE_LIMIT', 'agreement', 'cast_linears',
            'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block', 'decoder_block', 't5_loss',
-           'pad_batch', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep']
+           'pad_batch', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep', 'plain_step']
 
 # %% ../nbs/27_fast.ipynb #c6ffbd8d
 TOLERANCES = dict(fp32=dict(loss_rtol=1e-5, grad_rtol=1e-4),     # another kernel or padding, fp32
@@ -276,3 +276,28 @@ class FastStep:
             self.stage = stage
             self.first_steps.append((stage, time.perf_counter() - t))
         return total, flops, problem
+
+# %% ../nbs/27_fast.ipynb #23135fb6
+def plain_step(tr, batch_iter, widths) -> tuple[float, int, str|None]:
+    """The step `Trainer` took before `FastStep`, on trainer `tr`'s parts: the reference the fast step is tested and timed
+    against. Every micro-batch's loss is read on the host as it comes, the gradient norm and the prompt checked there too."""
+    cfg, pt, dev = tr.cfg, tr.pt, tr.device
+    n_micro, total, flops = cfg.batch_size // cfg.micro, 0.0, 0
+    for _ in range(n_micro):
+        b = next(batch_iter)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=tr.bf16):
+            loss = pt(b['input_ids'].to(dev), b['attention_mask'].to(dev), labels=b['labels'].to(dev)).loss
+        (loss / n_micro).backward()
+        total += loss.item() / n_micro
+        flops += tr.step_flops(pt, b, widths)
+    if not math.isfinite(total):
+        tr.opt.zero_grad(set_to_none=True); return total, flops, f"the loss became {total}"
+    norm = float(torch.nn.utils.clip_grad_norm_([pt.prompt.weight], cfg.clip_norm))
+    if not math.isfinite(norm):
+        tr.opt.zero_grad(set_to_none=True); return total, flops, f"the prompt's gradient norm became {norm} (loss {total:.4g})"
+    before = pt.prompt.weight.detach().clone()
+    tr.opt.step(); tr.sched.step(); tr.opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(pt.prompt.weight).all():
+        with torch.no_grad(): pt.prompt.weight.copy_(before)
+        return total, flops, f"the prompt became non-finite after the update (lr {tr.sched.get_last_lr()[0]:g} too large?)"
+    return total, flops, None

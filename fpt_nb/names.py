@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METHODS', 'TABLE1_METHODS', 'TABLE2_METHODS', 'PAPER_STEPS', 'MAX_INPUT_LENGTH', 'PROMPTS', 'BUILT_IN_MODELS',
-           'SCORES', 'SCORINGS']
+           'SCORES', 'SCORINGS', 'SCORE_SPLITS', 'SAMPLINGS', 'AGGREGATIONS']
 
 # %% ../nbs/28_names.ipynb #76e919a7
 #: the methods: PT; PT on one partial stage of LD, FR or CR (the paper's Table 1); FPT with LD, FR or CR (Table 2)
@@ -21,3 +21,5 @@ BUILT_IN_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'minilm', 'tiny-llama')
 SCORES = dict(best="best evaluation by the paper's rule (all evaluations, partial stages included)",
               best_last='best evaluation of the last stage', final='last evaluation')
 SCORINGS = dict(paper="the paper's scoring", official="the datasets' official scorers")
+#: the neuron scores' settings: which split the examples come from, how they are picked, and how activations are averaged
+SCORE_SPLITS, SAMPLINGS, AGGREGATIONS = ('validation', 'train'), ('random', 'first'), ('example', 'token')

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict, fields
 import torch, torch.nn as nn
 from .arch import arch_of, layer_stacks, ffn_sites, ffn_widths, full_widths, FULL_WIDTHS
+from .scores import NeuronScores
 
 # %% auto #0
 __all__ = ['LAYER_SELECTIONS', 'NEURON_SELECTIONS', 'FULL', 'evenly_spaced', 'select_layers', 'select_neurons', 'Stage',
@@ -99,11 +100,10 @@ def _full_stacks(model) -> dict[str, nn.ModuleList]:
     p = getattr(model, '_fpt_partial', None)
     return p.stacks if p is not None else layer_stacks(model)
 
-def stage_plan(stage:Stage, model:nn.Module, scores=None, require_scores:bool=True) -> dict[str, list[tuple[int, torch.Tensor|None]]]:
+def stage_plan(stage:Stage, model:nn.Module, scores:NeuronScores|None=None, require_scores:bool=True) -> dict[str, list[tuple[int, torch.Tensor|None]]]:
     "For each stack: (layer index, kept neuron indices or None) of every layer `stage` keeps in `model`."
     arch, widths, plan = arch_of(model), full_widths(model), {}
     if scores is None and not require_scores:   # checking sizes only: any scores of the right shape will do
-        from fpt_nb.scores import NeuronScores
         scores = NeuronScores({s: torch.zeros(len(w), w[0]) for s, w in widths.items()})
     if stage.layer_selection not in LAYER_SELECTIONS: raise ValueError(f"unknown layer selection {stage.layer_selection!r}: expected one of {LAYER_SELECTIONS}")
     if stage.ffn_selection not in NEURON_SELECTIONS: raise ValueError(f"unknown neuron selection {stage.ffn_selection!r}: expected one of {NEURON_SELECTIONS}")
@@ -147,7 +147,7 @@ def _check_grows(prev:Stage, cur:Stage, model, i:int):
     for k in c:
         if c[k] < p[k]: raise ValueError(f"stage {i + 1} keeps {c[k]} {k} but stage {i} kept {p[k]}: stages must grow")
 
-def check_schedule(stages:list[Stage], model:nn.Module, scores=None, require_scores:bool=True) -> list[Stage]:
+def check_schedule(stages:list[Stage], model:nn.Module, scores:NeuronScores|None=None, require_scores:bool=True) -> list[Stage]:
     "Check every stage fits `model` and none is smaller than the one before (`require_scores=False`: sizes only)."
     for i, st in enumerate(stages):
         try: stage_plan(st, model, scores, require_scores)
@@ -191,7 +191,7 @@ def current_stage(model:nn.Module) -> Stage:
     p = getattr(model, '_fpt_partial', None)
     return FULL if p is None else p.stage
 
-def apply_stage(model:nn.Module, stage:Stage, scores=None) -> nn.Module:
+def apply_stage(model:nn.Module, stage:Stage, scores:NeuronScores|None=None) -> nn.Module:
     "Make `model` (in place) the partial model of `stage`; `FULL` restores it."
     plan = stage_plan(stage, model, scores)   # validate before touching anything
     restore_full(model)
@@ -213,7 +213,7 @@ def apply_stage(model:nn.Module, stage:Stage, scores=None) -> nn.Module:
     if arch.renumber: arch.renumber(model)   # layers that know their position learn the new one
     return model
 
-def expand(model:nn.Module, stage:Stage, scores=None) -> nn.Module:
+def expand(model:nn.Module, stage:Stage, scores:NeuronScores|None=None) -> nn.Module:
     "Grow `model` from its current stage to the larger `stage`."
     _check_grows(current_stage(model), stage, model, 1)
     return apply_stage(model, stage, scores)

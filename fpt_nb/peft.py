@@ -6,9 +6,11 @@
 from __future__ import annotations
 import json, warnings
 from pathlib import Path
+from typing import Callable
 import torch, torch.nn as nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5Config, T5ForConditionalGeneration
 from .prompt import tiny_t5_config, check_model_folder
+from .encoder import ENCODERS
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
 from .checkpoint import load_prompt, read_json, read_prompt, trained_arch
 from .partial import Stage
@@ -28,7 +30,7 @@ def run_of(source) -> Path|None:
     run = p.parent
     return run if p.name in RUN_PROMPTS and any((run/n).is_file() for n in ('config.json', 'summary.json')) else None
 
-def source_prompt(source, say=None) -> tuple[torch.Tensor, dict]:
+def source_prompt(source, say:Callable[[str], None]|None=None) -> tuple[torch.Tensor, dict]:
     """The prompt and, for a run folder or a prompt file of one, the run's config; `say` hears which prompt of a run it is
     and whether the run is unfinished."""
     if isinstance(source, torch.Tensor): return source.detach().float().cpu(), {}
@@ -78,6 +80,9 @@ def backbone_config(model_name_or_path:str) -> PretrainedConfig:
     "The config of a backbone: built in for `tiny`/`tiny-relu`/`tiny-llama`, else `config.json` of a local folder or hub id."
     if model_name_or_path in ('tiny', 'tiny-relu'): return tiny_t5_config(gated=model_name_or_path == 'tiny')
     if model_name_or_path in CAUSAL_BUILTINS: return tiny_causal_config('llama')
+    if model_name_or_path in ENCODERS:   # (built in: not a hub id to ask for)
+        raise ValueError(f"{model_name_or_path!r} is a BERT-family encoder, a classifier: PEFT export is for prompts of T5 and "
+                         f"decoder-only models")
     check_model_folder(model_name_or_path)   # a local path: a folder with a readable config.json, said plainly if not
     try: return AutoConfig.from_pretrained(model_name_or_path)
     except OSError as e:
@@ -94,7 +99,7 @@ def check_adapter_dir(out_dir, force:bool=False) -> Path:
     return out_dir
 
 def export_peft(source, out_dir, model_name_or_path:str|None=None, config:PretrainedConfig|None=None, force:bool=False,
-                say=None) -> Path:
+                say:Callable[[str], None]|None=None) -> Path:
     "Write `source`'s prompt (a run folder, a prompt file or a tensor) as a PEFT prompt-tuning adapter in `out_dir` (`force`: over one there)."
     out_dir = check_adapter_dir(out_dir, force)
     prompt, run_cfg = source_prompt(source, say)

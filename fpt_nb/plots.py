@@ -66,7 +66,7 @@ def _draw(ax, x_key:str, y_key:str, steps:list[dict], evals:list[dict], label:st
         x, y = [r[x_key] for r in evals], [r[metric] for r in evals if metric in r]
         if x and len(x) == len(y): ax.plot(x, y, color=color, lw=1.6, marker='o', ms=3, label=label)
 
-def plot_run(run_dir, pt_run=None, save:bool=True):
+def plot_run(run_dir, pt_run:str|Path|None=None, save:bool=True):
     "Loss and metric of `run_dir` against cumulative FLOPs and wall clock, stages marked, PT's run `pt_run` overlaid; saved as `stages.png`; the matplotlib `Figure`."
     run_dir = Path(run_dir)
     info, log = run_info(run_dir), read_log(run_dir)

@@ -90,6 +90,9 @@ def check_t5_config(config, name:str):
     "Refuse a model that is not a T5 by its config, naming the kinds fpt_nb serves (else transformers builds a random T5 from it)."
     if config.model_type in T5_MODEL_TYPES: return
     from fpt_nb.causal import CAUSAL_MODEL_TYPES   # (causal builds on this module)
+    if config.model_type == 'bert':   # a hub id whose config was not in the local cache when the run chose its loader
+        raise ValueError(f"model {name!r} is a BERT-family encoder, which a run knows by a local folder or a config in the local "
+                         f"Hugging Face cache, where it is now: run again")
     raise ValueError(f"model {name!r} is a {config.model_type!r} model, which fpt_nb does not serve: it prompt-tunes T5 "
                      f"({', '.join(T5_MODEL_TYPES)}), decoder-only {', '.join(CAUSAL_MODEL_TYPES)} and BERT-family encoders (bert)")
 
@@ -112,7 +115,7 @@ def place_model(model:nn.Module, device_map) -> nn.Module:
     model.hf_device_map = device_map
     return model
 
-def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map=None, **config_kwargs):
+def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device_map:str|dict|None=None, **config_kwargs):
     """A frozen T5 and its tokenizer: `'tiny'`/`'tiny-relu'` are built in code, else a hub id or a local directory, loaded in fp32
     (the paper's model) whatever precision its checkpoint stores, unless `dtype` says otherwise: transformers 5 would keep a
     bf16 checkpoint in bf16 on any device. bf16 compute comes from autocast or the fast step, over fp32 weights."""

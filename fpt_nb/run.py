@@ -20,7 +20,8 @@ from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule
 from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config,
                                prompt_digest, stopped_before_summary)
 from .plots import read_log
-from .encoder import is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops
+from .encoder import (is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops,
+                            encoder_input_length)
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage, FULL
 from .names import BUILT_IN_MODELS, PROMPTS
@@ -29,8 +30,8 @@ from .names import BUILT_IN_MODELS, PROMPTS
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'RESUME_MAY_CHANGE', 'LAUNCHER', 'run_lock',
            'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'run_model', 'data_ref',
            'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run',
-           'run_experiment', 'check_values', 'check_causal_flags', 'check_model_of_run', 'check_prompt_of_run',
-           'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+           'run_experiment', 'check_values', 'check_causal_flags', 'check_encoder_flags', 'check_model_of_run',
+           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -98,14 +99,14 @@ def fit_target_length(task, tok, given:int|None=None, causal:bool=False) -> int:
     return n
 
 def setup(task, model:str, prompt_length:int=20, seed:int=0, device=torch.device('cpu'), max_input_length:int=MAX_INPUT_LENGTH,
-          eval_batch_size:int=64, num_beams:int=1, device_map=None, max_target_length:int|None=None, progress:bool=False):
+          eval_batch_size:int=64, num_beams:int=1, device_map:str|dict|None=None, max_target_length:int|None=None, progress:bool=False):
     "The prompt-tuned model for `model` and how to encode (`encode_fn(rows, train=False)`), evaluate and count FLOPs for `task` with it."
     task = get_task(task)
     if is_encoder(model):   # BERT family: a prompt-only classifier (see the encoder notebook)
         if task.name not in LABEL_TEXTS: raise ValueError(f"task {task.name!r} has no label descriptions for an encoder: expected one of {sorted(LABEL_TEXTS)}")
         backbone, tok = load_encoder(model, seed)
         pt = PromptEncoder(backbone, tok, LABEL_TEXTS[task.name], prompt_length, seed=seed).to(device)
-        encode_fn = lambda rows, train=False: encode_pairs(task, tok, rows, min(max_input_length, 512 - prompt_length))
+        encode_fn = lambda rows, train=False: encode_pairs(task, tok, rows, encoder_input_length(backbone.config, prompt_length, max_input_length))
         make_eval = lambda items, rows: (lambda p: classify_accuracy(p, items, eval_batch_size, device, progress))
         return pt, tok, encode_fn, make_eval, encoder_batch_flops
     if is_causal(model):   # decoder-only: prompt-completion pairs, no decoder start token to count
@@ -332,7 +333,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
                    score_aggregation:str='example', padding:str='dynamic', bf16:bool|None=None,
                    early_stop:int=0, checkpoint_every:int=0, num_beams:int=1, eval_batch_size:int=64,
                    max_input_length:int=MAX_INPUT_LENGTH, max_target_length:int|None=None, resume:bool=True, progress:bool=True,
-                   device_map=None, fast:bool|None=None, compile:bool|None=None) -> dict:
+                   device_map:str|dict|None=None, fast:bool|None=None, compile:bool|None=None) -> dict:
     "Train `method` on `task` with `model` into `out_dir`; returns (and writes) `summary.json`."
     params = {k: str(v) if isinstance(v, Path) else v for k, v in locals().items()}
     task_, dev = check_values(**params)
@@ -385,6 +386,15 @@ def check_causal_flags(model:str, decoder:bool|None, padding:str):
                      "model packs each row's input and completion without padding, so it would be recorded and not done: leave "
                      "padding unset")
 
+def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, device_map):
+    "Refuse the settings of generation and placement an encoder `model` cannot honour: it classifies, on one device (recorded and not done)."
+    given = [f for f, v in (('num_beams', num_beams != 1), ('max_target_length', max_target_length is not None),
+                            ('device_map', device_map is not None)) if v]
+    if given and is_encoder(model):
+        raise ValueError(f"{', '.join(given)} (--{', --'.join(g.replace('_', '-') for g in given)}) set how a T5 or decoder-only model "
+                         f"generates or is placed across devices, but {model!r} is an encoder: it classifies, generating nothing, on one "
+                         f"device, so they would be recorded and not done: leave them unset")
+
 #: settings outside the fingerprint that a run resumes under other values of: each such change is recorded (`resumed_with`:
 #: the step, then the old and new value), since the run's config and summary hold the last command's settings
 RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map')
@@ -396,17 +406,20 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     decoder = task_.reduce_decoder if a.decoder is None else a.decoder   # the paper's per-task recipe unless told otherwise
     progress = a.progress and main
     check_causal_flags(model, a.decoder, a.padding)   # before the model loads
+    check_encoder_flags(model, a.num_beams, a.max_target_length, a.device_map)
     pt, tok, encode_fn, make_eval, step_flops = setup(task_, model, a.prompt_length, seed, dev, a.max_input_length, a.eval_batch_size,
                                                       a.num_beams, a.device_map, a.max_target_length, progress)
     backbone = pt.model
-    target_length = fit_target_length(task_, tok, a.max_target_length, isinstance(pt, PromptCausalLM))   # as setup's
-    if target_length > (a.max_target_length or task_.target_max_length) and main:
+    generates, causal = not isinstance(pt, PromptEncoder), isinstance(pt, PromptCausalLM)   # an encoder classifies; the others generate
+    target_length = fit_target_length(task_, tok, a.max_target_length, causal) if generates else None   # as setup's
+    if generates and target_length > (a.max_target_length or task_.target_max_length) and main:
         print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer ({type(tok).__name__}; "
               f"the paper's counts are T5's) spells a label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
     if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
     cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
                       prompt_length=a.prompt_length, seed=seed,
-                      padding=a.padding, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
+                      padding=a.padding, max_input_length=a.max_input_length if generates else
+                      encoder_input_length(backbone.config, a.prompt_length, a.max_input_length), eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
                       bf16=a.bf16, eval_batch_size=a.eval_batch_size, num_beams=a.num_beams, log_every=1, fast=a.fast,
                       compile=a.compile).check()
     fast_options(pt, dev, autocast_bf16(cfg, dev), bool(cfg.fast), cfg.compile)   # its refusals before scores and data cost anything
@@ -426,7 +439,6 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         print(f"note: {cut} of {len(train_items) + len(val_items)} targets are longer than {target_length} tokens (max_target_length) and "
               f"were cut: the model learns the cut text, and a cut label or answer is never generated whole", flush=True)
     pad = tok.pad_token_id or 0
-    generates, causal = not isinstance(pt, PromptEncoder), isinstance(pt, PromptCausalLM)   # an encoder classifies; the others generate
     new_tokens = None if not generates else target_length if causal else max(1, target_length - 1)
     key = 'paper_mean' if generates and task_.paper_scorer else task_.metric_name   # the paper's rule: the mean of its metrics
     ref = model_ref(model)

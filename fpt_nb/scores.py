@@ -12,10 +12,10 @@ import torch, torch.nn as nn
 from safetensors.torch import save_file, safe_open
 from tqdm.auto import tqdm
 from .arch import ffn_sites, full_widths, model_signature
+from .names import AGGREGATIONS, SAMPLINGS
 
 # %% auto #0
-__all__ = ['KINDS', 'AGGREGATIONS', 'SAMPLINGS', 'NeuronScores', 'sample_examples', 'activation_scores', 'save_scores',
-           'DamagedScores', 'load_scores']
+__all__ = ['KINDS', 'NeuronScores', 'sample_examples', 'activation_scores', 'save_scores', 'DamagedScores', 'load_scores']
 
 # %% ../nbs/02_scores.ipynb #3bdd10ff
 KINDS = ('abs_mean', 'mean')
@@ -55,9 +55,6 @@ def _token_masks(pt_model, batch) -> dict[str, torch.Tensor]:
     masks = {'encoder': torch.cat([ones, batch['attention_mask']], 1)}
     if batch.get('labels') is not None: masks['decoder'] = batch['labels'] != -100
     return masks
-
-AGGREGATIONS = ('example', 'token')
-SAMPLINGS = ('random', 'first')
 
 def sample_examples(n_rows:int, n:int, seed:int=0, how:str='random') -> list[int]:
     "Indices of the `n` rows (of `n_rows`) to score: a seeded `random` sample (the paper's) or the `first` ones; in row order."

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
-from .batches import batches, collate, PADDINGS
+from .batches import batches, collate, PADDINGS, MAX_INPUT_LENGTH
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint, write_atomic,
                                load_checkpoint, load_prompt, save_prompt, write_json, read_json)
 from .metrics import score
@@ -22,6 +22,7 @@ from .tasks import get_task
 from .fast import FastStep, fast_options
 from .encoder import PromptEncoder
 from .names import METHODS
+from .scores import NeuronScores
 
 # %% auto #0
 __all__ = ['PAPER_FRACTIONS', 'BEST_RULES', 'LATER_ENTRIES', 'TrainConfig', 'make_optimizer', 'Phase', 'method_stages',
@@ -42,6 +43,7 @@ class TrainConfig:
     prompt_length: int = 20
     seed: int = 0
     padding: str = 'dynamic'             # or 'max': the paper's pad-to-492
+    max_input_length: int = MAX_INPUT_LENGTH   # the width padding='max' pads every input to (the run's encoding cuts inputs there)
     bucket: bool = False                 # length bucketing of training batches
     eval_every: int = 0                  # steps between evaluations (0: at stage ends only)
     early_stop: int = 0                  # evaluations of the last stage without improvement before stopping (0: never)
@@ -125,7 +127,7 @@ def paper_schedule(method:str, steps:int, model, level:int|None=1, stage_steps:l
     if steps is not None and sum(stage_steps) != steps: raise ValueError(f"stage_steps {list(stage_steps)} add up to {sum(stage_steps)}, not steps={steps}")
     return [Phase(s, int(k)) for s, k in zip(stages, stage_steps)]
 
-def check_phases(phases:list[Phase], model, scores=None, require_scores:bool=True) -> list[Phase]:
+def check_phases(phases:list[Phase], model, scores:NeuronScores|None=None, require_scores:bool=True) -> list[Phase]:
     "Check that every phase has steps and a stage that fits, and that stages grow."
     if not phases: raise ValueError("the schedule is empty: give at least one phase")
     for i, p in enumerate(phases):
@@ -216,7 +218,7 @@ def scores_digest(scores) -> str|None:
     for k in sorted(scores.scores): h.update(k.encode()); h.update(scores.scores[k].float().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
-def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores=None, identity:dict|None=None) -> dict:
+def fingerprint(pt, phases:list[Phase], cfg:TrainConfig, scores:NeuronScores|None=None, identity:dict|None=None) -> dict:
     "What must not change between a checkpoint and the run resuming from it; `identity` adds the run's own entries (task, data, ...)."
     identity = dict(identity or {})
     model = dict(model_signature(pt.model), **identity.pop('model', {}))
@@ -417,7 +419,8 @@ class Trainer:
         cfg = self.cfg
         while True:
             for b in batches(self.items, cfg.micro, shuffle=True, seed=cfg.seed, padding=cfg.padding, bucket=cfg.bucket,
-                             epoch=self.state['epoch'], pad_id=self.pad_id, drop_last=True, start=self.state['pos']):
+                             epoch=self.state['epoch'], pad_id=self.pad_id, max_input_length=cfg.max_input_length, drop_last=True,
+                             start=self.state['pos']):
                 self.state['pos'] += 1
                 yield b
             self.state['epoch'] += 1; self.state['pos'] = 0

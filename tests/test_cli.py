@@ -287,6 +287,9 @@ def test_a_diverged_run_exits_1_in_one_line(monkeypatch, capsys):
     (dict(progress='yes'), "parameter progress must be True or False, got 'yes' (str)"),
     (dict(task=None), 'parameter task must be given (it is None)'),
     (dict(nope=1), "unknown parameter 'nope'"),
+    (dict(score_split='valid'), "parameter score_split must be one of ['validation', 'train'], got 'valid'"),   # notebook_choice_unchecked:
+    (dict(scoring='offical'), "parameter scoring must be one of ['paper', 'official'], got 'offical'"),       # trained the runs before it
+    (dict(threads=0), 'parameter threads must be at least 1 (None: the default), got 0'),
 ])
 def test_bad_notebook_parameters_are_refused_by_name(params, says):
     "The papermill notebooks' parameters, checked before anything runs (`check_params`): one error naming the parameter."

@@ -147,3 +147,48 @@ def test_accuracy_counts_every_batch(tiny, data_dir):
     right = sum(s == r['label'] for s, r in zip(said, rows))
     assert 0 < right < 9   # some right, some wrong: a count of one batch or of none shows
     assert classify_accuracy(pe, items, batch_size=2) == dict(accuracy=100 * right / 9, total=9)
+
+def _tiny_bert_run(out, **kw):
+    return run_experiment('toy', 'tiny-bert', 'pt', str(out), steps=1, batch_size=4, train_limit=16, eval_limit=4, progress=False,
+                          device='cpu', **kw)
+
+def test_padding_max_pads_to_the_runs_input_length(tmp_path):
+    """max_padding_to_492: with padding='max' the trainer padded every batch to 492 whatever max_input_length said: FLOPs of
+    492 positions recorded for a run of 64, and an encoder run with a prompt over 20 (prompt + 492 past BERT's 512 positions)
+    crashed. Now it pads to the run's input length (an encoder's: cut where prompt and input would pass its positions)."""
+    from fpt_nb.encoder import encoder_batch_flops
+    from fpt_nb.prompt import load_t5
+    from fpt_nb.flops import pt_step_flops
+    pe = setup('toy', 'tiny-bert', prompt_length=2, seed=0)[0]
+    at = lambda pe, n: encoder_batch_flops(pe, dict(input_ids=torch.zeros(4, n, dtype=torch.long)), ffn_widths(pe.model))
+    assert _tiny_bert_run(tmp_path/'a', padding='max', max_input_length=64, prompt_length=2)['total_flops'] == at(pe, 64)
+    s = _tiny_bert_run(tmp_path/'b', padding='max', prompt_length=30)   # 492 + 30 > 512: cut to 482
+    assert s['total_flops'] == at(setup('toy', 'tiny-bert', prompt_length=30, seed=0)[0], 482)
+    s = run_experiment('toy', 'tiny', 'pt', str(tmp_path/'t5'), steps=1, batch_size=4, train_limit=16, eval_limit=4, progress=False,
+                       device='cpu', padding='max', max_input_length=40, prompt_length=2)
+    cfg = load_t5('tiny')[0].config   # (the targets are padded to the batch's longest: any length up to the run's)
+    assert any(s['total_flops'] == pt_step_flops(cfg, 2 + 40, d, batch=4) for d in range(1, s['max_target_length'] + 1)), s['total_flops']
+
+@pytest.mark.parametrize('flag', [dict(num_beams=4), dict(max_target_length=3), dict(device_map='auto')])
+def test_generation_and_placement_flags_are_refused_for_an_encoder(flag, tmp_path):
+    "encoder_flags_recorded: an encoder run took num_beams, max_target_length and device_map, recorded them and did none."
+    with pytest.raises(ValueError, match=f"{next(iter(flag))} .* but 'tiny-bert' is an encoder"): _tiny_bert_run(tmp_path/'r', **flag)
+    assert not (tmp_path/'r').exists()
+
+def test_an_encoder_run_says_nothing_of_generation(tmp_path, capsys):
+    "encoder_target_note: every encoder run printed a note that a label cut short could never be generated whole."
+    s = _tiny_bert_run(tmp_path/'r')
+    assert 'generated' not in capsys.readouterr().out and s['max_target_length'] is None
+
+def test_a_bert_hub_id_in_the_local_cache_is_an_encoder(tmp_path):
+    """bert_hub_id_taken_for_t5: a hub id of a BERT (its config in the Hugging Face cache, the hub unreachable) went to the T5
+    loader, which refused it as 'not served', naming BERT-family encoders among those served. An uncached id asks no server."""
+    import subprocess, sys
+    from transformers import BertConfig
+    snap = tmp_path/'models--someone--bert-x'/'snapshots'/'abc'
+    BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64).save_pretrained(snap)
+    (snap.parents[1]/'refs').mkdir(); (snap.parents[1]/'refs'/'main').write_text('abc')
+    code = "from fpt_nb.encoder import is_encoder; print(is_encoder('someone/bert-x'), is_encoder('someone/other'), is_encoder('tiny'))"
+    out = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE='0'),
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ['True', 'False', 'False'], out.stderr[-2000:]

@@ -35,6 +35,27 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
     assert r['skipped'] == [f'tiny {name} (compiling is measured on a GPU; --compile-on-cpu to try)'
                             for name in ('+ compiled blocks', '+ FlexAttention', '+ CUDA graphs')]
 
+    assert 'old step (plain_step)' in (tmp_path/'gpu_profile_tiny.txt').read_text()   # the trainer's step before FastStep
+
+def test_a_part_that_fails_loses_nothing_else(tmp_path, monkeypatch):
+    """gpu_part_failure_loses_size: one exception after the levers (a stage, a profile) replaced everything measured for the
+    size with the error, and the files were written only when a size ended (a kill at the time limit lost it). Now a failed
+    part is recorded and the rest measured, and the files are rewritten after every part."""
+    real, written = gpu_stages.apply_stage, []
+    def fails_on_fr(model, st, scores=None):
+        if st.describe().startswith('enc ffn'): raise RuntimeError('planted')
+        return real(model, st, scores)
+    monkeypatch.setattr(gpu_stages, 'apply_stage', fails_on_fr)
+    real_md = gpu_stages.markdown_report
+    monkeypatch.setattr(gpu_stages, 'markdown_report', lambda rep: written.append(json.loads(json.dumps(rep))) or real_md(rep))
+    gpu_stages.main(['--smoke', '--steps', '1', '--warmup', '0', '--out-dir', str(tmp_path)])
+    r = json.loads((tmp_path/'gpu_efficiency.json').read_text())['tiny']
+    assert r['errors'] == [f'tiny stage FR {w}: RuntimeError: planted' for w in (32, 64, 96)]
+    assert [s['stage'] for s in r['stages']] == ['PT', 'LD 1', 'LD 2', 'LD 3', 'CR 1/32', 'CR 2/64', 'CR 3/96']
+    assert r['pt_step_ms'] > 0 and r['bare_bf16_sdpa_ms'] > 0 and 'after' in r['profile'] and 'error' not in r
+    assert 'failed (the rest was measured): tiny stage FR 32' in (tmp_path/'gpu_efficiency.md').read_text()
+    assert len(written) > 10 and 'pt_step_ms_before' in written[1]['tiny'], len(written)   # after the old step, not only at the end
+
 
 # The GPU image (/work/.library/device/KINDS.md) holds torch, transformers, accelerate, peft, safetensors, numpy,
 # matplotlib and tqdm, but not these: both GPU benchmarks must run there all the same.

@@ -130,8 +130,8 @@ def proc_one(src:Path, dst:Path, execute:bool):
             if d.get('eval:', [''])[0].lower() == 'false' or flags & d.keys(): return
             self.k.cell(cell)
             if self.k.exc:
-                raise RuntimeError(f"{src}: cell {cell.idx_} raised {type(self.k.exc).__name__}: {self.k.exc}\n"
-                                   f"---\n{cell.source}\n---") from self.k.exc
+                raise RuntimeError(f"{src}: a cell raised {type(self.k.exc).__name__}: {self.k.exc}\n"   # (no index: the show_doc cells
+                                   f"---\n{cell.source}\n---") from self.k.exc                           # added before it shift it)
 
     class Filter(P.FilterDefaults):
         def base_procs(self):
@@ -226,7 +226,7 @@ def process_all(only:list[Path]|None=None, force:bool=False, timeout:int|None=No
     jobs_f.write_text(json.dumps(dict(timeout=timeout, keep_going=keep_going, jobs=jobs)))
     r = subprocess.run([sys.executable, str(TOOLS.parent/'build_docs.py'), '--proc-many', str(jobs_f)], cwd=c.config_path)
     done = {j['rel']: j for j in read_json(jobs_f)['jobs']}
-    failed = []
+    failed, omitted = [], []
     for j in jobs:
         d = done[j['rel']]
         if d.get('ok'):
@@ -240,9 +240,12 @@ def process_all(only:list[Path]|None=None, force:bool=False, timeout:int|None=No
             if d.get('fallback'): info[d['rel']] = {**info[d['rel']], 'executed': False, 'error': err, 'cached': False}
             else:
                 Path(d['dst']).unlink(missing_ok=True)
-                if keep_going: info.pop(d['rel'])
+                if keep_going: info.pop(d['rel']); omitted.append(failed.pop())
     stamp_f.write_text(json.dumps(stamp, indent=1))
-    if failed and keep_going: log("  warning: these notebooks failed to run; their pages show them unexecuted:\n\n" + '\n\n'.join(failed))
+    if keep_going:
+        if failed: log("  warning: these notebooks failed to run; their pages show them unexecuted:\n\n" + '\n\n'.join(failed))
+        if omitted: log("  warning: these notebooks failed to run, and to process without running: their pages are LEFT OUT of the "
+                        "site (links to them are reported below):\n\n" + '\n\n'.join(omitted))
     elif failed: raise RuntimeError("these notebooks failed to process for the docs (`python tools/build_docs.py "
                                     "--keep-going` builds the site anyway):\n\n" + '\n\n'.join(failed))
     return info
