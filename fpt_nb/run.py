@@ -391,9 +391,9 @@ def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, de
     given = [f for f, v in (('num_beams', num_beams != 1), ('max_target_length', max_target_length is not None),
                             ('device_map', device_map is not None)) if v]
     if given and is_encoder(model):
-        raise ValueError(f"{', '.join(given)} (--{', --'.join(g.replace('_', '-') for g in given)}) set how a T5 or decoder-only model "
-                         f"generates or is placed across devices, but {model!r} is an encoder: it classifies, generating nothing, on one "
-                         f"device, so they would be recorded and not done: leave them unset")
+        raise ValueError(f"{model!r} is an encoder: it classifies, generating nothing, on one device, so {', '.join(given)} "
+                         f"(--{', --'.join(g.replace('_', '-') for g in given)}) would be recorded and not done (they set how a T5 or "
+                         f"decoder-only model generates or is placed across devices): leave {'it' if len(given) == 1 else 'them'} unset")
 
 #: settings outside the fingerprint that a run resumes under other values of: each such change is recorded (`resumed_with`:
 #: the step, then the old and new value), since the run's config and summary hold the last command's settings
