@@ -416,10 +416,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         print(f"note: targets of up to {target_length} tokens, not {task_.name}'s {task_.target_max_length}: this tokenizer ({type(tok).__name__}; "
               f"the paper's counts are T5's) spells a label word in {target_length} (end of sequence included), and a label cut short could never be generated whole", flush=True)
     if isinstance(pt, PromptCausalLM): decoder = True   # a decoder-only model's one stack is the decoder: always reduced
+    width = a.max_input_length if generates else encoder_input_length(backbone.config, a.prompt_length, a.max_input_length)   # as encode_fn cuts
     cfg = TrainConfig(lr=a.lr, batch_size=a.batch_size, micro_batch_size=a.micro_batch_size, loss_group=a.loss_group,
-                      prompt_length=a.prompt_length, seed=seed,
-                      padding=a.padding, max_input_length=a.max_input_length if generates else
-                      encoder_input_length(backbone.config, a.prompt_length, a.max_input_length), eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
+                      prompt_length=a.prompt_length, seed=seed, padding=a.padding, max_input_length=width, eval_every=a.eval_every, early_stop=a.early_stop, checkpoint_every=a.checkpoint_every,
                       bf16=a.bf16, eval_batch_size=a.eval_batch_size, num_beams=a.num_beams, log_every=1, fast=a.fast,
                       compile=a.compile).check()
     fast_options(pt, dev, autocast_bf16(cfg, dev), bool(cfg.fast), cfg.compile)   # its refusals before scores and data cost anything

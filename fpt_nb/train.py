@@ -64,10 +64,10 @@ class TrainConfig:
 
     def check(self):
         "Refuse settings that cannot train, before a run writes anything: a wrong type, an unknown padding, sizes that do not divide."
-        for name in ('batch_size', 'micro_batch_size', 'loss_group', 'prompt_length'):
+        for name in ('batch_size', 'micro_batch_size', 'loss_group', 'prompt_length', 'max_input_length'):
             v = getattr(self, name)
-            if (v is not None or name in ('batch_size', 'prompt_length')) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ValueError(f"{name} must be a whole number of at least 1{'' if name in ('batch_size', 'prompt_length') else ', or None'}, got {v!r}")
+            if (v is not None or name in ('batch_size', 'prompt_length', 'max_input_length')) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ValueError(f"{name} must be a whole number of at least 1{'' if name in ('batch_size', 'prompt_length', 'max_input_length') else ', or None'}, got {v!r}")
         if self.padding not in PADDINGS: raise ValueError(f"unknown padding {self.padding!r}: expected one of {PADDINGS}")
         if self.batch_size < 1 or self.micro < 1: raise ValueError(f"batch_size ({self.batch_size}) and micro_batch_size ({self.micro}) must be positive")
         if self.batch_size % self.micro: raise ValueError(f"batch_size {self.batch_size} is not a multiple of micro_batch_size {self.micro}")

@@ -341,7 +341,7 @@ MUTANTS = [
            (M + 'test_a_bad_setting_is_refused_before_the_run_folder_is_written',),
            'an unknown padding fails only at the first batch, after the run folder is written'),
     Mutant('micro_batch_zero_taken', 'train.py',
-           "if (v is not None or name in ('batch_size', 'prompt_length')) and", "if v and",
+           "if (v is not None or name in ('batch_size', 'prompt_length', 'max_input_length')) and", "if v and",
            (M + 'test_a_bad_setting_is_refused_before_the_run_folder_is_written',), 'micro_batch_size=0 is taken as the whole batch'),
     Mutant('score_file_checked_late', 'cli.py',
            "    scores = load_scores(score_file) if reads and not csv else None", "    scores = None",
