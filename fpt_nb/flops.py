@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_flops.ipynb #c167a17d
 from __future__ import annotations
-from typing import Any, Callable, NamedTuple
+from dataclasses import dataclass
+from typing import Any, Callable
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import T5Config
 from .prompt import paper_config
@@ -15,7 +16,8 @@ __all__ = ['FPT_METHODS', 'Matmul', 'matmuls', 'forward_flops', 'pt_step_flops',
            'relative_flops', 'schedule_flops']
 
 # %% ../nbs/03_flops.ipynb #da8983d1
-class Matmul(NamedTuple):
+@dataclass(frozen=True)
+class Matmul:
     "One matrix multiply of a T5 forward: where it is, its forward FLOPs, and how many matmuls its backward to the prompt does."
     stack: str   # 'encoder', 'decoder' or 'head'
     layer: int
