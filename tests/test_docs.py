@@ -65,6 +65,37 @@ def test_results_page(tmp_path):
     assert '<td>100</td>' in out and '<td>2.25</td>' in out and 'src="loss.png"' in out
     assert hooks[-1] == run
 
+def _nb(*cells) -> str:
+    return json.dumps(dict(nbformat=4, nbformat_minor=5, metadata={}, cells=[
+        dict(cell_type='code', id=f'c{i}', metadata={}, execution_count=None, outputs=[], source=src) for i, src in enumerate(cells)]))
+
+def test_failed_notebooks_are_named(tmp_path, monkeypatch):
+    """`--keep-going`: a notebook that fails to run gets its page unexecuted; one that cannot be processed at all is
+    named as LEFT OUT and has no page. Without it, the build stops naming both. (A project of three small notebooks.)"""
+    nbs, lib = tmp_path/'nbs', tmp_path/'lib'
+    nbs.mkdir(); lib.mkdir()
+    (lib/'m.py').write_text('x = 1\n')
+    (tmp_path/'settings.ini').write_text('[DEFAULT]\n')
+    (nbs/'a_ok.ipynb').write_text(_nb('print(1 + 1)'))
+    (nbs/'b_raises.ipynb').write_text(_nb('raise ValueError("planted in a cell")'))
+    (nbs/'c_broken.ipynb').write_text(_nb('#| export\nimport no_such_module_fpt_planted'))
+    class Cfg(dict):
+        nbs_path, config_path, lib_path, config_file = nbs, tmp_path, lib, tmp_path/'settings.ini'
+    monkeypatch.setattr(proc, 'cfg', lambda: Cfg(tst_flags=''))
+    only = [Path('a_ok.ipynb'), Path('b_raises.ipynb'), Path('c_broken.ipynb')]
+    with pytest.raises(RuntimeError) as e: proc.process_all(only=only, timeout=120, log=lambda s: None)
+    assert 'b_raises.ipynb' in str(e.value) and 'c_broken.ipynb' in str(e.value) and 'a_ok.ipynb' not in str(e.value)
+    assert 'planted in a cell' in str(e.value) and 'no_such_module_fpt_planted' in str(e.value)
+    logged = []
+    info = proc.process_all(only=only, timeout=120, log=logged.append, keep_going=True)
+    assert set(info) == {'a_ok.ipynb', 'b_raises.ipynb'}   # the one that cannot be processed has no page
+    assert info['a_ok.ipynb']['executed'] and not info['b_raises.ipynb']['executed'] and 'planted in a cell' in info['b_raises.ipynb']['error']
+    assert (tmp_path/'_proc'/'b_raises.ipynb').exists() and not (tmp_path/'_proc'/'c_broken.ipynb').exists()
+    unexecuted, left_out = [m for m in logged if 'unexecuted' in m], [m for m in logged if 'LEFT OUT' in m]
+    assert len(unexecuted) == len(left_out) == 1
+    assert 'b_raises.ipynb' in unexecuted[0] and 'c_broken.ipynb' not in unexecuted[0]
+    assert 'c_broken.ipynb' in left_out[0] and 'b_raises.ipynb' not in left_out[0] and 'without running it' in left_out[0]
+
 def test_quarto_config_is_consistent():
     "`nbs/_quarto.yml` (what nbdev_docs reads) is the top-level `_quarto.yml`; nbdev.yml and sidebar.yml match the project."
     top, nbs = ROOT/'_quarto.yml', ROOT/'nbs'/'_quarto.yml'
