@@ -198,7 +198,7 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
 # %% ../nbs/07_causal.ipynb #669322ed
 class PromptCausalLM(PromptModel):
     "A frozen decoder-only LM with a trainable soft prompt in front of the input; the loss is on the completion tokens."
-    def pack(self, input_ids, attention_mask=None, labels=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def pack(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         "Each row's input then completion tokens, padded on the right; their mask; and the position predicting each label."
         if attention_mask is None: attention_mask = torch.ones_like(input_ids)
         if labels is None: labels = input_ids.new_full((input_ids.shape[0], 1), -100)   # only the next token after the input
@@ -217,7 +217,7 @@ class PromptCausalLM(PromptModel):
         _, mask, _ = self.pack(batch['input_ids'], batch['attention_mask'], batch.get('labels'))
         return {'decoder': torch.cat([mask.new_ones(mask.shape[0], self.prompt_length), mask], 1).bool()}
 
-    def logits(self, input_ids, attention_mask=None, labels=None) -> torch.Tensor:
+    def logits(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None) -> torch.Tensor:
         "The logits (B, labels, vocab) that predict `labels` (the next token after the input when None), without a loss."
         ids, mask, where = self.pack(input_ids, attention_mask, labels)
         embeds, mask = self.embed(ids, mask)
@@ -225,14 +225,14 @@ class PromptCausalLM(PromptModel):
         hidden = hidden.gather(1, where.to(hidden.device).unsqueeze(-1).expand(-1, -1, hidden.shape[-1]))   # (a device map: the last layer's)
         return self.model.get_output_embeddings()(hidden)
 
-    def forward(self, input_ids, attention_mask=None, labels=None) -> CausalLMOutput:
+    def forward(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None) -> CausalLMOutput:
         "`logits` (B, labels, vocab) aligned with `labels`, and the mean cross-entropy over the completion tokens as `loss`."
         logits = self.logits(input_ids, attention_mask, labels)
         loss = None if labels is None else F.cross_entropy(logits.float().flatten(0, 1), labels.to(logits.device).flatten(), ignore_index=-100)
         return CausalLMOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, max_new_tokens:int=20, num_beams:int=1, **kwargs) -> torch.Tensor:
+    def generate(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, max_new_tokens:int=20, num_beams:int=1, **kwargs) -> torch.Tensor:
         "The new tokens generated after prompt + input for each row (padded after EOS); `kwargs` go to `transformers`' `generate`."
         embeds, mask = self.embed(input_ids, attention_mask)
         order = torch.argsort(mask, dim=1, stable=True)   # padding first: the prompt and the input end where generation starts

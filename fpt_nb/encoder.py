@@ -93,7 +93,7 @@ class PromptEncoder(PromptModel):
         self.scale = scale
         self.register_buffer('label_emb', embed_texts(model, tok, list(label_texts)))
 
-    def forward(self, input_ids, attention_mask=None, labels=None):
+    def forward(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None) -> SimpleNamespace:
         "`logits` over the classes and, given `labels` (a class per row, any trailing -100s ignored), the cross-entropy `loss`."
         embeds, mask = self.embed(input_ids, attention_mask)
         h = self.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state[:, self.prompt_length:]

@@ -235,17 +235,17 @@ class PromptModel(nn.Module):
 # %% ../nbs/00_prompt.ipynb #1de30f9a
 class PromptT5(PromptModel):
     "A frozen T5 with a trainable soft prompt in front of the encoder input."
-    def forward(self, input_ids, attention_mask=None, labels=None, **kwargs):
+    def forward(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, labels:torch.Tensor|None=None, **kwargs):
         "The stock model's output (with `.loss` when `labels` are given) for prompt + input."
         embeds, mask = self.embed(input_ids, attention_mask)
         return self.model(inputs_embeds=embeds, attention_mask=mask, labels=labels, **kwargs)
 
-    def logits(self, input_ids, attention_mask, labels) -> torch.Tensor:
+    def logits(self, input_ids:torch.Tensor, attention_mask:torch.Tensor, labels:torch.Tensor) -> torch.Tensor:
         "The logits (B, labels, vocab) that predict `labels`, without the stock model's loss (it is given the decoder input, not `labels`)."
         return self(input_ids, attention_mask, decoder_input_ids=self.model._shift_right(labels)).logits
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, **kwargs) -> torch.Tensor:
+    def generate(self, input_ids:torch.Tensor, attention_mask:torch.Tensor|None=None, **kwargs) -> torch.Tensor:
         "Token ids generated from prompt + input, greedily unless `kwargs` say otherwise (they go to `transformers`' `generate`: `num_beams`)."
         embeds, mask = self.embed(input_ids, attention_mask)
         with plain_generation(self.model): return self.model.generate(inputs_embeds=embeds, attention_mask=mask, **kwargs)
