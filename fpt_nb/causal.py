@@ -11,17 +11,17 @@ from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, ByT5T
                           MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM, PretrainedConfig)
 from transformers.modeling_outputs import CausalLMOutput
 from .arch import Arch, FFNSite, register_arch
-from .prompt import PromptModel, freeze, plain_generation, place_model, LOAD_ERRORS, load_failure
+from .prompt import PromptModel, freeze, plain_generation, place_model, LOAD_ERRORS, load_failure, check_tokenizer
 from .tasks import Task, get_task, SENTINEL
 from .batches import MAX_INPUT_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
 
 # %% auto #0
 __all__ = ['CAUSAL_FAMILIES', 'BYTE_VOCAB', 'CAUSAL_SHAPES', 'CAUSAL_BUILTINS', 'CAUSAL_CLASSES', 'CAUSAL_MODEL_TYPES',
-           'PROBE_TEXT', 'FULL_LAYER_TYPES', 'CAUSAL_ARCH', 'CUES', 'causal_config', 'tiny_causal_config',
-           'shape_config', 'byte_tokenizer', 'is_causal', 'load_causal', 'check_tokenizer', 'renumber_layers',
-           'prompt_completion', 'encode_causal', 'PromptCausalLM', 'causal_step_flops', 'causal_batch_flops',
-           'causal_stages', 'causal_flops_table', 'print_flops_table']
+           'FULL_LAYER_TYPES', 'CAUSAL_ARCH', 'CUES', 'causal_config', 'tiny_causal_config', 'shape_config',
+           'byte_tokenizer', 'is_causal', 'load_causal', 'renumber_layers', 'prompt_completion', 'encode_causal',
+           'PromptCausalLM', 'causal_step_flops', 'causal_batch_flops', 'causal_stages', 'causal_flops_table',
+           'print_flops_table']
 
 # %% ../nbs/07_causal.ipynb #d10e8fec
 CAUSAL_FAMILIES = {'llama': (LlamaConfig, LlamaForCausalLM), 'qwen2': (Qwen2Config, Qwen2ForCausalLM),
@@ -98,23 +98,11 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
     except LOAD_ERRORS as e: raise load_failure(name, e, 'the decoder-only model') from e
     if type(model).__name__ not in CAUSAL_CLASSES:
         raise TypeError(f"{name!r} is a {type(model).__name__}: prompt tuning with FPT serves {', '.join(CAUSAL_CLASSES)}")
-    check_tokenizer(tok, model, tokenizer or name)
+    check_tokenizer(tok, model, tokenizer or name, "; load_causal(tokenizer=...) reads them from another folder")
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     return freeze(model.eval()), tok
 
-PROBE_TEXT = 'Is the premise "a man sleeps" entailed? 42'
 
-def check_tokenizer(tok, model, name:str):
-    """Refuse a tokenizer that cannot be the model's: one that encodes text to no tokens (transformers builds a model type's own
-    tokenizer class from a folder's files, and files of another kind can give one with a handful of tokens that encodes
-    everything to nothing: every row would train on an empty input), or to ids beyond the model's embeddings."""
-    ids = tok(PROBE_TEXT, add_special_tokens=False).input_ids
-    n = model.get_input_embeddings().num_embeddings
-    if ids and max(ids) < n: return
-    raise ValueError(f"the tokenizer of {name!r} ({type(tok).__name__}, {len(tok)} tokens) encodes {PROBE_TEXT!r} to "
-                     + ("no tokens" if not ids else f"ids up to {max(ids)}, beyond the model's {n} embeddings")
-                     + ": it is not this model's tokenizer; save the model's own tokenizer files in its folder (load_causal(tokenizer=...) "
-                       "reads them from another)")
 
 # %% ../nbs/07_causal.ipynb #ec06f6b7
 def _causal_stacks(model): return {'decoder': (model.model, 'layers')}

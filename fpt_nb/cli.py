@@ -14,10 +14,11 @@ from .tasks import get_task, task_file, data_dir_default, DATA_DIR_ENV
 
 # %% auto #0
 __all__ = ['PRESETS', 'PRESET_TASKS', 'PRESET_CHOICES', 'DEFAULT_RUN', 'WHAT_THE_DEFAULT_SHOWS', 'SHORT_RUN', 'SHORT_EVAL_LIMIT',
-           'NOTEBOOK_PARAMS', 'PARAM_CHOICES', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset', 'hub_id_shaped',
-           'hub_unreachable', 'unreadable_data', 'model_config', 'unreadable_model', 'paper_preset', 'resolve_preset',
-           'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params', 'check_injected',
-           'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate', 'main']
+           'NOTEBOOK_PARAMS', 'PARAM_MIN', 'PARAM_CHOICES', 'TINY_MODELS', 'ONE_PARTIAL', 'apply_preset',
+           'hub_id_shaped', 'hub_unreachable', 'unreadable_data', 'model_config', 'unreadable_model', 'paper_preset',
+           'resolve_preset', 'check_batch', 'method_stage_steps', 'check_run', 'run_defaults', 'check_params',
+           'check_injected', 'make_parser', 'check_pt_run', 'cmd_run', 'cmd_tables', 'cmd_export_peft', 'cmd_evaluate',
+           'main']
 
 # %% ../nbs/26_cli.ipynb #b5c0a03c
 PRESETS = dict(
@@ -226,7 +227,9 @@ NOTEBOOK_PARAMS = dict(
     score_split=(_STR, False), decoder=(_BOOL, True), max_target_length=(_INT, True), checkpoint_every=(_INT, False),
     threads=(_INT, True), progress=(_BOOL, False), num_processes=(_INT, False), root=(_STR, False), score=(_STR, False),
     scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False),
-    unfinished=(_BOOL, False))
+    unfinished=(_BOOL, False), force=(_BOOL, False))
+#: the least value of the whole-number parameters that have one (as the command line's checks), before anything loads
+PARAM_MIN = dict(threads=1, seed=0, score_examples=1, batch_size=1, prompt_length=1, max_input_length=1)
 #: the string parameters that take one of a few values (checked before anything trains, as the command line's choices are)
 PARAM_CHOICES = dict(score_split=SCORE_SPLITS, score_sampling=SAMPLINGS, score_aggregation=AGGREGATIONS, score=tuple(SCORES),
                      scoring=tuple(SCORINGS))
@@ -275,7 +278,8 @@ def check_params(params:dict) -> dict:
         elif kind == _STR and not isinstance(v, str): raise ValueError(f"parameter {name} must be a string, got {v!r} ({type(v).__name__})")
         if name in PARAM_CHOICES and v not in PARAM_CHOICES[name]:
             raise ValueError(f"parameter {name} must be one of {list(PARAM_CHOICES[name])}, got {v!r}")
-        if name == 'threads' and v < 1: raise ValueError(f"parameter threads must be at least 1 (None: the default), got {v}")
+        if name in PARAM_MIN and v < PARAM_MIN[name]:
+            raise ValueError(f"parameter {name} must be at least {PARAM_MIN[name]}" + (' (None: the default)' if optional else '') + f", got {v}")
         out[name] = v
     return out
 
@@ -329,7 +333,7 @@ def _run_flags(p):
     a('--steps', type=int, help=f"total training steps (default {DEFAULT_RUN['steps']}; a preset's: 30000 on LARGE, 15000 on XL)")
     a('--stage-steps', type=int, nargs='+', metavar='N', help="steps of each FPT stage (default: 20/20/20/40%% of --steps; a preset's "
                                                                 "when --steps is not given)")
-    a('--level', type=int, nargs='+', default=None, help="for ld/fr/cr: the partial stages to train, each 1 to 3, smallest first, one run each "
+    a('--level', type=int, nargs='+', choices=(1, 2, 3), default=None, help="for ld/fr/cr: the partial stages to train, each 1 to 3, smallest first, one run each "
                                                          "(default: all three, as the paper's Table 1, on a model that takes a preset; else 1)")
     a('--decoder', action=argparse.BooleanOptionalAction, default=None,
       help="shrink the decoder too (default: the task's recipe in the paper: yes for squad2, record, xsum; no for mnli, qqp)")
@@ -442,7 +446,7 @@ def cmd_run(a) -> int:
     from fpt_nb.run import launch, check_planned_run, RUN_FILES
     from fpt_nb.checkpoint import is_run_config
     from fpt_nb.plots import plot_run
-    from fpt_nb.tables import table1, table2, to_markdown, write_tables, read_summary
+    from fpt_nb.tables import table1, table2, to_markdown, write_tables, read_summary, collect_runs
     demo = a.preset == 'auto' and all(getattr(a, k) is None for k in ('task', 'model', 'method', 'out_dir', 'steps', 'stage_steps'))
     preset = resolve_preset(a.preset, a.model or DEFAULT_RUN['model'])
     p = apply_preset(dict(model=a.model, steps=a.steps, stage_steps=a.stage_steps, batch_size=a.batch_size,
@@ -499,10 +503,10 @@ def cmd_run(a) -> int:
                                                       loss_group=p['loss_group'])
     kw['loss_group'], note = check_batch(kw['batch_size'], kw['micro_batch_size'], kw['loss_group'], kw['lr'], preset if a.loss_group is None else None)
     if note: _say(f"fpt run: {note}")
-    if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     plan = {name(m, l): (m, l or 1, out if len(jobs) == 1 else out/name(m, l), *method_stage_steps(m, steps, p['stage_steps'])) for m, l in jobs}
     for m, l, d, s_steps, s_stage in plan.values():   # every folder before the first run trains: a later one refused costs no training
         check_planned_run(d, task=task, model=model, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))
+    if demo: _say(f"fpt run: the built-in demo: PT and FPT_CR on the toy task with a tiny random T5, {steps} steps each, into {out}/")
     dirs, made = {}, not out.exists()
     for n, (m, l, d, s_steps, s_stage) in plan.items():
         _say(f"== {m}{f' level {l}' if m in ONE_PARTIAL else ''} on {task} with {model}: {s_steps} steps -> {d}")
@@ -528,7 +532,12 @@ def cmd_run(a) -> int:
         plot_run(d, pt_dir if n != 'pt' else None)
         _say(f"plot: {d/'stages.png'}")
     runs = [read_summary(d/'summary.json') for d in dirs.values()]
-    if a.pt_run and 'pt' not in dirs: runs.append(read_summary(pt_dir/'summary.json'))
+    if len(dirs) > 1:   # the folder's tables: over every finished run in it, earlier commands' too (not only this command's)
+        runs = collect_runs(out, say=lambda m: _say(f"tables: {m}"))
+        if earlier := sorted({r['run_dir'] for r in runs} - {str(d) for d in dirs.values()}):
+            _say(f"tables: over every finished run in {out}: this command's {len(dirs)} and {len(earlier)} from before "
+                 f"({', '.join(Path(r).name for r in earlier)})")
+    if a.pt_run and not any(Path(r['run_dir']).resolve() == pt_dir.resolve() for r in runs): runs.append(read_summary(pt_dir/'summary.json'))
     if len(runs) > 1:
         if len(dirs) > 1:
             paths = write_tables(runs, out)

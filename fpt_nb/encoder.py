@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import torch, torch.nn as nn, torch.nn.functional as F
 from transformers import AutoConfig, AutoTokenizer, BertConfig, BertModel
 from .arch import Arch, FFNSite, register_arch, ffn_widths
-from .prompt import PromptModel, freeze, check_model_folder, LOAD_ERRORS, load_failure
+from .prompt import PromptModel, freeze, check_model_folder, LOAD_ERRORS, load_failure, check_tokenizer
 
 # %% auto #0
 __all__ = ['BERT_ARCH', 'ENCODERS', 'LABEL_TEXTS', 'PAIR_FIELDS', 'minilm_dir', 'is_encoder', 'encoder_input_length',
@@ -62,6 +62,7 @@ def load_encoder(name:str='minilm', seed:int=0, attn_implementation:str='eager')
         try: model = BertModel.from_pretrained(str(path), add_pooling_layer=False, attn_implementation=attn_implementation,
                                                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, dtype=torch.float32)
         except LOAD_ERRORS as e: raise load_failure(name, e, 'the encoder') from e
+        check_tokenizer(tok, model, name)
     return freeze(model.eval()), tok
 
 # %% ../nbs/06_encoder.ipynb #74f0bb57

@@ -11,11 +11,11 @@ import torch, torch.nn as nn
 from transformers import AutoConfig, GenerationConfig, T5Config, T5ForConditionalGeneration, ByT5Tokenizer, AutoTokenizer
 
 # %% auto #0
-__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'UNTIED_HEAD_WARNING',
+__all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STRATEGIES', 'PROBE_TEXT', 'UNTIED_HEAD_WARNING',
            'OFFLOAD_WARNING', 'LOAD_ERRORS', 'PROMPT_INITS', 'GENERATION_IDS', 't5_config', 'tiny_t5_config',
            'paper_config', 'untie_lm_head', 'freeze', 'check_model_folder', 'model_digest', 'check_t5_config',
-           'place_model', 'load_t5', 'warning_dropped', 'load_failure', 'SoftPrompt', 'init_prompt', 'plain_generation',
-           'PromptModel', 'PromptT5']
+           'place_model', 'load_t5', 'check_tokenizer', 'warning_dropped', 'load_failure', 'SoftPrompt', 'init_prompt',
+           'plain_generation', 'PromptModel', 'PromptT5']
 
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
@@ -136,11 +136,29 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
             model = T5ForConditionalGeneration.from_pretrained(name, dropout_rate=0.0, attn_implementation=attn_implementation,
                                                                device_map=device_map, dtype=dtype or torch.float32, **config_kwargs)
     except LOAD_ERRORS as e: raise load_failure(name, e) from e
+    check_tokenizer(tok, model, name)   # (a folder without its tokenizer files loads an empty one)
     if model.lm_head.weight is not model.get_input_embeddings().weight: model.config.tie_word_embeddings = False
     # (transformers 5 writes True into every T5's config and keeps LM-adapt's head apart only because its checkpoint holds both
     # matrices with different values: the config says what the model is, so a later tie_weights(), as resize_token_embeddings
     # or a wrapper calls it, keeps the head its own instead of replacing it with the embedding)
     return freeze(model.eval()), tok
+
+PROBE_TEXT = 'Is the premise "a man sleeps" entailed? 42'
+
+def check_tokenizer(tok, model, name:str, elsewhere:str=''):
+    """Refuse a tokenizer that cannot be the model's: one that encodes text to no tokens, or mostly to its unknown token
+    (transformers builds a model type's own tokenizer class from whatever tokenizer files a folder holds, and from none at
+    all: it gives one with a handful of tokens that encodes every word to nothing or to `<unk>`, and every row would train
+    on that), or to ids beyond the model's embeddings. `elsewhere`: how to take the tokenizer from another folder."""
+    ids = tok(PROBE_TEXT, add_special_tokens=False).input_ids
+    n, unk = model.get_input_embeddings().num_embeddings, tok.unk_token_id
+    unknown = sum(i == unk for i in ids) if unk is not None else 0
+    if ids and max(ids) < n and 2 * unknown < len(ids): return
+    raise ValueError(f"the tokenizer of {name!r} ({type(tok).__name__}, {len(tok)} tokens) encodes {PROBE_TEXT!r} to "
+                     + ("no tokens" if not ids else f"ids up to {max(ids)}, beyond the model's {n} embeddings" if max(ids) >= n else
+                        f"{unknown} unknown tokens ({tok.unk_token}) of {len(ids)}")
+                     + f": it is not this model's tokenizer; save the model's own tokenizer files in its folder (as save_pretrained "
+                       f"writes them: tokenizer.json, spiece.model or tokenizer_config.json){elsewhere}")
 
 #: transformers' warning that a T5 checkpoint holds its own output head ("...update the config with `tie_word_embeddings=False`"):
 #: every LM-adapt load printed it, and its advice cannot be followed (transformers 5's `T5Config` turns that setting back to True).

@@ -25,7 +25,8 @@ SMALL = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit',
     (['run', '--method', 'fpt_ld', '--steps', 8, '--stage-steps', 2, 2, 2, 4], 'add up to 10, not steps=8'),
     (['run', '--method', 'fpt_cr', '--stage-steps', 4, 0, 4, 4], 'stage 2 (enc 2L, enc ffn 64) has 0 steps'),
     (['run', '--method', 'fpt_cr', '--steps', 3], "steps=3 is too few for method 'fpt_cr'"),
-    (['run', '--method', 'ld', '--level', 4], 'level must be 1, 2 or 3'),
+    (['run', '--method', 'ld', '--level', 4], 'argument --level: invalid choice: 4 (choose from 1, 2, 3)'),
+    (['run', '--method', 'ld', '--level', 0, 2], 'argument --level: invalid choice: 0'),   # level_zero_is_one: trained level 1 into ld-L0
     (['run', '--steps', 0], 'steps must be at least 1'),
     (['run', '--task', 'mnli', '--data-dir', 'no/such/dir', '--method', 'pt', *SMALL], "data directory 'no/such/dir' does not exist"),
     (['run', '--preset', 'base'], "invalid choice: 'base'"),
@@ -290,6 +291,8 @@ def test_a_diverged_run_exits_1_in_one_line(monkeypatch, capsys):
     (dict(score_split='valid'), "parameter score_split must be one of ['validation', 'train'], got 'valid'"),   # notebook_choice_unchecked:
     (dict(scoring='offical'), "parameter scoring must be one of ['paper', 'official'], got 'offical'"),       # trained the runs before it
     (dict(threads=0), 'parameter threads must be at least 1 (None: the default), got 0'),
+    (dict(seed=-1), 'parameter seed must be at least 0, got -1'),   # the scores notebook took it, where fpt run refuses it
+    (dict(score_examples=0), 'parameter score_examples must be at least 1, got 0'),
 ])
 def test_bad_notebook_parameters_are_refused_by_name(params, says):
     "The papermill notebooks' parameters, checked before anything runs (`check_params`): one error naming the parameter."

@@ -77,6 +77,21 @@ def test_scores_notebook(tmp_path, data_dir):
     assert {k: tuple(v.shape) for k, v in sc.items()} == {'encoder': (4, 128), 'decoder': (4, 128)}
     assert all(v.min() >= 0 and v.max() > 0 for v in sc.values())   # mean absolute activations
     with Image.open(tmp_path/'sc'/'scores.png') as im: assert im.format == 'PNG'
+    def again(out, **kw):   # the notebook into a folder that holds scores: refused before anything loads, unless force
+        return papermill.execute_notebook(str(NB.parent/'scores.ipynb'), str(tmp_path/'again.ipynb'), kernel_name='python3', cwd=str(tmp_path),
+                                          progress_bar=False, parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir),
+                                                                              out_dir=out, score_examples=8, **kw))
+    before = (tmp_path/'sc'/'scores.safetensors').read_bytes()
+    with pytest.raises(papermill.PapermillExecutionError, match='already holds a scores.safetensors: pass -p force True'): again('sc')
+    assert (tmp_path/'sc'/'scores.safetensors').read_bytes() == before
+    run = tmp_path/'run'; run.mkdir()   # a run folder's scores are its run's: never written over
+    (run/'config.json').write_text(json.dumps(dict(task='mnli', model='tiny', method='fpt_fr', steps=2, out_dir=str(run))))
+    (run/'scores.safetensors').write_bytes(before)
+    with pytest.raises(papermill.PapermillExecutionError, match='is a run folder: its scores.safetensors is the one its run trained'):
+        again(str(run), force=True)
+    assert (run/'scores.safetensors').read_bytes() == before
+    again('sc', force=True)   # 8 examples now: other scores
+    assert (tmp_path/'sc'/'scores.safetensors').read_bytes() != before
 
 def test_table1_notebook(tmp_path, data_dir):
     "Table 1: PT and each reduction at level 1, one partial model for all the steps, into a table whose costs are below PT's."

@@ -537,6 +537,16 @@ def test_bad_model_folders(tmp_path, capsys):
     code, _, err = fpt('run', '--model', broken, '--method', 'pt', '--out-dir', tmp_path/'r2', '--steps', 2, capsys=capsys)
     one_line(code, err, f"model folder {broken}: {broken/'config.json'} is not valid JSON")
     assert not (tmp_path/'r2').exists()
+    from fpt_nb.prompt import load_t5
+    model, tok = load_t5('tiny')
+    bare = tmp_path/'bare'; model.save_pretrained(bare)   # weights and config, no tokenizer files: transformers builds an empty one
+    code, _, err = fpt('run', '--model', bare, '--method', 'pt', '--out-dir', tmp_path/'r3', '--steps', 2, capsys=capsys)
+    one_line(code, err, f"the tokenizer of '{bare}' (T5Tokenizer, ")
+    assert 'unknown tokens (<unk>) of' in err and "it is not this model's tokenizer; save the model's own tokenizer files" in err, err
+    assert not (tmp_path/'r3').exists()
+    tok.save_pretrained(bare)   # its own tokenizer beside it: the same folder trains
+    code, _, err = fpt('run', '--model', bare, '--method', 'pt', '--out-dir', tmp_path/'r3', '--steps', 2, '--no-progress', capsys=capsys)
+    assert code == 0, err
 
 def test_out_dir_or_data_dir_that_is_a_file(tmp_path, capsys):
     f = tmp_path/'file'; f.write_text('x')
@@ -776,6 +786,17 @@ def test_a_later_methods_folder_of_another_model_is_refused_before_the_first_met
     load_t5('tiny-relu')[0].save_pretrained(tmp_path/'b')   # other weights there now
     with pytest.raises(ValueError, match="its model"): check_planned_run(run, **dict(RUN, model=str(tmp_path/'b')))
     with pytest.raises(ValueError, match="its model"): check_planned_run(run, **RUN)
+
+def test_a_folders_tables_keep_the_runs_of_earlier_commands(finished, tmp_path, capsys):
+    """tables_of_this_command_only: `fpt run --method pt fpt_cr` then `--method pt fpt_ld` into one folder wrote tables of
+    PT and FPT_LD only, though the folder's fpt_cr is a finished run of the same settings: its row was gone."""
+    root = tmp_path/'runs'; copy(finished, root/'fpt_cr')
+    code, out, err = fpt('run', '--method', 'pt', 'fpt_ld', '--steps', 6, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 32,
+                         '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--out-dir', root, '--no-progress', capsys=capsys)
+    assert code == 0, err
+    assert f"tables: over every finished run in {root}: this command's 2 and 1 from before (fpt_cr)" in out, out
+    rows = [r.split('|')[3].strip() for r in (root/'table2.md').read_text().splitlines()[4:]]
+    assert rows == ['PT', 'FPT_LD', 'FPT_CR'], rows
 
 def test_level_for_methods_without_one_partial_stage_is_refused(tmp_path, capsys):
     "Before: `--method pt --level 3` or `--method fpt_cr --level 3` ran, ignoring it, and the run's config recorded level 3."
