@@ -4,7 +4,7 @@
 
 # %% ../nbs/25_peft.ipynb #cf84b2d0
 from __future__ import annotations
-import json, warnings
+import json, os, tempfile, warnings
 from pathlib import Path
 from typing import Callable
 import torch, torch.nn as nn
@@ -148,5 +148,8 @@ def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type:str, width:tuple[
         model = get_peft_model(base, peft_config)
     model.prompt_encoder['default'].embedding.weight = nn.Parameter(prompt.clone(), requires_grad=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, save_embedding_layers=False)   # a prompt adapter holds no embedding layer: no hub lookup for one
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix='.adapter-') as tmp:   # (PEFT edits a README.md it finds: only ours is written)
+        model.save_pretrained(tmp, save_embedding_layers=False)   # a prompt adapter holds no embedding layer: no hub lookup for one
+        for f in sorted(Path(tmp).iterdir()):   # the adapter's files, and PEFT's model card where the folder has no README.md of its own
+            if f.name in ('adapter_config.json', 'adapter_model.safetensors') or not (out_dir/f.name).exists(): os.replace(f, out_dir/f.name)
     return out_dir

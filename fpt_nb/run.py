@@ -35,8 +35,9 @@ __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
-def run_lock(run_dir:Path):
-    "Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies)."
+def run_lock(run_dir:Path, then:str='pick another out_dir, or wait for that run to end'):
+    """Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies),
+    saying `then`: what to do instead."""
     import fcntl
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir/'run.lock'
@@ -46,7 +47,7 @@ def run_lock(run_dir:Path):
         os.close(fd)
         try: pid = lock.read_text().strip() or 'unknown'
         except OSError: pid = 'unknown'
-        raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: pick another out_dir, or wait for that run to end") from None
+        raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: {then}") from None
     try:
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
         yield
@@ -397,7 +398,7 @@ def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, de
 
 #: settings outside the fingerprint that a run resumes under other values of: each such change is recorded (`resumed_with`:
 #: the step, then the old and new value), since the run's config and summary hold the last command's settings
-RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map')
+RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map', 'threads')
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
@@ -480,7 +481,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         was, now = done['fingerprint'].get('evaluation') or {}, tr.fp['evaluation']
         changed = sorted(k for k in now if was.get(k) != now[k])
         if set(changed) - {'every'} and main:   # new data, limit or beams: the best prompt scored that way, in a file of its own
-            ev = evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress, num_beams=a.num_beams)
+            ev = _evaluate_run(run_dir, data_dir, 'validation', 'best', a.eval_limit, str(dev), progress=progress, num_beams=a.num_beams)
             print(f"{run_dir} is finished; its best prompt was scored with the new evaluation settings ({', '.join(changed)}) into "
                   f"{ev['file']}, its summary is unchanged", flush=True)
         elif main: print(f"{run_dir} is finished: nothing to do (its summary is unchanged"
@@ -493,10 +494,11 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
     was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
-    changed = {k: [was[k], getattr(a, k)] for k in RESUME_MAY_CHANGE if k in was and was[k] != getattr(a, k)}
+    now = dict(vars(a), threads=torch.get_num_threads())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
+    changed = {k: [was[k], now[k]] for k in RESUME_MAY_CHANGE if k in was and was[k] != now[k]}
     resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)
     if main:
-        write_json(run_dir/'config.json', dict(vars(a), fingerprint=tr.fp, **({'resumed_with': resumed_with} if resumed_with else {})))
+        write_json(run_dir/'config.json', dict(now, fingerprint=tr.fp, **({'resumed_with': resumed_with} if resumed_with else {})))
         if scores is not None and not (run_dir/'scores.safetensors').exists(): save_scores(scores, run_dir/'scores.safetensors')
         # a stopped run's summary (SIGTERM) is true no longer once it trains on: a kill now must not leave it beside newer prompts
         if (run_dir/'summary.json').exists(): (run_dir/'summary.json').unlink()
@@ -587,8 +589,16 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
     else `FPT_DATA_DIR`, else the hub), generating with `num_beams` (None: the run's); writes
     `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's), or, where
-    that file holds the scores of other rows of the split (changed data), `...-data<hash>.json` beside it."""
+    that file holds the scores of other rows of the split (changed data), `...-data<hash>.json` beside it. It holds the run
+    folder's lock while it reads and writes there: a run resumed meanwhile (which removes the stopped run's evaluations) is
+    refused until it ends, and it is refused while the run trains."""
     run_dir = Path(run_dir)
+    with run_lock(run_dir, 'wait for it to end, then evaluate') if run_dir.is_dir() else nullcontext():   # (no folder: said below)
+        return _evaluate_run(run_dir, data_dir, split, prompt, limit, device, model, progress, num_beams)
+
+def _evaluate_run(run_dir:Path, data_dir=None, split='validation', prompt='best', limit=None, device='auto', model=None, progress=True,
+                  num_beams=None) -> dict:
+    "The body of `evaluate_run`, for a caller that holds the run folder's lock (a run evaluating its own best prompt)."
     if why := stopped_before_summary(run_dir): raise FileNotFoundError(f"{why}, then evaluate it")   # (not: "summary.json does not exist")
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:

@@ -13,9 +13,9 @@ from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'AGAINST_PT', 'read_summary', 'run_unfinished',
-           'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score', 'table1',
-           'table2', 'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'AGAINST_PT', 'read_summary', 'run_unfinished',
+           'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score',
+           'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -36,7 +36,11 @@ _SUMMARY_TYPES = (('task', lambda v: isinstance(v, str), 'a task name'), ('model
                   ('method', lambda v: v in METHODS, f'one of {", ".join(METHODS)}'), ('metric', lambda v: isinstance(v, str), 'a metric name'),
                   ('steps', lambda v: _whole(v) and v >= 0, 'a whole number of steps'),
                   ('planned_steps', lambda v: _whole(v) and v >= 1, 'a whole number of steps'),
-                  ('stages', lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, dict) for x in v), 'a list of stages'),
+                  ('stages', lambda v: isinstance(v, list) and len(v) > 0 and all(isinstance(x, dict) and isinstance(x.get('name'), str)
+                                                                                    for x in v), 'a list of stages, each an object with a name'),
+                  ('seed', lambda v: v is None or _whole(v) and v >= 0, 'a whole number'),
+                  ('level', lambda v: v is None or v in (1, 2, 3) and _whole(v), 'a level 1 to 3, or null'),
+                  ('resumed_with', lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v), 'a list of objects'),
                   ('total_flops', lambda v: _number(v) and v > 0, 'a positive number (a run that trained no step has nothing to tabulate)'),
                   ('train_seconds', lambda v: _number(v) and v >= 0, 'a number of seconds'),
                   ('final_metrics', lambda v: isinstance(v, dict), 'an object of metrics'),
@@ -80,9 +84,10 @@ def summary_disagrees(s:dict) -> str|None:
             return (f"its summary's {what} is step {rec['step']} ({metric} {rec.get('value')!r}), where its log.jsonl's best "
                     f"evaluation by the run's rule is step {chosen['step']} ({chosen[metric]!r}): a record was changed after the run "
                     f"(restore it, or run it again)")
-    if steps and steps[-1].get('step') == s.get('steps') and s.get('total_flops') != steps[-1].get('flops'):   # (the FLOPs columns)
-        return (f"its summary's total_flops is {s.get('total_flops')!r} at step {s['steps']}, where its log.jsonl has "
-                f"{steps[-1].get('flops')!r}: a record was changed after the run (restore it, or run it again)")
+    for what, logged in (('total_flops', 'flops'), ('train_seconds', 'wall')):   # (the FLOPs and wall-clock columns)
+        if steps and steps[-1].get('step') == s.get('steps') and logged in steps[-1] and not _same(s.get(what), steps[-1][logged]):
+            return (f"its summary's {what} is {s.get(what)!r} at step {s['steps']}, where its log.jsonl has "
+                    f"{steps[-1][logged]!r}: a record was changed after the run (restore it, or run it again)")
     return None
 
 def collect_runs(root, unfinished:bool=False, say=print) -> list[dict]:
@@ -189,8 +194,8 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
         if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
         if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
-        if pt and (w := [k for k in ('device', 'processes', 'threads') if r.get(k) != pt.get(k)]):   # seconds of other hardware
-            rel_w.append(math.nan); other_hw.setdefault(', '.join(f"{k} {r.get(k)} vs PT's {pt.get(k)}" for k in w), None)
+        if pt and pt is not r and (w := hardware_apart(r, pt)):   # seconds of other hardware
+            rel_w.append(math.nan); other_hw.setdefault(w, None)
         else: rel_w.append(100 * r['train_seconds'] / pt['train_seconds'] if pt and pt['train_seconds'] else math.nan)
         if improve and pt and r['method'] != 'pt':
             try: imp.append(run_score(r, score, scoring) - _pt_at(pt, r['total_flops'], score, key))
@@ -208,6 +213,20 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                wall_apart='; '.join(other_hw))
     if improve: row['improve'], row['improve_std'], row['pt_curve'] = *_mean_std(imp), '; '.join(no_curve)
     return row
+
+#: what a run's train_seconds ran on, as its summary records it
+HARDWARE = ('device', 'processes', 'threads')
+
+def hardware_apart(r:dict, pt:dict) -> str|None:
+    """Where run `r`'s training seconds and PT's `pt` ran on other hardware (device, processes, threads), or on some of each
+    (a run resumed with another device or threads: its `resumed_with`), said; None where they ran alike."""
+    mixed = lambda run, k: [c[k] for c in run.get('resumed_with') or [] if isinstance(c, dict) and k in c]
+    said = []
+    for k in HARDWARE:
+        for who, run in (('', r), ("PT's ", pt)):
+            if ch := mixed(run, k): said.append(f"{who}{k} changed on a resume ({', '.join(' to '.join(map(str, v)) if isinstance(v, list) else str(v) for v in ch)})")
+        if not (mixed(r, k) or mixed(pt, k)) and r.get(k) != pt.get(k): said.append(f"{k} {r.get(k)} vs PT's {pt.get(k)}")
+    return ', '.join(said) or None
 
 def _pools(runs:list[dict]) -> list[list[dict]]:
     "Runs of one row split so that no pool holds a seed twice: the first of each seed pool together, repeats apart."

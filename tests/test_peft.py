@@ -90,6 +90,25 @@ def test_a_prompt_file_of_a_run_is_not_exported_for_another_kind_of_model(tmp_pa
     assert json.loads((export_peft(run/'prompt.safetensors', tmp_path/'t5', 'tiny')/'adapter_config.json').read_text())['task_type'] == 'SEQ_2_SEQ_LM'
 
 
+def test_export_writes_no_file_of_the_users(tmp_path):
+    """peft_readme_rewritten: PEFT's save_pretrained edited a README.md already in OUT (front matter before it, its versions
+    after). The user's README is left as it was; a folder without one gets PEFT's model card; a second export with force
+    replaces the adapter's files and leaves no temporary folder."""
+    from fpt_nb.checkpoint import save_prompt
+    save_prompt(torch.ones(3, 64), tmp_path/'p.safetensors')
+    mine = tmp_path/'proj'; mine.mkdir(); (mine/'README.md').write_text('# My project\n\nImportant notes.\n')
+    export_peft(tmp_path/'p.safetensors', mine, 'tiny')
+    assert (mine/'README.md').read_text() == '# My project\n\nImportant notes.\n'
+    assert sorted(f.name for f in mine.iterdir()) == ['README.md', 'adapter_config.json', 'adapter_model.safetensors']
+    fresh = export_peft(tmp_path/'p.safetensors', tmp_path/'fresh', 'tiny')
+    assert (fresh/'README.md').is_file() and 'PEFT' in (fresh/'README.md').read_text()   # PEFT's own card
+    save_prompt(torch.full((3, 64), 2.0), tmp_path/'p.safetensors')
+    export_peft(tmp_path/'p.safetensors', mine, 'tiny', force=True)
+    assert sorted(f.name for f in mine.iterdir()) == ['README.md', 'adapter_config.json', 'adapter_model.safetensors']
+    from safetensors.torch import load_file
+    assert (next(iter(load_file(str(mine/'adapter_model.safetensors')).values())) == 2).all()
+
+
 def test_export_for_a_folder_without_a_config_says_so(tmp_path):
     "peft_model_folder_unchecked: transformers said 'Unrecognized model ... should have a model_type key' of a folder with no config.json."
     from fpt_nb.checkpoint import save_prompt

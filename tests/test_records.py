@@ -403,16 +403,16 @@ def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, cap
     assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's {entry} {key} is 99.9 at step {step}, where its log.jsonl" in out, out
     assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
 
-@pytest.mark.parametrize('edit', ['log_best', 'total_flops'])
+@pytest.mark.parametrize('edit', ['log_best', 'total_flops', 'train_seconds'])
 def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_beside, tmp_path, capsys, edit):
     """log_best_unchecked: an evaluation in the log above the summary's best (the log edited, or the summary's best put back
     from another copy) was tabulated, though the run's rule picks the log's best. flops_edit_believed: a summary's total_flops
     edited (the FLOPs % PT column) was tabulated, though the log's last step says otherwise."""
     root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
     s = read_json(d/'summary.json'); key = s['best']['metric']
-    if edit == 'total_flops':
-        write_json(d/'summary.json', dict(s, total_flops=s['total_flops'] // 2))
-        says = f"its summary's total_flops is {s['total_flops'] // 2} at step {s['steps']}, where its log.jsonl has {s['total_flops']}"
+    if edit in ('total_flops', 'train_seconds'):   # seconds_edit_believed: wall % PT of a hand-edited train_seconds (session 19)
+        write_json(d/'summary.json', dict(s, **{edit: s[edit] / 10}))
+        says = f"its summary's {edit} is {s[edit] / 10!r} at step {s['steps']}, where its log.jsonl has {s[edit]!r}"
     else:
         recs = [json.loads(l) for l in (d/'log.jsonl').read_text().splitlines()]
         other = next(r for r in recs if r['kind'] == 'eval' and r['step'] != s['best']['step'])
@@ -451,6 +451,20 @@ def test_wall_time_of_runs_on_other_hardware_is_not_compared(pt_beside, tmp_path
     assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
     assert (f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads {s['threads'] + 1} vs PT's "
             f"{s['threads']})") in out, out
+
+def test_a_run_resumed_on_other_threads_says_so_and_its_wall_clock_is_not_compared(pt_beside, finished, tmp_path, capsys):
+    """threads_of_the_last_command: a run stopped on 1 thread and resumed on 2 recorded `threads: 2` as the whole run's, and
+    wall % PT set its seconds against PT's as alike. The change is recorded with its step, and its wall % PT left out."""
+    root = copy(pt_beside, tmp_path/'runs'); shutil.rmtree(root/'fpt_cr')
+    d = unfinished(finished, root/'fpt_cr')
+    torch.set_num_threads(2)
+    try: s = run_experiment(out_dir=str(d), **RUN)
+    finally: torch.set_num_threads(1)
+    assert s['threads'] == 2 and s['resumed_with'] == [dict(step=3, threads=[1, 2])] == read_json(d/'config.json')['resumed_with']
+    code, out, err = fpt('tables', root, capsys=capsys)
+    row = next(l for l in (root/'table2.md').read_text().splitlines() if '| FPT_CR |' in l)
+    assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
+    assert f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads changed on a resume (1 to 2))" in out, out
 
 def test_tables_leave_out_a_stopped_run_whose_checkpoint_pointer_is_damaged(pt_beside, finished, tmp_path, capsys):
     """damaged_pointer_stops_tables: a stopped run (no summary) whose checkpoints/latest is a folder, or names one that is gone,
@@ -599,6 +613,29 @@ def test_tables_say_a_run_is_running_now(finished, tmp_path, capsys):
     code, out, err = fpt('tables', tmp_path/'runs', capsys=capsys)   # the run gone (its lock freed): stopped
     assert f"left out: run {d} has no summary: it was stopped before writing one" in out, out
 
+def test_evaluate_holds_the_run_lock(finished, tmp_path, capsys, monkeypatch):
+    """evaluate_races_a_resume: `fpt evaluate` of a stopped run, racing `fpt run` resuming it, wrote its eval file after the
+    resume had removed the stopped run's: a file scoring a prompt the finished run no longer had. It now holds the run
+    folder's lock: refused while another process holds it (a resume), and the resume refused while it evaluates."""
+    import os
+    from fpt_nb.run import run_lock, evaluate_run
+    d = copy(finished, tmp_path/'run')
+    with run_lock(d):   # as a resumed run holds it
+        code, _, err = fpt('evaluate', d, '--limit', 4, '--no-progress', capsys=capsys)
+        one_line(code, err, f"run folder {d} is in use by process {os.getpid()}: wait for it to end, then evaluate")
+    assert not list(d.glob('eval-*.json'))
+    import fpt_nb.run as R
+    held = []
+    real = R.load_examples
+    def spy(*a, **k):   # while it evaluates: the lock is held
+        with pytest.raises(RuntimeError, match='is in use by process'):
+            with run_lock(d): pass
+        held.append(True)
+        return real(*a, **k)
+    monkeypatch.setattr(R, 'load_examples', spy)
+    evaluate_run(d, limit=4, progress=False)
+    assert held and (d/'eval-validation-4.json').is_file() and not (d/'run.lock').exists()
+
 def test_evaluate_says_where_the_best_prompt_came_from(finished, capsys, tmp_path):
     d = copy(finished, tmp_path/'run')
     code, out, err = fpt('evaluate', d, '--limit', 8, '--no-progress', capsys=capsys)
@@ -732,7 +769,12 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
                                               ('stages', None, 'has stages None: expected a list of stages'),
                                               ('total_flops', 0, 'has total_flops 0: expected a positive number'),
                                               ('train_seconds', None, 'has train_seconds None'),
-                                              ('method', 'fpt_xx', "has method 'fpt_xx': expected one of pt, ld")])
+                                              ('method', 'fpt_xx', "has method 'fpt_xx': expected one of pt, ld"),
+                                              # tables_stage_unnamed, seed_unhashable (session 19): a KeyError, a TypeError
+                                              ('stages', [{}], 'has stages [{}]: expected a list of stages, each an object with a name'),
+                                              ('seed', [1], 'has seed [1]: expected a whole number'),
+                                              ('level', 0, 'has level 0: expected a level 1 to 3, or null'),
+                                              ('resumed_with', {'step': 3}, "has resumed_with {'step': 3}: expected a list of objects")])
 def test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind(field, value, says, finished, tmp_path, capsys):
     "Before: a traceback from deep in the tables (TypeError, ZeroDivisionError), or the run dropped without a word (a method)."
     root = tmp_path/'runs'
