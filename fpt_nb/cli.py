@@ -443,7 +443,7 @@ def cmd_run(a) -> int:
     "`fpt run`: each method of `a` into its folder (the preset and the task's recipe applied), then Tables 1 and 2 over them."
     import torch
     from fpt_nb.train import TrainConfig
-    from fpt_nb.run import launch, check_planned_run, RUN_FILES
+    from fpt_nb.run import launch, check_planned_run, RUN_FILES, NEEDS_SCORES
     from fpt_nb.checkpoint import is_run_config
     from fpt_nb.plots import plot_run
     from fpt_nb.tables import table1, table2, to_markdown, write_tables, read_summary, collect_runs
@@ -466,6 +466,12 @@ def cmd_run(a) -> int:
         _say(f"fpt run: note: the paper's Table 1 is T5-LARGE's only (no official script runs {', '.join(partial)} on T5-XL): "
              f"these runs take the xl preset's recipe, as PT on T5-XL does")
     steps = p['steps'] if p['steps'] is not None else (sum(p['stage_steps']) if p['stage_steps'] else DEFAULT_RUN['steps'])
+    if a.stage_steps is not None and not any(m.startswith('fpt_') for m in methods):   # (recorded and not done, before)
+        raise ValueError(f"--stage-steps sets the stages of FPT (fpt_ld, fpt_fr, fpt_cr); {', '.join(methods)} train(s) one stage: "
+                         f"give --steps, and leave --stage-steps out")
+    if a.score_file is not None and not set(methods) & set(NEEDS_SCORES):
+        raise ValueError(f"--score-file gives the neuron scores FFN reduction keeps neurons by ({', '.join(NEEDS_SCORES)}); "
+                         f"{', '.join(methods)} read(s) none: leave --score-file out")
     if a.level is not None and not set(methods) & set(ONE_PARTIAL):
         raise ValueError(f"--level picks the partial stage of {', '.join(ONE_PARTIAL)} (Table 1); {', '.join(methods)} train(s) no single "
                          f"partial stage: leave --level out")

@@ -593,13 +593,13 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     folder's lock while it reads and writes there: a run resumed meanwhile (which removes the stopped run's evaluations) is
     refused until it ends, and it is refused while the run trains."""
     run_dir = Path(run_dir)
+    if why := stopped_before_summary(run_dir): raise FileNotFoundError(f"{why}, then evaluate it")   # (not: "summary.json does not exist")
     with run_lock(run_dir, 'wait for it to end, then evaluate') if run_dir.is_dir() else nullcontext():   # (no folder: said below)
         return _evaluate_run(run_dir, data_dir, split, prompt, limit, device, model, progress, num_beams)
 
 def _evaluate_run(run_dir:Path, data_dir=None, split='validation', prompt='best', limit=None, device='auto', model=None, progress=True,
                   num_beams=None) -> dict:
     "The body of `evaluate_run`, for a caller that holds the run folder's lock (a run evaluating its own best prompt)."
-    if why := stopped_before_summary(run_dir): raise FileNotFoundError(f"{why}, then evaluate it")   # (not: "summary.json does not exist")
     summary = read_json(run_dir/'summary.json', 'run summary')
     if not isinstance(summary, dict) or not isinstance(summary.get('config'), dict) or 'stages' not in summary:
         raise ValueError(f"run summary {run_dir/'summary.json'} has no 'config' and 'stages': it was not written by run_experiment")

@@ -1622,6 +1622,12 @@ MUTANTS = [
     Mutant('tables_stage_unnamed', 'tables.py', "all(isinstance(x, dict) and isinstance(x.get('name'), str)", "all(isinstance(x, dict)",
            ('tests/test_records.py::test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind',),
            "a summary whose stages lack their names ends `fpt tables` in a KeyError traceback"),
+    Mutant('stage_steps_ignored', 'cli.py', "    if a.stage_steps is not None and not any(m.startswith('fpt_') for m in methods):",
+           "    if False:", ('tests/test_cli.py::test_bad_input',),
+           "--stage-steps given to PT or a Table 1 method is recorded in the run's config and not done"),
+    Mutant('score_file_ignored', 'cli.py', "    if a.score_file is not None and not set(methods) & set(NEEDS_SCORES):",
+           "    if False:", ('tests/test_cli.py::test_bad_input',),
+           "--score-file given to methods that read no scores is recorded in the run's config and not used"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
