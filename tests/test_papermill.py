@@ -94,15 +94,21 @@ def test_scores_notebook(tmp_path, data_dir):
     assert (tmp_path/'sc'/'scores.safetensors').read_bytes() != before
 
 def test_table1_notebook(tmp_path, data_dir):
-    "Table 1: PT and each reduction at level 1, one partial model for all the steps, into a table whose costs are below PT's."
+    """Table 1: PT and each reduction at level 1, one partial model for all the steps, into a table whose costs are below PT's.
+    The folder's tables cover every run in it: an FPT_CR run there from before keeps its Table 2 row (it was dropped)."""
+    from fpt_nb.run import run_experiment
     out = tmp_path/'t1'
+    run_experiment('mnli', 'tiny', 'fpt_cr', out/'fpt_cr', data_dir=str(data_dir), steps=8, batch_size=8, train_limit=64, eval_limit=16,
+                   score_examples=16, max_target_length=4, progress=False)
     papermill.execute_notebook(str(NB.parent/'table1.ipynb'), str(tmp_path/'table1.ipynb'), kernel_name='python3', cwd=str(tmp_path),
                                progress_bar=False, parameters=dict(task='mnli', model='tiny', data_dir=str(data_dir), out_dir=str(out),
                                                                    methods=['pt', 'ld', 'fr', 'cr'], levels=[1], steps=6, batch_size=8,
                                                                    train_limit=64, eval_limit=16, eval_every=3, score_examples=16,
                                                                    max_target_length=4, progress=False))
     summaries = {d.name: json.loads((d/'summary.json').read_text()) for d in out.iterdir() if (d/'summary.json').is_file()}
-    assert sorted(summaries) == ['cr-L1', 'fr-L1', 'ld-L1', 'pt']
+    assert sorted(summaries) == ['cr-L1', 'fpt_cr', 'fr-L1', 'ld-L1', 'pt']
+    assert '| FPT_CR |' in (out/'table2.md').read_text()
+    summaries.pop('fpt_cr')
     assert [s['stages'][0]['name'] for s in (summaries[k] for k in ('ld-L1', 'fr-L1', 'cr-L1'))] == ['enc 1L', 'enc ffn 32', 'enc 1L, enc ffn 32']
     assert all(len(s['stages']) == 1 and s['steps'] == 6 for s in summaries.values())
     rows = [r.split(' | ') for r in (out/'table1.md').read_text().splitlines()[4:]]
