@@ -14,7 +14,7 @@ from safetensors.torch import save_file, load_file
 # %% auto #0
 __all__ = ['umask', 'temp_beside', 'plain_mode', 'write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state',
            'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'read_prompt', 'load_prompt', 'prompt_step',
-           'prompt_digest', 'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'stopped_before_summary',
+           'prompt_digest', 'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'runs_in', 'stopped_before_summary',
            'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
@@ -207,6 +207,13 @@ def lock_holder(run_dir) -> int|None:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally: os.close(fd)
+
+def runs_in(folder) -> list[str]:
+    """The runs one level under `folder` (each a folder with a summary, as `fpt run` of several methods writes them), by name;
+    [] where `folder` is a run's own."""
+    folder = Path(folder)
+    if any((folder/n).exists() for n in ('config.json', 'summary.json')): return []
+    return sorted(q.parent.name for q in folder.glob('*/summary.json'))
 
 def stopped_before_summary(run_dir) -> str|None:
     "Why the run folder `run_dir` has no summary yet (a run stopped before writing one, or running), or None if it has one or is no run's."

@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, T5C
 from .prompt import tiny_t5_config, check_model_folder
 from .encoder import ENCODERS
 from .causal import CAUSAL_BUILTINS, CAUSAL_CLASSES, CAUSAL_MODEL_TYPES, tiny_causal_config
-from .checkpoint import load_prompt, read_json, read_prompt, trained_arch
+from .checkpoint import load_prompt, read_json, read_prompt, trained_arch, runs_in
 from .partial import Stage
 from .tables import run_unfinished
 
@@ -38,8 +38,7 @@ def source_prompt(source, say:Callable[[str], None]|None=None) -> tuple[torch.Te
     if p.is_dir():
         f = next((p/n for n in RUN_PROMPTS if (p/n).is_file()), None)
         if f is None:
-            runs = sorted(q.parent.relative_to(p).as_posix() for q in p.glob('*/summary.json'))   # a folder of runs, as fpt run writes
-            if runs and not (p/'config.json').exists():
+            if runs := runs_in(p):   # a folder of runs, as fpt run writes
                 raise FileNotFoundError(f"{p} is a folder of runs ({', '.join(runs)}), not a run: export one of them, e.g. {p/runs[0]}")
             raise FileNotFoundError(f"run folder {p} holds no {', '.join(RUN_PROMPTS)}: has the run trained yet?")
         chosen_gone = [n for n in RUN_PROMPTS[:RUN_PROMPTS.index(f.name)] if (p/n.replace('_prompt.safetensors', '.json')).is_file()]

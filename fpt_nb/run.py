@@ -17,7 +17,7 @@ from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
-from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config,
+from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config, runs_in,
                                prompt_digest, stopped_before_summary)
 from .plots import read_log
 from .encoder import (is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops,
@@ -593,6 +593,8 @@ def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt
     folder's lock while it reads and writes there: a run resumed meanwhile (which removes the stopped run's evaluations) is
     refused until it ends, and it is refused while the run trains."""
     run_dir = Path(run_dir)
+    if runs := runs_in(run_dir):
+        raise FileNotFoundError(f"{run_dir} is a folder of runs ({', '.join(runs)}), not a run: evaluate one of them, e.g. {run_dir/runs[0]}")
     if why := stopped_before_summary(run_dir): raise FileNotFoundError(f"{why}, then evaluate it")   # (not: "summary.json does not exist")
     with run_lock(run_dir, 'wait for it to end, then evaluate') if run_dir.is_dir() else nullcontext():   # (no folder: said below)
         return _evaluate_run(run_dir, data_dir, split, prompt, limit, device, model, progress, num_beams)

@@ -593,6 +593,13 @@ def test_evaluate_bad_inputs(finished, tmp_path, capsys):
     code, _, err = fpt('evaluate', d, capsys=capsys)
     one_line(code, err, "has no 'config' and 'stages': it was not written by run_experiment")
 
+def test_evaluate_of_a_folder_of_runs_names_them(finished, tmp_path, capsys):
+    "evaluate_folder_of_runs: `fpt evaluate runs/` (a folder of `fpt run --method pt fpt_cr`) said only 'summary.json does not exist'."
+    root = tmp_path/'runs'; copy(finished, root/'fpt_cr'); copy(finished, root/'pt')
+    code, _, err = fpt('evaluate', root, capsys=capsys)
+    one_line(code, err, f"{root} is a folder of runs (fpt_cr, pt), not a run: evaluate one of them, e.g. {root/'fpt_cr'}")
+    assert not (root/'run.lock').exists()
+
 def test_evaluate_of_a_stopped_run_says_what_stopped(finished, tmp_path, capsys):
     "evaluate_stopped_unsaid: a run killed before its summary got only 'summary.json does not exist', where `fpt tables` says why."
     d = unfinished(finished, tmp_path/'run')

@@ -1628,6 +1628,9 @@ MUTANTS = [
     Mutant('score_file_ignored', 'cli.py', "    if a.score_file is not None and not set(methods) & set(NEEDS_SCORES):",
            "    if False:", ('tests/test_cli.py::test_bad_input',),
            "--score-file given to methods that read no scores is recorded in the run's config and not used"),
+    Mutant('evaluate_folder_of_runs', 'run.py', "    if runs := runs_in(run_dir):\n", "    if runs := []:\n",
+           (R + '::test_evaluate_of_a_folder_of_runs_names_them',),
+           "`fpt evaluate` of a folder of runs says only that summary.json does not exist"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
