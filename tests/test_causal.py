@@ -520,3 +520,28 @@ def test_a_decoder_only_models_generations_are_decoded_as_its_tokenizer_does(qwe
         monkeypatch.setattr(tok, 'batch_decode', lambda ids, **kw: asked.append(kw['clean_up_tokenization_spaces']) or decode(ids, **kw))
         texts = generate_texts(PromptCausalLM(model, prompt_length=4), tok, encode_causal('mnli', tok, rows), max_new_tokens=3)
         assert asked == [False] and len(texts) == 4
+
+
+# ---- planted by a mutation audit (session 19): each test below failed under its bug
+
+def test_activation_scores_count_the_prompts_positions():
+    "causal_scores_prompt_not_counted: a decoder-only model's neuron scores count the prompt's positions, as T5's do."
+    model, tok = load_causal('tiny-llama')
+    pt = PromptCausalLM(model, prompt_length=3)
+    _, items = toy_items(tok, limit=4)
+    b = collate(items, pad_id=tok.pad_token_id)
+    m = pt.token_masks(b)['decoder']
+    want = [3 + len(i['input_ids']) + len(i['labels']) for i in items]   # prompt, input and completion of each row
+    assert m.sum(1).tolist() == want and m[:, :3].all()
+
+def test_a_decoder_only_runs_target_length_is_counted_as_it_generates(tmp_path):
+    """causal_target_length_t5_style: a decoder-only run recorded its target length (and the evaluation's new tokens) counted
+    as T5 encodes a label word (16 for the toy task's byte tokens), not as its completions are (8)."""
+    from fpt_nb.run import run_experiment, fit_target_length
+    from fpt_nb.checkpoint import run_fingerprint
+    s = run_experiment('toy', 'tiny-llama', 'pt', tmp_path/'run', steps=1, batch_size=4, prompt_length=2, train_limit=4, eval_limit=2,
+                       progress=False)
+    _, tok = load_causal('tiny-llama')
+    want = fit_target_length(get_task('toy'), tok, None, causal=True)
+    assert want != fit_target_length(get_task('toy'), tok, None, causal=False)   # (the two countings differ here)
+    assert s['max_target_length'] == want

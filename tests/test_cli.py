@@ -315,3 +315,8 @@ def test_fpt_run_defaults_are_the_papers_recipe():
     from fpt_nb.cli import make_parser
     a = make_parser().parse_args(['run'])
     assert (a.lr, a.prompt_length, a.score_examples, a.score_sampling, a.score_aggregation) == (0.3, 20, 1000, 'random', 'example')
+    import inspect   # run_experiment_defaults (session 19): the API's defaults, what notebooks and scripts get, are the same
+    from fpt_nb.run import run_experiment
+    api = {k: p.default for k, p in inspect.signature(run_experiment).parameters.items()}
+    for k in ('lr', 'prompt_length', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'padding', 'max_input_length'):
+        assert api[k] == getattr(a, k), (k, api[k], getattr(a, k))

@@ -279,10 +279,10 @@ class Scripted(nn.Module):
     "A stand-in model whose generations are known: it answers each input text with `answers[text]`, in whatever order it is asked."
     def __init__(self, answers:dict[str, str]):
         super().__init__()
-        self.answers, self.asked, self.modes = answers, [], []
+        self.answers, self.asked, self.modes, self.beams = answers, [], [], []
     def generate(self, input_ids, attention_mask=None, max_new_tokens=None, num_beams=1):
         texts = [TOK.decode(ids[mask.bool()], skip_special_tokens=True) for ids, mask in zip(input_ids, attention_mask)]
-        self.asked.append((len(texts), max_new_tokens)); self.modes.append(self.training)
+        self.asked.append((len(texts), max_new_tokens)); self.modes.append(self.training); self.beams.append(num_beams)
         return TOK([self.answers[t] for t in texts], padding=True, return_tensors='pt').input_ids
 
 
@@ -299,6 +299,9 @@ def test_evaluator_scores_the_generations():
     assert (m['accuracy'], m['unparseable'], m['total']) == (50.0, 2, 10)
     assert [n for n, _ in model.asked] == [4, 4, 2] and len({k for _, k in model.asked}) == 1   # three batches, one length limit
     assert model.modes == [False] * 3 and model.training                                        # generated in eval mode, then back
+    assert model.beams == [1] * 3
+    evaluator('toy', TOK, encode('toy', TOK, rows), rows, batch_size=4, num_beams=3)(model)   # beams_not_passed_to_generate
+    assert model.beams[3:] == [3] * 3
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -428,3 +428,29 @@ def test_local_mnli_and_qqp_say_they_are_samples(task, data_dir):
     from fpt_nb.tasks import data_notes
     notes = data_notes(task, data_dir)
     assert [n.split(':')[0] for n in notes] == [f'{task} train', f'{task} validation'], notes
+
+
+# ---- planted by a mutation audit (session 19): each test below failed under its bug
+
+def test_a_seed_scores_its_own_sample_and_starts_its_own_prompt(tmp_path):
+    """run_scores_seed_zero: every seed scored neurons on seed 0's sample (its neuron choice the same, the seeds' spread
+    narrower), its summary saying seed 0. t5_prompt_init_ignores_run_seed: every seed started from one prompt."""
+    from fpt_nb.run import setup
+    s = run_experiment('toy', 'tiny', 'fr', tmp_path/'run', seed=1, steps=1, batch_size=4, prompt_length=4, train_limit=4, eval_limit=2,
+                       score_examples=8, progress=False)
+    assert s['scores']['seed'] == 1
+    p0, p1 = (setup('toy', 'tiny', prompt_length=4, seed=seed)[0].prompt.weight for seed in (0, 1))
+    assert not torch.equal(p0, p1)
+    assert torch.equal(p1, PromptT5(load_t5('tiny')[0], prompt_length=4, seed=1).prompt.weight)
+
+def test_the_summarys_best_value_is_its_selection_metric(squad_run):
+    "summary_best_value_official_metric: `best.value` held the official metric, beside `metric` naming the paper's mean."
+    b = read_json(squad_run/'summary.json', 'summary')['best']
+    assert b['metric'] == 'paper_mean' and b['value'] == b['metrics']['paper_mean'] != b['metrics'].get(get_task('squad2').metric_name)
+
+def test_a_record_run_counts_its_training_pairs(tmp_path, data_dir):
+    "summary_n_train_items_rows: a ReCoRD run trains on one (row, answer) pair per gold answer: n_train_items counts the pairs."
+    s = run_experiment('record', 'tiny', 'pt', tmp_path/'run', data_dir=str(data_dir), steps=1, batch_size=4, prompt_length=4,
+                       train_limit=8, eval_limit=2, max_input_length=64, progress=False)
+    rows = load_examples('record', 'train', str(data_dir), limit=8)
+    assert s['n_train'] == 8 and s['n_train_items'] == len(encode('record', load_t5('tiny')[1], rows, train=True)) > 8

@@ -1114,6 +1114,30 @@ def test_the_final_prompt_of_a_run_stopped_at_a_stage_end_is_evaluated_on_that_s
     out = evaluate_run(d, prompt='final', limit=4, progress=False)
     assert (out['prompt_step'], out['stage_index'], out['stage']) == (2, 1, s['stages'][1]['name'])
 
+def test_evaluate_generates_as_the_run_did(tmp_path, monkeypatch):
+    """Planted by a mutation audit (session 19): `evaluate_run` scored a partial stage's prompt on the full model
+    (evaluate_on_the_full_model), generated with the run's beams where told others (evaluate_beams_override_ignored), to the
+    task's target length, not the run's (evaluate_target_length_of_the_task), and cut inputs at 492 tokens, not the run's
+    (evaluate_max_input_length_default): each recorded as asked, and the scores not the run's."""
+    from conftest import sigterm_in_step
+    import fpt_nb.train as T
+    from fpt_nb.arch import ffn_widths
+    from fpt_nb.checkpoint import run_fingerprint
+    sigterm_in_step(monkeypatch, 2)   # stopped at the end of stage 2 of 4: its final prompt is that stage's
+    d = tmp_path/'run'
+    s = run_experiment(out_dir=str(d), **dict(RUN, max_input_length=16, max_target_length=3))
+    monkeypatch.undo()
+    seen, real = [], T.generate_texts
+    def spy(pt, tok, items, max_new_tokens, batch_size=64, num_beams=1, *a, **k):
+        seen.append(dict(widths=ffn_widths(pt.model), beams=num_beams, new=max_new_tokens, longest=max(len(i['input_ids']) for i in items)))
+        return real(pt, tok, items, max_new_tokens, batch_size, num_beams, *a, **k)
+    monkeypatch.setattr(T, 'generate_texts', spy)
+    out = evaluate_run(d, prompt='final', limit=4, progress=False, num_beams=2)
+    assert (out['stage_index'], out['num_beams']) == (1, 2)
+    new = run_fingerprint(d)['evaluation']['max_new_tokens']
+    assert seen and all((x['beams'], x['new'], x['longest']) == (2, new, 16) for x in seen), seen
+    assert seen[0]['widths'] == {'encoder': [64, 64], 'decoder': [128] * 4}   # stage 2's model: 2 layers, FFN 64 (the toy keeps its decoder)
+
 def test_the_fingerprint_records_the_prompt_init_the_model_used():
     "Before: it recorded `TrainConfig.prompt_init`, which nothing read: a prompt initialised from the vocabulary was recorded as uniform."
     from fpt_nb.prompt import PromptT5

@@ -272,3 +272,17 @@ def test_fpt_tables_takes_the_scoring_asked_for(tmp_path, capsys):
         t2 = (tmp_path/scoring/'table2.md').read_text()
         assert f'| {fpt_score} {metric} |' in t2, t2
     capsys.readouterr()
+
+
+# ---- planted by a mutation audit (session 19): each test below failed under its bug
+
+def test_paper_squad2_em_takes_any_gold_answer():
+    "paper_squad2_em_first_gold: the paper's EM held to the first gold answer only is its acc, not its EM."
+    s = paper_squad2(['b', 'a'], [['a', 'b'], ['a', 'b']])
+    assert (s['paper_em'], s['paper_acc']) == (100.0, 50.0)
+
+def test_a_rows_score_is_the_mean_over_seeds(tmp_path):
+    "tables_median_over_seeds: three PT seeds scoring 0, 0 and 90 make a row of 30 (their median is 0)."
+    for seed, final in ((0, 0.0), (1, 0.0), (2, 90.0)): fake_run(tmp_path, 'pt', seed, 100, 50.0, final)
+    (pt,) = table2(collect_runs(tmp_path))
+    assert pt['seeds'] == 3 and pt['score'] == pytest.approx(30.0)
