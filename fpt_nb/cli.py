@@ -376,7 +376,7 @@ def _run_flags(p):
     a('--progress', action=argparse.BooleanOptionalAction, default=True, help='progress bars (default on)')
     a('--pt-run', help='a PT run folder to overlay on the plot (and compare in the table)')
     a('--threads', type=_at_least(1), help='CPU threads (default: 1 for the tiny models, else all)')
-    a('--num-processes', type=int, default=1, help='data-parallel processes through accelerate launch (GPUs: one per GPU; default 1)')
+    a('--num-processes', type=_at_least(1), default=1, help='data-parallel processes through accelerate launch (GPUs: one per GPU; default 1)')
     a('--device-map', help="place one large model across devices (Accelerate), e.g. 'auto'")
 
 def make_parser() -> argparse.ArgumentParser:
