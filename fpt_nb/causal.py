@@ -102,8 +102,6 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     return freeze(model.eval()), tok
 
-
-
 # %% ../nbs/07_causal.ipynb #ec06f6b7
 def _causal_stacks(model): return {'decoder': (model.model, 'layers')}
 
