@@ -164,6 +164,16 @@ def test_bad_values_are_refused_before_the_first_run_is_announced(flag, says, tm
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert '==' not in out and not (tmp_path/'out').exists(), out
 
+def test_a_bad_value_for_the_demo_is_refused_before_it_is_announced(tmp_path, capsys, monkeypatch):
+    "demo_announced_then_refused: `fpt run --prompt-length 0` printed 'the built-in demo: ... into runs/default/', then the error."
+    monkeypatch.chdir(tmp_path)
+    try: code = main(['run', '--prompt-length', '0'])
+    except SystemExit as e: code = e.code
+    torch.set_num_threads(1)
+    out, err = capsys.readouterr()
+    assert code == 2 and 'prompt_length must be a whole number of at least 1, got 0' in err, err
+    assert 'demo' not in out and not (tmp_path/'runs').exists(), out
+
 def test_a_full_disk_while_a_prompt_is_written_is_one_line(tmp_path, capsys, monkeypatch):
     """safetensors_error_traceback: a full disk while a prompt or checkpoint was written ended `fpt run` with a traceback
     (safetensors' SafetensorError is not an OSError), not the one-line error."""

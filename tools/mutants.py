@@ -1684,6 +1684,13 @@ MUTANTS = [
     Mutant('run_prompt_length_default', 'run.py', "prompt_length:int=20, train_limit", "prompt_length:int=10, train_limit",
            ('tests/test_cli.py::test_fpt_run_defaults_are_the_papers_recipe',),
            "run_experiment's default prompt is 10 vectors, not the paper's 20"),
+    Mutant('demo_announced_then_refused', 'cli.py',
+           "        check_planned_run(d, task=task, model=model, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l))\n"
+           "    if demo: _say(",
+           "        check_planned_run(d, task=task, model=model, method=m, steps=s_steps, stage_steps=s_stage, **dict(kw, level=l)) if False else None\n"
+           "    if demo: _say(",
+           ('tests/test_cli.py::test_a_bad_value_for_the_demo_is_refused_before_it_is_announced',),
+           "`fpt run --prompt-length 0` announces the built-in demo, then refuses the value"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
