@@ -466,6 +466,13 @@ def test_a_run_resumed_on_other_threads_says_so_and_its_wall_clock_is_not_compar
     assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
     assert f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads changed on a resume (1 to 2))" in out, out
 
+def test_an_fpt_row_names_no_stage(pt_beside):
+    "tables_stage_name_of_fpt (session 19 audit): an FPT row (four stages) carried its first stage's name in the CSV's stage column."
+    from fpt_nb.tables import table1
+    pt, cr = table2(collect_runs(pt_beside, say=lambda m: None))
+    assert (pt['method'], pt['stage']) == ('PT', 'full') and (cr['method'], cr['stage']) == ('FPT_CR', '')
+    assert table1(collect_runs(pt_beside, say=lambda m: None))[0]['stage'] == 'full'
+
 def test_tables_leave_out_a_stopped_run_whose_checkpoint_pointer_is_damaged(pt_beside, finished, tmp_path, capsys):
     """damaged_pointer_stops_tables: a stopped run (no summary) whose checkpoints/latest is a folder, or names one that is gone,
     ended `fpt tables` with that error: the other runs were not tabulated."""

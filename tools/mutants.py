@@ -36,6 +36,7 @@ S = 'tests/test_scoring.py::'
 R = 'tests/test_records.py'
 P = 'tests/test_recipe.py::'
 FAST = 'tests/test_fast.py::'
+E = 'tests/test_edges.py::'
 
 
 @dataclass(frozen=True)
@@ -1691,6 +1692,53 @@ MUTANTS = [
            "    if demo: _say(",
            ('tests/test_cli.py::test_a_bad_value_for_the_demo_is_refused_before_it_is_announced',),
            "`fpt run --prompt-length 0` announces the built-in demo, then refuses the value"),
+    # -- planted by a second mutation audit (session 19): bugs no test caught, each with its test in tests/test_edges.py now
+    Mutant('latest_pointer_not_stripped', 'checkpoint.py', "p = ckpt_dir/ptr.read_text().strip()", "p = ckpt_dir/ptr.read_text()",
+           (E + 'test_the_latest_pointer_with_a_newline_and_without_one',),
+           "a `latest` pointer ending in a newline (as echo writes the fix the message asks for) is refused"),
+    Mutant('latest_falls_back_to_oldest', 'checkpoint.py', "if not ptr.is_file(): return ckpt_dir/left[-1] if left else None",
+           "if not ptr.is_file(): return ckpt_dir/left[0] if left else None",
+           (E + 'test_the_latest_pointer_with_a_newline_and_without_one',),
+           "with the pointer gone, a run resumes from the oldest checkpoint left: later work thrown away"),
+    Mutant('prompt_digest_ignores_shape', 'checkpoint.py', "repr(tuple(t.shape)).encode() + t.numpy().tobytes()", "t.numpy().tobytes()",
+           (E + 'test_a_prompts_digest_holds_its_shape',), "prompts of other shapes and the same values share a digest"),
+    Mutant('is_run_config_loose', 'checkpoint.py', "{'task', 'model', 'method', 'steps', 'out_dir'} <= cfg.keys()", "{'task'} <= cfg.keys()",
+           (E + 'test_a_json_with_a_task_is_not_a_run_config',), "any JSON object naming a task counts as a run's config"),
+    Mutant('flops_inner_dim_d_model', 'flops.py', "d, a, B, L, T = config.d_model, config.num_heads * config.d_kv, batch, enc_len, dec_len",
+           "d, a, B, L, T = config.d_model, config.d_model, batch, enc_len, dec_len",
+           (E + 'test_flops_of_a_t5_whose_heads_are_not_its_width',),
+           "attention FLOPs counted at d_model wide: wrong where num_heads x d_kv is not d_model (T5 v1.1 small)"),
+    Mutant('tables_eval_batch_size_splits_settings', 'tables.py', "'resume', 'eval_batch_size', 'checkpoint_every',", "'resume', 'checkpoint_every',",
+           (E + 'test_runs_apart_only_in_evaluation_batch_are_one_setting',),
+           "runs apart only in their evaluation batch are two settings: FPT loses its PT (FLOPs % PT, Improve)"),
+    Mutant('tables_stage_name_of_fpt', 'tables.py', "if len(first['stages']) == 1 else ''", "if len(first['stages']) >= 1 else ''",
+           (R + '::test_an_fpt_row_names_no_stage',), "an FPT row carries its first stage's name in the stage column"),
+    Mutant('check_fits_nan_ok_for_decoder', 'scores.py', "if not torch.isfinite(self.scores[stack]).all():",
+           "if stack == 'encoder' and not torch.isfinite(self.scores[stack]).all():",
+           (E + 'test_scores_with_nan_are_refused_in_either_stack',), "NaN decoder scores are taken and sorted into the neurons kept"),
+    Mutant('scores_csv_blank_rows_kept', 'scores.py', "for r in csv.reader(path.open()) if r]", "for r in csv.reader(path.open())]",
+           (E + 'test_an_official_csv_with_blank_lines_reads',), "an official score CSV ending in blank lines is refused as the wrong shape"),
+    Mutant('batches_start_at_end_refused', 'batches.py', "if not 0 <= start <= len(order):", "if not 0 <= start < len(order):",
+           (E + 'test_batches_from_the_end_of_an_epoch_are_none',), "a resume at the end of an epoch is refused"),
+    Mutant('length_stats_target_truncated_from_input', 'batches.py', "targets_truncated=sum(i.get('target_truncated', 0) > 0",
+           "targets_truncated=sum(i.get('truncated', 0) > 0",
+           (E + 'test_length_statistics_by_hand',), "the count of truncated targets counts truncated inputs"),
+    Mutant('length_stats_input_mean_of_targets', 'batches.py', "input_mean=float(x.mean())", "input_mean=float(y.mean())",
+           (E + 'test_length_statistics_by_hand',), "the inputs' mean length is the targets'"),
+    Mutant('register_task_silently_replaces', 'tasks.py', "if task.name in TASKS and not replace:", "if False:",
+           (E + 'test_a_task_name_is_not_replaced_unasked',), "registering a task under a paper task's name replaces it"),
+    Mutant('float_labels_not_restored', 'tasks.py', "row['label'] = int(row['label'])  #", "pass  #",
+           (E + 'test_a_float_label_in_a_file_is_read_as_its_class',), "a label written 1.0 in a file makes every label a float, refused"),
+    Mutant('whitespace_document_not_skipped', 'tasks.py', "(isinstance(value, str) and not value.strip())", "(isinstance(value, str) and not value)",
+           (E + 'test_a_document_of_whitespace_is_skipped',), "an XSum document of whitespace is trained and scored on an empty input"),
+    Mutant('label_word_bool_accepted', 'tasks.py', "if isinstance(label, bool) or not isinstance(label, int)", "if not isinstance(label, int)",
+           (E + 'test_label_words_refuse_a_bool',), "a label True is taken as class 1"),
+    Mutant('squad_no_answer_case_sensitive', 'metrics.py', "if pred.lower() == NO_ANSWER: pred = ''", "if pred == NO_ANSWER: pred = ''",
+           (E + 'test_squad_no_answer_in_any_case_is_no_answer',), "a generation 'No answer' is scored as a literal answer"),
+    Mutant('squad_exact_match_is_f1', 'metrics.py', "exact_match=s['exact']", "exact_match=s['f1']",
+           (E + 'test_squad_exact_match_is_not_f1',), "SQuAD's main metric, exact_match, is its F1"),
+    Mutant('stage_describe_tuple_as_count', 'partial.py', "{l if isinstance(l, int) else len(l)}L", "{l}L",
+           (E + 'test_a_stage_of_chosen_layers_is_named_by_their_number',), "a stage of chosen layers is named 'enc (0, 2, 5)L'"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."

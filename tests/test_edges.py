@@ -1,0 +1,152 @@
+"""Edges a second mutation audit (session 19) found no test held: each test below failed under the bug named in it
+(tools/mutants.py plants each one). Checkpoint pointers, FLOPs of a T5 whose heads are not its width, the tables'
+settings and stage column, neuron scores from files, batches and length statistics, task registration and rows read
+from files, SQuAD scoring, stage names, prompt digests, label words and run configs."""
+import json, math, warnings
+from dataclasses import replace
+import pytest, torch
+from fpt_nb.checkpoint import save_checkpoint, latest_checkpoint, prompt_digest, is_run_config
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.flops import forward_flops, pt_step_flops, measured_flops
+from fpt_nb.scores import load_scores
+from fpt_nb.batches import batches, length_stats
+from fpt_nb.tasks import get_task, load_examples, register_task, label_word, SkippedRows
+from fpt_nb.metrics import squad_v2_scores, score
+from fpt_nb.partial import Stage
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+# ---- checkpoints
+
+def test_the_latest_pointer_with_a_newline_and_without_one(tmp_path):
+    """latest_pointer_not_stripped: a `latest` written by `echo step-0000003 > latest` (what the damaged-pointer message
+    asks for) was refused. latest_falls_back_to_oldest: with the pointer gone, a resume took the oldest checkpoint left."""
+    for s in (3, 6): save_checkpoint(tmp_path, s, torch.zeros(2, 4), {}, {'x': torch.zeros(1)})
+    assert latest_checkpoint(tmp_path).name == 'step-0000006'
+    (tmp_path/'latest').write_text('step-0000003\n')
+    assert latest_checkpoint(tmp_path).name == 'step-0000003'
+    (tmp_path/'latest').unlink()
+    assert latest_checkpoint(tmp_path).name == 'step-0000006'
+
+def test_a_prompts_digest_holds_its_shape():
+    "prompt_digest_ignores_shape: a 6x4 and a 4x6 prompt of the same values had one digest."
+    t = torch.arange(24.).reshape(6, 4)
+    assert prompt_digest(t) != prompt_digest(t.reshape(4, 6)) and prompt_digest(t) == prompt_digest(t.clone())
+
+def test_a_json_with_a_task_is_not_a_run_config(tmp_path):
+    "is_run_config_loose: any JSON object naming a task counted as a run's config (a folder of it then written over)."
+    (tmp_path/'config.json').write_text(json.dumps({'task': 'mnli'}))
+    assert not is_run_config(tmp_path/'config.json')
+    (tmp_path/'config.json').write_text(json.dumps(dict(task='mnli', model='tiny', method='pt', steps=2, out_dir='x')))
+    assert is_run_config(tmp_path/'config.json')
+
+# ---- FLOPs
+
+def test_flops_of_a_t5_whose_heads_are_not_its_width():
+    """flops_inner_dim_d_model: attention was counted at d_model wide, not num_heads x d_kv: right only where the two are
+    equal (T5 v1.1 small is 6 x 64 = 384 heads' width on a 512 model). Counted exactly by PyTorch here: 2 x 8 on a 64 model."""
+    model, _ = load_t5('tiny', num_heads=2, d_kv=8)
+    assert model.config.num_heads * model.config.d_kv != model.config.d_model
+    pt = PromptT5(model, prompt_length=5)
+    ids, labels = torch.randint(3, 300, (2, 11)), torch.randint(3, 300, (2, 4))
+    assert measured_flops(lambda: pt(ids, labels=labels)) == forward_flops(model.config, 16, 4, batch=2)
+    assert measured_flops(lambda: pt(ids, labels=labels).loss.backward()) == pt_step_flops(model.config, 16, 4, batch=2)
+
+# ---- tables
+
+def test_runs_apart_only_in_evaluation_batch_are_one_setting(tmp_path):
+    """tables_eval_batch_size_splits_settings: PT and FPT_LD whose configs differ only in eval_batch_size (how many rows an
+    evaluation generates at once, not what it scores) were two settings: FPT lost its PT (FLOPs % PT and Improve blank)."""
+    from test_scoring import fake_run
+    from fpt_nb.tables import collect_runs, table2
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    fake_run(tmp_path, 'fpt_ld', 0, 70, 30.0, 66)
+    for d, bs in (('pt-0-s0', 32), ('fpt_ld-0-s0', 64)):
+        s = json.loads((tmp_path/d/'summary.json').read_text())
+        (tmp_path/d/'summary.json').write_text(json.dumps(dict(s, config=dict(lr=0.3, eval_batch_size=bs))))
+    pt, ld = table2(collect_runs(tmp_path))
+    assert pt['setting'] == ld['setting'] == '' and ld['flops_pct'] == pytest.approx(70.0) and not math.isnan(ld['improve'])
+
+# ---- neuron scores from files
+
+def _csv_rows(nan_at=None):
+    rows = [[float(100 * i + j) for j in range(128)] for i in range(8)]   # the tiny T5: 4 + 4 layers of 128 neurons
+    if nan_at: rows[nan_at[0]][nan_at[1]] = float('nan')
+    return '\n'.join(','.join(map(str, r)) for r in rows) + '\n'
+
+def test_scores_with_nan_are_refused_in_either_stack(tmp_path):
+    "check_fits_nan_ok_for_decoder: a NaN in the decoder's scores was taken, and sorted into the neurons kept."
+    model = load_t5('tiny')[0]
+    for row, stack in ((1, 'encoder'), (6, 'decoder')):
+        (tmp_path/'s.csv').write_text(_csv_rows((row, 3)))
+        with pytest.raises(ValueError, match=f'NaN or infinite values in the {stack} scores'): load_scores(tmp_path/'s.csv', model)
+
+def test_an_official_csv_with_blank_lines_reads(tmp_path):
+    "scores_csv_blank_rows_kept: an official score CSV ending in blank lines was refused as the wrong shape."
+    (tmp_path/'s.csv').write_text(_csv_rows() + '\n\n')
+    sc = load_scores(tmp_path/'s.csv', load_t5('tiny')[0])
+    assert tuple(sc.scores['encoder'].shape) == tuple(sc.scores['decoder'].shape) == (4, 128)
+
+# ---- batches
+
+def test_batches_from_the_end_of_an_epoch_are_none():
+    "batches_start_at_end_refused: a resume at the end of an epoch (start = its number of batches) was refused."
+    items = [dict(input_ids=[1] * (i + 1), attention_mask=[1] * (i + 1), labels=[1]) for i in range(10)]
+    assert len(list(batches(items, 4))) == 3 and list(batches(items, 4, start=3)) == []
+    with pytest.raises(ValueError, match='outside the 3 batches'): list(batches(items, 4, start=4))
+
+def test_length_statistics_by_hand():
+    "length_stats_target_truncated_from_input, length_stats_input_mean_of_targets: each figure of its own field."
+    items = [dict(input_ids=[1, 2, 3, 4], labels=[1], truncated=3, target_truncated=0), dict(input_ids=[1, 2], labels=[1], target_truncated=2)]
+    assert length_stats(items) == dict(n=2, input_mean=3.0, input_max=4, target_mean=1.0, target_max=1, truncated=1, targets_truncated=1)
+
+# ---- tasks and rows from files
+
+def test_a_task_name_is_not_replaced_unasked():
+    "register_task_silently_replaces: registering a task under a paper task's name replaced it."
+    mnli = get_task('mnli')
+    with pytest.raises(ValueError, match="task 'mnli' is already registered"): register_task(replace(mnli, target_max_length=3))
+    assert get_task('mnli') is mnli
+
+def test_a_float_label_in_a_file_is_read_as_its_class(tmp_path):
+    "float_labels_not_restored: a JSONL file with a label written 1.0 was read as a float column, then refused ('unknown label 0.0')."
+    (tmp_path/'mnli').mkdir()
+    rows = [dict(premise='p', hypothesis='h', label=0, idx=0), dict(premise='q', hypothesis='g', label=1.0, idx=1)]
+    (tmp_path/'mnli'/f"{get_task('mnli').file_stem('validation')}.jsonl").write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    labels = [r['label'] for r in load_examples('mnli', 'validation', tmp_path)]
+    assert labels == [0, 1] and all(type(l) is int for l in labels)
+
+def test_a_document_of_whitespace_is_skipped(tmp_path):
+    "whitespace_document_not_skipped: an XSum row whose document is only whitespace was trained and scored on an empty input."
+    (tmp_path/'xsum').mkdir()
+    rows = [dict(document=' \n', summary='s', id='1'), dict(document='doc', summary='t', id='2')]
+    (tmp_path/'xsum'/f"{get_task('xsum').file_stem('validation')}.jsonl").write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    with pytest.warns(SkippedRows, match=r'skipped 1 row'):
+        assert [r['id'] for r in load_examples('xsum', 'validation', tmp_path)] == ['2']
+
+def test_label_words_refuse_a_bool():
+    "label_word_bool_accepted: a label True (a JSON true) was taken as class 1."
+    words = get_task('qqp').label_words
+    assert label_word(1, words) == words[1]
+    with pytest.raises(ValueError): label_word(True, words)
+
+# ---- SQuAD scoring and stage names
+
+def test_squad_no_answer_in_any_case_is_no_answer():
+    "squad_no_answer_case_sensitive: a generation 'No answer' was scored as a literal answer to an unanswerable question."
+    assert squad_v2_scores(['No answer'], [[]])['exact'] == 100.0
+
+def test_squad_exact_match_is_not_f1(data_dir):
+    "squad_exact_match_is_f1: the task's main metric, exact_match, took the F1 figure."
+    row = load_examples('squad2', 'validation', str(data_dir), limit=1)[0]
+    row = dict(row, answers=dict(text=['Paris'], answer_start=[0]))
+    s = score('squad2', ['Paris France'], [row])
+    assert s['exact_match'] == 0.0 and s['f1'] == pytest.approx(200 / 3)
+
+def test_a_stage_of_chosen_layers_is_named_by_their_number():
+    "stage_describe_tuple_as_count: a stage keeping layers (0, 2, 5) was named 'enc (0, 2, 5)L' in summaries and tables."
+    assert Stage(encoder_layers=(0, 2, 5)).describe() == 'enc 3L'
