@@ -606,6 +606,9 @@ def test_evaluate_of_a_folder_of_runs_names_them(finished, tmp_path, capsys):
     code, _, err = fpt('evaluate', root, capsys=capsys)
     one_line(code, err, f"{root} is a folder of runs (fpt_cr, pt), not a run: evaluate one of them, e.g. {root/'fpt_cr'}")
     assert not (root/'run.lock').exists()
+    code, _, err = fpt('export-peft', root, tmp_path/'adapter', capsys=capsys)   # (runs_in, shared with export-peft)
+    one_line(code, err, f"{root} is a folder of runs (fpt_cr, pt), not a run: export one of them, e.g. {root/'fpt_cr'}")
+    assert not (tmp_path/'adapter').exists()
 
 def test_evaluate_of_a_stopped_run_says_what_stopped(finished, tmp_path, capsys):
     "evaluate_stopped_unsaid: a run killed before its summary got only 'summary.json does not exist', where `fpt tables` says why."

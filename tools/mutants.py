@@ -1739,6 +1739,9 @@ MUTANTS = [
            (E + 'test_squad_exact_match_is_not_f1',), "SQuAD's main metric, exact_match, is its F1"),
     Mutant('stage_describe_tuple_as_count', 'partial.py', "{l if isinstance(l, int) else len(l)}L", "{l}L",
            (E + 'test_a_stage_of_chosen_layers_is_named_by_their_number',), "a stage of chosen layers is named 'enc (0, 2, 5)L'"),
+    Mutant('export_folder_of_runs_unsaid', 'peft.py', "            if runs := runs_in(p):", "            if runs := []:",
+           (R + '::test_evaluate_of_a_folder_of_runs_names_them',),
+           "`fpt export-peft` of a folder of runs says only that it holds no prompt file"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
