@@ -402,7 +402,8 @@ def make_parser() -> argparse.ArgumentParser:
     e.add_argument('--force', action='store_true', help='overwrite an adapter already in OUT')
     v = sub.add_parser('evaluate', help="score a saved prompt of the run on a split of its task",
                        description="Score a saved prompt of RUN_DIR on a split of its task; writes eval-<split>[-<limit>][-<prompt>][-beams<n>].json there.")
-    v.add_argument('run_dir'); v.add_argument('--split', default='validation', help="the split to score (default validation)")
+    v.add_argument('run_dir'); v.add_argument('--split', default='validation', help="the split to score (default validation; named by its file, as MNLI's "
+                   "validation_matched, it is the split that file is)")
     v.add_argument('--data-dir', help="the task data, laid out as for fpt run (default: the folder the run read, else env FPT_DATA_DIR, else the hub)")
     v.add_argument('--limit', type=_at_least(0, ' (0: all)'), help='the first N examples (default: all; 0: all, as fpt run --eval-limit 0)')
     v.add_argument('--prompt', choices=list(PROMPTS), default='best',

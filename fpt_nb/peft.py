@@ -143,7 +143,7 @@ def write_adapter(prompt:torch.Tensor, out_dir:Path, task_type:str, width:tuple[
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', FutureWarning)   # transformers' deprecation notes, raised inside peft
         with init_empty_weights(): base = build()
-        base.name_or_path = name   # what get_peft_model records as base_model_name_or_path
+        base.name_or_path = base.config._name_or_path = name or ''   # what PEFT records: base_model_name_or_path, its card's base_model
         model = get_peft_model(base, peft_config)
     model.prompt_encoder['default'].embedding.weight = nn.Parameter(prompt.clone(), requires_grad=False)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import torch
 from .prompt import load_t5, PromptT5, check_model_folder, model_digest
-from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL, DATA_DIR_ENV
+from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL, DATA_DIR_ENV, TASKS
 from .batches import encode, batches, MAX_INPUT_LENGTH
 from .scores import activation_scores, save_scores, load_scores, sample_examples, DamagedScores
 from .fast import fast_options
@@ -358,7 +358,7 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
 
 def check_values(task, method, steps, train_limit, eval_limit, score_examples, decoder, prompt_length, num_beams, eval_batch_size,
                  max_input_length, max_target_length, eval_every, early_stop, checkpoint_every, seed, data_dir, device, fast=None,
-                 compile=None, **_):
+                 compile=None, score_file=None, **_):
     "The task and device of `run_experiment`'s settings, values that no run takes refused (a check that reads no file but the task's)."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}: expected one of {METHODS}")
     if compile and not fast: raise ValueError("compile=True (--compile) compiles the fast step's T5 blocks: it needs fast=True (--fast) too")
@@ -373,6 +373,12 @@ def check_values(task, method, steps, train_limit, eval_limit, score_examples, d
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
     if seed >= 2**63: raise ValueError(f"seed must be below 2**63 (torch's limit), got {seed}")
+    if data_dir is not None and task_.generate is not None:   # (recorded in the run's config and not read, before)
+        raise ValueError(f"task {task_.name!r} is built in: it reads no data, so data_dir {data_dir} (--data-dir) would be recorded and "
+                         f"not read: leave it unset, or name a task that reads it (--task {', '.join(n for n, t in TASKS.items() if t.generate is None)})")
+    if score_file is not None and method not in NEEDS_SCORES:
+        raise ValueError(f"score_file (--score-file) gives the neuron scores FFN reduction keeps neurons by ({', '.join(NEEDS_SCORES)}); "
+                         f"{method} reads none, so it would be recorded and not read: leave it unset")
     if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise ValueError(f"data_dir {data_dir} is a file: expected a folder holding {task_.folder}/")
     return task_, pick_device(device)
@@ -587,8 +593,8 @@ def _held_sha(eval_file:Path) -> str|None:
 def evaluate_run(run_dir, data_dir:str|None=None, split:str='validation', prompt:str='best', limit:int|None=None,
                  device:str='auto', model:str|None=None, progress:bool=True, num_beams:int|None=None) -> dict:
     """Score a saved prompt of `run_dir` on `split` of its task from `data_dir` (None: the folder the run read its data from,
-    else `FPT_DATA_DIR`, else the hub), generating with `num_beams` (None: the run's); writes
-    `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's), or, where
+    else `FPT_DATA_DIR`, else the hub), generating with `num_beams` (None: the run's); writes (a split named by its file or hub
+    name, as MNLI's `validation_matched`, under its logical name) `eval-<split>[-<limit>][-<prompt>][-beams<n>].json` (best: no suffix; beams only where they are not the run's), or, where
     that file holds the scores of other rows of the split (changed data), `...-data<hash>.json` beside it. It holds the run
     folder's lock while it reads and writes there: a run resumed meanwhile (which removes the stopped run's evaluations) is
     refused until it ends, and it is refused while the run trains."""
@@ -648,6 +654,8 @@ def _evaluate_run(run_dir:Path, data_dir=None, split='validation', prompt='best'
             raise FileNotFoundError(f"run {run_dir} read its data from {c['data_dir']}, which is not here (from {Path.cwd()}): pass data_dir "
                                     f"(fpt evaluate --data-dir) or set {DATA_DIR_ENV}")
         if Path(c['data_dir']).is_dir(): data_dir = c['data_dir']
+    task_ = get_task(c['task'])   # a split named by its file or hub name is its logical split: one eval file for the same rows
+    split = task_.split_name(split, local=task_.generate is not None or (data_dir or data_dir_default()) is not None)
     rows = load_examples(c['task'], split, data_dir, limit=limit)
     metrics = make_eval(encode_fn(rows), rows)(pt)
     out_file = run_dir/(f'eval-{split}' + ('' if limit is None else f'-{limit}') + ('' if prompt == 'best' else f'-{prompt}')

@@ -122,6 +122,12 @@ class Task:
         "The hub split for `split`."
         return (self.hub_splits or self.splits).get(split, split)
 
+    def split_name(self, split:str, local:bool=True) -> str:
+        """The logical name of `split` where it is another name for a logical split's source (`local`: its file stem, else its
+        hub split), e.g. MNLI's `validation_matched` is its `validation`; else `split` as given."""
+        if split in self.splits: return split
+        return next((k for k, v in (self.splits if local else (self.hub_splits or self.splits)).items() if v == split), split)
+
 # %% ../nbs/10_tasks.ipynb #6be21c8e
 TASKS: dict[str, Task] = {}
 

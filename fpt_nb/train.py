@@ -386,6 +386,7 @@ class Trainer:
                           best=None, best_step=None, best_stage=None, best_last=None, best_last_step=None, bad_evals=0, stopped=None,
                           resumed_at=[])   # the steps at which the run went on from a checkpoint (a command run again after a stop)
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
+        self._at = None   # what a stop waits for: the step in flight, or a finished step's evaluation and checkpoint
         self.interrupted_at = None   # the step a Ctrl-C stopped `fit` at, once checkpointed and its prompt saved (None: it was not)
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
@@ -529,7 +530,13 @@ class Trainer:
             self._keep('best_last', rec)
         return m
 
-    def _on_signal(self, signum, frame): self._stop_signal = signum
+    def _on_signal(self, signum, frame):
+        "SIGTERM: finish the step, checkpoint it, then stop (`stopped` says so); a second SIGTERM stops at once (`SystemExit(143)`)."
+        if self._stop_signal is not None: raise SystemExit(128 + signum)   # the step in flight is lost; its last checkpoint is kept
+        self._stop_signal = signum
+        if self.main:   # (os.write: a handler may interrupt a print; every process of a data-parallel run gets the signal)
+            os.write(2, f"\nsignal {signum} (SIGTERM): stopping after {self._at or 'step ' + str(self.state['step'] + 1)}, once it is "
+                        f"checkpointed (send it again to stop at once, from the last checkpoint)\n".encode())
 
     def _on_interrupt(self, signum, frame):
         "Ctrl-C: finish the step, checkpoint it, then stop with KeyboardInterrupt; a second Ctrl-C stops at once."
@@ -605,15 +612,17 @@ class Trainer:
                 if current_stage(self.pt.model) != self.phases[phase].stage or self._expansion_unlogged(phase):
                     self._grow(phase)
                     widths = ffn_widths(self.pt.model)
-                t = time.perf_counter()
+                t, self._at = time.perf_counter(), f"step {st['step'] + 1}"
                 loss, flops, problem = self._step(it, widths)
                 if problem: self._fail(phase, loss, problem)
                 self._count(phase, loss, flops, time.perf_counter() - t)
+                self._at = f"step {st['step']}"
                 bar.update(1)
                 if st['step'] % cfg.log_every == 0: bar.set_postfix(loss=f'{loss:.3f}', stage=phase + 1)
                 stage_end = st['step'] == sum(p.steps for p in self.phases[:phase + 1])
                 evaluate = stage_end or bool(cfg.eval_every and st['step'] % cfg.eval_every == 0)
                 if evaluate:
+                    self._at = f"step {st['step']}'s evaluation"
                     self._eval(phase)
                     if self._early_stop(phase): st['stopped'] = f"early stop at step {st['step']}"
                 if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal or self._interrupted:

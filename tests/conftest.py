@@ -16,13 +16,14 @@ def find_data_dir() -> Path:
 @pytest.fixture(scope='session')
 def data_dir() -> Path: return find_data_dir()
 
-def sigterm_in_step(monkeypatch, n:int):
-    """SIGTERM this process inside the `n`-th training step from now (at its gradient clip): the trainer's handler finishes
-    the step, checkpoints it and stops the run, as a scheduler's SIGTERM would."""
+def sigterm_in_step(monkeypatch, n:int, times:int=1):
+    """SIGTERM this process `times` times inside the `n`-th training step from now (at its gradient clip): the trainer's
+    handler finishes the step, checkpoints it and stops the run, as a scheduler's SIGTERM would."""
     import signal, torch
     clip, calls = torch.nn.utils.clip_grad_norm_, [0]
     def term(*a, **k):
         calls[0] += 1
-        if calls[0] == n: os.kill(os.getpid(), signal.SIGTERM)
+        if calls[0] == n:
+            for _ in range(times): os.kill(os.getpid(), signal.SIGTERM)
         return clip(*a, **k)
     monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', term)

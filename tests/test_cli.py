@@ -33,6 +33,8 @@ SMALL = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit',
     (['run', '--method', 'pt', '--stage-steps', 1, 1, 1, 3, '--no-progress'], '--stage-steps sets the stages of FPT (fpt_ld, fpt_fr, fpt_cr); pt train(s) one stage'),
     (['run', '--method', 'pt', 'ld', '--score-file', 'x.safetensors', *SMALL], '--score-file gives the neuron scores FFN reduction keeps neurons by'),
     (['run', '--task', 'mnli', '--data-dir', 'no/such/dir', '--method', 'pt', *SMALL], "data directory 'no/such/dir' does not exist"),
+    # data_dir_of_toy (session 20): the built-in task's run recorded a data folder it never read
+    (['run', '--data-dir', 'no/such/dir', *SMALL], "task 'toy' is built in: it reads no data, so data_dir no/such/dir"),
     (['run', '--preset', 'base'], "invalid choice: 'base'"),
     (['run', '--pt-run', 'no/such/run'], 'does not exist'),
     # before PT, the plan's first method, trains: it used to run to the end and leave its summary first

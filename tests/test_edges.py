@@ -151,3 +151,29 @@ def test_squad_exact_match_is_not_f1(data_dir):
 def test_a_stage_of_chosen_layers_is_named_by_their_number():
     "stage_describe_tuple_as_count: a stage keeping layers (0, 2, 5) was named 'enc (0, 2, 5)L' in summaries and tables."
     assert Stage(encoder_layers=(0, 2, 5)).describe() == 'enc 3L'
+
+def test_settings_a_run_would_record_and_not_read_are_refused(tmp_path):
+    """data_dir_of_toy, score_file_of_pt (session 20): `run_experiment` on the built-in task with a data folder, or PT with a score
+    file, recorded them in the run's config though neither was read. Both are refused before a folder is made."""
+    from fpt_nb.run import run_experiment
+    kw = dict(task='toy', model='tiny', steps=2, progress=False, device='cpu')
+    with pytest.raises(ValueError, match="task 'toy' is built in: it reads no data"):
+        run_experiment(method='pt', out_dir=str(tmp_path/'a'), data_dir=str(tmp_path), **kw)
+    with pytest.raises(ValueError, match='pt reads none, so it would be recorded and not read'):
+        run_experiment(method='pt', out_dir=str(tmp_path/'b'), score_file=str(tmp_path/'s.safetensors'), **kw)
+    assert sorted(tmp_path.iterdir()) == []
+
+def test_the_toy_tasks_rows_follow_their_seed():
+    "toy_seed_ignored: every seed gave seed 0's rows; the same seed gives the same rows."
+    from fpt_nb.tasks import toy_examples
+    assert toy_examples('train', 16, seed=1) == toy_examples('train', 16, seed=1) != toy_examples('train', 16, seed=0)
+
+def test_a_callers_change_to_encoded_items_does_not_reach_the_next_call():
+    "encode_returns_its_cache: a caller that dropped or added items changed what the next `encode` of the same rows gave."
+    from fpt_nb.batches import encode
+    _, tok = load_t5('tiny')
+    rows = load_examples('toy', 'train', limit=4)
+    first = encode('toy', tok, rows)
+    first.pop(); first.append('not an item')
+    again = encode('toy', tok, rows)
+    assert len(again) == 4 and all(isinstance(i, dict) for i in again)

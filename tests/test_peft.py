@@ -102,6 +102,8 @@ def test_export_writes_no_file_of_the_users(tmp_path):
     assert sorted(f.name for f in mine.iterdir()) == ['README.md', 'adapter_config.json', 'adapter_model.safetensors']
     fresh = export_peft(tmp_path/'p.safetensors', tmp_path/'fresh', 'tiny')
     assert (fresh/'README.md').is_file() and 'PEFT' in (fresh/'README.md').read_text()   # PEFT's own card
+    # card_base_model_empty (session 20): the card named the base model '' (the adapter's config named it)
+    assert "base_model: tiny\n" in (fresh/'README.md').read_text(), (fresh/'README.md').read_text()[:200]
     save_prompt(torch.full((3, 64), 2.0), tmp_path/'p.safetensors')
     export_peft(tmp_path/'p.safetensors', mine, 'tiny', force=True)
     assert sorted(f.name for f in mine.iterdir()) == ['README.md', 'adapter_config.json', 'adapter_model.safetensors']

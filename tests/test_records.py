@@ -1253,6 +1253,9 @@ def test_an_evaluation_of_other_rows_keeps_the_earlier_one(tmp_path, data_dir):
     assert (run/'eval-validation-4.json').read_bytes() == kept and read_json(run/other['file'])['data'] == other['data']
     again = evaluate_run(run, limit=4, progress=False)
     assert again['file'] == 'eval-validation-4.json' and again['data'] == first['data']
+    # split_by_file_name: MNLI's validation named by its file (`--split validation_matched`) wrote a second file for the same rows
+    stem = evaluate_run(run, split='validation_matched', limit=4, progress=False)
+    assert (stem['file'], stem['split'], stem['data'], stem['accuracy']) == ('eval-validation-4.json', 'validation', first['data'], first['accuracy'])
     assert evaluate_run(run, data_dir=str(tmp_path/'other'), limit=4, progress=False)['file'] == other['file']
     assert sorted(p.name for p in run.glob('eval-*.json')) == sorted(['eval-validation-4.json', other['file']])
 

@@ -340,6 +340,36 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     resume(out)
     assert_same_result(out, reference)
 
+def test_sigterm_says_it_stops_and_a_second_stops_at_once(reference, tmp_path, monkeypatch, capfd):
+    """sigterm_silent: SIGTERM in a long step said nothing until the step ended (minutes on a large model), and a second
+    SIGTERM did nothing more. Now the first says which step the run stops after; the second (in the same step 4) stops at
+    once with status 143: nothing of step 4 is summarized or saved, checkpoint 3 is kept, and the resume is exact."""
+    from conftest import sigterm_in_step
+    out = tmp_path/'run'
+    sigterm_in_step(monkeypatch, 4, times=2)
+    with pytest.raises(SystemExit) as e: resume(out)
+    monkeypatch.undo()
+    assert e.value.code == 128 + signal.SIGTERM
+    err = capfd.readouterr().err
+    assert err.count('(SIGTERM): stopping after step 4, once it is checkpointed') == 1, err
+    assert not (out/'summary.json').exists() and not (out/'prompt.safetensors').exists() and not (out/'run.lock').exists()
+    assert [r['step'] for r in log_records(out, 'step')] == [1, 2, 3]
+    assert_loadable(out, 3)
+    resume(out)
+    assert_same_result(out, reference)
+
+def test_sigterm_in_an_evaluation_says_the_step_it_stops_at(tmp_path, monkeypatch, capfd):
+    "SIGTERM in the evaluation that ends stage 2 (step 2): the run stops at step 2, and says so, not 'after step 3'."
+    from fpt_nb.train import Trainer
+    real, calls = Trainer._eval, [0]
+    def ev(self, phase):
+        calls[0] += 1
+        if calls[0] == 2: os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, phase)
+    monkeypatch.setattr(Trainer, '_eval', ev)
+    assert resume(tmp_path/'run')['stopped'] == f'signal {int(signal.SIGTERM)} at step 2'
+    assert "(SIGTERM): stopping after step 2's evaluation, once it is checkpointed" in capfd.readouterr().err
+
 def test_a_stopped_runs_summary_goes_when_it_trains_on(reference, tmp_path, monkeypatch):
     """stale_summary_kept: a run stopped by SIGTERM at step 2 has a summary of step 2. Resumed, then killed in step 4, it kept
     that summary beside the prompts and log of later steps: a record of a state the folder no longer held (and whose prompt
