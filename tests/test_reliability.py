@@ -332,6 +332,7 @@ def test_sigterm_checkpoints_then_resume(reference, tmp_path):
     with held_run(tmp_path, out, 'step', 5) as (p, go):
         os.kill(p.pid, signal.SIGTERM); go()
         assert p.wait(timeout=60) == 0, child_output(tmp_path)
+    assert '(SIGTERM): stopping after step 5, once it is checkpointed' in child_output(tmp_path), child_output(tmp_path)
     prompt = assert_loadable(out, 5)
     s = read_json(out/'summary.json')
     assert (s['steps'], s['stopped']) == (5, f'signal {int(signal.SIGTERM)} at step 5')
