@@ -1,7 +1,7 @@
 """Issue-6 benchmarks on this CPU: stage cost at the paper's shapes, against HF PEFT, padding, expansion cost;
 and issue 12's trainer step, old against fast (fpt_nb.fast), at small shapes.
 
-    python benchmarks/cpu_stages.py                   # the issue-6 parts, about 10 minutes on 2 cores; writes results/perf/cpu_benchmarks.md/json/png
+    python benchmarks/cpu_stages.py                   # the issue-6 parts, about 10 minutes on 2 cores; writes results/perf/cpu_benchmarks.md/json and wall_vs_flops.png
     python benchmarks/cpu_stages.py --parts stages --sizes large --rounds 2
     python benchmarks/cpu_stages.py --parts step      # issue 12 on the CPU, a few minutes; writes results/perf/cpu_fast_step.md/json
 

@@ -20,7 +20,8 @@ __all__ = ['PAPER_CONFIGS', 'WEIGHT_SUFFIXES', 'T5_MODEL_TYPES', 'DEVICE_MAP_STR
 # %% ../nbs/00_prompt.ipynb #bd369af5
 def t5_config(d_model:int, d_ff:int, num_layers:int, num_heads:int, d_kv:int=64, vocab_size:int=32128,
               gated:bool=True, num_decoder_layers:int|None=None, **kwargs) -> T5Config:
-    "A T5 config: `gated` gives v1.1/LM-adapt (gated GELU, untied head), else v1.0 (ReLU, tied head)."
+    """A T5 config: `gated` gives v1.1/LM-adapt (gated GELU, decoder outputs not scaled, a head of its own: build the model with
+    `untie_lm_head`, since transformers 5 ties the head of every T5 it builds from a config), else v1.0 (ReLU, tied head)."""
     return T5Config(vocab_size=vocab_size, d_model=d_model, d_ff=d_ff, d_kv=d_kv, num_heads=num_heads,
                     num_layers=num_layers, num_decoder_layers=num_decoder_layers or num_layers,
                     feed_forward_proj='gated-gelu' if gated else 'relu', tie_word_embeddings=not gated,
@@ -39,7 +40,7 @@ PAPER_CONFIGS = dict(
 )
 
 def paper_config(size:str='large') -> T5Config:
-    "The config of T5-`size`-LM-adapt (`large` or `xl`), the paper's backbones."
+    "The config of T5-`size`-LM-adapt (`large` or `xl`), the paper's backbones (a model built from it needs `untie_lm_head`)."
     if size not in PAPER_CONFIGS: raise ValueError(f"unknown paper model size {size!r}: expected one of {sorted(PAPER_CONFIGS)}")
     return t5_config(**PAPER_CONFIGS[size])
 
