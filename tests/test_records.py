@@ -1260,6 +1260,15 @@ def test_an_evaluation_of_other_rows_keeps_the_earlier_one(tmp_path, data_dir):
     assert sorted(p.name for p in run.glob('eval-*.json')) == sorted(['eval-validation-4.json', other['file']])
 
 
+def test_a_split_named_by_its_local_file_is_its_logical_split(tmp_path, data_dir):
+    """SQuAD 2.0's local training file is `train_v1_answerable` (the hub's `train`): named so, it is scored and filed as the
+    logical split it is read as, `train`, not under the file's name (read from the hub, a name is taken by the hub's splits)."""
+    run = tmp_path/'run'
+    run_experiment('squad2', 'tiny', 'pt', run, data_dir=str(data_dir), steps=2, batch_size=4, prompt_length=2, train_limit=8,
+                   eval_limit=2, max_target_length=4, progress=False)
+    ev = evaluate_run(run, split='train_v1_answerable', limit=2, progress=False)
+    assert (ev['file'], ev['split'], ev['n']) == ('eval-train-2.json', 'train', 2)
+
 def test_a_finished_run_is_scored_with_new_evaluation_settings_for_real(finished, tmp_path, capsys):
     """rescore_with_the_runs_beams: rerun with another num_beams, a finished run said 'the new evaluation settings were scored'
     but scored with its old beams; with another eval_every, nothing differs in a finished run, and it says so."""

@@ -1896,6 +1896,11 @@ MUTANTS = [
            "BUILT_IN_MODELS = ('tiny', 'tiny-relu', 'tiny-bert', 'minilm', 'tiny-llama')",
            "BUILT_IN_MODELS = ('tiny', 'tiny-bert', 'minilm', 'tiny-llama')",
            ('tests/test_model_edges.py::test_the_built_in_t5_v1_is_known_before_it_loads',), "the built-in 'tiny-relu' is taken for a model folder"),
+    Mutant('eval_split_read_as_the_hubs', 'run.py',
+           "split = task_.split_name(split, local=task_.generate is not None or (data_dir or data_dir_default()) is not None)",
+           "split = task_.split_name(split, local=False)",
+           ('tests/test_records.py::test_a_split_named_by_its_local_file_is_its_logical_split',),
+           "a split named by its local file is looked up among the hub's splits: filed under the file's name"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
