@@ -527,8 +527,9 @@ def cmd_run(a) -> int:
         at = f" (step {best['step']}, {best.get('stage_name', 'stage ' + str(best.get('stage')))})" if best.get('step') is not None else ''
         signal = str(s['stopped'] or '').startswith('signal')
         last = f"last evaluation {s['final_metrics'].get(key, float('nan')):.1f}"
-        _say(f"   {n}: best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, "
-             + (f"{last}, stopped at step {s['steps']} of {s.get('planned_steps', s['steps'])}" if signal else f"final {last.split()[-1]}")
+        scored = f"best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, {last}" if at else 'no evaluation yet'   # (stopped before the first)
+        _say(f"   {n}: " + (f"{scored}, stopped at step {s['steps']} of {s.get('planned_steps', s['steps'])}" if signal
+                            else f"best {key} {(best.get('metrics') or {}).get(key, float('nan')):.1f}{at}, final {last.split()[-1]}")
              + f"; {s['total_flops']:.3g} FLOPs, {s['train_seconds']:.0f} s training in all, {time.perf_counter() - t0:.0f} s for this command"
              + (f" (resumed at step {', '.join(map(str, s['resumed_at']))})" if s.get('resumed_at') else ''))
         if signal:

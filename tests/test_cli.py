@@ -55,6 +55,18 @@ def test_bad_input(args, says, tmp_path, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.rglob('summary.json'))
 
+def test_a_run_stopped_before_its_first_evaluation_says_so(tmp_path, monkeypatch, capsys):
+    "stopped_scores_nan: a run stopped by SIGTERM before any evaluation printed 'best paper_acc nan, last evaluation nan'."
+    from conftest import sigterm_in_step
+    monkeypatch.chdir(tmp_path)
+    sigterm_in_step(monkeypatch, 2)
+    threads = torch.get_num_threads()
+    code = main(list(map(str, ['run', '--method', 'pt', '--steps', 8, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 16,
+                                '--eval-limit', 8, '--eval-every', 8, '--no-progress', '--out-dir', 'r'])))
+    torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert code == 143 and '   pt: no evaluation yet, stopped at step 2 of 8; ' in out and 'nan' not in out, out
+
 def test_bad_input_from_a_shell(tmp_path):
     r = fpt('run', '--task', 'sst2', cwd=tmp_path)
     assert (r.returncode, r.stderr.strip()) == (2, "fpt run: error: unknown task 'sst2': expected one of ['mnli', 'qqp', 'record', 'squad2', 'toy', 'xsum']")

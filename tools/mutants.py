@@ -1336,8 +1336,8 @@ MUTANTS = [
            ('tests/test_resume.py::test_sigkill_then_resume',),
            "a run resumed from a checkpoint has a summary that does not say so (its wall_seconds only the last command's)"),
     Mutant('stopped_called_final', 'cli.py',
-           """+ (f"{last}, stopped at step {s['steps']} of {s.get('planned_steps', s['steps'])}" if signal else f"final {last.split()[-1]}")""",
-           '+ f"final {last.split()[-1]}"',
+           'if signal\n                            else f"best {key}',
+           'if False\n                            else f"best {key}',
            ('tests/test_resume.py::test_sigterm_stops_cleanly_then_resumes',),
            "a run stopped by a signal reports its last evaluation, from before the stop, as its 'final' score"),
     Mutant('data_checked_late', 'cli.py', "    if (why := unreadable_data(task, a.data_dir)) is not None: raise ValueError(why)", "    pass",
@@ -1901,6 +1901,9 @@ MUTANTS = [
            "split = task_.split_name(split, local=False)",
            ('tests/test_records.py::test_a_split_named_by_its_local_file_is_its_logical_split',),
            "a split named by its local file is looked up among the hub's splits: filed under the file's name"),
+    Mutant('stopped_line_scores_nan', 'cli.py', "{last}\" if at else 'no evaluation yet'", "{last}\" if True else 'no evaluation yet'",
+           ('tests/test_cli.py::test_a_run_stopped_before_its_first_evaluation_says_so',),
+           "a run stopped before its first evaluation prints 'best paper_acc nan, last evaluation nan'"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
