@@ -71,6 +71,17 @@ def test_runs_apart_only_in_evaluation_batch_are_one_setting(tmp_path):
     pt, ld = table2(collect_runs(tmp_path))
     assert pt['setting'] == ld['setting'] == '' and ld['flops_pct'] == pytest.approx(70.0) and not math.isnan(ld['improve'])
 
+def test_a_tables_csv_has_the_markdown_tables_columns_in_its_order(tmp_path):
+    """tables_csv_columns_sorted: the CSV's columns were in alphabetical order (dup, flops, flops_pct, ...), not the
+    table's (task, model, ..., method, ..., score, ...): a spreadsheet opened on it reads apart from the markdown beside it."""
+    from test_scoring import fake_run
+    from fpt_nb.tables import collect_runs, table2, write_tables
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    fake_run(tmp_path, 'fpt_ld', 0, 70, 30.0, 66)
+    rows = table2(collect_runs(tmp_path))
+    head = (write_tables(collect_runs(tmp_path), tmp_path/'t')['table2.csv']).read_text().splitlines()[0].split(',')
+    assert head == list(rows[0]) and head[:2] == ['task', 'model'] and head.index('method') < head.index('score') < head.index('flops')
+
 # ---- neuron scores from files
 
 def _csv_rows(nan_at=None):

@@ -1904,6 +1904,11 @@ MUTANTS = [
     Mutant('stopped_line_scores_nan', 'cli.py', "{last}\" if at else 'no evaluation yet'", "{last}\" if True else 'no evaluation yet'",
            ('tests/test_cli.py::test_a_run_stopped_before_its_first_evaluation_says_so',),
            "a run stopped before its first evaluation prints 'best paper_acc nan, last evaluation nan'"),
+    Mutant('tables_csv_columns_sorted', 'tables.py',
+           "w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator='\\n')",
+           "w = csv.DictWriter(f, fieldnames=sorted(rows[0]), lineterminator='\\n')",
+           (E + 'test_a_tables_csv_has_the_markdown_tables_columns_in_its_order',),
+           "the tables' CSV columns in alphabetical order, not the markdown table's"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
