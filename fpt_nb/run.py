@@ -17,7 +17,7 @@ from .scores import activation_scores, save_scores, load_scores, sample_examples
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
                           fingerprint, fingerprint_diff, scores_digest)
-from .checkpoint import (write_json, read_json, load_prompt, latest_checkpoint, trained_arch, run_fingerprint, is_run_config, runs_in,
+from .checkpoint import (write_json, read_json, load_prompt, read_prompt, prompt_step, latest_checkpoint, trained_arch, run_fingerprint, is_run_config, runs_in,
                                prompt_digest, stopped_before_summary)
 from .plots import read_log
 from .encoder import (is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, encode_pairs, classify_accuracy, encoder_batch_flops,
@@ -30,8 +30,8 @@ from .names import BUILT_IN_MODELS, PROMPTS
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'RESUME_MAY_CHANGE', 'LAUNCHER', 'run_lock',
            'sigterm_exits', 'pick_device', 'fit_target_length', 'setup', 'model_ref', 'run_model', 'data_ref',
            'tokenizer_ref', 'rerun_score_file', 'run_scores', 'check_run_dir', 'known_other_model', 'check_planned_run',
-           'run_experiment', 'check_values', 'check_causal_flags', 'check_encoder_flags', 'check_model_of_run',
-           'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
+           'run_experiment', 'check_values', 'check_causal_flags', 'check_encoder_flags', 'software_versions',
+           'check_model_of_run', 'check_prompt_of_run', 'evaluate_run', 'launch_command', 'run_distributed', 'launch']
 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
@@ -39,15 +39,20 @@ def run_lock(run_dir:Path, then:str='pick another out_dir, or wait for that run 
     """Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies),
     saying `then`: what to do instead."""
     import fcntl
-    run_dir.mkdir(parents=True, exist_ok=True)
     lock = run_dir/'run.lock'
-    fd = os.open(lock, os.O_CREAT | os.O_RDWR)
-    try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        try: pid = lock.read_text().strip() or 'unknown'
-        except OSError: pid = 'unknown'
-        raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: {then}") from None
+    while True:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            try: pid = lock.read_text().strip() or 'unknown'
+            except OSError: pid = 'unknown'
+            raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: {then}") from None
+        try: same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError: same = False
+        if same: break
+        os.close(fd)   # its holder removed the file as it let go, after we opened it: a lock on it would hold nothing; again
     try:
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
         yield
@@ -254,6 +259,9 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
         if rec['step'] != step:   # (the trainer chose another: its file is not this run's, and the summary would name it)
             raise ValueError(f"run folder {run_dir}: its {name}.json is of step {rec['step']}, but the run chose its {name} prompt at step "
                              f"{step}: the file is not this run's; its checkpoints and log are kept: restore the file and run again")
+        if (pf := run_dir/PROMPTS[name]).is_file() and (own := prompt_step(pf)) not in (None, step):   # (nor may its prompt be)
+            raise ValueError(f"run folder {run_dir}: its {pf.name} holds the prompt of step {own}, but the run chose its {name} prompt "
+                             f"at step {step}: the file is not this run's; its checkpoints and log are kept: restore the file and run again")
         return dict(step=rec['step'], stage=rec['stage'], stage_name=phases[rec['stage']].stage.describe(), value=rec.get(rec['metric']),
                     metric=rec['metric'], rule=rec['rule'], metrics={k: v for k, v in rec.items() if k not in meta})
     paper = task.paper_metric if not evals or task.paper_metric in evals[-1] else None   # an encoder classifies: no paper scoring
@@ -403,8 +411,14 @@ def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, de
                          f"decoder-only model generates or is placed across devices): leave {'it' if len(given) == 1 else 'them'} unset")
 
 #: settings outside the fingerprint that a run resumes under other values of: each such change is recorded (`resumed_with`:
-#: the step, then the old and new value), since the run's config and summary hold the last command's settings
-RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map', 'threads')
+#: the step, then the old and new value), since the run's config and summary hold the last command's settings; `versions`
+#: too: a run goes on under an upgraded library (its results can then differ from one command's), and says so
+RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map', 'threads', 'versions')
+
+def software_versions() -> dict:
+    "The versions of Python and of the libraries whose code a run's numbers come from."
+    import platform, transformers, fpt_nb
+    return dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
@@ -500,7 +514,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
     was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
-    now = dict(vars(a), threads=torch.get_num_threads())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
+    now = dict(vars(a), threads=torch.get_num_threads(), versions=software_versions())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
     changed = {k: [was[k], now[k]] for k in RESUME_MAY_CHANGE if k in was and was[k] != now[k]}
     resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)
     if main:
@@ -516,7 +530,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
                  n_train_items=len(train_items), n_eval=len(val_rows),
                  targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
                  data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record,
-                 **({'resumed_with': resumed_with} if resumed_with else {}))
+                 versions=now['versions'], **({'resumed_with': resumed_with} if resumed_with else {}))
     summarize = lambda st: _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
     try: st = tr.fit(a.resume)
     except KeyboardInterrupt:   # Ctrl-C: a stop at a checkpointed step is summarized as a SIGTERM stop is (tables --unfinished, evaluate)
@@ -568,15 +582,21 @@ def check_model_of_run(run_dir:Path, summary:dict, model:str|None, command:str='
 def check_prompt_of_run(run_dir:Path, summary:dict, f:Path, w:torch.Tensor|None=None) -> torch.Tensor:
     """The prompt in file `f` of the run in `run_dir` (`w`, where the caller has read it), read once and refused where it is not
     what the run saved there: its summary recorded another prompt (the file was replaced or edited), or the record of its choice
-    (`best.json`, `best_last.json`) names another step. Use the tensor returned, not the file again: the file could change after the check."""
-    w = load_prompt(f) if w is None else w
+    (`best.json`, `best_last.json`), or the step the file itself records, is another step than the summary's choice. Use the tensor
+    returned, not the file again: the file could change after the check."""
+    w, own = read_prompt(f) if w is None else (w, prompt_step(f))
     want = (summary.get('prompts') or {}).get(f.name)
     if want is not None and (got := prompt_digest(w)) != want:
         raise ValueError(f"{f} is not the prompt run {run_dir} saved there (digest {got}, its summary recorded {want}): it was replaced "
                          f"or edited; restore it (nothing was written)")
     for name, key in (('best', 'best'), ('best_last', 'best_last_stage')):
         rec_file, chosen = run_dir/f'{name}.json', summary.get(key) or {}
-        if f.name != PROMPTS[name] or not rec_file.is_file() or chosen.get('step') is None: continue
+        if f.name != PROMPTS[name] or chosen.get('step') is None: continue
+        if own is not None and own != chosen['step']:   # (a later step's prompt left by a kill, where no record was changed)
+            raise ValueError(f"{f} holds the prompt of step {own}, but run {run_dir}'s summary chose its {name} prompt at step "
+                             f"{chosen['step']}: it is not the run's {name} prompt; run the run's command again (its resume puts the "
+                             f"file right from its checkpoint), or restore it (nothing was written)")
+        if not rec_file.is_file(): continue
         rec = read_json(rec_file, f'{name} record')
         if rec.get('step') != chosen['step'] or ('stage' in chosen and rec.get('stage') != chosen['stage']):
             raise ValueError(f"{rec_file} names step {rec.get('step')} (stage {rec.get('stage')}), but run {run_dir}'s summary chose its "

@@ -54,14 +54,31 @@ def run_unfinished(s:dict) -> str|None:
 
 def _same(a, b) -> bool: return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
 
+def _choice_records_disagree(s:dict) -> str|None:
+    "Where the summary `s`'s best evaluations are not those its run recorded in `best.json` and `best_last.json` (None: they are)."
+    for what, name in (('best', 'best'), ('best_last_stage', 'best_last')):
+        rec, f = s.get(what) or {}, Path(s['run_dir'])/f'{name}.json'
+        if rec.get('step') is None or not isinstance(rec.get('metrics'), dict) or not f.is_file(): continue
+        try: held = read_json(f)
+        except (OSError, ValueError): continue
+        k = next((k for k, v in rec['metrics'].items() if not _same(held.get(k), v)), None)
+        if held.get('step') != rec['step'] or k is not None:
+            said = f"{k} is {rec['metrics'][k]!r}" if k is not None else f"step is {rec['step']}"
+            return (f"its summary's {what} {said}, where its {name}.json has " + (f"{held.get(k)!r}" if k is not None else
+                    f"step {held.get('step')}") + " (its log.jsonl, which holds every evaluation, is gone or cannot be read): a record "
+                    f"was changed after the run (restore it, or run it again)")
+    return None
+
 def summary_disagrees(s:dict) -> str|None:
     """Where the summary `s` (as `read_summary` gives it) says other scores than its run's `log.jsonl` logged: for its best
     evaluations (`best`, `best_last_stage`) at their steps, and for `final_metrics`, the log's last evaluation where that is at
     the summary's last step; where its best evaluations are not the ones the run's rule picks from the log; and where its
-    `total_flops` is not the log's at its last step. A record changed after the run (an edit, a file copied from another run). None where they agree, or
-    where there is no log, or no evaluation in it, to hold it to (a log gone or cut short: PT's Improve then says so)."""
+    `total_flops` is not the log's at its last step. A record changed after the run (an edit, a file copied from another run). Where
+    the log is gone or cannot be read, the best evaluations are held to the records the run wrote beside its best prompts
+    (`best.json`, `best_last.json`) instead. None where they agree, or where there is nothing to hold them to (PT's Improve
+    then says that its curve is gone)."""
     try: log = read_log(s['run_dir'])
-    except (OSError, ValueError): return None
+    except (OSError, ValueError): return _choice_records_disagree(s)
     evals, steps = log['eval'], log['step']
     held = []   # (the summary's entry, its step, its metrics, the log's evaluation there or None)
     for what in ('best', 'best_last_stage'):

@@ -16,7 +16,7 @@ from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
 from .batches import batches, collate, PADDINGS, MAX_INPUT_LENGTH
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint, write_atomic,
-                               load_checkpoint, load_prompt, save_prompt, write_json, read_json)
+                               load_checkpoint, load_prompt, read_prompt, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
 from .fast import FastStep, fast_options
@@ -387,6 +387,7 @@ class Trainer:
                           resumed_at=[])   # the steps at which the run went on from a checkpoint (a command run again after a stop)
         self._stop_signal, self._interrupted, self.begun, self._expanded_at = None, False, False, None
         self._at = None   # what a stop waits for: the step in flight, or a finished step's evaluation and checkpoint
+        self.kept = {}   # the best prompts kept so far, by rule: each checkpoint holds them, so a resume can put their files back
         self.interrupted_at = None   # the step a Ctrl-C stopped `fit` at, once checkpointed and its prompt saved (None: it was not)
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
@@ -431,7 +432,8 @@ class Trainer:
         tensors, opt_sk = flatten_state(self.opt.state_dict(), 'optimizer')
         rt, rng_sk = flatten_state(rng_state(), 'rng')
         state = dict(self.state, optimizer=opt_sk, scheduler=self.sched.state_dict(), rng=rng_sk)
-        return self.record.checkpoint(self.state['step'], self.pt.prompt.weight, state, {**tensors, **rt})
+        kept = {f'kept_prompt.{k}': w for k, w in self.kept.items()}
+        return self.record.checkpoint(self.state['step'], self.pt.prompt.weight, state, {**tensors, **rt, **kept})
 
     def resume(self) -> bool:
         "Continue from the latest checkpoint in the run folder, if there is one; refuse one from another run."
@@ -449,34 +451,36 @@ class Trainer:
         st = self.state
         self._check_best_files(ckpt)   # (before the log is cut back to the checkpoint: nothing is changed on a refusal)
         self.record.rewind(st['step'], st['flops'], tuple((st[f'{k}_step'], st[k]) for k in BEST_RULES if st.get(k) is not None))
+        self.kept = {k: tensors[f'kept_prompt.{k}'] for k in BEST_RULES if f'kept_prompt.{k}' in tensors}   # (older checkpoints: none)
         self._settle_later_best_files(ckpt)
         return True
 
     def _settle_later_best_files(self, ckpt:Path):
-        """Put the best files written after the checkpoint (before a kill) back to the checkpoint's best: its step's checkpoint,
-        where kept, holds that prompt and the log its evaluation; where the checkpoint had no such best, the files go. The steps
-        after it run again and keep their own bests; a replay that evaluates otherwise (a GPU's nondeterminism) must not leave
-        the lost steps' prompt named the run's. A prompt file written after the checkpoint beside a record of the checkpoint's
-        best (a kill between the two files) is put back too."""
+        """Put the best files back to the checkpoint's bests: a kill after the checkpoint can have left a later step's prompt or
+        record there, or one of each (a kill between the two files). The checkpoint holds its best prompts (`self.kept`; a
+        checkpoint of an earlier version does not, and then the checkpoint of that step, where kept, holds it) and the log their
+        evaluations; where the checkpoint had no such best, the files go. The steps after it run again and keep their own bests;
+        a replay that evaluates otherwise (a GPU's nondeterminism), or a run stopped before it gets there, must not leave a
+        later step's prompt named the run's."""
         st, d = self.state, self.run_dir
         for k in BEST_RULES:
-            rec = read_json(d/f'{k}.json', f'{k} record') if (d/f'{k}.json').is_file() else None
-            if rec is None or not self.main: continue
-            later = rec.get('step', -1) > st['step']
-            if later and st.get(k) is None:
-                for f in (f'{k}.json', f'{k}_prompt.safetensors'): (d/f).unlink(missing_ok=True)
+            if not self.main: continue
+            js, pf = d/f'{k}.json', d/f'{k}_prompt.safetensors'
+            if st.get(k) is None:   # the checkpoint had none: files here are of later steps (_check_best_files refused others)
+                for f in (js, pf): f.unlink(missing_ok=True)
                 continue
-            if st.get(k) is None: continue
-            held = ckpt.parent/f"step-{st[f'{k}_step']:07d}"/'prompt.safetensors'
-            if not later:   # the record is the checkpoint's (_check_best_files): its prompt file must be too
-                if held.is_file() and not torch.equal(w := load_prompt(held), load_prompt(d/f'{k}_prompt.safetensors')):
-                    save_prompt(w, d/f'{k}_prompt.safetensors', step=st[f'{k}_step'])
-                continue
-            logged = [r for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r.get('kind') == 'eval'
-                      and r.get('step') == st[f'{k}_step']] if (d/'log.jsonl').is_file() else []
-            if held.is_file() and logged:   # (else left to the replay: the summary refuses a record of another step than the run's)
-                save_prompt(load_prompt(held), d/f'{k}_prompt.safetensors', step=st[f'{k}_step'])
-                write_json(d/f'{k}.json', dict(logged[-1], rule=BEST_RULES[k], metric=rec.get('metric')))
+            b = st[f'{k}_step']
+            w = self.kept.get(k)
+            if w is None and (held := ckpt.parent/f'step-{b:07d}'/'prompt.safetensors').is_file(): w = load_prompt(held)
+            if w is None: continue   # (nothing holds it: the summary refuses a record or prompt file of another step than the run's)
+            self.kept[k] = w
+            have, step = read_prompt(pf) if pf.is_file() else (None, None)
+            if have is None or step != b or not torch.equal(have, w): save_prompt(w, pf, step=b)
+            rec = read_json(js, f'{k} record') if js.is_file() else {}
+            if rec.get('step') != b:
+                logged = [r for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r.get('kind') == 'eval'
+                          and r.get('step') == b] if (d/'log.jsonl').is_file() else []
+                if logged: write_json(js, dict(logged[-1], rule=BEST_RULES[k], metric=rec.get('metric') or self.key))
 
     def _check_best_files(self, ckpt:Path):
         """Refuse to go on from a checkpoint whose best prompts' files are gone (the run would end with a summary that names no
@@ -508,6 +512,7 @@ class Trainer:
 
     def _keep(self, name:str, rec:dict):
         "Keep the prompt as the best under rule `name` (`best` or `best_last`), with the evaluation that made it so."
+        self.kept[name] = self.pt.prompt.weight.detach().float().cpu().clone()
         self.record.keep(name, self.pt.prompt.weight, dict(rec, rule=BEST_RULES[name], metric=self.key))
 
     def _eval(self, phase:int):

@@ -332,6 +332,20 @@ def test_a_resume_under_other_evaluation_batches_says_so(finished, tmp_path):
     assert s['resumed_with'] == [dict(step=3, eval_batch_size=[64, 7])] == read_json(d/'config.json')['resumed_with']
     assert 'resumed_with' not in read_json(finished/'summary.json')   # (a run of one command: nothing to say)
 
+def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(finished, tmp_path):
+    """versions_unrecorded (an adversarial review): no run file said which fpt_nb, torch or transformers trained it, so a
+    run resumed under an upgraded library (whose numbers can differ) read as one command's. Config and summary record the
+    versions; a resume under others records the change with its step, as for the other settings a resume may change."""
+    import platform, transformers, fpt_nb
+    now = dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
+    assert read_json(finished/'summary.json')['versions'] == read_json(finished/'config.json')['versions'] == now
+    d = unfinished(finished, tmp_path/'run')
+    cfg = read_json(d/'config.json'); write_json(d/'config.json', dict(cfg, versions=dict(now, fpt_nb='0.0.1')))   # as an older release wrote it
+    s = run_experiment(out_dir=str(d), **RUN)
+    assert s['resumed_with'] == [dict(step=3, versions=[dict(now, fpt_nb='0.0.1'), now])] == read_json(d/'config.json')['resumed_with']
+    assert s['versions'] == now
+
+
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):
     d = copy(finished, tmp_path/'run')
     before = snapshot(d)
@@ -402,6 +416,25 @@ def test_tables_leave_out_a_summary_its_log_contradicts(pt_beside, tmp_path, cap
     code, out, err = fpt('tables', root, *(['--score', 'final'] if entry == 'final_metrics' else []), capsys=capsys)
     assert code == 0 and f"left out: run {root/'fpt_cr'}: its summary's {entry} {key} is 99.9 at step {step}, where its log.jsonl" in out, out
     assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
+
+@pytest.mark.parametrize('log', ['gone', 'torn'])
+def test_tables_hold_an_edited_summary_to_its_best_json_when_its_log_is_unreadable(pt_beside, tmp_path, capsys, log):
+    """summary_edit_believed_without_log (an adversarial review): with its log.jsonl gone, or one torn line at its end, an
+    edited best score was tabulated (no log to hold it to, so no check at all); best.json, written beside the best prompt,
+    holds the evaluation that chose it, and the summary is held to that instead."""
+    root = copy(pt_beside, tmp_path/'runs')
+    run = root/'fpt_cr'
+    s = read_json(run/'summary.json'); key = s['paper_metric'] or s['metric']
+    write_json(run/'summary.json', dict(s, best=dict(s['best'], metrics=dict(s['best']['metrics'], **{key: 99.9}))))
+    if log == 'gone': (run/'log.jsonl').unlink()
+    else:
+        with open(run/'log.jsonl', 'a') as f: f.write('{"kind": "st')
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and f"left out: run {run}: its summary's best {key} is 99.9, where its best.json has" in out, out
+    assert '99.9' not in (root/'table2.md').read_text() and 'FPT_CR' not in (root/'table2.md').read_text()
+    write_json(run/'summary.json', s)   # the summary as the run wrote it: tabulated, log or no log
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and 'left out' not in out and 'FPT_CR' in (root/'table2.md').read_text(), out
 
 @pytest.mark.parametrize('edit', ['log_best', 'total_flops', 'train_seconds'])
 def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_beside, tmp_path, capsys, edit):
@@ -761,6 +794,39 @@ def test_a_replaced_prompt_or_edited_choice_record_is_refused(finished, tmp_path
     (d/'best_last_prompt.safetensors').unlink()
     code, _, err = fpt('export-peft', d, tmp_path/'adapter', capsys=capsys)
     one_line(code, err, f"run folder {d}: its best_last_prompt.safetensors is gone, though the run chose it (best_last.json is there)")
+
+
+def test_a_best_prompt_file_of_another_step_is_refused(finished, tmp_path, capsys):
+    """best_prompt_step_unchecked (an adversarial review): a kill could leave a later step's best prompt beside the record of
+    the run's choice, and a summary then written from that file recorded its digest: `fpt evaluate` scored it as the chosen
+    step's prompt, on the chosen step's stage. The step the file itself records is held to the summary's choice."""
+    from fpt_nb.checkpoint import save_prompt, prompt_step
+    d = copy(finished, tmp_path/'run')
+    chosen = read_json(d/'summary.json')['best']['step']
+    assert prompt_step(d/'best_prompt.safetensors') == chosen
+    save_prompt(load_prompt(d/'best_prompt.safetensors'), d/'best_prompt.safetensors', step=chosen + 1)   # the same values: the digest holds
+    before = snapshot(d)
+    code, _, err = fpt('evaluate', d, '--limit', 4, capsys=capsys)
+    one_line(code, err, f"{d/'best_prompt.safetensors'} holds the prompt of step {chosen + 1}, but run {d}'s summary chose its best prompt at step {chosen}")
+    assert snapshot(d) == before
+
+
+def test_a_lock_file_removed_as_its_holder_let_go_is_not_taken(tmp_path, monkeypatch):
+    """lock_on_a_removed_file (an adversarial review): a run that opened run.lock just before its holder let go (which removes
+    the file) then locked the removed file: it held nothing, and a third run made a new run.lock and trained in the same
+    folder. The lock is taken on the file at the path, opened again where it was removed."""
+    import fcntl
+    from fpt_nb.run import run_lock
+    from fpt_nb.checkpoint import lock_holder
+    d = tmp_path/'run'; d.mkdir()
+    real, calls = fcntl.flock, []
+    def flock(fd, op):
+        if op & fcntl.LOCK_EX and not calls: calls.append(fd); (d/'run.lock').unlink()   # the holder lets go between open and lock
+        return real(fd, op)
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    with run_lock(d):
+        assert calls and lock_holder(d) == os.getpid()
+    assert not (d/'run.lock').exists()
 
 
 def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypatch):

@@ -8,12 +8,12 @@ at steps 1, 2, 3 and 6 (two kept). A few cases run `run_experiment` in a real su
 Cases marked `xfail(strict=True)` are library defects found by this catalogue: the test states the right
 behaviour; the reason says what happens instead and where. Remove the mark with the fix.
 """
-import errno, gzip, hashlib, json, os, pathlib, pickle, re, shutil, signal, subprocess, sys, time
+import errno, gzip, hashlib, json, os, pathlib, pickle, re, shutil, signal, subprocess, sys, textwrap, time
 from contextlib import contextmanager
 from pathlib import Path
 import pytest, torch
 import fpt_nb.checkpoint as ckpt
-from fpt_nb.checkpoint import latest_checkpoint, load_checkpoint, load_prompt, read_json
+from fpt_nb.checkpoint import latest_checkpoint, load_checkpoint, load_prompt, read_json, prompt_step
 from fpt_nb.prompt import load_t5, PromptT5
 from fpt_nb.scores import NeuronScores, activation_scores, save_scores, load_scores
 from fpt_nb.partial import FULL, Stage, layer_dropping
@@ -852,3 +852,114 @@ def test_pickle_is_never_unpickled(target, fmt, reference, tmp_path):
     assert str(p) in str(e.value) and 'not a safetensors file' in str(e.value), str(e.value)
     assert not marker.exists()
     assert_kept(before, snapshot(run))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Best prompts written after the last checkpoint, whose own checkpoint is pruned (found by an adversarial review)
+
+# 60 steps, evaluated and checkpointed every 3 (two checkpoints kept): its best prompt is step 24's, beaten first at step 57
+LONG = "dict(task='toy', model='tiny', method='fpt_cr', steps=60, eval_every=3, eval_limit=None, progress=False, out_dir=sys.argv[1])"
+
+def _run_py(code:str, run_dir:Path) -> int:
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, '-c', textwrap.dedent(code), str(run_dir)], env=env).returncode
+
+def test_best_prompt_of_a_step_never_reached_is_not_named_the_runs(tmp_path):
+    """best_files_not_put_back_from_the_checkpoint: a kill between step 57's best_prompt.safetensors and its best.json, then
+    the command again, stopped by SIGTERM at step 55: the summary named step 24's best prompt while the file held step 57's
+    (step 24's checkpoint was pruned, so nothing put it back), and `fpt evaluate` scored it as step 24's. Each checkpoint now
+    holds the run's best prompts, and a resume puts their files back from it."""
+    d = tmp_path/'run'
+    # 1. kill -9 right after best_prompt.safetensors of step 57 is written, before its best.json
+    rc = _run_py(f"""
+        import os, sys, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        orig = T.write_json
+        def wj(path, obj):
+            if str(path).endswith('best.json') and obj.get('step') == 57: os._exit(137)
+            return orig(path, obj)
+        T.write_json = wj
+        run_experiment(**{LONG})""", d)
+    assert rc == 137
+    # 2. the command run again, stopped by SIGTERM after step 55 (as a scheduler stops it)
+    rc = _run_py(f"""
+        import os, sys, signal, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        oc = T.Trainer._count
+        def cnt(self, *a):
+            oc(self, *a)
+            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
+        T.Trainer._count = cnt
+        run_experiment(**{LONG})""", d)
+    s = read_json(d/'summary.json')
+    assert s['steps'] == 55 and s['stopped'].startswith('signal')
+    # the summary names the best prompt of step s['best']['step']; the file must hold that step's prompt, not one of a
+    # step (57) this run never reached
+    assert prompt_step(d/'best_prompt.safetensors') == s['best']['step'], \
+        f"best_prompt.safetensors holds step {prompt_step(d/'best_prompt.safetensors')}'s prompt; summary names step {s['best']['step']}"
+
+def test_stopped_resume_after_kill_between_best_files_and_checkpoint_is_summarized(tmp_path):
+    """best_files_not_put_back_from_the_checkpoint: a kill after step 57's best files are written, before its checkpoint (the best step's own checkpoint, 24, pruned
+    long ago); the command run again and stopped by SIGTERM at step 55 must summarize its stop (as any SIGTERM stop does),
+    not fail with "restore the file" (there is no file to restore), leaving best.json of step 57 beside a log that ends at 55."""
+    d = tmp_path/'run'
+    rc = _run_py(f"""
+        import os, sys, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        orig = T.save_checkpoint
+        def sc(ckpt_dir, step, *a, **k):
+            if step == 57: os._exit(137)
+            return orig(ckpt_dir, step, *a, **k)
+        T.save_checkpoint = sc
+        run_experiment(**{LONG})""", d)
+    assert rc == 137 and read_json(d/'best.json')['step'] == 57
+    rc = _run_py(f"""
+        import os, sys, signal, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        oc = T.Trainer._count
+        def cnt(self, *a):
+            oc(self, *a)
+            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
+        T.Trainer._count = cnt
+        run_experiment(**{LONG})""", d)
+    assert (d/'summary.json').is_file(), "the SIGTERM stop at step 55 wrote no summary"
+    s = read_json(d/'summary.json')
+    assert read_json(d/'best.json')['step'] == s['best']['step'] == prompt_step(d/'best_prompt.safetensors')
+
+
+def test_a_checkpoint_of_an_earlier_version_without_best_prompts_refuses_rather_than_misnames(tmp_path):
+    """summary_best_prompt_step_unchecked: the same kill between step 57's best files, resumed from a checkpoint written by an
+    earlier version (it holds no best prompts, and step 24's checkpoint is pruned): nothing can put step 24's prompt back, so
+    the stopped resume must refuse to write a summary naming step 24 beside step 57's prompt, rather than write it."""
+    from safetensors.torch import load_file, save_file
+    d = tmp_path/'run'
+    rc = _run_py(f"""
+        import os, sys, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        orig = T.write_json
+        def wj(path, obj):
+            if str(path).endswith('best.json') and obj.get('step') == 57: os._exit(137)
+            return orig(path, obj)
+        T.write_json = wj
+        run_experiment(**{LONG})""", d)
+    assert rc == 137 and prompt_step(d/'best_prompt.safetensors') == 57
+    for c in (d/'checkpoints').glob('step-*'):   # as an earlier version wrote them
+        t = load_file(c/'state.safetensors')
+        assert {k for k in t if k.startswith('kept_prompt.')}
+        save_file({k: v for k, v in t.items() if not k.startswith('kept_prompt.')}, c/'state.safetensors')
+    rc = _run_py(f"""
+        import os, sys, signal, torch; torch.set_num_threads(1)
+        import fpt_nb.train as T
+        from fpt_nb.run import run_experiment
+        oc = T.Trainer._count
+        def cnt(self, *a):
+            oc(self, *a)
+            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
+        T.Trainer._count = cnt
+        run_experiment(**{LONG})""", d)
+    assert rc != 0 and not (d/'summary.json').exists() and prompt_step(d/'best_prompt.safetensors') == 57
