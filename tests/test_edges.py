@@ -188,3 +188,15 @@ def test_a_callers_change_to_encoded_items_does_not_reach_the_next_call():
     first.pop(); first.append('not an item')
     again = encode('toy', tok, rows)
     assert len(again) == 4 and all(isinstance(i, dict) for i in again)
+
+# ---- planted by a third mutation audit: each test below failed under the bug its docstring names (tools/mutants.py)
+
+def test_decoder_layers_kept_by_score_are_ranked_by_the_decoders_scores():
+    "decoder_layers_by_encoder_scores: with layer selection 'score', the decoder's layers were ranked by the encoder's layer scores."
+    from fpt_nb.partial import stage_plan
+    from fpt_nb.scores import NeuronScores
+    model = load_t5('tiny')[0]   # 4 + 4 layers of 128 neurons; layer 0 is always kept (position bias)
+    enc, dec = torch.zeros(4, 128), torch.zeros(4, 128)
+    enc[1], dec[3] = 1.0, 1.0    # the best other layer: encoder 1, decoder 3
+    plan = stage_plan(Stage(encoder_layers=2, decoder_layers=2, layer_selection='score'), model, NeuronScores(dict(encoder=enc, decoder=dec)))
+    assert {s: [i for i, _ in v] for s, v in plan.items()} == dict(encoder=[0, 1], decoder=[0, 3])

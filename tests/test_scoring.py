@@ -286,3 +286,41 @@ def test_a_rows_score_is_the_mean_over_seeds(tmp_path):
     for seed, final in ((0, 0.0), (1, 0.0), (2, 90.0)): fake_run(tmp_path, 'pt', seed, 100, 50.0, final)
     (pt,) = table2(collect_runs(tmp_path))
     assert pt['seeds'] == 3 and pt['score'] == pytest.approx(30.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics: planted by a third mutation audit (each test failed under the bug(s) its docstring names; tools/mutants.py)
+
+def test_a_generation_is_cleaned_before_the_papers_exact_match():
+    """paper_exact_uncleaned (the paper's acc/EM compared the raw generation), clean_no_strip (whitespace around it kept),
+    clean_sentinel_one_digit (`<extra_id_12>` left in: only one-digit sentinels removed), paper_squad2_f1_uncleaned
+    (a 'no answer' with special tokens counted as an answer in the paper's SQuAD F1)."""
+    from fpt_nb.metrics import clean_generation
+    assert clean_generation(' <pad><extra_id_0> Paris <extra_id_12></s> ') == 'Paris'
+    rows = [dict(premise='p', hypothesis='h', label=l) for l in (0, 1, 2)]
+    s = score('mnli', ['<extra_id_0>entailment</s>', 'neutral ', 'contradiction<extra_id_12>'], rows)
+    assert (s['accuracy'], s['paper_acc']) == (100.0, 100.0)
+    # predicted answerable: T, F; gold answerable: T, F -> tp 1, no fp or fn: F1 100
+    assert paper_squad2(['x', '<extra_id_0>no answer</s>'], [['x'], []])['paper_f1'] == 100.0
+
+
+def test_normalize_removes_punctuation_before_articles():
+    """normalize_articles_before_punct: the official order is punctuation out, then articles: '9 a.m.' is '9 am' (articles
+    first, the 'a' of 'a.m.' is taken for an article: '9 m'), 'the-cat' is 'thecat'."""
+    assert (normalize_answer('9 a.m.'), normalize_answer('The-cat')) == ('9 am', 'thecat')
+    assert squad_v2_scores(['9 am'], [['9 a.m.']])['exact'] == 100.0
+
+
+def test_paper_rouge_is_the_f_measure():
+    "paper_rouge_recall: the paper's ROUGE figures are F, not recall (which scores a generation that says everything as right)."
+    from fpt_nb.metrics import paper_rouge
+    # 'the cat sat' against 'the cat': unigrams P 2/3, R 1 -> F 4/5; bigrams {the cat, cat sat} vs {the cat}: P 1/2, R 1 ->
+    # F 2/3; longest common subsequence 2: P 2/3, R 1 -> F 4/5
+    s = paper_rouge(['the cat sat'], ['the cat'])
+    assert s == pytest.approx({'paper_rouge-1': 80.0, 'paper_rouge-2': 200 / 3, 'paper_rouge-l': 80.0}, abs=1e-5)
+
+
+def test_the_papers_record_f1_of_no_answer_is_zero():
+    "whitespace_f1_no_answer_scored: the paper's ReCoRD F1 gives a generation 'no answer' 0, even against a gold entity sharing a word."
+    # without the rule: 'no answer' against 'answer' shares 1 token: 2 * 1 / (2 + 1) = 2/3
+    assert paper_record(['no answer'], [['answer']]) == dict(paper_em=0.0, paper_f1=0.0)

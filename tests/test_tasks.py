@@ -344,3 +344,63 @@ def test_answers_are_scored_against_every_gold_answer(data_dir):
 def test_the_generation_tasks_shrink_the_decoder_too():
     "record_keeps_decoder, xsum_keeps_decoder: the official SQuAD 2.0, ReCoRD and XSum scripts shrink both stacks; MNLI and QQP the encoder only."
     assert {t: get_task(t).reduce_decoder for t in PAPER_TASKS} == dict(mnli=False, qqp=False, squad2=True, record=True, xsum=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Planted by a third mutation audit: each test below failed under the bug(s) its docstring names (tools/mutants.py)
+
+def test_record_entities_are_the_spans_in_passage_order_each_once(data_dir):
+    """record_entities_ignore_spans (the row's `entities` list, in its own order, used though it has `entity_spans`),
+    record_entities_not_deduped (an entity named twice in the passage listed twice) and record_question_mark_highlight
+    (a `?` before `@highlight` left out of T5's sentence marks: 'left?. Alpha')."""
+    from fpt_nb.tasks import format_record
+    row = dict(query='@placeholder won.', passage='Zeta met Alpha. Zeta left?\n@highlight\nAlpha wins', entities=['Alpha', 'Zeta'],
+               entity_spans=dict(text=['Zeta', 'Alpha', 'Zeta'], start=[0, 9, 16], end=[4, 14, 20]), answers=['Alpha'])
+    assert format_record(row)[0] == 'query: @placeholder won. entities: Zeta, Alpha passage: Zeta met Alpha. Zeta left? Alpha wins.'
+    # a real row: 15 spans of 11 distinct entities, in passage order (its `entities` list starts 'Asif Ali Zardari')
+    real = load_examples('record', 'validation', data_dir, limit=1)[0]
+    listed = format_record(real)[0].split(' entities: ')[1].split(' passage: ')[0].split(', ')
+    assert len(real['entity_spans']['text']) == 15 and len(listed) == 11
+    assert listed[:5] == ['Islamabad', 'Pakistan', 'CNN', 'Benazir Bhutto', 'Bilawal Bhutto-Zardari']
+
+
+def _xsum_file(tmp_path):
+    "An XSum validation file: a blank line after the first row, then a row of blank document (skipped), then two more."
+    (tmp_path/'xsum').mkdir()
+    rows = [dict(document='d1', summary='s1', id='1'), dict(document=' ', summary='s2', id='2'),
+            dict(document='d3', summary='s3', id='3'), dict(document='d4', summary='s4', id='4')]
+    (tmp_path/'xsum'/'test.jsonl').write_text(json.dumps(rows[0]) + '\n\n' + ''.join(json.dumps(r) + '\n' for r in rows[1:]))
+    return tmp_path
+
+
+def test_a_limit_is_kept_when_rows_are_skipped_and_lines_count_blank_ones(tmp_path):
+    """limit_exceeded_after_skips (after a skipped row, the next read took a whole `limit` more: 3 rows for limit=2) and
+    line_numbers_count_blank_lines (a skipped row named by its row number + 1, not its line, in a file with a blank line)."""
+    d = _xsum_file(tmp_path)
+    with pytest.warns(SkippedRows, match=r"skipped 1 row\(s\) with no 'document' \(line 3\)"):
+        assert [r['id'] for r in load_examples('xsum', 'validation', d, limit=2)] == ['1', '3']
+
+
+def test_a_split_is_named_by_where_it_is_read(monkeypatch, data_dir):
+    """split_name_ignores_local: read from the hub, XSum's `test` is the hub's test split, not the local file `test.jsonl` that
+    stands in for its validation split (and SQuAD's local file name is no hub split). data_notes_without_env: data read
+    from the folder in FPT_DATA_DIR (no data_dir passed) said nothing of what the local files stand in for."""
+    xsum, squad = get_task('xsum'), get_task('squad2')
+    assert (xsum.split_name('test'), xsum.split_name('test', local=False)) == ('validation', 'test')
+    assert (squad.split_name('train_v1_answerable'), squad.split_name('train_v1_answerable', local=False)) == ('train', 'train_v1_answerable')
+    from fpt_nb.tasks import data_notes
+    monkeypatch.setenv('FPT_DATA_DIR', str(data_dir))
+    assert [n.split(':')[0] for n in data_notes('mnli')] == ['mnli train', 'mnli validation']
+    monkeypatch.delenv('FPT_DATA_DIR')
+    assert data_notes('mnli') == []   # read from the hub: the full splits, nothing to say
+
+
+def test_padding_waste_by_hand():
+    """waste_counts_full_last_batch (a short last batch counted as a full one) and waste_ignores_drop_last (the dropped
+    short batch counted though `batches` never makes it)."""
+    items = [dict(input_ids=[1] * n) for n in (5, 3, 4, 2, 6)]
+    # batches of 2 in order: (5, 3) -> 8 real of 2 x 5; (4, 2) -> 6 of 2 x 4; (6) -> 6 of 1 x 6
+    w = padding_waste(items, 2, shuffle=False)
+    assert (w['per_batch'], w['real'], w['total'], w['padding']) == ([(8, 10), (6, 8), (6, 6)], 20, 24, 4)
+    d = padding_waste(items, 2, shuffle=False, drop_last=True)
+    assert (d['per_batch'], d['total'], d['waste']) == ([(8, 10), (6, 8)], 18, pytest.approx(4 / 18))
