@@ -200,3 +200,9 @@ def test_decoder_layers_kept_by_score_are_ranked_by_the_decoders_scores():
     enc[1], dec[3] = 1.0, 1.0    # the best other layer: encoder 1, decoder 3
     plan = stage_plan(Stage(encoder_layers=2, decoder_layers=2, layer_selection='score'), model, NeuronScores(dict(encoder=enc, decoder=dec)))
     assert {s: [i for i, _ in v] for s, v in plan.items()} == dict(encoder=[0, 1], decoder=[0, 3])
+
+def test_an_official_csv_holds_mean_absolute_activations(tmp_path):
+    "csv_kind_mean: the official repo's score CSV (mean absolute activations, encoder rows first) was read as kind 'mean'."
+    (tmp_path/'s.csv').write_text(_csv_rows())
+    sc = load_scores(tmp_path/'s.csv', load_t5('tiny')[0])
+    assert sc.kind == 'abs_mean' and sc.scores['decoder'][0, 5].item() == 405.0   # row 4 (the decoder's first), column 5

@@ -280,3 +280,9 @@ def test_the_plot_shades_every_other_stage_to_the_end(tmp_path):
     ax = plot_run(d, save=False).axes[0]   # loss against FLOPs
     spans = sorted((round(p.get_x()), round(p.get_x() + p.get_width())) for p in ax.patches)
     assert spans == [(round(s[0]), round(s[1])), (round(s[2]), round(log['step'][-1]['flops']))], spans
+
+def test_scores_record_how_many_examples_they_read(tiny):
+    "n_examples_requested: scores of the 2 examples there were, asked for up to 1000, recorded n_examples=1000 (in score files too)."
+    from fpt_nb.scores import activation_scores
+    sc = activation_scores(PromptT5(tiny[0], prompt_length=4), [_one_batch(tiny[1], 2)], n_examples=1000, progress=False)
+    assert (sc['abs_mean'].n_examples, sc['mean'].n_examples) == (2, 2)

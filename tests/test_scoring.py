@@ -324,3 +324,12 @@ def test_the_papers_record_f1_of_no_answer_is_zero():
     "whitespace_f1_no_answer_scored: the paper's ReCoRD F1 gives a generation 'no answer' 0, even against a gold entity sharing a word."
     # without the rule: 'no answer' against 'answer' shares 1 token: 2 * 1 / (2 + 1) = 2/3
     assert paper_record(['no answer'], [['answer']]) == dict(paper_em=0.0, paper_f1=0.0)
+
+
+def test_the_papers_record_f1_and_rouge_read_the_cleaned_generation():
+    """paper_record_f1_uncleaned, paper_rouge_uncleaned: the paper's ReCoRD F1 and ROUGE scored the raw generation, its
+    special tokens glued to the words ('<extra_id_0>Barack' shares nothing with 'Barack')."""
+    from fpt_nb.metrics import paper_rouge
+    # 'Barack Obama' against 'Obama': 1 shared, P 1/2, R 1 -> 2/3 (as test_paper_record_f1_is_harmonic_mean)
+    assert paper_record(['<extra_id_0>Barack Obama</s>'], [['Obama']]) == pytest.approx(dict(paper_em=0.0, paper_f1=200 / 3))
+    assert paper_rouge(['<extra_id_0> the cat sat</s>'], ['the cat']) == paper_rouge(['the cat sat'], ['the cat'])

@@ -404,3 +404,11 @@ def test_padding_waste_by_hand():
     assert (w['per_batch'], w['real'], w['total'], w['padding']) == ([(8, 10), (6, 8), (6, 6)], 20, 24, 4)
     d = padding_waste(items, 2, shuffle=False, drop_last=True)
     assert (d['per_batch'], d['total'], d['waste']) == ([(8, 10), (6, 8)], 18, pytest.approx(4 / 18))
+
+
+def test_fixed_padding_pads_every_batch_to_the_given_limit():
+    "batches_max_length_default: `batches(padding='max', max_input_length=8)` padded each batch to the default limit (492), not 8."
+    items = [dict(input_ids=[5] * n + [1], labels=[1]) for n in (2, 6, 4)]
+    b = list(batches(items, 2, shuffle=False, padding='max', max_input_length=8))
+    assert [tuple(x['input_ids'].shape) for x in b] == [(2, 8), (1, 8)]
+    assert b[1]['attention_mask'].tolist() == [[1] * 5 + [0] * 3]
