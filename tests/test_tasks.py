@@ -412,3 +412,14 @@ def test_fixed_padding_pads_every_batch_to_the_given_limit():
     b = list(batches(items, 2, shuffle=False, padding='max', max_input_length=8))
     assert [tuple(x['input_ids'].shape) for x in b] == [(2, 8), (1, 8)]
     assert b[1]['attention_mask'].tolist() == [[1] * 5 + [0] * 3]
+
+
+def test_runs_cache_their_encodings_in_the_folder_the_environment_names(tmp_path, monkeypatch):
+    """disk_cache_env_ignored: FPT_CACHE_DIR (the only way a run asks for the disk cache) was ignored: nothing was cached.
+    Costs time, not results: a second process re-tokenised every split."""
+    from fpt_nb.batches import clear_cache
+    monkeypatch.setenv('FPT_CACHE_DIR', str(tmp_path/'cache'))
+    clear_cache()
+    items = encode('toy', TOK, toy_examples('validation', 3))
+    files = list((tmp_path/'cache').glob('toy-*.json'))
+    assert len(files) == 1 and json.loads(files[0].read_text()) == items

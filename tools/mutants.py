@@ -2033,6 +2033,10 @@ MUTANTS = [
            '        pred = clean_generation(pred)\n        if not [s for s',
            '        if not [s for s',
            ('tests/test_scoring.py::test_the_papers_record_f1_and_rouge_read_the_cleaned_generation',), "the paper's ROUGE reads the raw generation, special tokens included"),
+    Mutant('disk_cache_env_ignored', 'batches.py',
+           'cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENV)',
+           'cache_dir = cache_dir',
+           ('tests/test_tasks.py::test_runs_cache_their_encodings_in_the_folder_the_environment_names',), 'FPT_CACHE_DIR is ignored: a run caches no encodings on disk'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
