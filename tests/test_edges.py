@@ -198,7 +198,8 @@ def test_decoder_layers_kept_by_score_are_ranked_by_the_decoders_scores():
     model = load_t5('tiny')[0]   # 4 + 4 layers of 128 neurons; layer 0 is always kept (position bias)
     enc, dec = torch.zeros(4, 128), torch.zeros(4, 128)
     enc[1], dec[3] = 1.0, 1.0    # the best other layer: encoder 1, decoder 3
-    plan = stage_plan(Stage(encoder_layers=2, decoder_layers=2, layer_selection='score'), model, NeuronScores(dict(encoder=enc, decoder=dec)))
+    stage = Stage(encoder_layers=2, decoder_layers=2, layer_selection='score')
+    plan = stage_plan(stage, model, NeuronScores(dict(encoder=enc, decoder=dec)))
     assert {s: [i for i, _ in v] for s, v in plan.items()} == dict(encoder=[0, 1], decoder=[0, 3])
 
 def test_an_official_csv_holds_mean_absolute_activations(tmp_path):
