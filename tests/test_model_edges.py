@@ -286,3 +286,14 @@ def test_scores_record_how_many_examples_they_read(tiny):
     from fpt_nb.scores import activation_scores
     sc = activation_scores(PromptT5(tiny[0], prompt_length=4), [_one_batch(tiny[1], 2)], n_examples=1000, progress=False)
     assert (sc['abs_mean'].n_examples, sc['mean'].n_examples) == (2, 2)
+
+def test_ties_in_scores_keep_the_lower_indices():
+    """select_neurons_unstable, layers_by_score_unstable: scores that tie (dead ReLU neurons all score 0) were ranked by an
+    unstable sort: which of the tied neurons or layers were kept depended on the sort's implementation, not on the model."""
+    from fpt_nb.partial import select_layers
+    x = torch.tensor([0., 1, 1, 0, 1, 0, 0, 1] * 16)   # 64 neurons tied at 1, 64 tied at 0
+    ones, zeros = [i for i in range(128) if x[i] == 1], [i for i in range(128) if x[i] == 0]
+    assert select_neurons(40, 128, 'score', x).tolist() == ones[:40]
+    assert select_neurons(80, 128, 'score', x).tolist() == sorted(ones + zeros[:16])
+    s = torch.tensor([float(i % 2) for i in range(24)])   # 24 layers (T5-LARGE): the odd ones tie as the best
+    assert select_layers(6, 24, 'score', s, required=(0,)) == [0, 1, 3, 5, 7, 9]

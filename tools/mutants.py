@@ -2037,6 +2037,14 @@ MUTANTS = [
            'cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENV)',
            'cache_dir = cache_dir',
            ('tests/test_tasks.py::test_runs_cache_their_encodings_in_the_folder_the_environment_names',), 'FPT_CACHE_DIR is ignored: a run caches no encodings on disk'),
+    Mutant('select_neurons_unstable', 'partial.py',
+           'torch.argsort(scores, descending=True, stable=True)[:k]',
+           'torch.argsort(scores, descending=True)[:k]',
+           ('tests/test_model_edges.py::test_ties_in_scores_keep_the_lower_indices',), 'FFN neurons ranked by an unstable sort: which of tied neurons (dead ReLU ones) are kept depends on the sort'),
+    Mutant('layers_by_score_unstable', 'partial.py',
+           'torch.argsort(torch.as_tensor(scores), descending=True, stable=True)',
+           'torch.argsort(torch.as_tensor(scores), descending=True)',
+           ('tests/test_model_edges.py::test_ties_in_scores_keep_the_lower_indices',), 'layers ranked by an unstable sort: which of tied layers are kept depends on the sort'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
