@@ -716,9 +716,31 @@ def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **
     kwargs = dict(kwargs, out_dir=str(out))
     write_json(out/'launch.json', kwargs)
     (out/'launch.py').write_text(LAUNCHER)
-    r = subprocess.run(launch_command(num_processes, out, accelerate_args))
-    if r.returncode: raise RuntimeError(f"the data-parallel run failed (exit code {r.returncode}): see its output above; " +
-                                        (f"{out} keeps its checkpoints" if latest_checkpoint(out/'checkpoints') else "it wrote no checkpoint"))
+    # The launcher gets a session of its own, and the signals this process gets (SIGTERM, Ctrl-C) are passed on to it once
+    # each: torch's agent passes each on to the workers, which finish their step, checkpoint and summarize, and this process
+    # waits for them. (Left in this process group, a SIGTERM to this process alone killed it and left the workers training
+    # on; one to the whole group reached the launcher twice, and the workers then stopped at once, unsummarized.)
+    p = subprocess.Popen(launch_command(num_processes, out, accelerate_args), start_new_session=True)
+    got = []
+    def forward(signum, frame):
+        got.append(signum)
+        if p.poll() is None: p.send_signal(signum)
+    import signal, threading
+    sigs = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
+    old = {s: signal.signal(s, forward) for s in sigs}
+    try: rc = p.wait()
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+        if p.poll() is None: p.kill()   # (this process stops on an error of its own: its launcher and workers with it)
+    if got:   # stopped as asked: as a one-process run stops (its summary says so; Ctrl-C: KeyboardInterrupt)
+        if signal.SIGINT in got: raise KeyboardInterrupt
+        s = read_json(out/'summary.json', 'run summary') if (out/'summary.json').is_file() else {}
+        if str(s.get('stopped') or '').startswith('signal') or s.get('steps') == s.get('planned_steps', -1): return s
+        print(f"stopped by signal {got[0]} (SIGTERM) before the run could summarize its stop: what it had checkpointed in {out} is "
+              f"kept; run the same command to go on from it", file=sys.stderr, flush=True)
+        raise SystemExit(128 + got[0])
+    if rc: raise RuntimeError(f"the data-parallel run failed (exit code {rc}): see its output above; " +
+                              (f"{out} keeps its checkpoints" if latest_checkpoint(out/'checkpoints') else "it wrote no checkpoint"))
     return read_json(out/'summary.json', 'run summary')
 
 def launch(num_processes:int=1, **kwargs) -> dict:

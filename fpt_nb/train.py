@@ -536,8 +536,11 @@ class Trainer:
         return m
 
     def _on_signal(self, signum, frame):
-        "SIGTERM: finish the step, checkpoint it, then stop (`stopped` says so); a second SIGTERM stops at once (`SystemExit(143)`)."
-        if self._stop_signal is not None: raise SystemExit(128 + signum)   # the step in flight is lost; its last checkpoint is kept
+        """SIGTERM: finish the step, checkpoint it, then stop (`stopped` says so); a second SIGTERM stops at once (`SystemExit(143)`),
+        except in the processes of a data-parallel run, where a repeat is the same stop (their launcher kills them when it gives up)."""
+        if self._stop_signal is not None:
+            if self.world > 1: return   # (a launcher passes on a signal its whole group got too: the workers wait for the step)
+            raise SystemExit(128 + signum)   # the step in flight is lost; its last checkpoint is kept
         self._stop_signal = signum
         if self.main:   # (os.write: a handler may interrupt a print; every process of a data-parallel run gets the signal)
             os.write(2, f"\nsignal {signum} (SIGTERM): stopping after {self._at or 'step ' + str(self.state['step'] + 1)}, once it is "

@@ -136,6 +136,42 @@ def test_killing_the_launch_kills_its_workers(tmp_path):
         except ProcessLookupError: pass
     assert not orphans, f"workers {orphans} outlived their launcher and trained on (latest checkpoint {latest})"
 
+@pytest.mark.parametrize('to', ['fpt', 'every process'])
+def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
+    """dp_sigterm_orphans (an adversarial review): `kill -TERM` of `fpt run --num-processes 2` (a scheduler stopping the job's
+    main process) killed fpt at once and left the launcher and its workers training to the end, holding the run's lock,
+    unasked. fpt now passes the signal on to the launcher and waits: the workers finish their step, checkpoint it and write a
+    summary that says they stopped; fpt says so and exits 143, and nothing is left running. The same where every process of the
+    run gets the signal (as Slurm's scancel sends it): a worker that gets it twice (itself, then from the launcher) took the
+    second for "stop at once" and wrote no summary."""
+    import sys
+    from fpt_nb.checkpoint import lock_holder
+    out = tmp_path/'dp'
+    cmd = [sys.executable, '-m', 'fpt_nb.cli', 'run', '--task', 'toy', '--model', 'tiny', '--method', 'fpt_ld', '--steps', '4000',
+           '--batch-size', '8', '--micro-batch-size', '4', '--prompt-length', '4', '--train-limit', '64', '--eval-limit', '8',
+           '--eval-batch-size', '8', '--checkpoint-every', '2', '--device', 'cpu', '--num-processes', '2', '--no-progress', '--out-dir', str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.time()
+    while not (out/'checkpoints'/'latest').exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
+    assert p.poll() is None, p.communicate()[0]
+    for pid in [p.pid] + ([int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
+                          if to == 'every process' else []):
+        try: os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError: pass
+    said = p.communicate(timeout=120)[0]
+    s = read_json(out/'summary.json')
+    assert p.returncode == 143 and s['stopped'].startswith('signal 15 at step') and 2 <= s['steps'] < 4000, said
+    assert f"stopped by {s['stopped']}; its checkpoint is kept" in said, said
+    assert lock_holder(out) is None
+    left = [d for d in os.listdir('/proc') if d.isdigit() and str(out/'launch.json').encode() in _cmdline(d)]
+    assert not left, f"processes {left} of the run outlived fpt"
+
+
+def _cmdline(pid) -> bytes:
+    try: return Path(f'/proc/{pid}/cmdline').read_bytes()
+    except OSError: return b''
+
+
 def test_each_launch_takes_a_free_port(tmp_path):
     "accelerate's default rendezvous port (29500) is one per machine: a second run there warned and fell back, or failed to meet."
     cmd = launch_command(2, tmp_path)

@@ -1745,7 +1745,7 @@ MUTANTS = [
            "`fpt export-peft` of a folder of runs says only that it holds no prompt file"),
     # -- session 20: the audit's leftovers
     Mutant('second_sigterm_ignored', 'train.py',
-           "if self._stop_signal is not None: raise SystemExit(128 + signum)", "if False: raise SystemExit(128 + signum)",
+           "            raise SystemExit(128 + signum)   # the step in flight is lost", "            pass   # the step in flight is lost",
            ('tests/test_reliability.py::test_sigterm_says_it_stops_and_a_second_stops_at_once',),
            'a second SIGTERM in a long step does nothing more: the run cannot be stopped at once but by a kill'),
     Mutant('sigterm_silent', 'train.py', "if self.main:   # (os.write", "if False:   # (os.write",
@@ -2045,6 +2045,12 @@ MUTANTS = [
            'torch.argsort(torch.as_tensor(scores), descending=True, stable=True)',
            'torch.argsort(torch.as_tensor(scores), descending=True)',
            ('tests/test_model_edges.py::test_ties_in_scores_keep_the_lower_indices',), 'layers ranked by an unstable sort: which of tied layers are kept depends on the sort'),
+    Mutant('dp_sigterm_not_forwarded', 'run.py', "        if p.poll() is None: p.send_signal(signum)", "        raise SystemExit(128 + signum)",
+           ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
+           "SIGTERM to `fpt run --num-processes 2` stops fpt at once: its launcher and workers die mid-step, unsummarized (or train on)"),
+    Mutant('dp_repeat_sigterm_stops_at_once', 'train.py', "if self.world > 1: return", "if False: return",
+           ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
+           "a data-parallel worker that gets SIGTERM twice (itself and from its launcher) stops at once, writing no summary"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
