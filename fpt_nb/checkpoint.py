@@ -43,13 +43,13 @@ def plain_mode(path, folder:bool=False) -> Path:
     os.chmod(path, (0o777 if folder else 0o666) & ~umask())
     return Path(path)
 
-def write_atomic(path, text:str) -> Path:
-    """Write `text` to `path` atomically: into a temporary file beside it, flushed to disk, then renamed over it. A write
-    that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
+def write_atomic(path, text:str|bytes) -> Path:
+    """Write `text` (or bytes) to `path` atomically: into a temporary file beside it, flushed to disk, then renamed over it.
+    A write that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
     path = Path(path)
     tmp = temp_beside(path)
     try:
-        Path(tmp).write_text(text)
+        Path(tmp).write_bytes(text) if isinstance(text, bytes) else Path(tmp).write_text(text)
         fd = os.open(tmp, os.O_RDONLY)
         try: os.fsync(fd)
         finally: os.close(fd)
@@ -163,7 +163,7 @@ def save_checkpoint(ckpt_dir, step:int, prompt:torch.Tensor, state:dict, tensors
         save_file({'prompt': prompt.detach().cpu().float().contiguous()}, str(tmp/'prompt.safetensors'))
         save_file(tensors, str(tmp/'state.safetensors'))
         for f in ('prompt.safetensors', 'state.safetensors'): plain_mode(tmp/f)
-        (tmp/'state.json').write_text(json.dumps(dict(state, step=step), indent=1))
+        (tmp/'state.json').write_text(json.dumps(dict(state, step=step, prompt_digest=prompt_digest(prompt)), indent=1))
         final = ckpt_dir/name
         if final.exists(): shutil.rmtree(final)
         os.rename(tmp, final)
@@ -244,6 +244,10 @@ def load_checkpoint(path) -> tuple[torch.Tensor, dict, dict]:
     path = Path(path)
     state = read_json(path/'state.json', 'checkpoint state')
     prompt = load_prompt(path/'prompt.safetensors')
+    want = state.pop('prompt_digest', None)   # (checkpoints of earlier versions hold none)
+    if want is not None and (got := prompt_digest(prompt)) != want:
+        raise ValueError(f"checkpoint file {path/'prompt.safetensors'} is not the prompt its checkpoint saved (digest {got}, its "
+                         f"state.json recorded {want}): it was replaced or edited")
     f = path/'state.safetensors'
     if not f.is_file(): raise FileNotFoundError(f"checkpoint file {f} does not exist")
     try: tensors = load_file(str(f))

@@ -4,11 +4,11 @@
 
 # %% ../nbs/23_plots.ipynb #7b8718d9
 from __future__ import annotations
-import json
+import io, json
 from pathlib import Path
 import numpy as np
 from matplotlib.ticker import LogFormatter
-from .checkpoint import read_json
+from .checkpoint import read_json, write_atomic
 from .tasks import get_task
 
 # %% auto #0
@@ -99,5 +99,6 @@ def plot_run(run_dir, pt_run:str|Path|None=None, save:bool=True):
             ax.grid(alpha=0.3)
     axes[0, 0].legend(loc='upper right', fontsize=8)
     fig.suptitle(f"{info['task']} · {info.get('model', '')} · {info['method']}: loss and {metric} by cost; dotted lines: expansions")
-    if save: fig.savefig(run_dir/'stages.png', dpi=110)
+    if save:   # (whole or not at all: a full disk leaves the plot there was, not half an image)
+        buf = io.BytesIO(); fig.savefig(buf, dpi=110, format='png'); write_atomic(run_dir/'stages.png', buf.getvalue())
     return fig

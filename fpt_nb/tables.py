@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
-from .checkpoint import read_json, stopped_before_summary
+from .checkpoint import read_json, stopped_before_summary, write_atomic
 from .plots import read_log
 from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
@@ -332,6 +332,6 @@ def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper'
         text = to_markdown(rows, improve=name == 'table2')
         if rows and all(r['method'] == 'PT' for r in rows):   # (a run of PT and FPT has no Table 1 row but PT's)
             text += f"\nOnly PT is here: this table sets {AGAINST_PT[name]} against PT, and no such run is among these.\n"
-        paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(text)
-        paths[f'{name}.csv'] = out_dir/f'{name}.csv'; paths[f'{name}.csv'].write_text(to_csv(rows))
+        paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)   # (each whole or not at all: a full disk, a kill)
+        paths[f'{name}.csv'] = write_atomic(out_dir/f'{name}.csv', to_csv(rows))
     return paths

@@ -82,6 +82,23 @@ def test_a_tables_csv_has_the_markdown_tables_columns_in_its_order(tmp_path):
     head = (write_tables(collect_runs(tmp_path), tmp_path/'t')['table2.csv']).read_text().splitlines()[0].split(',')
     assert head == list(rows[0]) and head[:2] == ['task', 'model'] and head.index('method') < head.index('score') < head.index('flops')
 
+def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path, monkeypatch):
+    """tables_written_in_place (an adversarial review): `fpt tables` wrote its four files in place, one by one: a full disk left
+    a table cut short, or a Table 1 of the new runs beside a Table 2 of the old. Each is now written whole or not at all."""
+    import errno, os
+    import fpt_nb.checkpoint as ck
+    from test_scoring import fake_run
+    from fpt_nb.tables import collect_runs, write_tables
+    fake_run(tmp_path/'runs', 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    out = tmp_path/'tables'
+    write_tables(collect_runs(tmp_path/'runs'), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fake_run(tmp_path/'runs', 'fpt_ld', 0, 70, 30.0, 66)   # tables that differ
+    def full(fd): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(ck.os, 'fsync', full)
+    with pytest.raises(OSError): write_tables(collect_runs(tmp_path/'runs'), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
 # ---- neuron scores from files
 
 def _csv_rows(nan_at=None):

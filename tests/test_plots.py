@@ -94,3 +94,23 @@ def test_blank_lines_in_a_log_are_skipped(runs):
     before = read_log(fpt)
     (fpt/'log.jsonl').write_text((fpt/'log.jsonl').read_text() + '\n   \n')
     assert read_log(fpt) == before
+
+def test_a_plot_that_cannot_be_written_whole_leaves_the_one_there_was(runs, monkeypatch):
+    """plot_written_in_place (an adversarial review): a full disk while `stages.png` was written left half an image beside a
+    finished run. The plot is made in memory and written whole or not at all."""
+    import errno, os
+    from matplotlib.figure import Figure
+    fpt, _ = runs
+    plot_run(fpt)
+    before = (fpt/'stages.png').read_bytes()
+    (fpt/'log.jsonl').write_text((fpt/'log.jsonl').read_text().replace('"loss": 10.0', '"loss": 20.0'))   # a plot that differs
+    real = Figure.savefig
+    def full_disk(self, target, *a, **k):   # the disk fills halfway through the image, wherever it is written
+        buf = __import__('io').BytesIO(); real(self, buf, *a, **{**k, 'format': 'png'})
+        data = buf.getvalue()
+        if hasattr(target, 'write'): target.write(data[:len(data) // 2])
+        else: open(target, 'wb').write(data[:len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(Figure, 'savefig', full_disk)
+    with pytest.raises(OSError): plot_run(fpt)
+    assert (fpt/'stages.png').read_bytes() == before and sorted(p.name for p in fpt.iterdir()) == ['log.jsonl', 'stages.png', 'summary.json']

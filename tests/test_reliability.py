@@ -262,6 +262,22 @@ def test_damaged_latest_checkpoint_is_refused_naming_the_one_before(damaged, ref
     assert_same_result(out, reference)
 
 
+def test_a_checkpoints_prompt_swapped_by_hand_is_refused(reference, tmp_path, monkeypatch):
+    """checkpoint_prompt_unchecked (an adversarial review): the latest checkpoint's prompt.safetensors replaced with the one of
+    the checkpoint before it (a whole, readable file) was resumed from: the run went on from another step's prompt and ended
+    elsewhere, unsaid. Each checkpoint records its prompt's digest; the swap is refused, naming the checkpoint before it."""
+    out = tmp_path/'run'
+    crash_in_step(out, 5, monkeypatch)
+    last = latest_checkpoint(out/'checkpoints')
+    older = sorted(p.name for p in (out/'checkpoints').glob('step-*') if p.name < last.name)[-1]
+    (last/'prompt.safetensors').write_bytes((out/'checkpoints'/older/'prompt.safetensors').read_bytes())
+    before = snapshot(out)
+    with pytest.raises(ValueError) as e: resume(out)
+    assert f"checkpoint file {last/'prompt.safetensors'} is not the prompt its checkpoint saved" in str(e.value), str(e.value)
+    assert f"write '{older}' into {out/'checkpoints'/'latest'}" in str(e.value) and 'nothing was changed' in str(e.value)
+    assert_kept(before, snapshot(out))
+
+
 def test_a_damaged_scores_file_is_named_and_deleting_it_recovers(reference, tmp_path, monkeypatch):
     """damaged_scores_called_foreign: a scores.safetensors cut short was refused as 'another run's (its model differs)'. It is
     named damaged; deleted, the run computes the same scores again and ends exactly as uninterrupted; a finished run whose

@@ -2051,6 +2051,21 @@ MUTANTS = [
     Mutant('dp_repeat_sigterm_stops_at_once', 'train.py', "if self.world > 1: return", "if False: return",
            ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
            "a data-parallel worker that gets SIGTERM twice (itself and from its launcher) stops at once, writing no summary"),
+    Mutant('plot_written_in_place', 'plots.py',
+           "buf = io.BytesIO(); fig.savefig(buf, dpi=110, format='png'); write_atomic(run_dir/'stages.png', buf.getvalue())",
+           "fig.savefig(run_dir/'stages.png', dpi=110)",
+           ('tests/test_plots.py::test_a_plot_that_cannot_be_written_whole_leaves_the_one_there_was',),
+           "a full disk while the stage plot is written leaves half an image beside a finished run"),
+    Mutant('tables_written_in_place', 'tables.py',
+           "paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)",
+           "paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(text)",
+           (E + 'test_tables_that_cannot_be_written_whole_leave_the_ones_there_were',),
+           "the tables are written in place: a full disk leaves one cut short, or new beside old"),
+    Mutant('checkpoint_prompt_unchecked', 'checkpoint.py',
+           "if want is not None and (got := prompt_digest(prompt)) != want:",
+           "if False and (got := prompt_digest(prompt)) != want:",
+           ('tests/test_reliability.py::test_a_checkpoints_prompt_swapped_by_hand_is_refused',),
+           "a checkpoint whose prompt file was swapped for another step's is resumed from"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
