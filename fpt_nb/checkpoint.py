@@ -224,8 +224,19 @@ def stopped_before_summary(run_dir) -> str|None:
     last = f"its last checkpoint is {ckpt.name}" if ckpt else "no checkpoint yet"
     if (pid := lock_holder(run_dir)) is not None:
         return f"run {run_dir} is running now (process {pid if pid > 0 else 'unknown'} holds its run.lock; {last}): it has no summary until it ends"
+    if (err := _last_record(run_dir/'log.jsonl')).get('kind') == 'error':   # (a NaN loss: the same command fails again the same way)
+        return (f"run {run_dir} has no summary: it failed at step {err.get('step')} ({err.get('error')}; {last if ckpt else 'no checkpoint'}); "
+                f"its command run again goes on from there and, on the same settings, fails the same way: change them (e.g. a lower "
+                f"--lr) in a new out_dir")
     return (f"run {run_dir} has no summary: it was stopped before writing one ({last if ckpt else 'with no checkpoint'}); run its command "
             f"again to finish it")
+
+def _last_record(log:Path) -> dict:
+    "The last record of a run's log ({} where there is none, or it cannot be read)."
+    try: lines = [l for l in log.read_text().splitlines() if l.strip()]
+    except OSError: return {}
+    try: return json.loads(lines[-1]) if lines else {}
+    except ValueError: return {}
 
 def run_fingerprint(run_dir) -> dict:
     """What the run in `run_dir` was, as its latest checkpoint's fingerprint records it, else (its checkpoints deleted) its

@@ -80,6 +80,11 @@ def summary_disagrees(s:dict) -> str|None:
     try: log = read_log(s['run_dir'])
     except (OSError, ValueError): return _choice_records_disagree(s)
     evals, steps = log['eval'], log['step']
+    seen = [r.get('step') for r in steps]
+    if len(set(seen)) != len(seen):   # (a resume rewinds the log to its checkpoint: only two runs at once in one folder log a step twice)
+        twice = next(n for n in seen if seen.count(n) > 1)
+        return (f"its log.jsonl holds step {twice} twice: two runs trained in this folder at once (a run.lock deleted while its run "
+                f"went on?), and its records cannot be trusted (run it again in a new out_dir)")
     held = []   # (the summary's entry, its step, its metrics, the log's evaluation there or None)
     for what in ('best', 'best_last_stage'):
         rec = s.get(what) or {}

@@ -93,11 +93,14 @@ def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path,
     out = tmp_path/'tables'
     write_tables(collect_runs(tmp_path/'runs'), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    fake_run(tmp_path/'runs', 'fpt_ld', 0, 70, 30.0, 66)   # tables that differ
+    fake_run(tmp_path/'runs', 'pt', 1, 100, 50.0, 74, [(0, 10), (40, 52), (100, 74)])   # both tables differ: PT's row has two seeds
     def full(fd): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(ck.os, 'fsync', full)
     with pytest.raises(OSError): write_tables(collect_runs(tmp_path/'runs'), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    write_tables(collect_runs(tmp_path/'runs'), out)
+    assert all((out/n).read_bytes() != b for n, b in before.items())   # (each file changes: a mutant that writes any one in place is seen)
 
 # ---- neuron scores from files
 

@@ -436,6 +436,18 @@ def test_tables_hold_an_edited_summary_to_its_best_json_when_its_log_is_unreadab
     code, out, err = fpt('tables', root, capsys=capsys)
     assert code == 0 and 'left out' not in out and 'FPT_CR' in (root/'table2.md').read_text(), out
 
+def test_tables_leave_out_a_run_whose_log_holds_a_step_twice(pt_beside, tmp_path, capsys):
+    """two_runs_in_one_log_tabulated (an adversarial review): two runs trained in one folder at once (its run.lock deleted by
+    hand while the first ran) logged every step twice and wrote one summary: the tables took it as one run."""
+    root = copy(pt_beside, tmp_path/'runs')
+    log = root/'fpt_cr'/'log.jsonl'
+    lines = log.read_text().splitlines()
+    again = next(l for l in lines if json.loads(l).get('kind') == 'step' and json.loads(l)['step'] == 2)
+    log.write_text('\n'.join(lines + [again]) + '\n')
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and f"left out: run {root/'fpt_cr'}: its log.jsonl holds step 2 twice: two runs trained in this folder at once" in out, out
+    assert 'FPT_CR' not in (root/'table2.md').read_text()
+
 @pytest.mark.parametrize('edit', ['log_best', 'total_flops', 'train_seconds'])
 def test_tables_leave_out_a_summary_whose_best_or_flops_its_log_contradicts(pt_beside, tmp_path, capsys, edit):
     """log_best_unchecked: an evaluation in the log above the summary's best (the log edited, or the summary's best put back

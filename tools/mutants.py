@@ -2066,6 +2066,13 @@ MUTANTS = [
            "if False and (got := prompt_digest(prompt)) != want:",
            ('tests/test_reliability.py::test_a_checkpoints_prompt_swapped_by_hand_is_refused',),
            "a checkpoint whose prompt file was swapped for another step's is resumed from"),
+    Mutant('nonfinite_said_as_stopped', 'checkpoint.py', "if (err := _last_record(run_dir/'log.jsonl')).get('kind') == 'error':",
+           "if (err := _last_record(run_dir/'log.jsonl')).get('kind') == 'never':",
+           ('tests/test_reliability.py::test_nonfinite_loss_stops_at_its_step_and_keeps_last_good_state',),
+           "a run that failed on a NaN loss is said to have been stopped: run again to finish it (it fails the same way)"),
+    Mutant('two_runs_in_one_log_tabulated', 'tables.py', "    if len(set(seen)) != len(seen):", "    if False:",
+           (R + '::test_tables_leave_out_a_run_whose_log_holds_a_step_twice',),
+           "a run folder two runs trained in at once (every step logged twice) is tabulated as one run"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
