@@ -4,7 +4,7 @@
 
 # %% ../nbs/26_cli.ipynb #d45660f3
 from __future__ import annotations
-import argparse, copy, dataclasses, functools, json, math, re, sys, time, warnings
+import argparse, copy, dataclasses, errno, functools, json, math, re, sys, time, warnings
 from pathlib import Path
 from .names import (METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES,
                           SCORINGS, SCORE_SPLITS, SAMPLINGS, AGGREGATIONS)
@@ -594,7 +594,10 @@ def main(argv:list[str]|None=None) -> int:
     try: return cmd[a.command](a)
     except NonFiniteLoss as e: say(e); return 1
     except SafetensorError as e: say(f"a .safetensors file could not be written or read ({e}); what was saved before it is kept"); return 2
-    except (ValueError, FileNotFoundError, OSError, RuntimeError) as e: say(e); return 2
+    except (ValueError, FileNotFoundError, OSError, RuntimeError) as e:
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:   # (its bare message names no file and says nothing of what is kept)
+            say(f"the disk is full ({e}): what was saved before is kept; free some space and run the same command again"); return 2
+        say(e); return 2
     except KeyboardInterrupt:
         print(f"fpt {a.command}: interrupted" + ("; what the run checkpointed is kept: run the same command to go on from it"
                                                  if a.command == 'run' else ''), file=sys.stderr); return 130

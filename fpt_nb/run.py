@@ -525,6 +525,10 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         if stale := sorted(f.name for f in run_dir.glob('eval-*.json')):   # (made by fpt evaluate from that summary's prompts)
             for f in stale: (run_dir/f).unlink()
             print(f"note: {run_dir}'s {', '.join(stale)} scored the stopped run's prompts, which it trains on now: removed", flush=True)
+        if not tr.resumed and (gone := [n for n in RECORDS[2:] if (run_dir/n).exists()]):   # (the log: at its first record)
+            for n in gone: (run_dir/n).unlink()   # an earlier attempt's, with no checkpoint to go on from: they would lie beside this one's
+            print(f"note: {run_dir} has no checkpoint to go on from: training starts again at step 0, and the earlier attempt's "
+                  f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed", flush=True)
     scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
                  n_train_items=len(train_items), n_eval=len(val_rows),

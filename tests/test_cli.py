@@ -200,6 +200,19 @@ def test_a_full_disk_while_a_prompt_is_written_is_one_line(tmp_path, capsys, mon
     assert code == 2 and 'Traceback' not in err, err
     assert "fpt run: error: a .safetensors file could not be written or read (Error while serializing: No space left on device" in err, err
 
+def test_a_full_disk_is_said_as_such(tmp_path, capsys, monkeypatch):
+    """enospc_bare (an adversarial review): a full disk while a record was written ended `fpt run` with the bare
+    "[Errno 28] No space left on device", naming no file and not saying that what was saved is kept."""
+    import errno, os
+    from fpt_nb import checkpoint
+    def full(fd): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(checkpoint.os, 'fsync', full)
+    code = main(['run', '--method', 'pt', '--steps', '2', '--eval-limit', '4', '--no-progress', '--out-dir', str(tmp_path/'r')])
+    err = capsys.readouterr().err
+    assert code == 2 and ("fpt run: error: the disk is full ([Errno 28] No space left on device): what was saved before is kept; "
+                          "free some space and run the same command again") in err, err
+
+
 def test_a_failed_first_run_leaves_no_empty_folder(tmp_path, capsys):
     """empty_runs_folder_left: `fpt run --method pt fpt_cr` on a model folder that cannot load (a config, no weights) left its
     --out-dir behind, empty: the run removed its own folder, not the folder of runs made for it."""

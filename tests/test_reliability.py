@@ -403,6 +403,26 @@ def test_a_stopped_runs_summary_goes_when_it_trains_on(reference, tmp_path, monk
     resume(out)
     assert_same_result(out, reference)
 
+def test_a_stopped_run_without_its_checkpoints_starts_again_without_its_old_records(reference, tmp_path, monkeypatch, capsys):
+    """earlier_attempt_records_kept (an adversarial review): a run stopped at step 3 whose checkpoints were then deleted starts
+    again at step 0 (nothing to go on from), but kept the earlier attempt's best.json, best prompts and final prompt until
+    the new attempt wrote its own: killed before that, the folder held a log of 1 step beside a best prompt of step 3. They
+    are removed, saying so, when training starts again; the new attempt then ends as the uninterrupted run."""
+    out = tmp_path/'run'
+    from conftest import sigterm_in_step
+    sigterm_in_step(monkeypatch, 3)
+    assert resume(out)['stopped'] == f'signal {int(signal.SIGTERM)} at step 3' and (out/'best.json').is_file()
+    monkeypatch.undo()
+    shutil.rmtree(out/'checkpoints')
+    crash_in_step(out, 1, monkeypatch)   # killed in the new attempt's first step, before its first evaluation
+    assert [r['step'] for r in log_records(out, 'step')] == [] and not (out/'summary.json').exists()
+    left = [n for n in ('best.json', 'best_last.json', 'best_prompt.safetensors', 'best_last_prompt.safetensors', 'prompt.safetensors')
+            if (out/n).exists()]
+    assert not left, f"the earlier attempt's {left} are still there beside the new attempt's log"
+    assert "training starts again at step 0, and the earlier attempt's best.json" in capsys.readouterr().out
+    resume(out)
+    assert_same_result(out, reference)
+
 def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
     """sigterm_outside_training: SIGTERM while the neuron scores are computed, before the run has begun (no config.json).
     It used to kill the process outright: the new run folder stayed behind holding only a stale run.lock. Now the run

@@ -2073,6 +2073,13 @@ MUTANTS = [
     Mutant('two_runs_in_one_log_tabulated', 'tables.py', "    if len(set(seen)) != len(seen):", "    if False:",
            (R + '::test_tables_leave_out_a_run_whose_log_holds_a_step_twice',),
            "a run folder two runs trained in at once (every step logged twice) is tabulated as one run"),
+    Mutant('earlier_attempt_records_kept', 'run.py', "if not tr.resumed and (gone := [n for n in RECORDS[2:] if (run_dir/n).exists()]):",
+           "if False and (gone := [n for n in RECORDS[2:] if (run_dir/n).exists()]):",
+           ('tests/test_reliability.py::test_a_stopped_run_without_its_checkpoints_starts_again_without_its_old_records',),
+           "a run that starts again at step 0 (its checkpoints gone) keeps the earlier attempt's best and final prompts until it writes its own"),
+    Mutant('enospc_bare', 'cli.py', "if isinstance(e, OSError) and e.errno == errno.ENOSPC:", "if False:",
+           ('tests/test_cli.py::test_a_full_disk_is_said_as_such',),
+           "a full disk ends `fpt run` with a bare errno line that names no file and says nothing of what is kept"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
