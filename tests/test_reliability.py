@@ -8,7 +8,7 @@ at steps 1, 2, 3 and 6 (two kept). A few cases run `run_experiment` in a real su
 Cases marked `xfail(strict=True)` are library defects found by this catalogue: the test states the right
 behaviour; the reason says what happens instead and where. Remove the mark with the fix.
 """
-import errno, gzip, hashlib, json, os, pathlib, pickle, re, shutil, signal, subprocess, sys, textwrap, time
+import errno, gzip, hashlib, json, os, pathlib, pickle, re, shutil, signal, subprocess, sys, time
 from contextlib import contextmanager
 from pathlib import Path
 import pytest, torch
@@ -900,9 +900,31 @@ def test_pickle_is_never_unpickled(target, fmt, reference, tmp_path):
 # 60 steps, evaluated and checkpointed every 3 (two checkpoints kept): its best prompt is step 24's, beaten first at step 57
 LONG = "dict(task='toy', model='tiny', method='fpt_cr', steps=60, eval_every=3, eval_limit=None, progress=False, out_dir=sys.argv[1])"
 
-def _run_py(code:str, run_dir:Path) -> int:
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, '-c', textwrap.dedent(code), str(run_dir)], env=env).returncode
+# what the child process changes in fpt_nb.train (imported as T) before it runs LONG: where it dies, or is stopped
+KILL_BEFORE_BEST_JSON_57 = """
+orig = T.write_json
+def wj(path, obj):   # dies right after best_prompt.safetensors of step 57 is written, before its best.json
+    if str(path).endswith('best.json') and obj.get('step') == 57: os._exit(137)
+    return orig(path, obj)
+T.write_json = wj"""
+KILL_BEFORE_CHECKPOINT_57 = """
+orig = T.save_checkpoint
+def sc(ckpt_dir, step, *a, **k):   # dies after step 57's best files, before its checkpoint
+    if step == 57: os._exit(137)
+    return orig(ckpt_dir, step, *a, **k)
+T.save_checkpoint = sc"""
+SIGTERM_AFTER_55 = """
+oc = T.Trainer._count
+def cnt(self, *a):   # SIGTERM after step 55, as a scheduler stops a run
+    oc(self, *a)
+    if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
+T.Trainer._count = cnt"""
+
+def _long_run(run_dir:Path, patch:str) -> int:
+    "Run LONG into `run_dir` in a child process, `patch` applied first; its exit code."
+    code = ("import os, sys, signal, torch; torch.set_num_threads(1)\nimport fpt_nb.train as T\nfrom fpt_nb.run import run_experiment\n"
+            + patch + f"\nrun_experiment(**{LONG})")
+    return subprocess.run([sys.executable, '-c', code, str(run_dir)], env=dict(os.environ, OMP_NUM_THREADS='1')).returncode
 
 def test_best_prompt_of_a_step_never_reached_is_not_named_the_runs(tmp_path):
     """best_files_not_put_back_from_the_checkpoint: a kill between step 57's best_prompt.safetensors and its best.json, then
@@ -910,29 +932,9 @@ def test_best_prompt_of_a_step_never_reached_is_not_named_the_runs(tmp_path):
     (step 24's checkpoint was pruned, so nothing put it back), and `fpt evaluate` scored it as step 24's. Each checkpoint now
     holds the run's best prompts, and a resume puts their files back from it."""
     d = tmp_path/'run'
-    # 1. kill -9 right after best_prompt.safetensors of step 57 is written, before its best.json
-    rc = _run_py(f"""
-        import os, sys, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        orig = T.write_json
-        def wj(path, obj):
-            if str(path).endswith('best.json') and obj.get('step') == 57: os._exit(137)
-            return orig(path, obj)
-        T.write_json = wj
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, KILL_BEFORE_BEST_JSON_57)
     assert rc == 137
-    # 2. the command run again, stopped by SIGTERM after step 55 (as a scheduler stops it)
-    rc = _run_py(f"""
-        import os, sys, signal, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        oc = T.Trainer._count
-        def cnt(self, *a):
-            oc(self, *a)
-            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
-        T.Trainer._count = cnt
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, SIGTERM_AFTER_55)
     s = read_json(d/'summary.json')
     assert s['steps'] == 55 and s['stopped'].startswith('signal')
     # the summary names the best prompt of step s['best']['step']; the file must hold that step's prompt, not one of a
@@ -945,27 +947,9 @@ def test_stopped_resume_after_kill_between_best_files_and_checkpoint_is_summariz
     long ago); the command run again and stopped by SIGTERM at step 55 must summarize its stop (as any SIGTERM stop does),
     not fail with "restore the file" (there is no file to restore), leaving best.json of step 57 beside a log that ends at 55."""
     d = tmp_path/'run'
-    rc = _run_py(f"""
-        import os, sys, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        orig = T.save_checkpoint
-        def sc(ckpt_dir, step, *a, **k):
-            if step == 57: os._exit(137)
-            return orig(ckpt_dir, step, *a, **k)
-        T.save_checkpoint = sc
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, KILL_BEFORE_CHECKPOINT_57)
     assert rc == 137 and read_json(d/'best.json')['step'] == 57
-    rc = _run_py(f"""
-        import os, sys, signal, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        oc = T.Trainer._count
-        def cnt(self, *a):
-            oc(self, *a)
-            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
-        T.Trainer._count = cnt
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, SIGTERM_AFTER_55)
     assert (d/'summary.json').is_file(), "the SIGTERM stop at step 55 wrote no summary"
     s = read_json(d/'summary.json')
     assert read_json(d/'best.json')['step'] == s['best']['step'] == prompt_step(d/'best_prompt.safetensors')
@@ -977,29 +961,11 @@ def test_a_checkpoint_of_an_earlier_version_without_best_prompts_refuses_rather_
     the stopped resume must refuse to write a summary naming step 24 beside step 57's prompt, rather than write it."""
     from safetensors.torch import load_file, save_file
     d = tmp_path/'run'
-    rc = _run_py(f"""
-        import os, sys, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        orig = T.write_json
-        def wj(path, obj):
-            if str(path).endswith('best.json') and obj.get('step') == 57: os._exit(137)
-            return orig(path, obj)
-        T.write_json = wj
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, KILL_BEFORE_BEST_JSON_57)
     assert rc == 137 and prompt_step(d/'best_prompt.safetensors') == 57
     for c in (d/'checkpoints').glob('step-*'):   # as an earlier version wrote them
         t = load_file(c/'state.safetensors')
         assert {k for k in t if k.startswith('kept_prompt.')}
         save_file({k: v for k, v in t.items() if not k.startswith('kept_prompt.')}, c/'state.safetensors')
-    rc = _run_py(f"""
-        import os, sys, signal, torch; torch.set_num_threads(1)
-        import fpt_nb.train as T
-        from fpt_nb.run import run_experiment
-        oc = T.Trainer._count
-        def cnt(self, *a):
-            oc(self, *a)
-            if self.state['step'] == 55: os.kill(os.getpid(), signal.SIGTERM)
-        T.Trainer._count = cnt
-        run_experiment(**{LONG})""", d)
+    rc = _long_run(d, SIGTERM_AFTER_55)
     assert rc != 0 and not (d/'summary.json').exists() and prompt_step(d/'best_prompt.safetensors') == 57
