@@ -89,12 +89,16 @@ def test_resume_with_other_data_or_settings_is_refused(change, says, finished, t
     assert snapshot(d) == before
 
 def test_a_checkpoint_written_before_the_later_entries_still_resumes(finished, tmp_path):
-    "A checkpoint whose fingerprint lacks the entries added later (precision, fast, early stop, score settings) is compared without them."
+    """A checkpoint whose fingerprint lacks the entries added later (precision, fast, early stop, score settings) is compared
+    without them; one without its prompt's digest or the best prompts (added in session 21) resumes as before them."""
+    from safetensors.torch import load_file, save_file
     from fpt_nb.train import LATER_ENTRIES
     d = unfinished(finished, tmp_path/'run')
     state = read_json(d/'checkpoints'/STEP(3)/'state.json')
     state['fingerprint'] = {k: v for k, v in state['fingerprint'].items() if k not in LATER_ENTRIES}
-    write_json(d/'checkpoints'/STEP(3)/'state.json', state)
+    write_json(d/'checkpoints'/STEP(3)/'state.json', {k: v for k, v in state.items() if k != 'prompt_digest'})
+    t = load_file(d/'checkpoints'/STEP(3)/'state.safetensors')
+    save_file({k: v for k, v in t.items() if not k.startswith('kept_prompt.')}, d/'checkpoints'/STEP(3)/'state.safetensors')
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['steps'] == 6 and s['best'] == read_json(finished/'summary.json')['best']
 

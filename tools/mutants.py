@@ -2080,6 +2080,9 @@ MUTANTS = [
     Mutant('enospc_bare', 'cli.py', "if isinstance(e, OSError) and e.errno == errno.ENOSPC:", "if False:",
            ('tests/test_cli.py::test_a_full_disk_is_said_as_such',),
            "a full disk ends `fpt run` with a bare errno line that names no file and says nothing of what is kept"),
+    Mutant('checkpoint_without_digest_refused', 'checkpoint.py', "want = state.pop('prompt_digest', None)", "want = state.pop('prompt_digest')",
+           (R + '::test_a_checkpoint_written_before_the_later_entries_still_resumes',),
+           "a checkpoint written before checkpoints recorded their prompt's digest can no longer be resumed from"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
