@@ -209,6 +209,9 @@ class FastStep:
             self.runners = tuple(torch.compile(f, mode=o.compile_mode) for f in self.runners)
         if o.bf16_weights: cast_linears(pt.model)
         self.stage, self.first_steps = None, []   # [(stage, seconds of its first step)]
+        # data parallel: whether this process was asked to stop (a signal), summed over the processes in each step's reduce, so
+        # that every process stops after the same step (one that went on alone would wait for the others in its next reduce)
+        self.stop_asked, self.stops = lambda: 0, 0
 
     def eval_context(self):
         "What evaluation runs in: bf16 autocast when the weights are bf16 (fp32 inputs cannot meet them), else nothing new."
@@ -257,13 +260,14 @@ class FastStep:
         if self.world > 1:   # sum the processes' shares: the gradient of one process accumulating all micro-batches
             from accelerate.utils import reduce
             w.grad = reduce(w.grad, 'sum')
-            total, summed_flops = reduce(torch.stack([total, torch.full_like(total, flops)]), 'sum')
-            read = [summed_flops]
+            total, summed_flops, stops = reduce(torch.stack([total, torch.full_like(total, flops),
+                                                             torch.full_like(total, float(bool(self.stop_asked())))]), 'sum')
+            read = [summed_flops, stops]
         norm = torch.nn.utils.clip_grad_norm_([w], self.clip_norm)
         saved = w.detach().clone(), {k: v.clone() if torch.is_tensor(v) else v for k, v in opt.state[w].items()}, sched.state_dict()
         opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
         total, norm, finite, *read = torch.stack([total, norm.double(), torch.isfinite(w).all().double(), *read]).tolist()   # the wait
-        if read: flops = int(read[0])
+        if read: flops, self.stops = int(read[0]), int(read[1])
         problem = (f"the loss became {total}" if not math.isfinite(total) else
                    f"the prompt's gradient norm became {norm} (loss {total:.4g})" if not math.isfinite(norm) else
                    f"the prompt became non-finite after the update (lr {sched.get_last_lr()[0]:g} too large?)" if not finite else None)

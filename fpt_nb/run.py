@@ -711,6 +711,13 @@ def launch_command(num_processes:int, out:Path, accelerate_args:list[str]|None=N
     return [sys.executable, '-m', 'accelerate.commands.launch', '--multi_gpu', '--num_processes', str(num_processes), '--num_machines', '1',
             '--mixed_precision', 'no', '--dynamo_backend', 'no', *args, str(out/'launch.py'), str(out/'launch.json')]
 
+def _sigterm_when_parent_dies():
+    "In a child, before it runs: Linux sends it SIGTERM when the process that started it dies (elsewhere: nothing)."
+    try:
+        import ctypes, signal
+        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except OSError: pass
+
 def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **kwargs) -> dict:
     "Run `run_experiment(**kwargs)` as `num_processes` data-parallel processes via `accelerate launch`; returns the summary."
     import subprocess
@@ -720,28 +727,35 @@ def run_distributed(num_processes:int=2, accelerate_args:list[str]|None=None, **
     kwargs = dict(kwargs, out_dir=str(out))
     write_json(out/'launch.json', kwargs)
     (out/'launch.py').write_text(LAUNCHER)
-    # The launcher gets a session of its own, and the signals this process gets (SIGTERM, Ctrl-C) are passed on to it once
-    # each: torch's agent passes each on to the workers, which finish their step, checkpoint and summarize, and this process
-    # waits for them. (Left in this process group, a SIGTERM to this process alone killed it and left the workers training
-    # on; one to the whole group reached the launcher twice, and the workers then stopped at once, unsummarized.)
-    p = subprocess.Popen(launch_command(num_processes, out, accelerate_args), start_new_session=True)
-    got = []
+    # The launcher gets a session of its own, and the signals this process gets (SIGTERM, Ctrl-C, a hang-up) are passed on to it
+    # once each: torch's agent passes each on to the workers, which stop together after a step, checkpoint and summarize, and
+    # this process waits for them. (Left in this process group, a SIGTERM to this process alone killed it and left the workers
+    # training on; one to the whole group reached the launcher twice.) Should this process die outright (kill -9), the launcher
+    # is sent SIGTERM. Its agent waits TORCH_ELASTIC_SHUTDOWN_TIMEOUT seconds for the workers to stop (here 600 unless set; its
+    # own default, 30, can cut off a stop whose step ends in an evaluation of a large model).
+    import signal, threading
+    p, got, pending = None, [], []
     def forward(signum, frame):
         got.append(signum)
-        if p.poll() is None: p.send_signal(signum)
-    import signal, threading
-    sigs = (signal.SIGTERM, signal.SIGINT) if threading.current_thread() is threading.main_thread() else ()
-    old = {s: signal.signal(s, forward) for s in sigs}
-    try: rc = p.wait()
+        if p is None: pending.append(signum)   # (before the launcher started: sent once it has)
+        elif p.poll() is None: p.send_signal(signum)
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP) if threading.current_thread() is threading.main_thread() else ()
+    old = {s: signal.signal(s, forward) for s in sigs}   # (before the launcher starts: a signal meanwhile waits for it)
+    try:
+        p = subprocess.Popen(launch_command(num_processes, out, accelerate_args), start_new_session=True, preexec_fn=_sigterm_when_parent_dies,
+                             env=dict(os.environ, TORCH_ELASTIC_SHUTDOWN_TIMEOUT=os.environ.get('TORCH_ELASTIC_SHUTDOWN_TIMEOUT', '600')))
+        for signum in pending: p.send_signal(signum)
+        rc = p.wait()
     finally:
         for s, h in old.items(): signal.signal(s, h)
-        if p.poll() is None: p.kill()   # (this process stops on an error of its own: its launcher and workers with it)
+        if p is not None and p.poll() is None: p.kill()   # (this process stops on an error of its own: its launcher and workers with it)
     if got:   # stopped as asked: as a one-process run stops (its summary says so; Ctrl-C: KeyboardInterrupt)
         if signal.SIGINT in got: raise KeyboardInterrupt
         s = read_json(out/'summary.json', 'run summary') if (out/'summary.json').is_file() else {}
-        if str(s.get('stopped') or '').startswith('signal') or s.get('steps') == s.get('planned_steps', -1): return s
-        print(f"stopped by signal {got[0]} (SIGTERM) before the run could summarize its stop: what it had checkpointed in {out} is "
-              f"kept; run the same command to go on from it", file=sys.stderr, flush=True)
+        if str(s.get('stopped') or '').startswith('signal'): return s
+        when = ('after the run had finished' if s.get('steps') == s.get('planned_steps', -1) else
+                f"after the run had stopped ({s['stopped']})" if s.get('stopped') else 'before the run could summarize its stop')
+        print(f"stopped by signal {got[0]} {when}: what {out} holds is kept; run the same command to go on from it", file=sys.stderr, flush=True)
         raise SystemExit(128 + got[0])
     if rc: raise RuntimeError(f"the data-parallel run failed (exit code {rc}): see its output above; " +
                               (f"{out} keeps its checkpoints" if latest_checkpoint(out/'checkpoints') else "it wrote no checkpoint"))

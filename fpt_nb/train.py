@@ -403,6 +403,7 @@ class Trainer:
         levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one
         self.stepper = FastStep(pt, self.opt, self.sched, cfg.batch_size // cfg.micro, cfg.clip_norm, self.step_flops, self.device,
                                 self.bf16, levers, self.world, self.rank, self.loss_group)
+        self.stepper.stop_asked = lambda: self._stop_signal
 
     @property
     def run_dir(self) -> Path: return self.record.dir
@@ -537,14 +538,23 @@ class Trainer:
 
     def _on_signal(self, signum, frame):
         """SIGTERM: finish the step, checkpoint it, then stop (`stopped` says so); a second SIGTERM stops at once (`SystemExit(143)`),
-        except in the processes of a data-parallel run, where a repeat is the same stop (their launcher kills them when it gives up)."""
+        except in the processes of a data-parallel run, which stop together after the step in which any of them got it (`_stop_now`)
+        and take a repeat for the same stop (their launcher kills them if they take longer than it waits)."""
         if self._stop_signal is not None:
             if self.world > 1: return   # (a launcher passes on a signal its whole group got too: the workers wait for the step)
             raise SystemExit(128 + signum)   # the step in flight is lost; its last checkpoint is kept
         self._stop_signal = signum
-        if self.main:   # (os.write: a handler may interrupt a print; every process of a data-parallel run gets the signal)
-            os.write(2, f"\nsignal {signum} (SIGTERM): stopping after {self._at or 'step ' + str(self.state['step'] + 1)}, once it is "
-                        f"checkpointed (send it again to stop at once, from the last checkpoint)\n".encode())
+        where = (f"after {self._at or 'step ' + str(self.state['step'] + 1)}, once it is checkpointed (send it again to stop at once, "
+                 f"from the last checkpoint)" if self.world == 1 else
+                 "after the step in which every process of the run has heard of it (this one or the next), once it is checkpointed "
+                 "(their launcher stops them at once if they take longer than it waits)")
+        if self.main: os.write(2, f"\nsignal {signum} (SIGTERM): stopping {where}\n".encode())   # (os.write: a handler may interrupt a print)
+
+    def _stop_now(self) -> int|None:
+        """The signal to stop on after the step just done: this process's; in a data-parallel run, one that any process had got
+        by the step's reduce (all of them then stop after the same step, none waits alone in a reduce the others never join)."""
+        if self.world == 1: return self._stop_signal
+        return int(signal.SIGTERM) if self.stepper.stops else None
 
     def _on_interrupt(self, signum, frame):
         "Ctrl-C: finish the step, checkpoint it, then stop with KeyboardInterrupt; a second Ctrl-C stops at once."
@@ -633,10 +643,11 @@ class Trainer:
                     self._at = f"step {st['step']}'s evaluation"
                     self._eval(phase)
                     if self._early_stop(phase): st['stopped'] = f"early stop at step {st['step']}"
-                if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or self._stop_signal or self._interrupted:
+                stop = self._stop_now()
+                if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or stop or self._interrupted:
                     self._checkpoint()
-                if self._stop_signal is not None and st['step'] < self.total_steps:   # (in the last step: the run is finished)
-                    st['stopped'] = f"signal {self._stop_signal} at step {st['step']}"
+                if stop is not None and st['step'] < self.total_steps:   # (in the last step: the run is finished)
+                    st['stopped'] = f"signal {stop} at step {st['step']}"
                 if self._interrupted:   # the prompt it stops with saved, as a SIGTERM stop saves it; then the caller can summarize
                     self.record.finish(self.pt.prompt.weight, st['step'])
                     self.interrupted_at = st['step']

@@ -136,14 +136,16 @@ def test_killing_the_launch_kills_its_workers(tmp_path):
         except ProcessLookupError: pass
     assert not orphans, f"workers {orphans} outlived their launcher and trained on (latest checkpoint {latest})"
 
-@pytest.mark.parametrize('to', ['fpt', 'every process'])
+@pytest.mark.parametrize('to', ['fpt', 'every process', 'one worker'])
 def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     """dp_sigterm_orphans (an adversarial review): `kill -TERM` of `fpt run --num-processes 2` (a scheduler stopping the job's
     main process) killed fpt at once and left the launcher and its workers training to the end, holding the run's lock,
     unasked. fpt now passes the signal on to the launcher and waits: the workers finish their step, checkpoint it and write a
     summary that says they stopped; fpt says so and exits 143, and nothing is left running. The same where every process of the
     run gets the signal (as Slurm's scancel sends it): a worker that gets it twice (itself, then from the launcher) took the
-    second for "stop at once" and wrote no summary."""
+    second for "stop at once" and wrote no summary. And where one worker alone gets it (rank 1): each process stopped on its own
+    signal, so one that got it a step later than another waited for it in that step's reduce (the run hung, unsummarized, and
+    sometimes did so in the first two cases too); the processes now agree in each step's reduce and stop after the same step."""
     import sys
     from fpt_nb.checkpoint import lock_holder
     out = tmp_path/'dp'
@@ -154,11 +156,17 @@ def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     t0 = time.time()
     while not (out/'checkpoints'/'latest').exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
     assert p.poll() is None, p.communicate()[0]
-    for pid in [p.pid] + ([int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
-                          if to == 'every process' else []):
+    run = [int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
+    rank1 = [pid for pid in run if b'\0RANK=1\0' in b'\0' + _environ(pid)]
+    assert len(rank1) == 1, run
+    for pid in {'fpt': [p.pid], 'every process': [p.pid] + run, 'one worker': rank1}[to]:
         try: os.kill(pid, signal.SIGTERM)
         except ProcessLookupError: pass
-    said = p.communicate(timeout=120)[0]
+    try: said = p.communicate(timeout=120)[0]
+    finally:
+        for pid in [p.pid] + run:   # (a run that hung: nothing left behind)
+            try: os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError: pass
     s = read_json(out/'summary.json')
     assert p.returncode == 143 and s['stopped'].startswith('signal 15 at step') and 2 <= s['steps'] < 4000, said
     assert f"stopped by {s['stopped']}; its checkpoint is kept" in said, said
@@ -166,6 +174,10 @@ def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     left = [d for d in os.listdir('/proc') if d.isdigit() and str(out/'launch.json').encode() in _cmdline(d)]
     assert not left, f"processes {left} of the run outlived fpt"
 
+
+def _environ(pid) -> bytes:
+    try: return Path(f'/proc/{pid}/environ').read_bytes()
+    except OSError: return b''
 
 def _cmdline(pid) -> bytes:
     try: return Path(f'/proc/{pid}/cmdline').read_bytes()

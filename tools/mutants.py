@@ -2083,6 +2083,9 @@ MUTANTS = [
     Mutant('checkpoint_without_digest_refused', 'checkpoint.py', "want = state.pop('prompt_digest', None)", "want = state.pop('prompt_digest')",
            (R + '::test_a_checkpoint_written_before_the_later_entries_still_resumes',),
            "a checkpoint written before checkpoints recorded their prompt's digest can no longer be resumed from"),
+    Mutant('dp_stop_not_agreed', 'train.py', "        if self.world == 1: return self._stop_signal\n", "        return self._stop_signal\n",
+           ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
+           "each process of a data-parallel run stops on its own signal: one that got it later waits alone in the next reduce"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
