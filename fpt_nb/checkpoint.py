@@ -226,8 +226,8 @@ def stopped_before_summary(run_dir) -> str|None:
         return f"run {run_dir} is running now (process {pid if pid > 0 else 'unknown'} holds its run.lock; {last}): it has no summary until it ends"
     if (err := _last_record(run_dir/'log.jsonl')).get('kind') == 'error':   # (a NaN loss: the same command fails again the same way)
         return (f"run {run_dir} has no summary: it failed at step {err.get('step')} ({err.get('error')}; {last if ckpt else 'no checkpoint'}); "
-                f"its command run again goes on from there and, on the same settings, fails the same way: change them (e.g. a lower "
-                f"--lr) in a new out_dir")
+                f"its command run again " + ("goes on from that checkpoint" if ckpt else "starts again at step 0") + " and, on the same "
+                f"settings, fails the same way: change them (e.g. a lower --lr) in a new out_dir")
     return (f"run {run_dir} has no summary: it was stopped before writing one ({last if ckpt else 'with no checkpoint'}); run its command "
             f"again to finish it")
 

@@ -39,7 +39,7 @@ def run_lock(run_dir:Path, then:str='pick another out_dir, or wait for that run 
     """Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies),
     saying `then`: what to do instead."""
     import fcntl
-    lock = run_dir/'run.lock'
+    lock, tries = run_dir/'run.lock', 0
     while True:
         run_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_CREAT | os.O_RDWR)
@@ -49,10 +49,13 @@ def run_lock(run_dir:Path, then:str='pick another out_dir, or wait for that run 
             try: pid = lock.read_text().strip() or 'unknown'
             except OSError: pid = 'unknown'
             raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: {then}") from None
-        try: same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+        try: a, b = os.stat(lock), os.fstat(fd); same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
         except FileNotFoundError: same = False
         if same: break
         os.close(fd)   # its holder removed the file as it let go, after we opened it: a lock on it would hold nothing; again
+        tries += 1
+        if tries == 10: raise RuntimeError(f"run folder {run_dir}: its run.lock was removed or replaced 10 times as this process took it: "
+                                           f"{then}")
     try:
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
         yield
@@ -261,7 +264,9 @@ def _summary(task, model, method, seed, level, phases, st, params, dist, dev, t0
                              f"{step}: the file is not this run's; its checkpoints and log are kept: restore the file and run again")
         if (pf := run_dir/PROMPTS[name]).is_file() and (own := prompt_step(pf)) not in (None, step):   # (nor may its prompt be)
             raise ValueError(f"run folder {run_dir}: its {pf.name} holds the prompt of step {own}, but the run chose its {name} prompt "
-                             f"at step {step}: the file is not this run's; its checkpoints and log are kept: restore the file and run again")
+                             f"at step {step} (a kill left a later step's file, and this run's checkpoint, of an earlier version, holds "
+                             f"no copy of step {step}'s): its checkpoints and log are kept; run the same command again: the steps "
+                             f"after its checkpoint run again and write the file anew")
         return dict(step=rec['step'], stage=rec['stage'], stage_name=phases[rec['stage']].stage.describe(), value=rec.get(rec['metric']),
                     metric=rec['metric'], rule=rec['rule'], metrics={k: v for k, v in rec.items() if k not in meta})
     paper = task.paper_metric if not evals or task.paper_metric in evals[-1] else None   # an encoder classifies: no paper scoring
@@ -417,8 +422,10 @@ RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_ma
 
 def software_versions() -> dict:
     "The versions of Python and of the libraries whose code a run's numbers come from."
-    import platform, transformers, fpt_nb
-    return dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
+    import hashlib, platform, transformers, fpt_nb
+    src = hashlib.sha256(b''.join(p.read_bytes() for p in sorted(Path(fpt_nb.__file__).parent.glob('*.py')))).hexdigest()[:12]
+    return dict(fpt_nb=fpt_nb.__version__, fpt_nb_source=src,   # (the source's digest: a change between releases shows too)
+                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
@@ -516,6 +523,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
     now = dict(vars(a), threads=torch.get_num_threads(), versions=software_versions())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
     changed = {k: [was[k], now[k]] for k in RESUME_MAY_CHANGE if k in was and was[k] != now[k]}
+    if was and 'versions' not in was: changed['versions'] = [None, now['versions']]   # (begun by a version that did not record them)
     resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)
     if main:
         write_json(run_dir/'config.json', dict(now, fingerprint=tr.fp, **({'resumed_with': resumed_with} if resumed_with else {})))

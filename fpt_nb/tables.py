@@ -337,6 +337,6 @@ def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper'
         text = to_markdown(rows, improve=name == 'table2')
         if rows and all(r['method'] == 'PT' for r in rows):   # (a run of PT and FPT has no Table 1 row but PT's)
             text += f"\nOnly PT is here: this table sets {AGAINST_PT[name]} against PT, and no such run is among these.\n"
-        paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)   # (each whole or not at all: a full disk, a kill)
+        paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)   # (each file whole or not at all: a full disk, a kill)
         paths[f'{name}.csv'] = write_atomic(out_dir/f'{name}.csv', to_csv(rows))
     return paths

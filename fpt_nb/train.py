@@ -473,6 +473,7 @@ class Trainer:
             b = st[f'{k}_step']
             w = self.kept.get(k)
             if w is None and (held := ckpt.parent/f'step-{b:07d}'/'prompt.safetensors').is_file(): w = load_prompt(held)
+            if w is None and pf.is_file() and (found := read_prompt(pf))[1] == b: w = found[0]   # (the file is still step b's)
             if w is None: continue   # (nothing holds it: the summary refuses a record or prompt file of another step than the run's)
             self.kept[k] = w
             have, step = read_prompt(pf) if pf.is_file() else (None, None)

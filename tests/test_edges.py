@@ -83,8 +83,9 @@ def test_a_tables_csv_has_the_markdown_tables_columns_in_its_order(tmp_path):
     assert head == list(rows[0]) and head[:2] == ['task', 'model'] and head.index('method') < head.index('score') < head.index('flops')
 
 def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path, monkeypatch):
-    """tables_written_in_place (an adversarial review): `fpt tables` wrote its four files in place, one by one: a full disk left
-    a table cut short, or a Table 1 of the new runs beside a Table 2 of the old. Each is now written whole or not at all."""
+    """tables_written_in_place (an adversarial review): `fpt tables` wrote its four files in place: a full disk left a table cut
+    short. Each file is now written whole or not at all (the four are not one transaction: a full disk between two files still
+    leaves new tables beside old ones, each whole)."""
     import errno, os
     import fpt_nb.checkpoint as ck
     from test_scoring import fake_run

@@ -341,13 +341,19 @@ def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(fi
     run resumed under an upgraded library (whose numbers can differ) read as one command's. Config and summary record the
     versions; a resume under others records the change with its step, as for the other settings a resume may change."""
     import platform, transformers, fpt_nb
-    now = dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
-    assert read_json(finished/'summary.json')['versions'] == read_json(finished/'config.json')['versions'] == now
+    now = read_json(finished/'summary.json')['versions']
+    assert re.fullmatch('[0-9a-f]{12}', now.pop('fpt_nb_source'))   # (a digest of the library's source)
+    assert now == dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
+    now = read_json(finished/'summary.json')['versions']
+    assert read_json(finished/'config.json')['versions'] == now
     d = unfinished(finished, tmp_path/'run')
     cfg = read_json(d/'config.json'); write_json(d/'config.json', dict(cfg, versions=dict(now, fpt_nb='0.0.1')))   # as an older release wrote it
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['resumed_with'] == [dict(step=3, versions=[dict(now, fpt_nb='0.0.1'), now])] == read_json(d/'config.json')['resumed_with']
     assert s['versions'] == now
+    d = unfinished(finished, tmp_path/'older')   # begun by a version that recorded none: the resume says it does not know them
+    write_json(d/'config.json', {k: v for k, v in read_json(d/'config.json').items() if k != 'versions'})
+    assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[None, now])]
 
 
 def test_other_evaluation_of_a_finished_run_goes_to_its_own_file(finished, tmp_path):

@@ -825,8 +825,8 @@ def test_nonfinite_loss_stops_at_its_step_and_keeps_last_good_state(bad, referen
     assert (last['kind'], last['step'], last['loss']) == ('error', 5, bad)
     # what `fpt tables` and `fpt evaluate` say of it (nonfinite_said_as_stopped: "stopped; run its command again to finish it")
     assert ckpt.stopped_before_summary(out) == (f"run {out} has no summary: it failed at step 5 (the loss became {bad}; its last "
-        f"checkpoint is {STEP(3)}); its command run again goes on from there and, on the same settings, fails the same way: change "
-        f"them (e.g. a lower --lr) in a new out_dir")
+        f"checkpoint is {STEP(3)}); its command run again goes on from that checkpoint and, on the same settings, fails the same way: "
+        f"change them (e.g. a lower --lr) in a new out_dir")
     resume(out)
     assert_same_result(out, reference)
 

@@ -2086,6 +2086,12 @@ MUTANTS = [
     Mutant('dp_stop_not_agreed', 'train.py', "        if self.world == 1: return self._stop_signal\n", "        return self._stop_signal\n",
            ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
            "each process of a data-parallel run stops on its own signal: one that got it later waits alone in the next reduce"),
+    Mutant('versions_unknown_unsaid', 'run.py', "    if was and 'versions' not in was: changed['versions']", "    if False: changed['versions']",
+           (R + '::test_a_run_records_its_software_and_a_resume_under_other_versions_says_so',),
+           "a run begun by a version that recorded no versions reads, resumed, as if the current ones had trained it all"),
+    Mutant('versions_without_source', 'run.py', "    return dict(fpt_nb=fpt_nb.__version__, fpt_nb_source=src,", "    return dict(fpt_nb=fpt_nb.__version__,",
+           (R + '::test_a_run_records_its_software_and_a_resume_under_other_versions_says_so',),
+           "the recorded versions miss the library's source digest: a code change between releases (one version string) shows nowhere"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
