@@ -175,6 +175,21 @@ def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     assert not left, f"processes {left} of the run outlived fpt"
 
 
+def test_sigterm_to_a_data_parallel_run_that_had_finished_still_stops_the_command(single, tmp_path, monkeypatch, capsys):
+    """dp_sigterm_after_the_end_ignored (a review): a SIGTERM that reached `fpt run --num-processes 2` while its workers only
+    found the run finished was dropped: fpt read the finished summary, went on to the next method and trained it. As with one
+    process, the command now stops (143), saying that the run had finished."""
+    import shutil
+    out = tmp_path/'dp'
+    shutil.copytree(single, out)   # a finished run of these settings (one process: the same fingerprint)
+    real = subprocess.Popen
+    def popen(*a, **k):   # the signal comes as the launcher starts
+        p = real(*a, **k); os.kill(os.getpid(), signal.SIGTERM); return p
+    monkeypatch.setattr(subprocess, 'Popen', popen)   # (the one run_distributed starts the launcher with)
+    with pytest.raises(SystemExit) as e: run_distributed(2, out_dir=str(out), **RUN)
+    assert e.value.code == 143 and 'stopped by signal 15 after the run had finished' in capsys.readouterr().err
+    assert read_json(out/'summary.json') == read_json(single/'summary.json')
+
 def _environ(pid) -> bytes:
     try: return Path(f'/proc/{pid}/environ').read_bytes()
     except OSError: return b''

@@ -2092,6 +2092,10 @@ MUTANTS = [
     Mutant('versions_without_source', 'run.py', "    return dict(fpt_nb=fpt_nb.__version__, fpt_nb_source=src,", "    return dict(fpt_nb=fpt_nb.__version__,",
            (R + '::test_a_run_records_its_software_and_a_resume_under_other_versions_says_so',),
            "the recorded versions miss the library's source digest: a code change between releases (one version string) shows nowhere"),
+    Mutant('dp_sigterm_after_the_end_ignored', 'run.py', "if str(s.get('stopped') or '').startswith('signal'): return s",
+           "if str(s.get('stopped') or '').startswith('signal') or s.get('steps') == s.get('planned_steps', -1): return s",
+           ('tests/test_distributed.py::test_sigterm_to_a_data_parallel_run_that_had_finished_still_stops_the_command',),
+           "a SIGTERM to a data-parallel run that had finished is dropped: the command goes on to the next method"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
