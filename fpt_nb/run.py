@@ -169,19 +169,20 @@ def tokenizer_ref(tok) -> dict:
     return dict(cls=type(tok).__name__, size=len(tok), vocab=_sha(sorted(tok.get_vocab().items())))
 
 # %% ../nbs/22_run.ipynb #5c6902ee
-def rerun_score_file(score_file, run_dir:Path) -> tuple[str|None, str|None]:
-    """The score file a rerun of the run in `run_dir` goes on with, and a note saying why when it is not `score_file`: the
-    scores the run computed itself, given back (or the same scores saved again), are as if not given; the scores it was given,
-    not named again, are its saved copy of them. Either way it is the same run, not one with other score settings."""
+def rerun_score_file(score_file, run_dir:Path) -> tuple[str|None, str|None, str|None]:
+    """The score file a rerun of the run in `run_dir` goes on with, the score file its records name, and a note saying why when
+    the first is not `score_file`: the scores the run computed itself, given back (or the same scores saved again), are as if not
+    given; the scores it was given, not named again, are read from its saved copy of them, and the records still name the file
+    it was given. Either way it is the same run, not one with other score settings."""
     saved, cfg = run_dir/'scores.safetensors', run_dir/'config.json'
-    if not (saved.is_file() and is_run_config(cfg)): return score_file, None
+    if not (saved.is_file() and is_run_config(cfg)): return score_file, score_file, None
     try: given = read_json(cfg).get('score_file')
-    except (ValueError, OSError): return score_file, None
+    except (ValueError, OSError): return score_file, score_file, None
     if score_file is None and given is not None:
-        return str(saved), f"this run was given the neuron scores in {given}: it goes on with its copy of them, {saved}"
+        return str(saved), given, f"this run was given the neuron scores in {given}: it goes on with its copy of them, {saved}"
     if score_file is not None and given is None and _same_scores(score_file, saved):
-        return None, f"{score_file} holds the neuron scores this run computed itself: it goes on as it began"
-    return score_file, None
+        return None, None, f"{score_file} holds the neuron scores this run computed itself: it goes on as it began"
+    return score_file, score_file, None
 
 def _same_scores(a, b) -> bool:
     "Whether two score files hold the same scores, made the same way (their bytes may differ: safetensors' metadata order varies)."
@@ -297,6 +298,9 @@ def check_run_dir(run_dir:Path, resume:bool=True):
     if run_dir.exists() and not run_dir.is_dir(): raise ValueError(f"out_dir {run_dir} is a file: expected a folder (a new one, or a run's)")
     if not run_dir.is_dir(): return
     theirs = [n for n in RUN_FILES if (run_dir/n).exists()]
+    if theirs and not (run_dir/'config.json').exists() and (run_dir/'checkpoints').is_dir():   # a run's folder that lost its config
+        raise ValueError(f"out_dir {run_dir} holds a run's {', '.join(theirs)} but its config.json is gone (deleted or moved), and a run "
+                         f"goes on only from its own config: restore config.json to go on, or pick another out_dir (nothing was changed)")
     if theirs and not is_run_config(run_dir/'config.json'):
         raise ValueError(f"out_dir {run_dir} holds {', '.join(theirs)} but no run's config.json: it is not a run folder, and a run would "
                          f"write over them; pick another out_dir (nothing was changed)")
@@ -452,8 +456,9 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     fast_options(pt, dev, autocast_bf16(cfg, dev), bool(cfg.fast), cfg.compile)   # its refusals before scores and data cost anything
     phases = check_phases(paper_schedule(method, a.steps, backbone, a.level, a.stage_steps, decoder), backbone, require_scores=False)
     needs_scores = method in NEEDS_SCORES
+    named = a.score_file   # the score file the run's records name (a rerun reads the copy of one it was given, and names the file)
     if needs_scores:   # a rerun goes on with the scores it began with, whether named again or not
-        a.score_file, note = rerun_score_file(a.score_file, run_dir)
+        a.score_file, named, note = rerun_score_file(a.score_file, run_dir)
         if note and main: print(f"note: {note}", flush=True)
     splits = ('train', 'validation') + ((a.score_split,) if needs_scores and not a.score_file else ())
     notes = list(dict.fromkeys(data_notes(task_, data_dir, splits)))
@@ -521,7 +526,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
     was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
-    now = dict(vars(a), threads=torch.get_num_threads(), versions=software_versions())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
+    now = dict(vars(a), score_file=named, threads=torch.get_num_threads(), versions=software_versions())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
     changed = {k: [was[k], now[k]] for k in RESUME_MAY_CHANGE if k in was and was[k] != now[k]}
     if was and 'versions' not in was: changed['versions'] = [None, now['versions']]   # (begun by a version that did not record them)
     resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)
@@ -537,13 +542,13 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
             for n in gone: (run_dir/n).unlink()   # an earlier attempt's, with no checkpoint to go on from: they would lie beside this one's
             print(f"note: {run_dir} has no checkpoint to go on from: training starts again at step 0, and the earlier attempt's "
                   f"{', '.join(gone)} {'was' if len(gone) == 1 else 'were'} removed", flush=True)
-    scores_record = None if scores is None else dict(scores.source, file=str(a.score_file) if a.score_file else 'scores.safetensors')
+    scores_record = None if scores is None else dict(scores.source, file=str(named) if named else 'scores.safetensors')
     extra = dict(decoder=decoder, max_target_length=identity['max_target_length'], n_train=len(train_rows),
                  n_train_items=len(train_items), n_eval=len(val_rows),
                  targets_truncated=sum(i.get('target_truncated', 0) > 0 for i in train_items + val_items),
                  data_notes=notes, model_ref=ref, data=dict(train=train_data, eval=eval_data), scores=scores_record,
                  versions=now['versions'], **({'resumed_with': resumed_with} if resumed_with else {}))
-    summarize = lambda st: _summary(task_, model, method, seed, a.level, phases, st, vars(a), dist, dev, t0, run_dir, extra)
+    summarize = lambda st: _summary(task_, model, method, seed, a.level, phases, st, dict(vars(a), score_file=named), dist, dev, t0, run_dir, extra)
     try: st = tr.fit(a.resume)
     except KeyboardInterrupt:   # Ctrl-C: a stop at a checkpointed step is summarized as a SIGTERM stop is (tables --unfinished, evaluate)
         if tr.interrupted_at != tr.state['step']: raise   # a second Ctrl-C, mid-step: nothing to summarize

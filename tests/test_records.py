@@ -987,6 +987,19 @@ def test_a_folder_that_is_not_a_run_is_not_written_over(tmp_path, capsys):
     one_line(code, err, "holds config.json, log.jsonl but no run's config.json: it is not a run folder")
     assert snapshot(d) == before
 
+def test_a_killed_run_that_lost_its_config_is_told_to_restore_it(finished, tmp_path, capsys):
+    """config_gone_said_not_a_run (session 22): a killed run whose config.json was deleted was told it "is not a run folder"
+    and to pick another out_dir, though restoring config.json lets it go on."""
+    d = unfinished(finished, tmp_path/'run'); keep = (d/'config.json').read_bytes(); (d/'config.json').unlink()
+    before = snapshot(d)
+    code, _, err = fpt('run', '--method', 'fpt_cr', '--steps', 6, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 32,
+                       '--eval-limit', 8, '--score-examples', 16, '--out-dir', d, '--no-progress', capsys=capsys)
+    one_line(code, err, "but its config.json is gone (deleted or moved), and a run goes on only from its own config: restore config.json")
+    assert snapshot(d) == before
+    (d/'config.json').write_bytes(keep)   # restored, it goes on to the same end as the run never killed
+    assert run_experiment(out_dir=str(d), **RUN)['steps'] == 6
+    assert torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(finished/'prompt.safetensors'))
+
 def test_no_resume_on_a_run_is_refused(finished, tmp_path, capsys):
     "Before: --no-resume wrote a new run over a finished one, beside its old checkpoints, evaluations and TensorBoard events."
     d = copy(finished, tmp_path/'run'); before = snapshot(d)
@@ -1271,11 +1284,16 @@ def test_a_run_given_scores_resumes_without_naming_them_again(finished, tmp_path
     """Review of d675f54 (the other direction of "a run given back its own scores"): a run started with score_file (table1 and
     table2 give every FR/CR run after the first the first one's file) keeps a copy in its folder; resumed without score_file
     (the notebook rerun with only the killed methods, or `fpt run` without the flag) it is refused: "score_settings differ(s)"."""
-    done = tmp_path/'given'
-    run_experiment(out_dir=str(done), score_file=str(finished/'scores.safetensors'), **RUN)
+    done, given = tmp_path/'given', str(finished/'scores.safetensors')
+    run_experiment(out_dir=str(done), score_file=given, **RUN)
     d = unfinished(done, tmp_path/'run')
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['steps'] == 6 and torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(done/'prompt.safetensors'))
+    # score_file_origin_lost (session 22): the records still name the file the run was given, not the copy it read on resume
+    assert s['scores']['file'] == given and s['config']['score_file'] == given
+    assert json.loads((d/'config.json').read_text())['score_file'] == given
+    s = run_experiment(out_dir=str(unfinished(d, tmp_path/'again')), **RUN)   # and again from that resume's records
+    assert s['scores']['file'] == given and s['steps'] == 6
 
 def test_fit_again_after_ctrl_c_keeps_the_log(tmp_path):
     """Review of d675f54: Ctrl-C says the step is checkpointed; calling `fit()` again on the same Trainer (a notebook) goes on

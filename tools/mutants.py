@@ -2096,6 +2096,14 @@ MUTANTS = [
            "if str(s.get('stopped') or '').startswith('signal') or s.get('steps') == s.get('planned_steps', -1): return s",
            ('tests/test_distributed.py::test_sigterm_to_a_data_parallel_run_that_had_finished_still_stops_the_command',),
            "a SIGTERM to a data-parallel run that had finished is dropped: the command goes on to the next method"),
+    Mutant('score_file_origin_lost', 'run.py', "return str(saved), given, f\"this run was given",
+           "return str(saved), str(saved), f\"this run was given",
+           ('tests/test_records.py::test_a_run_given_scores_resumes_without_naming_them_again',),
+           "a run given scores and resumed without naming them records its copy, not the file it was given"),
+    Mutant('config_gone_said_not_a_run', 'run.py', "if theirs and not (run_dir/'config.json').exists() and (run_dir/'checkpoints').is_dir():",
+           "if False:",
+           ('tests/test_records.py::test_a_killed_run_that_lost_its_config_is_told_to_restore_it',),
+           "a killed run whose config.json was deleted is told it is not a run folder, not to restore its config"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
