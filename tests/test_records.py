@@ -101,6 +101,12 @@ def test_a_checkpoint_written_before_the_later_entries_still_resumes(finished, t
     save_file({k: v for k, v in t.items() if not k.startswith('kept_prompt.')}, d/'checkpoints'/STEP(3)/'state.safetensors')
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['steps'] == 6 and s['best'] == read_json(finished/'summary.json')['best']
+    # the best prompts are held by the checkpoints written after the resume, as by any run's (the case where only the resume put
+    # them there: test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it)
+    kept = load_file(d/'checkpoints'/STEP(6)/'state.safetensors')
+    for k in ('best', 'best_last'):
+        assert torch.equal(load_prompt(d/f'{k}_prompt.safetensors'), load_prompt(finished/f'{k}_prompt.safetensors'))
+        assert torch.equal(kept[f'kept_prompt.{k}'], load_prompt(finished/f'{k}_prompt.safetensors')), k
 
 @pytest.mark.parametrize('damage', ['missing', 'cut'])
 def test_resume_with_its_log_gone_or_cut_is_refused(damage, finished, tmp_path):
@@ -1389,3 +1395,37 @@ def test_a_finished_run_is_scored_with_new_evaluation_settings_for_real(finished
     assert 'nothing to do (its summary is unchanged; a new evaluation interval changes nothing in a finished run)' in said, said
     after = snapshot(d)
     assert {k: v for k, v in after.items() if k in before} == before and set(after) - set(before) == {'eval-validation-8-beams2.json'}
+
+@pytest.mark.parametrize('where', ['best_file', 'best_checkpoint'])
+def test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it(where, tmp_path):
+    """old_checkpoint_best_not_kept, old_checkpoint_best_from_file, old_checkpoint_best_from_its_checkpoint (session 22): a
+    checkpoint written before checkpoints held the best prompts (no `kept_prompt.*`) goes on with the best prompt found where it
+    still is: its own file, still of the best step (`best_file`), or, when a kill had left a later step's prompt in that file,
+    the best step's checkpoint (`best_checkpoint`). The file is put back, and the checkpoints written after the resume hold it."""
+    from safetensors.torch import load_file, save_file
+    from fpt_nb.batches import encode
+    from fpt_nb.checkpoint import save_prompt
+    from fpt_nb.prompt import PromptT5
+    from fpt_nb.tasks import load_examples
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    model, tok = load_t5('tiny')
+    items = encode('toy', tok, load_examples('toy', 'train', limit=32))
+    def trainer(d, *scores):   # the scores of its evaluations, in turn
+        scores = iter(scores)
+        keep = 2 if where == 'best_file' else 3   # (2: step 2's checkpoint is pruned, and only the file holds its prompt)
+        return Trainer(PromptT5(load_t5('tiny')[0], 4), paper_schedule('pt', 6, model), items,
+                       TrainConfig(batch_size=4, prompt_length=4, eval_every=2, keep_checkpoints=keep), d,
+                       evaluate=lambda pt: dict(score=next(scores)), metric='score', progress=False)
+    trainer(tmp_path/'whole', 0.9, 0.5, 0.4).fit()   # evaluations at steps 2, 4, 6: the best stays step 2's
+    whole = tmp_path/'whole'; best = load_prompt(whole/'best_prompt.safetensors')
+    d = copy(whole, tmp_path/'run')
+    shutil.rmtree(d/'checkpoints'/STEP(6)); (d/'checkpoints'/'latest').write_text(STEP(4))   # killed after step 4's checkpoint
+    c = d/'checkpoints'/STEP(4)
+    write_json(c/'state.json', {k: v for k, v in read_json(c/'state.json').items() if k != 'prompt_digest'})   # ... of an earlier version
+    save_file({k: v for k, v in load_file(c/'state.safetensors').items() if not k.startswith('kept_prompt.')}, c/'state.safetensors')
+    assert (d/'checkpoints'/STEP(2)).is_dir() == (where == 'best_checkpoint')
+    if where == 'best_checkpoint': save_prompt(load_prompt(whole/'prompt.safetensors'), d/'best_prompt.safetensors', step=6)   # a later step's
+    trainer(d, 0.4).fit()   # (step 6's evaluation again)
+    assert torch.equal(load_prompt(d/'best_prompt.safetensors'), best) and read_json(d/'best.json')['step'] == 2
+    assert torch.equal(load_file(d/'checkpoints'/STEP(6)/'state.safetensors')['kept_prompt.best'], best)
+    assert torch.equal(load_prompt(d/'prompt.safetensors'), load_prompt(whole/'prompt.safetensors'))   # the same run to its end

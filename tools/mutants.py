@@ -2104,6 +2104,15 @@ MUTANTS = [
            "if False:",
            ('tests/test_records.py::test_a_killed_run_that_lost_its_config_is_told_to_restore_it',),
            "a killed run whose config.json was deleted is told it is not a run folder, not to restore its config"),
+    Mutant('old_checkpoint_best_not_kept', 'train.py', "            self.kept[k] = w\n", "            pass\n",
+           ('tests/test_records.py::test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it',),
+           "a resume from a checkpoint of an earlier version (no best prompts in it) puts back the best file, but later checkpoints do not hold it"),
+    Mutant('old_checkpoint_best_from_its_checkpoint', 'train.py', "if w is None and (held := ", "if False and (held := ",
+           ('tests/test_records.py::test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it',),
+           "a resume from a checkpoint of an earlier version does not look for the best prompt in the best step's checkpoint"),
+    Mutant('old_checkpoint_best_from_file', 'train.py', "if w is None and pf.is_file() and (found := ", "if False and pf.is_file() and (found := ",
+           ('tests/test_records.py::test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it',),
+           "a resume from a checkpoint of an earlier version does not take the best prompt from its file, still of the best step"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
