@@ -558,6 +558,11 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         raise
     summary = summarize(st)
     if main: write_json(run_dir/'summary.json', summary)
+    if tr.signalled is not None and dist is None and not str(st['stopped'] or '').startswith('signal'):   # (data-parallel: its launcher's caller)
+        print(f"stopped by signal {tr.signalled} (SIGTERM) " + (f"after the run had stopped ({st['stopped']})" if st['stopped'] else
+              "after the run had finished") + f": its summary says so; what {run_dir} holds is kept, and the command stops here",
+              file=sys.stderr, flush=True)
+        raise SystemExit(128 + tr.signalled)   # (a command of several methods: the next one does not start)
     return summary
 
 # %% ../nbs/22_run.ipynb #5e8119ed

@@ -389,6 +389,7 @@ class Trainer:
         self._at = None   # what a stop waits for: the step in flight, or a finished step's evaluation and checkpoint
         self.kept = {}   # the best prompts kept so far, by rule: each checkpoint holds them, so a resume can put their files back
         self.interrupted_at = None   # the step a Ctrl-C stopped `fit` at, once checkpointed and its prompt saved (None: it was not)
+        self.signalled = None   # a SIGTERM that `fit` stopped on, the run's last step included (the run then finished: the caller stops too)
         run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
         self.main = self.rank == 0
@@ -645,9 +646,11 @@ class Trainer:
                     self._eval(phase)
                     if self._early_stop(phase): st['stopped'] = f"early stop at step {st['step']}"
                 stop = self._stop_now()
+                if stop is not None: self.signalled = stop
                 if evaluate or (cfg.checkpoint_every and st['step'] % cfg.checkpoint_every == 0) or stop or self._interrupted:
                     self._checkpoint()
-                if stop is not None and st['step'] < self.total_steps:   # (in the last step: the run is finished)
+                if stop is not None and st['step'] < self.total_steps and st['stopped'] is None:   # (in the last step, or one that
+                    # ends in an early stop, the run is finished, and says so; `signalled` tells the caller to stop)
                     st['stopped'] = f"signal {stop} at step {st['step']}"
                 if self._interrupted:   # the prompt it stops with saved, as a SIGTERM stop saves it; then the caller can summarize
                     self.record.finish(self.pt.prompt.weight, st['step'])

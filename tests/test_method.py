@@ -423,6 +423,17 @@ def test_early_stop_waits_for_the_full_model(tmp_path):
     st = tr.fit()
     assert (st['step'], st['best_step'], st['stopped']) == (8, 2, 'early stop at step 8')
 
+def test_a_sigterm_in_the_step_that_stops_early_leaves_an_early_stopped_run(tmp_path, monkeypatch):
+    """early_stop_labelled_a_signal_stop (session 22): a SIGTERM inside step 8, where the run stops early, left a summary that
+    said 'signal 15 at step 8', a stop to go on from, though the run had ended (a rerun trained nothing). It says the early stop
+    now, and `signalled` tells the caller that a signal came (a command stops there: test_sigterm_in_the_last_step_...)."""
+    from conftest import sigterm_in_step
+    tr = Trainer(tiny(), [Phase(layer_dropping(2), 6), Phase(FULL, 6)], ITEMS, TrainConfig(**{**CFG, 'eval_every': 2, 'early_stop': 1}),
+                 tmp_path/'run', evaluate=_scripted([50, 40, 30, 20, 10, 5]), metric='accuracy', progress=False)
+    sigterm_in_step(monkeypatch, 8)
+    st = tr.fit()
+    assert (st['step'], st['stopped'], tr.signalled) == (8, 'early stop at step 8', 15)
+
 def test_early_stop_counts_only_the_last_stages_evaluations(tmp_path):
     """early_stop_counts_partial_stages: with early_stop=2 and scores that only fall, the partial stage's bad evaluations
     (steps 4 and 6) do not count toward the stop: the run stops at the full model's second evaluation (step 10), not at

@@ -437,12 +437,18 @@ def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
 
 def test_sigterm_in_the_last_step_leaves_a_finished_run(reference, tmp_path):
     """signal_stop_at_the_end: SIGTERM inside the last step (6 of 6): the run is finished, and its summary says so. It used to
-    say 'stopped: signal 15 at step 6', and every rerun of `fpt run` then printed the stop and exited 143, with no plot drawn."""
+    say 'stopped: signal 15 at step 6', and every rerun of `fpt run` then printed the stop and exited 143, with no plot drawn.
+    finished_run_signal_dropped (session 22): the process itself stops (143), as a data-parallel run's does, so that a command of
+    several methods does not start the next one; before, it exited 0 and went on. A rerun has nothing to do."""
     out = tmp_path/'run'
     with held_run(tmp_path, out, 'step', 6) as (p, go):
         os.kill(p.pid, signal.SIGTERM); go()
-        assert p.wait(timeout=60) == 0, child_output(tmp_path)
+        assert p.wait(timeout=60) == 143, child_output(tmp_path)
+    assert 'stopped by signal 15 (SIGTERM) after the run had finished: its summary says so' in child_output(tmp_path), child_output(tmp_path)
     assert_same_result(out, reference)
+    assert read_json(out/'summary.json')['stopped'] is None
+    before = read_json(out/'summary.json')
+    assert resume(out) == before   # nothing to do
 
 def test_a_summary_older_than_the_checkpoint_is_written_again(reference, tmp_path):
     """stale_summary_taken_as_final: a run stopped by SIGTERM at step 3 writes a summary of 3 steps; its resume reaches step

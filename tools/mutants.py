@@ -370,7 +370,7 @@ MUTANTS = [
            "    check_model_folder(model_name_or_path)   #", "    #",
            ('tests/test_peft.py::test_export_for_a_folder_without_a_config_says_so',), "export-peft --model FOLDER without config.json: transformers' riddle"),
     Mutant('signal_stop_at_the_end', 'train.py',
-           "if stop is not None and st['step'] < self.total_steps:", "if stop is not None:",
+           "if stop is not None and st['step'] < self.total_steps and st['stopped'] is None:", "if stop is not None and st['stopped'] is None:",
            ('tests/test_reliability.py::test_sigterm_in_the_last_step_leaves_a_finished_run',), 'a SIGTERM in the last step marks a finished run as stopped'),
     Mutant('stale_summary_taken_as_final', 'run.py',
            "if not isinstance(s, dict) or s.get('steps') != st['step'] or (s.get('stopped') or None) != (st.get('stopped') or None): return None",
@@ -2113,6 +2113,13 @@ MUTANTS = [
     Mutant('old_checkpoint_best_from_file', 'train.py', "if w is None and pf.is_file() and (found := ", "if False and pf.is_file() and (found := ",
            ('tests/test_records.py::test_an_earlier_versions_checkpoint_puts_back_its_best_and_later_checkpoints_hold_it',),
            "a resume from a checkpoint of an earlier version does not take the best prompt from its file, still of the best step"),
+    Mutant('early_stop_labelled_a_signal_stop', 'train.py', "if stop is not None and st['step'] < self.total_steps and st['stopped'] is None:",
+           "if stop is not None and st['step'] < self.total_steps:",
+           ('tests/test_method.py::test_a_sigterm_in_the_step_that_stops_early_leaves_an_early_stopped_run',),
+           "a SIGTERM in the step where the run stops early is summarized as a signal stop, to go on from, though the run has ended"),
+    Mutant('finished_run_signal_dropped', 'run.py', "if tr.signalled is not None and dist is None and", "if False and",
+           ('tests/test_reliability.py::test_sigterm_in_the_last_step_leaves_a_finished_run',),
+           "a SIGTERM in a one-process run's last step is dropped: the command exits 0, and one of several methods starts the next"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
