@@ -67,6 +67,19 @@ def test_a_run_stopped_before_its_first_evaluation_says_so(tmp_path, monkeypatch
     out = capsys.readouterr().out
     assert code == 143 and '   pt: no evaluation yet, stopped at step 2 of 8; ' in out and 'nan' not in out, out
 
+def test_a_sigterm_in_the_last_step_of_the_first_method_starts_no_other(tmp_path, monkeypatch, capsys):
+    """finished_run_signal_dropped (session 22): `fpt run --method pt fpt_cr` got SIGTERM in PT's last step; PT finished, as it
+    should, and the command went on to train FPT_CR (a scheduler's SIGKILL then cut it wherever it was). It stops with 143."""
+    from conftest import sigterm_in_step
+    monkeypatch.chdir(tmp_path)
+    sigterm_in_step(monkeypatch, 4)
+    threads = torch.get_num_threads()
+    code, err = fpt_here('run', '--method', 'pt', 'fpt_cr', *SMALL, '--out-dir', 'r', capsys=capsys)
+    torch.set_num_threads(threads)
+    assert code == 143 and 'stopped by signal 15 (SIGTERM) after the run had finished' in err, err
+    s = json.loads((tmp_path/'r'/'pt'/'summary.json').read_text())
+    assert (s['steps'], s['stopped']) == (4, None) and not (tmp_path/'r'/'fpt_cr').exists()
+
 def test_bad_input_from_a_shell(tmp_path):
     r = fpt('run', '--task', 'sst2', cwd=tmp_path)
     assert (r.returncode, r.stderr.strip()) == (2, "fpt run: error: unknown task 'sst2': expected one of ['mnli', 'qqp', 'record', 'squad2', 'toy', 'xsum']")

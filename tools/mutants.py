@@ -2118,7 +2118,8 @@ MUTANTS = [
            ('tests/test_method.py::test_a_sigterm_in_the_step_that_stops_early_leaves_an_early_stopped_run',),
            "a SIGTERM in the step where the run stops early is summarized as a signal stop, to go on from, though the run has ended"),
     Mutant('finished_run_signal_dropped', 'run.py', "if tr.signalled is not None and dist is None and", "if False and",
-           ('tests/test_reliability.py::test_sigterm_in_the_last_step_leaves_a_finished_run',),
+           ('tests/test_reliability.py::test_sigterm_in_the_last_step_leaves_a_finished_run',
+            'tests/test_cli.py::test_a_sigterm_in_the_last_step_of_the_first_method_starts_no_other'),
            "a SIGTERM in a one-process run's last step is dropped: the command exits 0, and one of several methods starts the next"),
 ]
 
