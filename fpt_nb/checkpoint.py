@@ -12,10 +12,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file, load_file
 
 # %% auto #0
-__all__ = ['umask', 'temp_beside', 'plain_mode', 'write_atomic', 'write_json', 'read_json', 'is_run_config', 'flatten_state',
-           'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'read_prompt', 'load_prompt', 'prompt_step',
-           'prompt_digest', 'save_checkpoint', 'latest_checkpoint', 'lock_holder', 'runs_in', 'stopped_before_summary',
-           'run_fingerprint', 'trained_arch', 'load_checkpoint']
+__all__ = ['umask', 'temp_beside', 'plain_mode', 'write_atomic', 'write_all_or_none', 'write_json', 'read_json', 'is_run_config',
+           'flatten_state', 'unflatten_state', 'rng_state', 'set_rng_state', 'save_prompt', 'read_prompt',
+           'load_prompt', 'prompt_step', 'prompt_digest', 'save_checkpoint', 'latest_checkpoint', 'lock_holder',
+           'runs_in', 'stopped_before_summary', 'run_fingerprint', 'trained_arch', 'load_checkpoint']
 
 # %% ../nbs/20_checkpoint.ipynb #cd802411
 def umask() -> int:
@@ -46,17 +46,25 @@ def plain_mode(path, folder:bool=False) -> Path:
 def write_atomic(path, text:str|bytes) -> Path:
     """Write `text` (or bytes) to `path` atomically: into a temporary file beside it, flushed to disk, then renamed over it.
     A write that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
-    path = Path(path)
-    tmp = temp_beside(path)
+    return write_all_or_none({path: text})[0]
+
+def write_all_or_none(files:dict) -> list[Path]:
+    """Write each `{path: text or bytes}` as `write_atomic` does, as a set: every file is written beside its path and flushed
+    first, and only then are they renamed over theirs. A write that fails (a full disk) leaves every path as it was and removes
+    the temporary files; only a kill between the renames (a few system calls) can leave some files new and some old."""
+    tmps = {}
     try:
-        Path(tmp).write_bytes(text) if isinstance(text, bytes) else Path(tmp).write_text(text)
-        fd = os.open(tmp, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-        os.replace(tmp, path)
+        for path, text in files.items():
+            tmps[Path(path)] = tmp = Path(temp_beside(Path(path)))
+            tmp.write_bytes(text) if isinstance(text, bytes) else tmp.write_text(text)
+            fd = os.open(tmp, os.O_RDONLY)
+            try: os.fsync(fd)
+            finally: os.close(fd)
+        for path, tmp in tmps.items(): os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
-    return path
+        for tmp in tmps.values(): tmp.unlink(missing_ok=True)
+        raise
+    return list(tmps)
 
 def write_json(path, obj) -> Path:
     "Write `obj` as JSON to `path` atomically (see `write_atomic`)."

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv, io, json, math, statistics
 from pathlib import Path
 import numpy as np
-from .checkpoint import read_json, stopped_before_summary, write_atomic
+from .checkpoint import read_json, stopped_before_summary, write_all_or_none
 from .plots import read_log
 from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
@@ -330,13 +330,14 @@ def to_csv(rows:list[dict]) -> str:
 AGAINST_PT = dict(table1='PT on a partial model (fpt run --method ld fr cr)', table2='FPT (fpt run --method fpt_ld fpt_fr fpt_cr)')
 
 def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper') -> dict[str, Path]:
-    "Write `table1.md/.csv` and `table2.md/.csv` for `runs` into `out_dir`; returns the paths."
+    """Write `table1.md/.csv` and `table2.md/.csv` for `runs` into `out_dir`, the four new or none (a full disk leaves the
+    tables there were); returns the paths."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {}
+    texts = {}
     for name, rows in (('table1', table1(runs, score, scoring)), ('table2', table2(runs, score, scoring))):
         text = to_markdown(rows, improve=name == 'table2')
         if rows and all(r['method'] == 'PT' for r in rows):   # (a run of PT and FPT has no Table 1 row but PT's)
             text += f"\nOnly PT is here: this table sets {AGAINST_PT[name]} against PT, and no such run is among these.\n"
-        paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)   # (each file whole or not at all: a full disk, a kill)
-        paths[f'{name}.csv'] = write_atomic(out_dir/f'{name}.csv', to_csv(rows))
-    return paths
+        texts[f'{name}.md'], texts[f'{name}.csv'] = text, to_csv(rows)
+    write_all_or_none({out_dir/n: t for n, t in texts.items()})   # (one set: never table 1 of these runs beside table 2 of others)
+    return {n: out_dir/n for n in texts}

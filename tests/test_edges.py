@@ -84,8 +84,8 @@ def test_a_tables_csv_has_the_markdown_tables_columns_in_its_order(tmp_path):
 
 def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path, monkeypatch):
     """tables_written_in_place (an adversarial review): `fpt tables` wrote its four files in place: a full disk left a table cut
-    short. Each file is now written whole or not at all (the four are not one transaction: a full disk between two files still
-    leaves new tables beside old ones, each whole)."""
+    short. tables_written_one_by_one (session 22): each file was then written whole, but a full disk at the third left new
+    table 1 files beside old table 2 ones. The four are now written all or none."""
     import errno, os
     import fpt_nb.checkpoint as ck
     from test_scoring import fake_run
@@ -95,10 +95,14 @@ def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path,
     write_tables(collect_runs(tmp_path/'runs'), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     fake_run(tmp_path/'runs', 'pt', 1, 100, 50.0, 74, [(0, 10), (40, 52), (100, 74)])   # both tables differ: PT's row has two seeds
-    def full(fd): raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(ck.os, 'fsync', full)
+    fsync, calls = os.fsync, []
+    def full_at_the_third(fd):   # (table1.md and table1.csv written whole)
+        calls.append(fd)
+        if len(calls) == 3: raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        fsync(fd)
+    monkeypatch.setattr(ck.os, 'fsync', full_at_the_third)
     with pytest.raises(OSError): write_tables(collect_runs(tmp_path/'runs'), out)
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before and len(calls) == 3
     monkeypatch.undo()
     write_tables(collect_runs(tmp_path/'runs'), out)
     assert all((out/n).read_bytes() != b for n, b in before.items())   # (each file changes: a mutant that writes any one in place is seen)

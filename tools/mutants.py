@@ -2057,8 +2057,8 @@ MUTANTS = [
            ('tests/test_plots.py::test_a_plot_that_cannot_be_written_whole_leaves_the_one_there_was',),
            "a full disk while the stage plot is written leaves half an image beside a finished run"),
     Mutant('tables_written_in_place', 'tables.py',
-           "paths[f'{name}.md'] = write_atomic(out_dir/f'{name}.md', text)",
-           "paths[f'{name}.md'] = out_dir/f'{name}.md'; paths[f'{name}.md'].write_text(text)",
+           "write_all_or_none({out_dir/n: t for n, t in texts.items()})",
+           "[(out_dir/n).write_text(t) for n, t in texts.items()]",
            (E + 'test_tables_that_cannot_be_written_whole_leave_the_ones_there_were',),
            "the tables are written in place: a full disk leaves one cut short, or new beside old"),
     Mutant('checkpoint_prompt_unchecked', 'checkpoint.py',
@@ -2121,6 +2121,16 @@ MUTANTS = [
            ('tests/test_reliability.py::test_sigterm_in_the_last_step_leaves_a_finished_run',
             'tests/test_cli.py::test_a_sigterm_in_the_last_step_of_the_first_method_starts_no_other'),
            "a SIGTERM in a one-process run's last step is dropped: the command exits 0, and one of several methods starts the next"),
+    Mutant('tables_written_one_by_one', 'tables.py',
+           "write_all_or_none({out_dir/n: t for n, t in texts.items()})",
+           "[write_all_or_none({out_dir/n: t}) for n, t in texts.items()]",
+           (E + 'test_tables_that_cannot_be_written_whole_leave_the_ones_there_were',),
+           "the four tables are written each whole but one by one: a full disk at the third leaves new tables beside old"),
+    Mutant('set_written_renamed_as_it_goes', 'checkpoint.py',
+           "            try: os.fsync(fd)\n            finally: os.close(fd)\n        for path, tmp in tmps.items(): os.replace(tmp, path)",
+           "            try: os.fsync(fd)\n            finally: os.close(fd)\n            os.replace(tmp, path)\n        for path, tmp in (): pass",
+           (E + 'test_tables_that_cannot_be_written_whole_leave_the_ones_there_were',),
+           "a set of files is renamed over the old ones as each is written: a full disk midway leaves some new, some old"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
