@@ -201,20 +201,23 @@ def latest_checkpoint(ckpt_dir) -> Path|None:
     return p
 
 def lock_holder(run_dir) -> int|None:
-    """The process running in `run_dir` now: the one its `run.lock` names, while it holds the lock; None where no process does
-    (no lock file, or a killed run's, whose lock the OS freed)."""
+    """The process running in `run_dir` now: the one its `run.lock` names, while it holds that lock or the folder's (-1 where
+    it names none); None where no process does (no lock file, or a killed run's, whose locks the OS freed)."""
     import fcntl
-    lock = Path(run_dir)/'run.lock'
-    try: fd = os.open(lock, os.O_RDONLY)
-    except OSError: return None
-    try:
-        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:   # held: a run is going on
-            try: return int(os.read(fd, 32).decode().strip() or -1)
-            except ValueError: return -1
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally: os.close(fd)
+    run_dir = Path(run_dir)
+    def held(path):
+        try: fd = os.open(path, os.O_RDONLY)
+        except OSError: return False
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError: return True   # held: a run is going on
+            except OSError: return False          # (a folder on a file system that cannot lock one)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        finally: os.close(fd)
+    if not (held(run_dir/'run.lock') or held(run_dir)): return None
+    try: return int((run_dir/'run.lock').read_text().strip() or -1)
+    except (OSError, ValueError): return -1
 
 def runs_in(folder) -> list[str]:
     """The runs one level under `folder` (each a folder with a summary, as `fpt run` of several methods writes them), by name;
@@ -231,7 +234,8 @@ def stopped_before_summary(run_dir) -> str|None:
     except ValueError as e: return f"run {run_dir} has no summary, and its checkpoints cannot be read: {e}"   # (a table of the others still)
     last = f"its last checkpoint is {ckpt.name}" if ckpt else "no checkpoint yet"
     if (pid := lock_holder(run_dir)) is not None:
-        return f"run {run_dir} is running now (process {pid if pid > 0 else 'unknown'} holds its run.lock; {last}): it has no summary until it ends"
+        return (f"run {run_dir} is running now ({f'process {pid} holds its run.lock' if pid > 0 else 'a process holds its lock'}; {last}): "
+                f"it has no summary until it ends")
     if (err := _last_record(run_dir/'log.jsonl')).get('kind') == 'error':   # (a NaN loss: the same command fails again the same way)
         return (f"run {run_dir} has no summary: it failed at step {err.get('step')} ({err.get('error')}; {last if ckpt else 'no checkpoint'}); "
                 f"its command run again " + ("goes on from that checkpoint" if ckpt else "starts again at step 0") + " and, on the same "

@@ -36,32 +36,41 @@ __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 
 # %% ../nbs/22_run.ipynb #3e0a3c25
 @contextmanager
 def run_lock(run_dir:Path, then:str='pick another out_dir, or wait for that run to end'):
-    """Hold `run_dir/run.lock` for this process; refuse if a live process holds it (the OS frees it when its holder dies),
-    saying `then`: what to do instead."""
+    """Hold `run_dir/run.lock` and a lock on the folder itself for this process; refuse if a live process holds either (the OS
+    frees both when their holder dies), saying `then`: what to do instead. The folder's lock holds on where `run.lock` is
+    deleted by hand while its run goes on."""
     import fcntl
-    lock, tries = run_dir/'run.lock', 0
-    while True:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_CREAT | os.O_RDWR)
+    lock, fds = run_dir/'run.lock', []
+    def take(path, flags):
+        "`path` opened and locked for this process; None where the file there was removed or replaced as it was taken."
+        try: fd = os.open(path, flags)
+        except FileNotFoundError: return None   # its folder removed meanwhile
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             try: pid = lock.read_text().strip() or 'unknown'
             except OSError: pid = 'unknown'
             raise RuntimeError(f"run folder {run_dir} is in use by process {pid}: {then}") from None
-        try: a, b = os.stat(lock), os.fstat(fd); same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+        except OSError:   # a file system that cannot lock a folder (some network ones): run.lock alone, as before
+            if path == lock: os.close(fd); raise
+        try: a, b = os.stat(path), os.fstat(fd); same = (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
         except FileNotFoundError: same = False
-        if same: break
-        os.close(fd)   # its holder removed the file as it let go, after we opened it: a lock on it would hold nothing; again
-        tries += 1
-        if tries == 10: raise RuntimeError(f"run folder {run_dir}: its run.lock was removed or replaced 10 times as this process took it: "
-                                           f"{then}")
+        if same: return fd
+        os.close(fd)   # its holder removed it as it let go, after we opened it: a lock on it would hold nothing
     try:
+        for _ in range(10):
+            run_dir.mkdir(parents=True, exist_ok=True)
+            if (folder := take(run_dir, os.O_RDONLY)) is None: continue
+            fds.append(folder)
+            if (fd := take(lock, os.O_CREAT | os.O_RDWR)) is not None: fds.append(fd); break
+            os.close(fds.pop())
+        else: raise RuntimeError(f"run folder {run_dir}: it or its run.lock was removed or replaced 10 times as this process took "
+                                 f"them: {then}")
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode())
         yield
     finally:
-        lock.unlink(missing_ok=True)
-        os.close(fd)
+        if len(fds) == 2: lock.unlink(missing_ok=True)
+        for f in reversed(fds): os.close(f)
 
 # %% ../nbs/22_run.ipynb #53f1542e
 @contextmanager
@@ -364,14 +373,12 @@ def run_experiment(task:str='toy', model:str='tiny', method:str='fpt_cr', out_di
     if dist is not None and dev.type == 'cuda': dev = dist.device
     if device_map is not None and dist is not None: raise ValueError("device_map places one model across devices: use it with one process, not data parallel")
     check_run_dir(run_dir, resume or not main)   # before anything is written; only the main process may find its own new files there
-    created, locked = main and not run_dir.exists(), False
-    try:
-        with sigterm_exits(), run_lock(run_dir) if main else nullcontext():
-            locked = True
-            return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
-    except BaseException:   # a folder this run made and held, left with nothing of a run: removed (not one another run locked first)
-        if created and locked and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
-        raise
+    created = main and not run_dir.exists()
+    with sigterm_exits(), run_lock(run_dir) if main else nullcontext():
+        try: return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)
+        except BaseException:   # a folder this run made, left with nothing of a run: removed while still held (no other run is in it)
+            if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)
+            raise
 
 def check_values(task, method, steps, train_limit, eval_limit, score_examples, decoder, prompt_length, num_beams, eval_batch_size,
                  max_input_length, max_target_length, eval_every, early_stop, checkpoint_every, seed, data_dir, device, fast=None,

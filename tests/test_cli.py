@@ -238,6 +238,21 @@ def test_a_failed_first_run_leaves_no_empty_folder(tmp_path, capsys):
     assert main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', 'fpt_cr', '--steps', '4', '--out-dir', str(tmp_path/'out')]) == 2
     assert (tmp_path/'out').is_dir()
 
+def test_a_failed_first_run_removes_its_folder_while_still_holding_it(tmp_path, monkeypatch):
+    """A run that failed in a folder it made removed the folder after letting go of it: a run that took the folder in between
+    lost its lock and its run.lock to the removal. The folder goes while its lock is still held."""
+    import shutil
+    import fpt_nb.run as run_mod
+    from fpt_nb.checkpoint import lock_holder
+    from fpt_nb.prompt import tiny_t5_config
+    tiny_t5_config().save_pretrained(tmp_path/'no-weights')
+    real, held = shutil.rmtree, []
+    def rmtree(path, *a, **kw):
+        held.append(lock_holder(path)); return real(path, *a, **kw)
+    monkeypatch.setattr(run_mod.shutil, 'rmtree', rmtree)
+    assert main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', '--steps', '4', '--out-dir', str(tmp_path/'out')]) == 2
+    assert held == [os.getpid()] and not (tmp_path/'out').exists()
+
 def test_console_script_is_installed():
     exe = Path(sys.executable).parent/'fpt'
     assert exe.is_file(), f"{exe} missing: reinstall the package (make install) so the `fpt` console script exists"

@@ -849,13 +849,32 @@ def test_a_lock_file_removed_as_its_holder_let_go_is_not_taken(tmp_path, monkeyp
     d = tmp_path/'run'; d.mkdir()
     real, calls = fcntl.flock, []
     def flock(fd, op):
-        if op & fcntl.LOCK_EX and not calls: calls.append(fd); (d/'run.lock').unlink()   # the holder lets go between open and lock
+        if op & fcntl.LOCK_EX and not calls and (d/'run.lock').exists():   # (the folder's lock is taken first)
+            calls.append(fd); (d/'run.lock').unlink()   # the holder lets go between open and lock
         return real(fd, op)
     monkeypatch.setattr(fcntl, 'flock', flock)
     with run_lock(d):
         assert calls and lock_holder(d) == os.getpid()
     assert not (d/'run.lock').exists()
 
+
+
+def test_a_run_lock_deleted_by_hand_keeps_a_second_run_out(tmp_path):
+    """A run.lock deleted by hand while its run went on let a second run make a new one and train in the same folder (the
+    tables then left the folder out, its log holding steps twice). The run locks its folder too: that lock holds on."""
+    from fpt_nb.run import run_lock
+    from fpt_nb.checkpoint import lock_holder, stopped_before_summary, write_json
+    d = tmp_path/'run'
+    with run_lock(d):
+        (d/'run.lock').unlink()
+        assert lock_holder(d) == -1   # running, its process no longer named
+        with pytest.raises(RuntimeError, match=f"run folder {d} is in use by process unknown: pick another out_dir"):
+            with run_lock(d): pass
+        assert not (d/'run.lock').exists()   # the refused one made none (nor removed one)
+        write_json(d/'config.json', dict(task='mnli', model='tiny', method='pt', steps=4, out_dir=str(d)))
+        assert f'run {d} is running now (a process holds its lock; no checkpoint yet)' in stopped_before_summary(d)
+    assert lock_holder(d) is None
+    with run_lock(d): assert lock_holder(d) == os.getpid()   # free again once its holder let go
 
 def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypatch):
     """evaluate_run checked the prompt file's digest, loaded the model (minutes for a large one), then read the file again: a
