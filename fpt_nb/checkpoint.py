@@ -48,11 +48,12 @@ def write_atomic(path, text:str|bytes) -> Path:
     A write that fails (a full disk, a kill) leaves `path` as it was and removes the temporary file."""
     return write_all_or_none({path: text})[0]
 
-def write_all_or_none(files:dict) -> list[Path]:
+def write_all_or_none(files:dict, marker:tuple|None=None) -> list[Path]:
     """Write each `{path: text or bytes}` as `write_atomic` does, as a set: every file is written beside its path and flushed
     first, and only then are they renamed over theirs. A write that fails (a full disk) leaves every path as it was and removes
-    the temporary files; only a kill between the renames (a few system calls) can leave some files new and some old."""
-    tmps = {}
+    the temporary files. Only a kill between the renames (a few system calls) can leave some files new and some old: where
+    `marker` is `(path, text)`, that file is written before the renames and removed after them, so such a set says so."""
+    tmps, renamed = {}, 0
     try:
         for path, text in files.items():
             tmps[Path(path)] = tmp = Path(temp_beside(Path(path)))
@@ -60,10 +61,13 @@ def write_all_or_none(files:dict) -> list[Path]:
             fd = os.open(tmp, os.O_RDONLY)
             try: os.fsync(fd)
             finally: os.close(fd)
-        for path, tmp in tmps.items(): os.replace(tmp, path)
+        if marker: write_atomic(*marker)
+        for path, tmp in tmps.items(): os.replace(tmp, path); renamed += 1
     except BaseException:
         for tmp in tmps.values(): tmp.unlink(missing_ok=True)
+        if marker and not renamed: Path(marker[0]).unlink(missing_ok=True)   # (all still old: nothing to say)
         raise
+    if marker: Path(marker[0]).unlink()
     return list(tmps)
 
 def write_json(path, obj) -> Path:

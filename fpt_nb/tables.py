@@ -13,9 +13,9 @@ from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'AGAINST_PT', 'read_summary', 'run_unfinished',
-           'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key', 'run_score',
-           'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'AGAINST_PT', 'INCOMPLETE', 'read_summary',
+           'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key',
+           'run_score', 'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -329,9 +329,12 @@ def to_csv(rows:list[dict]) -> str:
 #: what each table sets against PT
 AGAINST_PT = dict(table1='PT on a partial model (fpt run --method ld fr cr)', table2='FPT (fpt run --method fpt_ld fpt_fr fpt_cr)')
 
+#: the file that says a set of tables was left part new, part old (a kill as they were renamed into place)
+INCOMPLETE = 'TABLES_INCOMPLETE.txt'
+
 def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper') -> dict[str, Path]:
     """Write `table1.md/.csv` and `table2.md/.csv` for `runs` into `out_dir`, the four new or none (a full disk leaves the
-    tables there were); returns the paths."""
+    tables there were; a kill between their renames leaves `INCOMPLETE` there to say so); returns the paths."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     texts = {}
     for name, rows in (('table1', table1(runs, score, scoring)), ('table2', table2(runs, score, scoring))):
@@ -339,5 +342,8 @@ def write_tables(runs:list[dict], out_dir, score:str='best', scoring:str='paper'
         if rows and all(r['method'] == 'PT' for r in rows):   # (a run of PT and FPT has no Table 1 row but PT's)
             text += f"\nOnly PT is here: this table sets {AGAINST_PT[name]} against PT, and no such run is among these.\n"
         texts[f'{name}.md'], texts[f'{name}.csv'] = text, to_csv(rows)
-    write_all_or_none({out_dir/n: t for n, t in texts.items()})   # (one set: never table 1 of these runs beside table 2 of others)
+    write_all_or_none({out_dir/n: t for n, t in texts.items()},   # (one set: never table 1 of these runs beside table 2 of others)
+                      marker=(out_dir/INCOMPLETE, f"A command writing the tables in {out_dir} was stopped while it replaced them: some of "
+                              f"{', '.join(texts)} may be new and some from before. Run it (or fpt tables) again: it writes all four and "
+                              f"removes this file.\n"))
     return {n: out_dir/n for n in texts}

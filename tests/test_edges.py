@@ -107,6 +107,58 @@ def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path,
     write_tables(collect_runs(tmp_path/'runs'), out)
     assert all((out/n).read_bytes() != b for n, b in before.items())   # (each file changes: a mutant that writes any one in place is seen)
 
+def test_tables_left_part_new_by_a_kill_say_so(tmp_path):
+    """A kill between the renames of the four tables (write_all_or_none's one gap) left table 1 of these runs beside table 2 of
+    others, and nothing said so. A marker file, written before the renames and removed after, now stays to say so until the
+    tables are written again."""
+    import subprocess, sys
+    from test_scoring import fake_run
+    from fpt_nb.cli import main
+    from fpt_nb.tables import INCOMPLETE, collect_runs, write_tables
+    runs, out = tmp_path/'runs', tmp_path/'tables'
+    fake_run(runs, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    write_tables(collect_runs(runs), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fake_run(runs, 'pt', 1, 100, 50.0, 74, [(0, 10), (40, 52), (100, 74)])   # every table changes
+    code = ("import os, signal\nfrom pathlib import Path\nfrom fpt_nb.tables import collect_runs, write_tables\nreal, n = os.replace, []\n"
+            "def replace(src, dst):\n    if Path(dst).suffix in ('.md', '.csv'):\n        n.append(dst)\n"
+            "        if len(n) == 3: os.kill(os.getpid(), signal.SIGKILL)   # killed after two of the four renames\n"
+            "    real(src, dst)\nos.replace = replace\n"
+            f"write_tables(collect_runs(Path({str(runs)!r})), Path({str(out)!r}))\n")
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == -9, r.stderr[-2000:]
+    changed = sorted(n for n, b in before.items() if (out/n).read_bytes() != b)
+    assert changed == ['table1.csv', 'table1.md'], changed   # part new, part old ...
+    assert (out/INCOMPLETE).read_text().startswith(f"A command writing the tables in {out} was stopped while it replaced them")   # ... and said so
+    assert main(['tables', str(runs), '--out', str(out)]) == 0
+    assert not (out/INCOMPLETE).exists() and all((out/n).read_bytes() != b for n, b in before.items())
+
+
+@pytest.mark.parametrize('at, left', [(3, True), (1, False)])
+def test_tables_stopped_as_they_are_renamed(tmp_path, monkeypatch, at, left):
+    """Ctrl-C (or an error) at the third rename of the four tables leaves the marker (two are new); at the first, every table is
+    as it was, and no marker is left to say otherwise."""
+    import os
+    from pathlib import Path
+    from test_scoring import fake_run
+    from fpt_nb.tables import INCOMPLETE, collect_runs, write_tables
+    runs, out = tmp_path/'runs', tmp_path/'tables'
+    fake_run(runs, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    write_tables(collect_runs(runs), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    fake_run(runs, 'pt', 1, 100, 50.0, 74, [(0, 10), (40, 52), (100, 74)])
+    real, n = os.replace, []
+    def replace(src, dst):
+        if Path(dst).suffix in ('.md', '.csv'):
+            n.append(dst)
+            if len(n) == at: raise KeyboardInterrupt
+        real(src, dst)
+    monkeypatch.setattr(os, 'replace', replace)
+    with pytest.raises(KeyboardInterrupt): write_tables(collect_runs(runs), out)
+    assert (out/INCOMPLETE).exists() == left
+    assert sum((out/n).read_bytes() != b for n, b in before.items()) == at - 1
+    assert sorted(p.name for p in out.iterdir()) == sorted([*before] + ([INCOMPLETE] if left else []))   # no temporary file left
+
 # ---- neuron scores from files
 
 def _csv_rows(nan_at=None):
