@@ -48,7 +48,7 @@ class TrainConfig:
     eval_every: int = 0                  # steps between evaluations (0: at stage ends only)
     early_stop: int = 0                  # evaluations of the last stage without improvement before stopping (0: never)
     checkpoint_every: int = 0            # steps between checkpoints (0: at evaluations and stage ends)
-    keep_checkpoints: int = 2
+    keep_checkpoints: int = 2            # the newest checkpoints kept (0: every one)
     bf16: bool|None = None               # autocast to bf16 (None: where the device supports it, never on CPU)
     eval_batch_size: int = 64
     num_beams: int = 1
@@ -76,6 +76,10 @@ class TrainConfig:
                              f"of loss_group examples (--loss-group; a preset sets the official per-GPU batch, 4 on LARGE, 2 on XL)")
         if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}")
+        for name, low in (('eval_every', 0), ('early_stop', 0), ('checkpoint_every', 0), ('keep_checkpoints', 0), ('log_every', 1),
+                          ('eval_batch_size', 1), ('num_beams', 1)):   # (a log_every of 0 failed at the first step; -1 checkpoints pruned the oldest only)
+            if isinstance(v := getattr(self, name), bool) or not isinstance(v, int) or v < low:
+                raise ValueError(f"{name} must be a whole number of at least {low}, got {v!r}")
         return self
 
 def make_optimizer(params, cfg:TrainConfig) -> tuple[torch.optim.Optimizer, LambdaLR]:

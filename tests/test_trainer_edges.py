@@ -26,7 +26,11 @@ def _log(d) -> list[dict]: return [json.loads(l) for l in (d/'log.jsonl').read_t
 
 @pytest.mark.parametrize('bad, says', [(dict(batch_size=10, micro_batch_size=4), 'batch_size 10 is not a multiple of micro_batch_size 4'),
                                        (dict(lr=0.0), 'lr must be a positive number, got 0.0'),
-                                       (dict(lr=float('inf')), 'lr must be a positive number, got inf')])
+                                       (dict(lr=float('inf')), 'lr must be a positive number, got inf'),
+                                       (dict(log_every=0), 'log_every must be a whole number of at least 1, got 0'),
+                                       (dict(keep_checkpoints=-1), 'keep_checkpoints must be a whole number of at least 0, got -1'),
+                                       (dict(eval_every=1.5), 'eval_every must be a whole number of at least 0, got 1.5'),
+                                       (dict(num_beams=True), 'num_beams must be a whole number of at least 1, got True')])
 def test_settings_that_cannot_train_as_asked_are_refused(bad, says):
     """batch_not_multiple_of_micro, lr_zero_allowed, lr_inf_allowed: a batch of 10 in micro-batches of 4 trained
     steps of 8 examples (two micro-batches) under the name of 10; lr 0 trained nothing, and an infinite lr failed only at the
@@ -105,3 +109,92 @@ def test_the_settings_default_to_the_papers():
     c = TrainConfig()
     assert (c.batch_size, c.micro, c.group, c.prompt_length, c.lr, c.weight_decay, c.clip_norm) == (32, 32, 32, 20, 0.3, 1e-5, 1.0)
     assert (c.num_beams, c.padding, c.keep_checkpoints, c.early_stop, c.eval_every, c.checkpoint_every, c.seed) == (1, 'dynamic', 2, 0, 0, 0, 0)
+
+
+# ---- a sixth audit (session 23): the rest of the fifth's candidates
+
+def test_a_partial_method_takes_levels_1_to_3_only():
+    """level_zero: level 0 of `ld` (or `fr`, `cr`) passed and trained on one layer (and one FFN neuron): the quarters rounded to
+    0, then raised to 1. Only the paper's three levels are taken."""
+    from fpt_nb.train import method_stages
+    model = load_t5('tiny')[0]
+    for level in (0, 4):
+        with pytest.raises(ValueError, match=f"method 'ld' trains one partial stage: level must be 1, 2 or 3 \\(smallest first\\), got {level}"):
+            method_stages('ld', model, level)
+    assert len(method_stages('ld', model, 3)) == 1
+
+def test_an_evaluator_needs_one_item_per_example():
+    """eval_items_examples_unchecked: items and examples of different lengths were scored pairwise as far as the shorter went
+    (zip), a score over part of the evaluation set under the name of all of it."""
+    from fpt_nb.train import evaluator
+    examples = toy_examples('validation', 4)
+    with pytest.raises(ValueError, match='3 encoded items for 4 examples: evaluation needs one item per example'):
+        evaluator('toy', TOK, encode('toy', TOK, examples)[:3], examples)
+
+def test_bf16_is_on_by_default_where_the_device_has_it(monkeypatch):
+    """bf16_none_is_off: `bf16=None` (the default) autocasts on a CUDA device with bf16; it read as off, so GPU runs trained in
+    fp32, as no CPU test could see. Here the device's answer is set by hand."""
+    from fpt_nb.train import autocast_bf16
+    for has in (True, False):
+        monkeypatch.setattr(torch.cuda, 'is_bf16_supported', lambda *a, **k: has)
+        assert autocast_bf16(TrainConfig(), 'cuda') is has and autocast_bf16(TrainConfig(), 'cuda:1') is has
+        assert autocast_bf16(TrainConfig(), 'cpu') is False and autocast_bf16(TrainConfig(bf16=False), 'cuda') is False
+    assert autocast_bf16(TrainConfig(bf16=True), 'cpu') is True
+
+def test_a_damaged_checkpoint_names_the_newest_one_before_it(tmp_path):
+    """damaged_hint_oldest: the way out of a damaged latest checkpoint named the oldest one kept, not the newest before it:
+    with three kept, a resume from it would lose a checkpoint's steps more than it needs to."""
+    from fpt_nb.partial import FULL
+    d = tmp_path/'run'
+    cfg = TrainConfig(**CFG, checkpoint_every=1, keep_checkpoints=3)
+    Trainer(tiny(), [Phase(FULL, 4)], ITEMS, cfg, d, progress=False).fit()
+    assert sorted(p.name for p in (d/'checkpoints').glob('step-*')) == ['step-0000002', 'step-0000003', 'step-0000004']
+    (d/'checkpoints'/'step-0000004'/'state.json').write_text('{')
+    with pytest.raises(ValueError, match=re.escape(f"write 'step-0000003' into {d/'checkpoints'/'latest'} and run again")):
+        Trainer(tiny(), [Phase(FULL, 4)], ITEMS, cfg, d, progress=False).fit()
+
+def test_keep_checkpoints_0_keeps_every_one(tmp_path):
+    """keep_zero_prunes_all: `keep_checkpoints=0` keeps every checkpoint; it pruned every one, the newest too, so a stopped run
+    had nothing to go on from."""
+    d = tmp_path/'run'
+    Trainer(tiny(), [Phase(FULL, 3)], ITEMS, TrainConfig(**CFG, checkpoint_every=1, keep_checkpoints=0), d, progress=False).fit()
+    assert sorted(p.name for p in (d/'checkpoints').glob('step-*')) == ['step-0000001', 'step-0000002', 'step-0000003']
+
+def test_the_newest_checkpoint_is_a_folder_not_a_stray_file(tmp_path):
+    """left_includes_files: with no `latest` pointer, the newest checkpoint is found by its name; a file named like one (a
+    user's note, an editor's backup) was taken for it and the run failed to resume, though a whole checkpoint was there."""
+    from fpt_nb.checkpoint import latest_checkpoint
+    d = tmp_path/'run'
+    Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG, checkpoint_every=1), d, progress=False).fit()
+    (d/'checkpoints'/'latest').unlink()
+    (d/'checkpoints'/'step-0000009.txt').write_text('a note')
+    assert latest_checkpoint(d/'checkpoints') == d/'checkpoints'/'step-0000002'
+
+def test_a_stopped_runs_own_folder_is_not_a_folder_of_runs(tmp_path):
+    """runs_in_config_only: a run's own folder is told from a folder of runs by its config.json as well as its summary: a stopped
+    run (a config, no summary yet) holding a run folder of its own was taken for a folder of runs."""
+    from fpt_nb.checkpoint import runs_in, write_json
+    d = tmp_path/'run'
+    (d/'inner').mkdir(parents=True); write_json(d/'inner'/'summary.json', {})
+    assert runs_in(d) == ['inner']
+    write_json(d/'config.json', {})
+    assert runs_in(d) == []
+
+def test_a_runs_fingerprint_is_its_checkpoints_where_config_json_is_gone(tmp_path):
+    """run_fp_from_config_only: what a run was (its model's class, for `fpt export-peft` and `fpt evaluate`) is read from its
+    latest checkpoint, and from config.json only where no checkpoint is left; with config.json gone it read as nothing."""
+    from fpt_nb.checkpoint import run_fingerprint, trained_arch
+    d = tmp_path/'run'
+    (tr := Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), d, identity=dict(task='toy'), progress=False)).fit()
+    assert not (d/'config.json').exists()   # (the Trainer writes none: as if deleted)
+    assert run_fingerprint(d) == tr.fp and tr.fp['task'] == 'toy' and trained_arch(d) == 'T5ForConditionalGeneration'
+
+def test_a_prompt_is_saved_in_float32_whatever_its_dtype(tmp_path):
+    """prompt_saved_bf16: a prompt held in bf16 (a model cast to bf16 whole) was saved in bf16: its file then differed in
+    dtype from every other run's, and a resume or `fpt evaluate` read a rounded prompt. Prompts are saved in float32, as are
+    checkpoints'."""
+    from fpt_nb.checkpoint import save_prompt, load_prompt
+    w = torch.randn(4, 8)
+    save_prompt(w.bfloat16(), tmp_path/'p.safetensors')
+    back = load_prompt(tmp_path/'p.safetensors')
+    assert back.dtype == torch.float32 and torch.equal(back, w.bfloat16().float())
