@@ -1,5 +1,6 @@
 """Edges a fifth mutation audit (session 22) found no test held, in the trainer core: the training settings and their checks, the
-optimizer's schedule, checkpoints and the tables. Each test below failed under the bug named in its docstring."""
+optimizer's schedule, checkpoints and the tables; and a sixth (session 23), over the rest of its candidates (checkpoint files,
+the tables). Each test below failed under the bug named in its docstring."""
 import json, re
 import pytest, torch
 from fpt_nb.prompt import load_t5, PromptT5
@@ -198,3 +199,24 @@ def test_a_prompt_is_saved_in_float32_whatever_its_dtype(tmp_path):
     save_prompt(w.bfloat16(), tmp_path/'p.safetensors')
     back = load_prompt(tmp_path/'p.safetensors')
     assert back.dtype == torch.float32 and torch.equal(back, w.bfloat16().float())
+
+def test_run_files_take_the_mode_the_umask_gives(tmp_path):
+    """mode_not_group_writable: files and checkpoint folders get the mode a plain write gives under the process's umask; a
+    fixed 0644/0755 matched it under the usual umask 022 only, so a group sharing runs under umask 002 could not write them."""
+    import os, stat
+    from fpt_nb.checkpoint import write_json, save_checkpoint
+    old = os.umask(0o002)
+    try:
+        write_json(tmp_path/'a.json', {})
+        ck = save_checkpoint(tmp_path/'checkpoints', 1, torch.zeros(2, 3), {}, {'x': torch.zeros(1)})
+    finally: os.umask(old)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)
+    assert (mode(tmp_path/'a.json'), mode(ck), mode(ck/'prompt.safetensors'), mode(ck/'state.safetensors')) == (0o664, 0o775, 0o664, 0o664)
+
+def test_a_json_file_that_is_not_text_is_named(tmp_path):
+    """read_json_unicode: a config.json or summary.json holding bytes that are not UTF-8 (a binary file copied over it) failed
+    with a bare UnicodeDecodeError naming no file; it is named, as broken JSON is."""
+    from fpt_nb.checkpoint import read_json
+    (tmp_path/'config.json').write_bytes(b'\xff\xfe{"task": 1}')
+    with pytest.raises(ValueError, match=re.escape(f"run config {tmp_path/'config.json'} is not valid JSON")):
+        read_json(tmp_path/'config.json', 'run config')
