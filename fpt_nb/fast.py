@@ -39,14 +39,13 @@ def agreement(loss:torch.Tensor, grad:torch.Tensor, ref_loss:torch.Tensor, ref_g
 def cast_linears(model:nn.Module, dtype=torch.bfloat16) -> int:
     "Cast the frozen linear layers of `model` to `dtype` in place, except one sharing an embedding's weight; returns how many."
     tied = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
-    n = 0
-    for m in model.modules():
-        if not isinstance(m, nn.Linear) or m.weight.dtype == dtype or id(m.weight) in tied: continue
+    todo = [m for m in model.modules() if isinstance(m, nn.Linear) and m.weight.dtype != dtype and id(m.weight) not in tied]
+    for m in todo:   # (all checked before any is cast: a refusal leaves the model as it was)
         if m.weight.requires_grad: raise ValueError(f"a trainable linear layer {tuple(m.weight.shape)} would be cast to {dtype}: only frozen weights are")
+    for m in todo:
         m.weight.data = m.weight.data.to(dtype)
         if m.bias is not None: m.bias.data = m.bias.data.to(dtype)
-        n += 1
-    return n
+    return len(todo)
 
 # %% ../nbs/27_fast.ipynb #f74012c1
 ATTENTIONS = ('eager', 'sdpa', 'flex')

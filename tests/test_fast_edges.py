@@ -1,0 +1,114 @@
+"""Edges of the fast step (`fpt_nb.fast`, issue 12's CPU part) that a seventh mutation audit (session 23) found no pytest test
+held (the notebook tests some of them: these are the ones `tools/mutants.py` can count). Each test below failed under the bug
+named in its docstring."""
+import pytest, torch, torch.nn as nn
+from fpt_nb.prompt import load_t5, PromptT5
+from fpt_nb.fast import (FastOptions, fast_options, pad_batch, agreement, cast_linears, t5_loss, TOLERANCES, CUDA_DEFAULTS)
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def tiny(name='tiny') -> PromptT5:
+    torch.manual_seed(0)
+    return PromptT5(load_t5(name)[0], prompt_length=4)
+
+def test_the_fast_step_on_a_cpu_is_sdpa_alone():
+    """cpu_attention_eager, bucket_without_compile: `--fast` on a CPU pulls SDPA (and bf16 weights where autocast is on) and
+    nothing that needs compiling: no padding bucket, no compile; a GPU's bucket came with it though nothing compiled."""
+    pt = tiny()
+    assert fast_options(pt, 'cpu', False, fast=True) == FastOptions(attention='sdpa')
+    assert fast_options(pt, 'cpu', True, fast=True) == FastOptions(bf16_weights=True, attention='sdpa')
+    assert fast_options(pt, 'cpu', True, fast=True, compile=True) == FastOptions(bf16_weights=True, attention='sdpa', compile=True,
+                                                                                   bucket=CUDA_DEFAULTS['bucket'])
+    assert fast_options(pt, 'cpu', False) == FastOptions()   # (None: off on a CPU)
+
+@pytest.mark.parametrize('options, device, says', [
+    (FastOptions(bucket=8), 'cpu', 'compile and bucket work on our T5 forward'),
+    (FastOptions(attention='sdpa', bucket=-8), 'cpu', r'bucket must be 0 \(no padding\) or a positive multiple, got -8'),
+    (FastOptions(attention='flex'), 'cuda', "attention 'flex' needs CUDA and compile=True"),
+])
+def test_fast_options_that_cannot_work_are_refused(options, device, says):
+    """bucket_without_attention, bucket_negative_ok, flex_without_compile: padding buckets without our forward (the stock one
+    ignores them), a negative bucket, and FlexAttention uncompiled on a GPU (unfused: slower than SDPA, and its backward
+    untried) were taken, to fail or do nothing later."""
+    with pytest.raises(ValueError, match=says): options.check(device, False)
+
+def test_padding_multiples_must_be_positive():
+    "pad_multiple_zero_ok: a multiple of 0 failed with a ZeroDivisionError that named nothing."
+    b = dict(input_ids=torch.ones(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 5, dtype=torch.long), labels=torch.ones(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match='padding multiples must be positive, got 0 and 8'): pad_batch(b, 0)
+    with pytest.raises(ValueError, match='padding multiples must be positive, got 8 and 0'): pad_batch(b, 8, target_multiple=0)
+
+def test_agreement_fails_outside_its_tolerance():
+    """grad_cos_any, grad_rtol_any: `agreement` (the benchmark's and the tests' check of the fast step against the reference)
+    passed any gradient pointing the same half-space (fp32), or any cosine above 0 (bf16)."""
+    loss, grad = torch.tensor(2.0), torch.tensor([1.0, 2.0, 3.0])
+    assert agreement(loss, grad, loss, grad)['ok'] and agreement(loss, grad, loss, grad, 'bf16')['ok']
+    off = grad + torch.tensor([0.0, 0.0, 0.01])   # max relative difference 1/300 > 1e-4; cosine still 0.99999
+    assert not agreement(loss, off, loss, grad)['ok'] and agreement(loss, off, loss, grad, 'bf16')['ok']
+    turned = torch.tensor([3.0, 2.0, 1.0])        # cosine 10/14
+    assert not agreement(loss, turned, loss, grad, 'bf16')['ok']
+    assert TOLERANCES['bf16']['grad_cos'] > 10 / 14
+
+def test_a_trainable_linear_is_never_cast():
+    """cast_trainable_ok: `cast_linears` casts frozen weights only; a trainable linear was cast to bf16, its fp32 master lost.
+    A refusal casts nothing: it cast the frozen layers before the trainable one, then refused, leaving the model half cast."""
+    m = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    m[0].weight.requires_grad_(False); m[0].bias.requires_grad_(False)
+    with pytest.raises(ValueError, match=r'a trainable linear layer \(4, 4\) would be cast to torch.bfloat16'): cast_linears(m)
+    assert m[0].weight.dtype == m[0].bias.dtype == torch.float32
+    m[1].requires_grad_(False)
+    assert cast_linears(m) == 2 and m[1].weight.dtype == torch.bfloat16
+
+@pytest.mark.parametrize('attention', ['eager'])
+def test_the_fast_forward_drops_out_where_the_stock_one_does(attention):
+    """encoder_embed_dropout, encoder_final_dropout, decoder_embed_dropout, decoder_final_dropout: our T5 forward applies the
+    stacks' dropout where the stock one does (the paper trains with none, so every test ran without): with dropout 0.1 in
+    training mode and one seed, our loss is the stock model's."""
+    pt = tiny()
+    for m in pt.modules():
+        if isinstance(m, nn.Dropout): m.p = 0.1
+    pt.train()
+    ids, keep = torch.randint(3, 300, (3, 9), generator=torch.Generator().manual_seed(1)), torch.ones(3, 9, dtype=torch.long)
+    labels = torch.randint(3, 300, (3, 4), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.manual_seed(5); ref = pt(ids, keep, labels=labels).loss
+        torch.manual_seed(5); ours = t5_loss(pt, ids, keep, labels, attention)
+        torch.manual_seed(6); other = t5_loss(pt, ids, keep, labels, attention)
+    assert torch.allclose(ours, ref, rtol=1e-5), (ours, ref)
+    assert not torch.allclose(other, ref, rtol=1e-3)   # (the dropout is live: another seed, another loss)
+
+def test_sdpa_under_bf16_autocast_gets_its_mask_in_bf16():
+    """sdpa_mask_fp32: under bf16 autocast SDPA's additive mask is built in bf16, the dtype of its queries; built in fp32 it
+    costs twice the memory per head and position, and torch's fused kernels refuse a mask of another dtype."""
+    from fpt_nb.fast import attention_biases
+    pt = tiny()
+    keep = torch.ones(2, 6, dtype=torch.long); keep[1, 4:] = 0
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        b = attention_biases(pt.model, keep, 3, 'sdpa')
+    assert b['encoder'].dtype == b['decoder'].dtype == b['cross'].dtype == torch.bfloat16
+    assert attention_biases(pt.model, keep, 3, 'sdpa')['encoder'].dtype == torch.float32   # (no autocast: fp32)
+
+def test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_once(tmp_path):
+    """expansion_not_cast, first_steps_every_step, first_step_time_zero: with bf16 weights, the layers and FFN rows an expansion brings back come in
+    fp32 (where the model was partial when the step was built) and are cast at the stage's first step; the first step of each stage (where compiling shows) is timed once per stage."""
+    from fpt_nb.tasks import toy_examples
+    from fpt_nb.batches import encode
+    from fpt_nb.partial import FULL, compound_reduction, layer_dropping, apply_stage
+    from fpt_nb.scores import NeuronScores
+    from fpt_nb.train import Trainer, TrainConfig, Phase
+    pt, tok = tiny(), load_t5('tiny')[1]
+    scores = NeuronScores({s: torch.rand(4, 128, generator=torch.Generator().manual_seed(1)) for s in ('encoder', 'decoder')})
+    phases = [Phase(compound_reduction(2, 64), 2), Phase(layer_dropping(3), 2), Phase(FULL, 2)]
+    apply_stage(pt.model, phases[0].stage, scores)   # partial already (as a notebook may leave it): the full layers set aside stay fp32
+    tr = Trainer(pt, phases, encode('toy', tok, toy_examples('train', 16)), TrainConfig(batch_size=4, prompt_length=4, bf16=True, fast=True),
+                 tmp_path/'run', scores=scores, progress=False)
+    tr.fit()
+    assert tr.stepper.options == FastOptions(bf16_weights=True, attention='sdpa')
+    assert [s.describe() for s, _ in tr.stepper.first_steps] == ['enc 2L, enc ffn 64', 'enc 3L', 'full']
+    assert all(sec > 0 for _, sec in tr.stepper.first_steps)
+    frozen = {m.weight.dtype for m in pt.model.modules() if isinstance(m, nn.Linear) and m.weight is not pt.model.get_input_embeddings().weight}
+    assert frozen == {torch.bfloat16}, frozen
