@@ -112,3 +112,19 @@ def test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_onc
     assert all(sec > 0 for _, sec in tr.stepper.first_steps)
     frozen = {m.weight.dtype for m in pt.model.modules() if isinstance(m, nn.Linear) and m.weight is not pt.model.get_input_embeddings().weight}
     assert frozen == {torch.bfloat16}, frozen
+
+def test_a_gradient_that_overflows_is_named_and_undone(tmp_path):
+    """norm_not_checked: a finite loss whose gradient overflowed (an infinite norm) was not caught as such: the update ran, and
+    the run stopped on a prompt gone non-finite, blaming the learning rate. It stops on the gradient, named, with the prompt
+    and optimizer state as they were."""
+    from fpt_nb.tasks import toy_examples
+    from fpt_nb.batches import encode
+    from fpt_nb.partial import FULL
+    from fpt_nb.train import Trainer, TrainConfig, Phase
+    pt, tok = tiny(), load_t5('tiny')[1]
+    before = pt.prompt.weight.detach().clone()
+    pt.prompt.weight.register_hook(lambda g: torch.full_like(g, float('inf')))
+    tr = Trainer(pt, [Phase(FULL, 2)], encode('toy', tok, toy_examples('train', 8)), TrainConfig(batch_size=4, prompt_length=4),
+                 tmp_path/'run', progress=False)
+    with pytest.raises(Exception, match=r"the prompt's gradient norm became inf \(loss [0-9.]+\) at step 1"): tr.fit()
+    assert torch.equal(pt.prompt.weight.detach(), before) and not tr.opt.state.get(pt.prompt.weight)

@@ -2366,6 +2366,10 @@ MUTANTS = [
            '    for m in todo:\n        if m.weight.requires_grad: raise ValueError(f"a trainable linear layer {tuple(m.weight.shape)} would be cast to {dtype}: only frozen weights are")\n',
            ('tests/test_fast_edges.py::test_a_trainable_linear_is_never_cast',),
            'cast_linears casts the frozen layers before the trainable one it refuses: the model is left half cast'),
+    Mutant('fast_norm_not_checked', 'fast.py', 'f"the prompt\'s gradient norm became {norm} (loss {total:.4g})" if not math.isfinite(norm) else',
+           '',
+           ('tests/test_fast_edges.py::test_a_gradient_that_overflows_is_named_and_undone',),
+           'an infinite gradient norm with a finite loss goes unnamed: the update runs and the learning rate is blamed'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
