@@ -80,6 +80,23 @@ def test_a_sigterm_in_the_last_step_of_the_first_method_starts_no_other(tmp_path
     s = json.loads((tmp_path/'r'/'pt'/'summary.json').read_text())
     assert (s['steps'], s['stopped']) == (4, None) and not (tmp_path/'r'/'fpt_cr').exists()
 
+def test_a_data_parallel_worker_that_finished_leaves_the_stop_to_fpt(tmp_path, monkeypatch, capsys):
+    """A worker of a data-parallel run that got SIGTERM in its last step finishes, writes its summary and returns: the command's
+    143 is fpt's to give, as its launcher's caller (test_distributed tests that it does). A worker that raised it itself made its
+    launcher report a failed worker. Here the worker's process state is a stand-in of one process, as `accelerate` gives it."""
+    from types import SimpleNamespace
+    from conftest import sigterm_in_step
+    import fpt_nb.run as run_mod, fpt_nb.train as train_mod
+    from fpt_nb.run import run_experiment
+    state = SimpleNamespace(num_processes=1, process_index=0, is_main_process=True, device=torch.device('cpu'), wait_for_everyone=lambda: None)
+    for m in (run_mod, train_mod): monkeypatch.setattr(m, 'distributed_state', lambda *a, **k: state)
+    sigterm_in_step(monkeypatch, 4)
+    threads = torch.get_num_threads()
+    try: s = run_experiment(task='toy', model='tiny', method='pt', steps=4, batch_size=4, prompt_length=4, train_limit=16, eval_limit=8,
+                            out_dir=str(tmp_path/'r'), progress=False)
+    finally: torch.set_num_threads(threads)
+    assert (s['steps'], s['stopped'], s['processes']) == (4, None, 1) and 'after the run had finished' not in capsys.readouterr().err
+
 def test_bad_input_from_a_shell(tmp_path):
     r = fpt('run', '--task', 'sst2', cwd=tmp_path)
     assert (r.returncode, r.stderr.strip()) == (2, "fpt run: error: unknown task 'sst2': expected one of ['mnli', 'qqp', 'record', 'squad2', 'toy', 'xsum']")

@@ -128,3 +128,23 @@ def test_a_gradient_that_overflows_is_named_and_undone(tmp_path):
                  tmp_path/'run', progress=False)
     with pytest.raises(Exception, match=r"the prompt's gradient norm became inf \(loss [0-9.]+\) at step 1"): tr.fit()
     assert torch.equal(pt.prompt.weight.detach(), before) and not tr.opt.state.get(pt.prompt.weight)
+
+def test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it():
+    """recompile_limit_min: a compiled step raises dynamo's per-function recompile limit to RECOMPILE_LIMIT (FFN widths x padded
+    lengths over a schedule), and leaves a higher one as it is; lowered, a schedule's later stages ran uncompiled. (Nothing is
+    compiled here: torch.compile wraps the runners, and compiles at their first call.)"""
+    import torch._dynamo
+    from fpt_nb.fast import FastStep, RECOMPILE_LIMIT
+    dyn = torch._dynamo.config
+    name = 'recompile_limit' if hasattr(dyn, 'recompile_limit') else 'cache_size_limit'
+    was = getattr(dyn, name)
+    pt = tiny()
+    opt = torch.optim.SGD([pt.prompt.weight], lr=0.1)
+    make = lambda: FastStep(pt, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 1, 1.0, lambda *a: 0,
+                            options=FastOptions(attention='sdpa', compile=True))
+    try:
+        for before, after in ((8, RECOMPILE_LIMIT), (10 * RECOMPILE_LIMIT, 10 * RECOMPILE_LIMIT)):
+            setattr(dyn, name, before)
+            step = make()
+            assert getattr(dyn, name) == after and all(hasattr(r, '_torchdynamo_orig_callable') or hasattr(r, '__wrapped__') for r in step.runners)
+    finally: setattr(dyn, name, was)

@@ -2370,6 +2370,14 @@ MUTANTS = [
            '',
            ('tests/test_fast_edges.py::test_a_gradient_that_overflows_is_named_and_undone',),
            'an infinite gradient norm with a finite loss goes unnamed: the update runs and the learning rate is blamed'),
+    Mutant('fast_recompile_limit_lowered', 'fast.py', "max(getattr(dyn, limit), RECOMPILE_LIMIT)",
+           "min(getattr(dyn, limit), RECOMPILE_LIMIT)",
+           ('tests/test_fast_edges.py::test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it',),
+           "a compiled step lowers dynamo's recompile limit: a schedule's later stages run uncompiled"),
+    Mutant('dp_worker_stops_itself_after_the_end', 'run.py', "if tr.signalled is not None and dist is None and not",
+           "if tr.signalled is not None and not",
+           ('tests/test_cli.py::test_a_data_parallel_worker_that_finished_leaves_the_stop_to_fpt',),
+           "a data-parallel worker that got SIGTERM after its run finished exits 143 itself: its launcher reports a failed worker"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
