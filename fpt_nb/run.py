@@ -725,7 +725,11 @@ LAUNCHER = ("import sys\n"
             "    ctypes.CDLL('libc.so.6').prctl(1, signal.SIGKILL)   # PR_SET_PDEATHSIG\n"
             "    if os.getppid() == 1: sys.exit(1)   # the launcher is already gone\n"
             "except OSError: pass\n"
-            "from fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\nrun_experiment(**read_json(sys.argv[1], 'launch arguments'))\n")
+            "from fpt_nb.checkpoint import read_json\nfrom fpt_nb.run import run_experiment\n"
+            "try: run_experiment(**read_json(sys.argv[1], 'launch arguments'))\n"
+            "finally:   # the process group's threads stopped before the interpreter ends (left to its teardown, a worker can abort)\n"
+            "    import torch.distributed as dist\n"
+            "    if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()\n")
 
 def launch_command(num_processes:int, out:Path, accelerate_args:list[str]|None=None) -> list[str]:
     "The `accelerate launch` command that runs `out/launch.py` on `out/launch.json` as `num_processes` processes of this machine."

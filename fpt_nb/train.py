@@ -673,7 +673,14 @@ def distributed_state(device):
     "Accelerate's process state when launched as several processes (`accelerate launch`, `torchrun`), else None."
     if int(os.environ.get('WORLD_SIZE', '1')) < 2: return None
     from accelerate import PartialState
-    return PartialState(cpu=torch.device(device).type == 'cpu')
+    import signal
+    # the threads the process group starts (gloo's, NCCL's) inherit this thread's signal mask: with the stop signals blocked
+    # there, SIGTERM, Ctrl-C and SIGHUP reach a Python thread, whose handler stops after the step, never a C++ loop mid-call
+    stops = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP} if hasattr(signal, 'pthread_sigmask') else set()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, stops) if stops else None
+    try: return PartialState(cpu=torch.device(device).type == 'cpu')
+    finally:
+        if stops: signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 def _main_thread() -> bool:
     import threading

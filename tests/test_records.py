@@ -1048,8 +1048,12 @@ def test_numbers_out_of_range_are_refused(flag, value, says, tmp_path, capsys):
 
 @pytest.mark.parametrize('name,value', [('num_beams', 0), ('eval_batch_size', 0), ('max_target_length', 0), ('eval_every', -1),
                                         ('early_stop', -1), ('checkpoint_every', -1), ('seed', -1)])
-def test_run_experiment_refuses_numbers_out_of_range(name, value, tmp_path):
-    "The papermill path checks types only; run_experiment refuses the values before anything is written."
+def test_run_experiment_refuses_numbers_out_of_range(name, value, tmp_path, monkeypatch):
+    """The papermill path checks types only; run_experiment refuses the values before anything is written, and before the
+    model is loaded (minutes for a large one; the trainer's own check of some of them comes only after)."""
+    import fpt_nb.run as run_mod
+    def setup(*a, **k): raise AssertionError('the model was loaded before the values were refused')
+    monkeypatch.setattr(run_mod, 'setup', setup)
     with pytest.raises(ValueError, match=f'{name} must be a whole number of at least'):
         run_experiment(out_dir=str(tmp_path/'r'), **{**RUN, name: value})
     assert not (tmp_path/'r').exists()

@@ -220,3 +220,18 @@ def test_a_json_file_that_is_not_text_is_named(tmp_path):
     (tmp_path/'config.json').write_bytes(b'\xff\xfe{"task": 1}')
     with pytest.raises(ValueError, match=re.escape(f"run config {tmp_path/'config.json'} is not valid JSON")):
         read_json(tmp_path/'config.json', 'run config')
+
+def test_a_repeated_sigterm_stops_at_once_in_one_process_only(tmp_path):
+    """dp_repeat_sigterm_stops_at_once: a second SIGTERM stops a one-process run at once (SystemExit 143, from its last
+    checkpoint); a worker of a data-parallel run takes it as the same stop, since its launcher passes on a signal that its
+    whole group got too (Slurm's scancel). The test of real 2-process runs catches the bug only where the launcher's signal
+    comes while the worker still trains; this one calls the handler as the signals would."""
+    import signal
+    tr = Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'run', progress=False)
+    tr._on_signal(signal.SIGTERM, None)
+    with pytest.raises(SystemExit) as e: tr._on_signal(signal.SIGTERM, None)
+    assert e.value.code == 143
+    worker = Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'dp', progress=False)
+    worker.world = 2   # (as a data-parallel run's process: only the handler's rule is looked at here)
+    worker._on_signal(signal.SIGTERM, None); worker._on_signal(signal.SIGTERM, None)
+    assert worker._stop_signal == signal.SIGTERM

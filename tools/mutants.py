@@ -2050,7 +2050,8 @@ MUTANTS = [
            ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
            "SIGTERM to `fpt run --num-processes 2` stops fpt at once: its launcher and workers die mid-step, unsummarized (or train on)"),
     Mutant('dp_repeat_sigterm_stops_at_once', 'train.py', "if self.world > 1: return", "if False: return",
-           ('tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step',),
+           ('tests/test_trainer_edges.py::test_a_repeated_sigterm_stops_at_once_in_one_process_only',
+            'tests/test_distributed.py::test_sigterm_to_fpt_stops_its_workers_after_their_step'),
            "a data-parallel worker that gets SIGTERM twice (itself and from its launcher) stops at once, writing no summary"),
     Mutant('plot_written_in_place', 'plots.py',
            "buf = io.BytesIO(); fig.savefig(buf, dpi=110, format='png'); write_atomic(run_dir/'stages.png', buf.getvalue())",
@@ -2378,6 +2379,10 @@ MUTANTS = [
            "if tr.signalled is not None and not",
            ('tests/test_cli.py::test_a_data_parallel_worker_that_finished_leaves_the_stop_to_fpt',),
            "a data-parallel worker that got SIGTERM after its run finished exits 143 itself: its launcher reports a failed worker"),
+    Mutant('dp_gloo_threads_take_signals', 'train.py', "stops = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP} if hasattr(signal, 'pthread_sigmask') else set()",
+           "stops = set()",
+           ('tests/test_distributed.py::test_the_process_groups_threads_leave_the_stop_signals_to_python',),
+           "the process group's C++ threads take SIGTERM as any thread may: a worker stopped mid-call can abort"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
