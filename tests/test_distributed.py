@@ -136,6 +136,18 @@ def test_killing_the_launch_kills_its_workers(tmp_path):
         except ProcessLookupError: pass
     assert not orphans, f"workers {orphans} outlived their launcher and trained on (latest checkpoint {latest})"
 
+def _long_run_under_way(out, method:str) -> tuple[subprocess.Popen, list[int]]:
+    "`fpt run --num-processes 2` of 4000 steps into `out`, once its first checkpoint is written; its process and the run's others."
+    import sys
+    cmd = [sys.executable, '-m', 'fpt_nb.cli', 'run', '--task', 'toy', '--model', 'tiny', '--method', method, '--steps', '4000',
+           '--batch-size', '8', '--micro-batch-size', '4', '--prompt-length', '4', '--train-limit', '64', '--eval-limit', '8',
+           '--eval-batch-size', '8', '--checkpoint-every', '2', '--device', 'cpu', '--num-processes', '2', '--no-progress', '--out-dir', str(out)]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.time()
+    while not (out/'checkpoints'/'latest').exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
+    if p.poll() is not None: raise AssertionError(p.communicate()[0])
+    return p, [int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
+
 @pytest.mark.parametrize('to', ['fpt', 'every process', 'one worker'])
 def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     """dp_sigterm_orphans (an adversarial review): `kill -TERM` of `fpt run --num-processes 2` (a scheduler stopping the job's
@@ -146,17 +158,9 @@ def test_sigterm_to_fpt_stops_its_workers_after_their_step(tmp_path, to):
     second for "stop at once" and wrote no summary. And where one worker alone gets it (rank 1): each process stopped on its own
     signal, so one that got it a step later than another waited for it in that step's reduce (the run hung, unsummarized, and
     sometimes did so in the first two cases too); the processes now agree in each step's reduce and stop after the same step."""
-    import sys
     from fpt_nb.checkpoint import lock_holder
     out = tmp_path/'dp'
-    cmd = [sys.executable, '-m', 'fpt_nb.cli', 'run', '--task', 'toy', '--model', 'tiny', '--method', 'fpt_ld', '--steps', '4000',
-           '--batch-size', '8', '--micro-batch-size', '4', '--prompt-length', '4', '--train-limit', '64', '--eval-limit', '8',
-           '--eval-batch-size', '8', '--checkpoint-every', '2', '--device', 'cpu', '--num-processes', '2', '--no-progress', '--out-dir', str(out)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    t0 = time.time()
-    while not (out/'checkpoints'/'latest').exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
-    assert p.poll() is None, p.communicate()[0]
-    run = [int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
+    p, run = _long_run_under_way(out, 'fpt_ld')
     rank1 = [pid for pid in run if b'\0RANK=1\0' in b'\0' + _environ(pid)]
     assert len(rank1) == 1, run
     for pid in {'fpt': [p.pid], 'every process': [p.pid] + run, 'one worker': rank1}[to]:
@@ -213,17 +217,9 @@ def test_the_process_groups_threads_leave_the_stop_signals_to_python(tmp_path):
     fail. A worker of a 2-process run aborted so once (SIGABRT, "terminate called without an active exception") in about thirty
     runs of the test above. The threads the process group starts now block SIGTERM, SIGINT and SIGHUP, so a Python thread
     takes them."""
-    import sys
     out = tmp_path/'dp'
-    cmd = [sys.executable, '-m', 'fpt_nb.cli', 'run', '--task', 'toy', '--model', 'tiny', '--method', 'pt', '--steps', '4000',
-           '--batch-size', '8', '--micro-batch-size', '4', '--prompt-length', '4', '--train-limit', '64', '--eval-limit', '8',
-           '--eval-batch-size', '8', '--checkpoint-every', '2', '--device', 'cpu', '--num-processes', '2', '--no-progress', '--out-dir', str(out)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    p, run = _long_run_under_way(out, 'pt')
     try:
-        t0 = time.time()
-        while not (out/'checkpoints'/'latest').exists() and p.poll() is None and time.time() - t0 < 240: time.sleep(0.05)
-        assert p.poll() is None, p.communicate()[0]
-        run = [int(d) for d in os.listdir('/proc') if d.isdigit() and str(out).encode() in _cmdline(d) and int(d) != p.pid]
         workers = [pid for pid in run if b'\0RANK=' in b'\0' + _environ(pid)]
         assert len(workers) == 2, run
         stops = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGINT - 1)) | (1 << (signal.SIGHUP - 1))
