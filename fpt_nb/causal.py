@@ -92,12 +92,14 @@ def load_causal(name:str='tiny-llama', seed:int=0, attn_implementation:str='eage
     if not Path(name).exists() and name.count('/') != 1:
         raise ValueError(f"model {name!r} is neither 'tiny-llama', an existing local directory, nor a hub id like 'Qwen/Qwen2.5-0.5B'")
     try:
+        kind = AutoConfig.from_pretrained(name).model_type   # before the weights: a family not served is said by name, at once
+        if kind not in CAUSAL_MODEL_TYPES:
+            raise TypeError(f"{name!r} is a {kind} model: prompt tuning with FPT serves {', '.join(CAUSAL_CLASSES)} "
+                            f"(model types {', '.join(CAUSAL_MODEL_TYPES)})")
         tok = AutoTokenizer.from_pretrained(tokenizer or name)
         model = AutoModelForCausalLM.from_pretrained(name, attn_implementation=attn_implementation, attention_dropout=0.0,
                                                      device_map=device_map, dtype=dtype or torch.float32, **kwargs)
     except LOAD_ERRORS as e: raise load_failure(name, e, 'the decoder-only model') from e
-    if type(model).__name__ not in CAUSAL_CLASSES:
-        raise TypeError(f"{name!r} is a {type(model).__name__}: prompt tuning with FPT serves {', '.join(CAUSAL_CLASSES)}")
     check_tokenizer(tok, model, tokenizer or name, "; load_causal(tokenizer=...) reads them from another folder")
     if tok.pad_token_id is None: tok.pad_token = tok.eos_token
     return freeze(model.eval()), tok

@@ -165,15 +165,23 @@ class _Partial:
 
 def _sliced(lin:nn.Linear, idx:torch.Tensor, dim:int) -> nn.Linear:
     "A frozen linear holding `idx` of `lin`'s output rows (`dim=0`) or input columns (`dim=1`)."
-    if lin.weight.is_meta:
-        raise ValueError("an FFN weight is offloaded (on the meta device): partial models slice weights where they live, "
-                         "so place the model on GPUs/CPU without disk or CPU offload (device_map without 'disk'/offload)")
     w = lin.weight.index_select(dim, idx.to(lin.weight.device))
     new = nn.Linear(w.shape[1], w.shape[0], bias=lin.bias is not None, device='meta')
     new.weight = nn.Parameter(w, requires_grad=False)
     if lin.bias is not None:  # an out-projection keeps its whole bias: share it
         new.bias = nn.Parameter(lin.bias.index_select(0, idx.to(lin.bias.device)), requires_grad=False) if dim == 0 else lin.bias
     return new
+
+def _check_in_place(model:nn.Module, plan:dict):
+    "Refuse a `plan` that would slice an offloaded FFN weight (on the meta device), before any layer changes: a stage is applied whole or not at all."
+    arch, stacks = arch_of(model), _full_stacks(model)
+    for s, kept in plan.items():
+        for i, idx in kept:
+            site = arch.ffn(stacks[s][i]) if idx is not None else None
+            if site is not None and any(getattr(mod, name).weight.is_meta for mod, name in (*site.ins, site.out)):
+                raise ValueError(f"{s} layer {i}'s FFN weights are offloaded (on the meta device): partial models slice weights where "
+                                 f"they live, so place the model on GPUs/CPU without disk or CPU offload (device_map without "
+                                 f"'disk'/offload); the model is left as it was")
 
 def restore_full(model:nn.Module) -> nn.Module:
     "Put the full layers and FFNs back: the model is the original again."
@@ -194,6 +202,7 @@ def current_stage(model:nn.Module) -> Stage:
 def apply_stage(model:nn.Module, stage:Stage, scores:NeuronScores|None=None) -> nn.Module:
     "Make `model` (in place) the partial model of `stage`; `FULL` restores it."
     plan = stage_plan(stage, model, scores)   # validate before touching anything
+    _check_in_place(model, plan)
     restore_full(model)
     if all(len(v) == len(full_widths(model)[s]) and all(n is None for _, n in v) for s, v in plan.items()): return model
     arch, widths = arch_of(model), ffn_widths(model)

@@ -528,10 +528,11 @@ class Trainer:
         with self.stepper.eval_context(): m = self.evaluate(self.pt)
         st = self.state
         rec = dict(kind='eval', step=st['step'], stage=phase, flops=st['flops'], wall=st['wall'], eval_seconds=time.perf_counter() - t, **m)
-        self.record.log(rec)
+        if not m: raise ValueError("the evaluation gave no metrics: it must return a dict of them, e.g. {'accuracy': 81.2}")
         self.key = self.metric or ('paper_mean' if 'paper_mean' in m else next(iter(m)))
-        if self.key not in m:
+        if self.key not in m:   # (before the log: a refused evaluation is not recorded)
             raise ValueError(f"the evaluation gave {sorted(m)}: the best prompt is chosen by {self.key!r}, which is not among them")
+        self.record.log(rec)
         v = m[self.key]
         if better_score(v, st['best']):   # the paper's rule: every evaluation counts, partial stages too; a tie goes to the later
             st.update(best=v, best_step=st['step'], best_stage=phase, bad_evals=0)

@@ -16,6 +16,14 @@ def find_data_dir() -> Path:
 @pytest.fixture(scope='session')
 def data_dir() -> Path: return find_data_dir()
 
+@pytest.fixture
+def one_thread():
+    "Torch on one thread for the test (results and timings that do not hang on the machine's cores), the caller's count put back after."
+    import torch
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 def sigterm_in_step(monkeypatch, n:int, times:int=1):
     """SIGTERM this process `times` times inside the `n`-th training step from now (at its gradient clip): the trainer's
     handler finishes the step, checkpoints it and stops the run, as a scheduler's SIGTERM would."""

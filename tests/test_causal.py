@@ -17,11 +17,7 @@ PHASES = [Phase(Stage(decoder_layers=2, decoder_ffn=32, ffn_selection='sequence'
           Phase(Stage(decoder_layers=3, decoder_ffn=96, ffn_selection='sequence'), 6), Phase(FULL, 8)]
 CFG = TrainConfig(batch_size=16, micro_batch_size=8, lr=0.3, prompt_length=8)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # (conftest.py)
 
 def toy_items(tok, split='train', limit=128):
     rows = load_examples('toy', split, limit=limit)

@@ -14,11 +14,7 @@ from fpt_nb.tasks import get_task, load_examples, register_task, label_word, Ski
 from fpt_nb.metrics import squad_v2_scores, score
 from fpt_nb.partial import Stage
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # (conftest.py)
 
 # ---- checkpoints
 

@@ -5,11 +5,7 @@ import pytest, torch, torch.nn as nn
 from fpt_nb.prompt import load_t5, PromptT5
 from fpt_nb.fast import (FastOptions, fast_options, pad_batch, agreement, cast_linears, t5_loss, TOLERANCES, CUDA_DEFAULTS)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # (conftest.py)
 
 def tiny(name='tiny') -> PromptT5:
     torch.manual_seed(0)

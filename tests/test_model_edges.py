@@ -8,11 +8,7 @@ from fpt_nb.partial import Stage, check_schedule, stage_plan, select_neurons
 from fpt_nb.batches import encode, collate
 from fpt_nb.tasks import toy_examples
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # (conftest.py)
 
 @pytest.fixture(scope='module')
 def tiny():

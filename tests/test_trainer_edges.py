@@ -9,11 +9,7 @@ from fpt_nb.batches import encode
 from fpt_nb.partial import FULL
 from fpt_nb.train import Trainer, TrainConfig, Phase
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # (conftest.py)
 
 TOK = load_t5('tiny')[1]
 ITEMS = encode('toy', TOK, toy_examples('train', 16))

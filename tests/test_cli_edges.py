@@ -1,0 +1,52 @@
+"""Edges of the `fpt` command and the scores file that a ninth mutation audit (session 24: operator mutants of cli.py and the
+smaller modules) found no test held. Each test below failed under the planted bug named in its docstring."""
+import json, re
+from pathlib import Path
+import pytest, torch
+from fpt_nb.cli import main, check_run, model_config, _read_config
+
+def test_fpt_run_says_each_runs_best_and_final_and_prints_only_the_tables_it_has(tmp_path, monkeypatch, capsys):
+    """best_line_without_best (`s.get('best') and {}`): the line `fpt run` prints for each run named no best value or step; lone_table2
+    (`len(t2) > 0`): PT beside a Table 1 method printed a Table 2 of PT alone; pt_level_two (`l or 2`): a PT run's config recorded a
+    level no one gave."""
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    code = main(list(map(str, ['run', '--method', 'pt', 'ld', '--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 16,
+                               '--eval-limit', 8, '--eval-every', 2, '--no-progress', '--out-dir', 'r'])))
+    torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in ('pt', 'ld'):
+        s = json.loads((tmp_path/'r'/name/'summary.json').read_text())
+        key, best = s['paper_metric'] or s['metric'], s['best']
+        line = next(l for l in out.splitlines() if l.startswith(f'   {name}: '))
+        assert line.startswith(f"   {name}: best {key} {best['metrics'][key]:.1f} (step {best['step']}, {best['stage_name']}), "
+                               f"final {s['final_metrics'][key]:.1f}; "), line
+    assert 'Table 1 (PT on a partial model)' in out and 'Table 2' not in out, out
+    assert json.loads((tmp_path/'r'/'pt'/'config.json').read_text())['level'] == 1
+
+def test_check_run_takes_a_run_of_one_step():
+    "steps_le_one (`steps <= 1`): check_run refused `--steps 1`, which argparse and the trainer take, as 'steps must be at least 1'."
+    check_run('toy', 'tiny', 'pt', 1)
+    with pytest.raises(ValueError, match='steps must be at least 1, got 0'): check_run('toy', 'tiny', 'pt', 0)
+
+def test_a_model_whose_config_cannot_be_read_has_no_config(monkeypatch):
+    """config_error_copied (`c is None and isinstance(c, Exception)`): model_config gave a copy of the error it met reading a hub id's
+    config, as if it were the config, where it must give None (loading the model says why)."""
+    import fpt_nb.cli as cli
+    monkeypatch.setattr(cli, 'hub_unreachable', lambda model: 'the hub cannot be reached from here (a test)')
+    _read_config.cache_clear()
+    try:
+        assert isinstance(_read_config('no-such-org/no-such-t5', None), OSError)
+        assert model_config('no-such-org/no-such-t5') is None
+    finally: _read_config.cache_clear()
+
+def test_a_score_file_that_fails_to_write_says_why_and_leaves_nothing(tmp_path, monkeypatch):
+    """failed_scores_tmp_left: a write of neuron scores that failed (a full disk) must say why and leave no temporary file beside
+    where the scores would go. (The audit's own mutant here, `unlink(missing_ok=False)`, is equivalent: the file always exists.)"""
+    import fpt_nb.scores as sc
+    scores = sc.NeuronScores({'encoder': torch.rand(2, 8)}, n_examples=4)
+    def full(*a, **k): raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(sc, 'save_file', full)
+    with pytest.raises(OSError, match='No space left on device'): sc.save_scores(scores, tmp_path/'scores.safetensors')
+    assert list(tmp_path.iterdir()) == []
