@@ -50,3 +50,19 @@ def test_a_score_file_that_fails_to_write_says_why_and_leaves_nothing(tmp_path, 
     monkeypatch.setattr(sc, 'save_file', full)
     with pytest.raises(OSError, match='No space left on device'): sc.save_scores(scores, tmp_path/'scores.safetensors')
     assert list(tmp_path.iterdir()) == []
+
+def test_whether_a_hub_id_is_an_encoder_asks_only_the_cache(monkeypatch):
+    """encoder_hub_asked (`local_files_only=False`): telling whether a hub id names a BERT encoder asked the hub, where it must read
+    the local cache only (offline, each look waits through the hub's retries)."""
+    from types import SimpleNamespace
+    import fpt_nb.encoder as enc
+    asked, kind = [], [None]
+    def config(name, **k):
+        asked.append((name, k))
+        if kind[0] is None: raise OSError(f"{name} is not in the cache")
+        return SimpleNamespace(model_type=kind[0])
+    monkeypatch.setattr(enc.AutoConfig, 'from_pretrained', config)
+    assert enc.is_encoder('some-org/some-model') is False
+    kind[0] = 'bert'
+    assert enc.is_encoder('some-org/some-bert') is True
+    assert asked == [('some-org/some-model', dict(local_files_only=True)), ('some-org/some-bert', dict(local_files_only=True))]

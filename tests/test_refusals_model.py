@@ -145,9 +145,11 @@ def test_an_unknown_device_map_strategy_is_refused(tiny):
     with pytest.raises(ValueError, match=r"unknown device_map 'cpu-only': expected one of \('auto', 'balanced', 'balanced_low_0', 'sequential'\)"):
         place_model(tiny[0], 'cpu-only')
 
-def test_a_t5_name_that_is_no_folder_nor_hub_id_is_refused(tmp_path):
-    "load_t5 refuses a name that is not 'tiny', no existing folder and no hub id (owner/name), before any loader runs."
-    missing = str(tmp_path/'t5'/'missing')
+@pytest.mark.parametrize('where', ['nested', 'bare'])
+def test_a_t5_name_that_is_no_folder_nor_hub_id_is_refused(tmp_path, where):
+    """load_t5 refuses a name that is not 'tiny', no existing folder and no hub id (owner/name), before any loader runs: a path
+    of several parts, and a bare name (t5_bare_name_to_hub: `count('/') != 0` let it through to the hub, refusing hub ids)."""
+    missing = str(tmp_path/'t5'/'missing') if where == 'nested' else 'no-such-t5-here'
     with pytest.raises(ValueError, match=re.escape(f"model {missing!r} is neither 'tiny', an existing local directory, nor a hub id")):
         load_t5(missing)
 

@@ -2656,6 +2656,14 @@ MUTANTS = [
            '',
            ('tests/test_refusals_model.py::test_an_offloaded_ffn_weight_is_refused_and_the_model_left_as_it_was',),
            'apply_stage refuses an offloaded FFN weight only when it reaches it, leaving the layers before it sliced at no stage a restore could undo'),
+    Mutant('encoder_hub_asked', 'encoder.py', "AutoConfig.from_pretrained(name, local_files_only=True).model_type == 'bert'",
+           "AutoConfig.from_pretrained(name, local_files_only=False).model_type == 'bert'",
+           ('tests/test_cli_edges.py::test_whether_a_hub_id_is_an_encoder_asks_only_the_cache',),
+           "whether a hub id is a BERT encoder is asked of the hub, not only the local cache (offline: the hub's retries at each look)"),
+    Mutant('t5_bare_name_to_hub', 'prompt.py', "    if check_model_folder(name) is None and str(name).count('/') != 1:",
+           "    if check_model_folder(name) is None and str(name).count('/') != 0:",
+           ('tests/test_refusals_model.py::test_a_t5_name_that_is_no_folder_nor_hub_id_is_refused',),
+           'load_t5 hands a bare name that is no folder to the hub loader, and refuses hub ids'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
