@@ -51,3 +51,19 @@ def test_flops_refuse_mlp_widths_the_model_cannot_have(ffn):
     cannot exist; so were more layers than the model has."""
     with pytest.raises(ValueError, match='MLP widths|lists 5 layers but the model has 4'):
         causal_step_flops(tiny_causal_config(), 32, 4, ffn)
+
+def test_a_batch_whose_longest_input_has_the_shortest_completion_scores_each_row_as_alone():
+    """where_past_the_end (clamp to `prompt + width + 1`): the positions of a row's padded labels ran past the packed sequence
+    where the row with the longest input had the shortest completion, and the gather failed. Each row's logits and the
+    batch's token-weighted loss are those of the row alone."""
+    from fpt_nb.batches import collate
+    torch.manual_seed(0)
+    pt = PromptCausalLM(load_causal('tiny-llama')[0], prompt_length=4)
+    items = [dict(input_ids=[259, 10, 11, 12, 13, 14, 15, 16], labels=[20, 1]), dict(input_ids=[259, 30, 31], labels=[40, 41, 42, 43, 44, 1])]
+    b = collate(items, pad_id=0)
+    out = pt(b['input_ids'], b['attention_mask'], labels=b['labels'])
+    alone = [pt(**{k: v for k, v in collate([it], pad_id=0).items() if k in ('input_ids', 'attention_mask', 'labels')}) for it in items]
+    for i, (it, a) in enumerate(zip(items, alone)):
+        n = len(it['labels'])
+        torch.testing.assert_close(out.logits[i, :n], a.logits[0, :n], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.loss, (2 * alone[0].loss + 6 * alone[1].loss) / 8, rtol=1e-5, atol=1e-6)

@@ -66,3 +66,25 @@ def test_whether_a_hub_id_is_an_encoder_asks_only_the_cache(monkeypatch):
     kind[0] = 'bert'
     assert enc.is_encoder('some-org/some-bert') is True
     assert asked == [('some-org/some-model', dict(local_files_only=True)), ('some-org/some-bert', dict(local_files_only=True))]
+
+def test_fpt_run_defaults_checkpoint_and_progress_as_the_api_does():
+    """checkpoint_every_default_one, progress_default_off: with no flag, `fpt run` checkpoints at evaluations and stage ends
+    (0) and shows progress bars, as `run_experiment` does (a default of 1 wrote a checkpoint at every step), and `fpt evaluate`
+    shows them too, as `evaluate_run` does."""
+    import inspect
+    from fpt_nb.cli import make_parser
+    from fpt_nb.run import run_experiment
+    from fpt_nb.run import evaluate_run
+    a, api = make_parser().parse_args(['run']), inspect.signature(run_experiment).parameters
+    assert (a.checkpoint_every, a.progress) == (0, True) == (api['checkpoint_every'].default, api['progress'].default)
+    assert make_parser().parse_args(['evaluate', 'r']).progress is True is inspect.signature(evaluate_run).parameters['progress'].default
+
+def test_a_failed_run_in_a_folder_the_user_made_keeps_the_folder_and_its_files(tmp_path, capsys):
+    """user_folder_removed (`created = main or ...`): a run that failed to load its model, told to write into a folder the user
+    had made (holding a file of theirs), removed the folder with the file: only a folder the run made itself is removed."""
+    from fpt_nb.prompt import tiny_t5_config
+    tiny_t5_config().save_pretrained(tmp_path/'no-weights')
+    (tmp_path/'mine').mkdir(); (tmp_path/'mine'/'notes.txt').write_text('keep me')
+    assert main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', '--steps', '4', '--out-dir', str(tmp_path/'mine')]) == 2
+    assert "could not load model" in capsys.readouterr().err
+    assert (tmp_path/'mine'/'notes.txt').read_text() == 'keep me'

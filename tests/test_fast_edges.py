@@ -144,3 +144,12 @@ def test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it():
             step = make()
             assert getattr(dyn, name) == after and all(hasattr(r, '_torchdynamo_orig_callable') or hasattr(r, '__wrapped__') for r in step.runners)
     finally: setattr(dyn, name, was)
+
+def test_a_loss_group_of_one_weighs_each_example_by_its_own_tokens():
+    """loss_group_one_refused (`group <= 1`): a loss group of 1 (the official XL XSum script's per-GPU batch, `--preset xl
+    --task xsum`) was refused; each example is its own group: weight 1 / (its target tokens x the examples)."""
+    from fpt_nb.fast import loss_weights
+    labels = [torch.tensor([[5, 6, 1, -100], [5, 1, -100, -100]]), torch.tensor([[5, 6, 7, 1], [-100, -100, -100, -100]])]
+    w = loss_weights(labels, 1)
+    assert torch.cat(w).tolist() == pytest.approx([1 / 12, 1 / 8, 1 / 16, 1 / 4])   # 3, 2, 4 and 0 (counted as 1) tokens, 4 examples
+    with pytest.raises(ValueError, match='cannot be cut into loss groups of 0'): loss_weights(labels, 0)

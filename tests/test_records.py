@@ -896,6 +896,7 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
 
 @pytest.mark.parametrize('field,value,says', [('steps', '6', "has steps '6': expected a whole number of steps"),
                                               ('planned_steps', None, 'has planned_steps None'),
+                                              ('planned_steps', 0, 'has planned_steps 0: expected a whole number of steps'),   # (session 24)
                                               ('stages', None, 'has stages None: expected a list of stages'),
                                               ('total_flops', 0, 'has total_flops 0: expected a positive number'),
                                               ('train_seconds', None, 'has train_seconds None'),

@@ -256,12 +256,14 @@ SPOILED = dict(
     loss=(_inf_prompt, 0.3, r'the loss became nan'),
     grad_norm=(_inf_grad, 0.3, r"the prompt's gradient norm became inf \(loss [0-9.]+\)"),
     update=(lambda pt: None, 1e39, r'the prompt became non-finite after the update \(lr 1e\+39 too large\?\)'),
+    # one_entry (session 24): one entry of the prompt NaN after the update (the fast step checked `isfinite().any()` there)
+    one_entry=(lambda pt: None, 0.3, r'the prompt became non-finite after the update \(lr 0.3 too large\?\)'),
 )
 
 @pytest.mark.parametrize('spoiled', list(SPOILED))
 def test_the_plain_and_fast_steps_report_a_non_finite_step_alike_and_undo_it(tiny, spoiled):
-    """On a non-finite loss, gradient norm or updated prompt, plain_step (the reference) and FastStep report the same problem
-    and leave the prompt as it was before the step, with no gradient left over."""
+    """On a non-finite loss, gradient norm or updated prompt (whole, or one entry), plain_step (the reference) and FastStep
+    report the same problem and leave the prompt as it was before the step, with no gradient left over."""
     from fpt_nb.fast import plain_step, FastStep
     from fpt_nb.train import make_optimizer, TrainConfig
     spoil, lr, says = SPOILED[spoiled]
@@ -273,6 +275,11 @@ def test_the_plain_and_fast_steps_report_a_non_finite_step_alike_and_undo_it(tin
         spoil(pt)
         cfg = TrainConfig(batch_size=4, prompt_length=4, lr=lr)
         opt, sched = make_optimizer([pt.prompt.weight], cfg)
+        if spoiled == 'one_entry':
+            def nan_at_one(real=opt.step, w=pt.prompt.weight):
+                real()
+                with torch.no_grad(): w[1, 2] = float('nan')
+            opt.step = nan_at_one
         before = pt.prompt.weight.detach().clone()
         if step == 'plain':
             tr = SimpleNamespace(cfg=cfg, pt=pt, device=torch.device('cpu'), bf16=False, opt=opt, sched=sched, step_flops=lambda *a: 0)

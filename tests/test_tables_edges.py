@@ -127,3 +127,14 @@ def test_a_best_step_edited_with_the_log_gone_is_seen(tmp_path):
     edit_summary(d, best=dict(step=8, metric='accuracy', metrics=dict(accuracy=66.0)))
     assert not any(r['run_dir'] == str(d) for r in collect_runs(tmp_path, say=msgs.append))
     assert "its summary's best step is 8, where its best.json has step 10" in msgs[-1], msgs
+
+def test_table1_has_no_improve_column():
+    """table1_improve (`improve=True`): Table 1 (PT on a partial model, one stage) got Table 2's Improve column, an FPT run's
+    gain over PT at equal FLOPs, which a single partial stage does not have."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        pt_and_ld(Path(d))
+        fake_run(Path(d), 'ld', 0, 40, 20.0, 55)
+        t1 = table1(collect_runs(Path(d)))
+    assert [r['method'] for r in t1] == ['PT', 'LD'] and not any('improve' in r for r in t1)
+    assert 'Improve' not in to_markdown(t1)

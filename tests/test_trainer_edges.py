@@ -65,6 +65,8 @@ def test_a_resume_in_the_middle_of_a_stage_logs_no_expansion(tmp_path):
     cfg = TrainConfig(**CFG, checkpoint_every=1, keep_checkpoints=10)
     Trainer(tiny(), phases, ITEMS, cfg, d, progress=False).fit()
     assert [r['step'] for r in _log(d) if r['kind'] == 'expand'] == [0, 2, 4]
+    names = [FULL.describe()] + [p.stage.describe() for p in phases]   # expand_from_itself (session 24): each from the stage before
+    assert [(r['frm'], r['to']) for r in _log(d) if r['kind'] == 'expand'] == list(zip(names, names[1:]))
     for c in (d/'checkpoints').glob('step-*'):   # as if killed after step 3's checkpoint
         if c.name > 'step-0000003': __import__('shutil').rmtree(c)
     write_atomic(d/'checkpoints'/'latest', 'step-0000003')
@@ -231,3 +233,13 @@ def test_a_repeated_sigterm_stops_at_once_in_one_process_only(tmp_path):
     worker.world = 2   # (as a data-parallel run's process: only the handler's rule is looked at here)
     worker._on_signal(signal.SIGTERM, None); worker._on_signal(signal.SIGTERM, None)
     assert worker._stop_signal == signal.SIGTERM
+
+def test_tensorboard_holds_every_step_and_evaluation_when_fit_returns(tmp_path):
+    """tb_one_kind (`f"step/{k}"`): the evaluations' metrics went to TensorBoard under the steps' names, beside their losses.
+    Every step's loss and every evaluation's metric are there, each under its kind, when `fit` returns."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    tr = Trainer(tiny(), [Phase(FULL, 3)], ITEMS, TrainConfig(**CFG, eval_every=1), tmp_path/'r', evaluate=lambda pt: dict(accuracy=1.0),
+                 progress=False)
+    tr.fit()
+    ev = EventAccumulator(str(tmp_path/'r'/'tb')); ev.Reload()
+    assert [e.step for e in ev.Scalars('step/loss')] == [1, 2, 3] and [e.step for e in ev.Scalars('eval/accuracy')] == [1, 2, 3]
