@@ -29,6 +29,7 @@ SMALL = ['--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit',
     (['run', '--method', 'ld', '--level', 0, 2], 'argument --level: invalid choice: 0'),   # level_zero_is_one: trained level 1 into ld-L0
     (['run', '--steps', 0], 'steps must be at least 1'),
     (['run', '--num-processes', 0], 'argument --num-processes: must be at least 1, got 0'),   # (refused after '== pt ...', before)
+    (['run', '--micro-batch-size', 0], 'argument --micro-batch-size: must be at least 1, got 0'),   # (session 24)
     # stage_steps_ignored, score_file_ignored (session 19): recorded in the run's config and not done
     (['run', '--method', 'pt', '--stage-steps', 1, 1, 1, 3, '--no-progress'], '--stage-steps sets the stages of FPT (fpt_ld, fpt_fr, fpt_cr); pt train(s) one stage'),
     (['run', '--method', 'pt', 'ld', '--score-file', 'x.safetensors', *SMALL], '--score-file gives the neuron scores FFN reduction keeps neurons by'),

@@ -185,7 +185,7 @@ def test_batches_from_the_end_of_an_epoch_are_none():
 
 def test_length_statistics_by_hand():
     "length_stats_target_truncated_from_input, length_stats_input_mean_of_targets: each figure of its own field."
-    items = [dict(input_ids=[1, 2, 3, 4], labels=[1], truncated=3, target_truncated=0), dict(input_ids=[1, 2], labels=[1, 2], target_truncated=2),
+    items = [dict(input_ids=[1, 2, 3, 4], labels=[1], truncated=3, target_truncated=0), dict(input_ids=[1, 2], labels=[1, 2], target_truncated=1),   # (one token cut: counted)
              dict(input_ids=[1, 2, 3], labels=[1, 2, 3], truncated=1)]
     assert length_stats(items) == dict(n=3, input_mean=3.0, input_max=4, target_mean=2.0, target_max=3, truncated=2, targets_truncated=1)
 

@@ -171,6 +171,26 @@ def test_a_jsonl_file_of_objects_datasets_cannot_read_is_named(tmp_path):
     with pytest.raises(ValueError, match=re.escape(f"{path}: could not be read as JSON lines (")):
         load_examples('mnli', 'validation', data_dir=tmp_path)
 
+@pytest.mark.parametrize('keep', ['half_of_line_1', 'line_1_and_half_of_2'])
+def test_a_gzip_cut_short_is_named_with_the_last_whole_line(tmp_path, keep):
+    """gzip_cut_line_one (`n = 1` before the first line): a gzipped task file cut short inside its first line was said to be cut
+    'after line 1'; it is cut before its first line, and after line 1 where line 1 is whole."""
+    import gzip, random
+    from fpt_nb.tasks import load_examples
+    (tmp_path/'mnli').mkdir()
+    rnd = random.Random(0)   # hex of random bytes: two lines that compress alike, so a cut at 10% falls in line 1, at 90% in line 2
+    body = ''.join('{"premise": "%s", "hypothesis": "c", "label": 0}\n' % rnd.randbytes(3000).hex() for _ in range(2)).encode()
+    data = gzip.compress(body, mtime=0)
+    (tmp_path/'mnli'/'validation_matched.jsonl.gz').write_bytes(data[:len(data) // 10 if keep == 'half_of_line_1' else len(data) * 9 // 10])
+    says = 'before its first line' if keep == 'half_of_line_1' else 'after line 1'
+    with pytest.raises(ValueError, match=f'the gzip data is cut short or corrupt {says}'):
+        load_examples('mnli', 'validation', data_dir=tmp_path)
+
+def test_a_prompt_of_one_vector_is_taken_and_of_none_refused(tiny):
+    "prompt_of_one_refused (`length < 2`): a soft prompt of one vector, the smallest there is, was refused."
+    assert PromptT5(tiny[0], prompt_length=1).prompt.weight.shape == (1, tiny[0].config.d_model)
+    with pytest.raises(ValueError, match='prompt_length must be at least 1, got 0'): PromptT5(tiny[0], prompt_length=0)
+
 # ---- decoder-only models (causal.py)
 
 def test_an_unknown_decoder_only_family_is_refused():

@@ -272,3 +272,8 @@ def test_an_unreadable_choice_record_is_no_evidence_of_an_edit(tmp_path):
     assert _choice_records_disagree(s) is None
     (tmp_path/'best.json').write_text(json.dumps(dict(step=8, accuracy=70.0)))
     assert "its summary's best step is 10, where its best.json has step 8" in _choice_records_disagree(s)
+
+def test_a_log_line_that_is_not_json_is_named_by_its_number(tmp_path):
+    "log_line_from_zero (`enumerate(..., 0)`): a run log whose second line is torn was said to be torn at line 1."
+    (tmp_path/'log.jsonl').write_text('{"kind": "step", "step": 1}\n{"kind": "st\n{"kind": "step", "step": 3}\n')
+    with pytest.raises(ValueError, match=r'log.jsonl: line 2 is not valid JSON'): read_log(tmp_path)
