@@ -277,3 +277,16 @@ def test_a_log_line_that_is_not_json_is_named_by_its_number(tmp_path):
     "log_line_from_zero (`enumerate(..., 0)`): a run log whose second line is torn was said to be torn at line 1."
     (tmp_path/'log.jsonl').write_text('{"kind": "step", "step": 1}\n{"kind": "st\n{"kind": "step", "step": 3}\n')
     with pytest.raises(ValueError, match=r'log.jsonl: line 2 is not valid JSON'): read_log(tmp_path)
+
+def test_a_checkpoint_written_without_a_gpu_resumes_on_one(monkeypatch):
+    """cuda_state_demanded (`'cuda' in st or cuda available`): a checkpoint written on a CPU (no CUDA generator states) failed
+    to resume where CUDA is available (KeyError 'cuda'); the CUDA generators are set only from states the checkpoint holds."""
+    from fpt_nb.checkpoint import rng_state, set_rng_state
+    st, calls = rng_state(), []
+    assert 'cuda' not in st   # (this machine has no GPU)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'set_rng_state_all', lambda states: calls.append(states))
+    set_rng_state(st)
+    assert calls == []
+    set_rng_state(dict(st, cuda=[torch.zeros(4, dtype=torch.uint8)]))
+    assert len(calls) == 1 and torch.equal(calls[0][0], torch.zeros(4, dtype=torch.uint8))

@@ -138,3 +138,11 @@ def test_table1_has_no_improve_column():
         t1 = table1(collect_runs(Path(d)))
     assert [r['method'] for r in t1] == ['PT', 'LD'] and not any('improve' in r for r in t1)
     assert 'Improve' not in to_markdown(t1)
+
+def test_settings_that_differ_by_their_data_are_labelled_by_its_hash():
+    """data_label_elided (`v.get('sha') and '…'`): rows of one method whose runs read other data were labelled `train_data=…`
+    alike; each is labelled by its data's hash (a setting that is a dict without one shows `…`)."""
+    from fpt_nb.tables import _label
+    runs = [dict(task='mnli', model='m', train_data=dict(sha='ab12', rows=8), decoder=None),
+            dict(task='mnli', model='m', train_data=dict(sha='cd34', rows=8), decoder={'x': 1})]
+    assert _label(runs) == ['train_data=ab12, decoder=null', 'train_data=cd34, decoder=…']

@@ -2728,6 +2728,14 @@ MUTANTS = [
            'self.first_steps.append((stage, time.perf_counter() + t))',
            ('tests/test_fast_edges.py::test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_once',),
            "a stage's first step is timed as the clock's reading plus its start, not the step's seconds"),
+    Mutant('cuda_state_demanded', 'checkpoint.py', "if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all",
+           "if 'cuda' in st or torch.cuda.is_available(): torch.cuda.set_rng_state_all",
+           ('tests/test_refusals_records.py::test_a_checkpoint_written_without_a_gpu_resumes_on_one',),
+           'a checkpoint written on a CPU fails to resume where CUDA is available (no CUDA states to set)'),
+    Mutant('data_label_elided', 'tables.py', "else (v.get('sha') or '…')",
+           "else (v.get('sha') and '…')",
+           ('tests/test_tables_edges.py::test_settings_that_differ_by_their_data_are_labelled_by_its_hash',),
+           "rows of one method whose runs read other data are labelled alike, without the data's hash"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
