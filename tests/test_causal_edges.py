@@ -67,3 +67,14 @@ def test_a_batch_whose_longest_input_has_the_shortest_completion_scores_each_row
         n = len(it['labels'])
         torch.testing.assert_close(out.logits[i, :n], a.logits[0, :n], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(out.loss, (2 * alone[0].loss + 6 * alone[1].loss) / 8, rtol=1e-5, atol=1e-6)
+
+def test_logits_without_labels_are_the_next_token_after_each_input():
+    """no_labels_batch_dim (`new_full((input_ids.shape[1], 1), ...)`): without labels the model scores the token after each
+    row's input (for a batch whose rows and length differ, it failed); those are the logits of the first label position."""
+    from fpt_nb.batches import collate
+    torch.manual_seed(0)
+    pt = PromptCausalLM(load_causal('tiny-llama')[0], prompt_length=4)
+    b = collate([dict(input_ids=[259, 10, 11, 12, 13], labels=[20, 1]), dict(input_ids=[259, 30, 31], labels=[40, 1])], pad_id=0)
+    out = pt(b['input_ids'], b['attention_mask'])
+    assert out.logits.shape[:2] == (2, 1) and out.loss is None
+    torch.testing.assert_close(out.logits[:, 0], pt(b['input_ids'], b['attention_mask'], labels=b['labels']).logits[:, 0], rtol=1e-5, atol=1e-5)

@@ -14,8 +14,9 @@ def test_fpt_run_says_each_runs_best_and_final_and_prints_only_the_tables_it_has
     code = main(list(map(str, ['run', '--method', 'pt', 'ld', '--steps', 4, '--batch-size', 4, '--prompt-length', 4, '--train-limit', 16,
                                '--eval-limit', 8, '--eval-every', 2, '--no-progress', '--out-dir', 'r'])))
     torch.set_num_threads(threads)
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert code == 0, out
+    assert '%|' not in err and 'it/s' not in err, err   # progress_always (session 24): --no-progress showed the bars anyway
     for name in ('pt', 'ld'):
         s = json.loads((tmp_path/'r'/name/'summary.json').read_text())
         key, best = s['paper_metric'] or s['metric'], s['best']
@@ -24,6 +25,18 @@ def test_fpt_run_says_each_runs_best_and_final_and_prints_only_the_tables_it_has
                                f"final {s['final_metrics'][key]:.1f}; "), line
     assert 'Table 1 (PT on a partial model)' in out and 'Table 2' not in out, out
     assert json.loads((tmp_path/'r'/'pt'/'config.json').read_text())['level'] == 1
+    # processes_two (session 24): a one-process run recorded 2 processes; and the log holds every step
+    from fpt_nb.plots import read_log
+    assert json.loads((tmp_path/'r'/'pt'/'summary.json').read_text())['processes'] == 1
+    assert [r['step'] for r in read_log(tmp_path/'r'/'pt')['step']] == [1, 2, 3, 4]
+
+def test_a_run_may_reduce_the_decoder_where_its_task_would_not():
+    "decoder_true_refused (`(None, False, False)`): decoder=True (--decoder), reducing the decoder on MNLI as well, was refused."
+    import inspect
+    from fpt_nb.run import run_experiment, check_values
+    args = {k: p.default for k, p in inspect.signature(run_experiment).parameters.items()}
+    for decoder in (None, True, False): check_values(**dict(args, task='mnli', decoder=decoder))
+    with pytest.raises(ValueError, match="decoder must be True, False or None"): check_values(**dict(args, decoder='yes'))
 
 def test_check_run_takes_a_run_of_one_step():
     "steps_le_one (`steps <= 1`): check_run refused `--steps 1`, which argparse and the trainer take, as 'steps must be at least 1'."

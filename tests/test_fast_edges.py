@@ -154,3 +154,13 @@ def test_a_loss_group_of_one_weighs_each_example_by_its_own_tokens():
     w = loss_weights(labels, 1)
     assert torch.cat(w).tolist() == pytest.approx([1 / 12, 1 / 8, 1 / 16, 1 / 4])   # 3, 2, 4 and 0 (counted as 1) tokens, 4 examples
     with pytest.raises(ValueError, match='cannot be cut into loss groups of 0'): loss_weights(labels, 0)
+
+def test_the_gpu_defaults_never_reach_a_cpu(monkeypatch):
+    """cpu_compiled_by_default, cpu_gets_gpu_attention: whatever issue 12's GPU figures make the CUDA defaults (compiling, a
+    fused attention), a CPU run keeps the plain path: not compiled unless asked, and SDPA even where compiling is asked."""
+    import fpt_nb.fast as fast
+    monkeypatch.setitem(fast.CUDA_DEFAULTS, 'compile', True)
+    monkeypatch.setitem(fast.CUDA_DEFAULTS, 'attention', 'flex')
+    pt = tiny()
+    assert fast.fast_options(pt, 'cpu', False, fast=True) == FastOptions(attention='sdpa')   # (not compiled, no buckets)
+    assert fast.fast_options(pt, 'cpu', False, fast=True, compile=True).attention == 'sdpa'

@@ -293,3 +293,14 @@ def test_ties_in_scores_keep_the_lower_indices():
     assert select_neurons(80, 128, 'score', x).tolist() == sorted(ones + zeros[:16])
     s = torch.tensor([float(i % 2) for i in range(24)])   # 24 layers (T5-LARGE): the odd ones tie as the best
     assert select_layers(6, 24, 'score', s, required=(0,)) == [0, 1, 3, 5, 7, 9]
+
+def test_every_sliced_layer_says_its_own_shape():
+    """sliced_out_features (`nn.Linear(w.shape[1], w.shape[1], ...)`): an FFN layer a stage slices held the kept weights but
+    said another shape (`out_features`), which code that reads a layer's shape (adapters, device maps, FLOPs tools) believes."""
+    from fpt_nb.partial import apply_stage, compound_reduction
+    from fpt_nb.scores import NeuronScores
+    m = load_t5('tiny')[0]
+    apply_stage(m, compound_reduction(2, 48), NeuronScores({s: torch.rand(4, 128) for s in ('encoder', 'decoder')}))
+    lins = [x for x in m.modules() if isinstance(x, torch.nn.Linear)]
+    assert any(x.out_features == 48 for x in lins) and any(x.in_features == 48 for x in lins)
+    assert all((x.out_features, x.in_features) == tuple(x.weight.shape) for x in lins)

@@ -1232,6 +1232,7 @@ def test_a_rerun_reports_its_own_time_not_the_old_runs(finished, tmp_path, capsy
     code, out, err = fpt('run', '--task', 'toy', '--method', 'fpt_cr', '--out-dir', d, '--steps', 6, '--batch-size', 4, '--prompt-length', 4,
                          '--train-limit', 32, '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--no-progress', capsys=capsys)
     assert code == 0 and 'is finished: nothing to do' in out and ' s for this command' in out and '98765 s' not in out, out
+    assert ' gone ' not in out, out   # finished_gone_note_always (session 24): every file is there, so none is said to be gone
 
 def test_the_summary_times_the_training_alone(finished):
     """train_seconds_of_the_command: a summary's train_seconds is the time its steps took (its stages' seconds, the last step's

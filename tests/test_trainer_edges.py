@@ -243,3 +243,9 @@ def test_tensorboard_holds_every_step_and_evaluation_when_fit_returns(tmp_path):
     tr.fit()
     ev = EventAccumulator(str(tmp_path/'r'/'tb')); ev.Reload()
     assert [e.step for e in ev.Scalars('step/loss')] == [1, 2, 3] and [e.step for e in ev.Scalars('eval/accuracy')] == [1, 2, 3]
+
+def test_a_micro_batch_of_one_example_is_taken():
+    "micro_of_one_refused (`self.micro < 2`): a micro-batch of one example (the least memory a step can take) was refused."
+    assert TrainConfig(batch_size=4, micro_batch_size=1).check().micro == 1
+    with pytest.raises(ValueError, match=r'micro_batch_size must be a whole number of at least 1, or None, got 0'):
+        TrainConfig(batch_size=4, micro_batch_size=0).check()
