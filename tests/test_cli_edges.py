@@ -101,3 +101,14 @@ def test_a_failed_run_in_a_folder_the_user_made_keeps_the_folder_and_its_files(t
     assert main(['run', '--model', str(tmp_path/'no-weights'), '--method', 'pt', '--steps', '4', '--out-dir', str(tmp_path/'mine')]) == 2
     assert "could not load model" in capsys.readouterr().err
     assert (tmp_path/'mine'/'notes.txt').read_text() == 'keep me'
+
+def test_a_path_of_several_parts_is_no_hub_id_to_look_up(monkeypatch):
+    """path_sent_to_hub (`count('/') > 1 and HF_HUB_OFFLINE`): a model named by a path of several parts that is not here
+    (`runs/models/t5`) was looked up as a hub id, the hub's host name resolved on the way; it is left to the folder check."""
+    import fpt_nb.cli as cli
+    from huggingface_hub import constants
+    asked = []
+    monkeypatch.setattr(constants, 'HF_HUB_OFFLINE', False)
+    monkeypatch.setattr(cli, '_hub_host_unreachable', lambda: asked.append(1) or 'the hub cannot be reached from here (a test)')
+    assert cli.hub_unreachable('runs/models/no-such-t5') is None and asked == []
+    assert cli.hub_unreachable('no-such-org/no-such-t5') is not None and asked == [1]

@@ -905,7 +905,8 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
                                               ('stages', [{}], 'has stages [{}]: expected a list of stages, each an object with a name'),
                                               ('seed', [1], 'has seed [1]: expected a whole number'),
                                               ('level', 0, 'has level 0: expected a level 1 to 3, or null'),
-                                              ('resumed_with', {'step': 3}, "has resumed_with {'step': 3}: expected a list of objects")])
+                                              ('resumed_with', {'step': 3}, "has resumed_with {'step': 3}: expected a list of objects"),
+                                              ('resumed_with', [{'step': 3}, 5], "has resumed_with [{'step': 3}, 5]: expected a list of objects")])
 def test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind(field, value, says, finished, tmp_path, capsys):
     "Before: a traceback from deep in the tables (TypeError, ZeroDivisionError), or the run dropped without a word (a method)."
     root = tmp_path/'runs'

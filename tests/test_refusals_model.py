@@ -309,3 +309,13 @@ def test_the_plain_and_fast_steps_report_a_non_finite_step_alike_and_undo_it(tin
         assert torch.equal(pt.prompt.weight.detach(), before), step
         assert pt.prompt.weight.grad is None, step
     assert problems['plain'] == problems['fast']
+
+def test_a_model_placed_on_the_cpu_alone_gives_no_offload_warning(tiny, caplog):
+    """offload_warning_on_cpu (`<` for `<=`): a model placed whole on the CPU by a device map made accelerate warn that its
+    parameters were offloaded to the CPU (there is nothing else to offload from); the warning is dropped there alone."""
+    import logging
+    from fpt_nb.prompt import place_model, OFFLOAD_WARNING
+    with caplog.at_level(logging.WARNING, logger='accelerate.big_modeling'):
+        placed = place_model(load_t5('tiny')[0], {'': 'cpu'})
+    assert placed.hf_device_map == {'': 'cpu'}
+    assert not [r for r in caplog.records if OFFLOAD_WARNING in r.getMessage()], [r.getMessage() for r in caplog.records]

@@ -1,5 +1,5 @@
 "The task side across notebooks: real data in ../shared/data -> batches -> scores, bad input, and the hub path."
-import gzip, inspect, json, warnings
+import gzip, inspect, json, re, warnings
 from pathlib import Path
 import datasets, pytest, torch
 from transformers import ByT5Tokenizer
@@ -424,3 +424,14 @@ def test_runs_cache_their_encodings_in_the_folder_the_environment_names(tmp_path
     items = encode('toy', TOK, toy_examples('validation', 3))
     files = list((tmp_path/'cache').glob('toy-*.json'))
     assert len(files) == 1 and json.loads(files[0].read_text()) == items
+
+
+@pytest.mark.parametrize('n', [5, 6])
+def test_skipped_rows_are_listed_up_to_five_and_an_ellipsis_only_past_them(tmp_path, n):
+    "skipped_ellipsis_at_five (`> 4`): five skipped rows, every one listed, were shown as if there were more (', ...')."
+    (tmp_path/'xsum').mkdir()
+    rows = [dict(document=' ', summary=f's{i}', id=str(i)) for i in range(n)]
+    (tmp_path/'xsum'/'test.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    lines = ', '.join(f'line {i}' for i in range(1, 6)) + (', ...' if n > 5 else '')
+    with pytest.raises(ValueError, match=re.escape(f"all {n} row(s) were skipped for having no 'document' ({lines})")):
+        load_examples('xsum', 'validation', tmp_path)

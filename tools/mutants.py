@@ -2772,6 +2772,22 @@ MUTANTS = [
            'progress = a.progress or main',
            ('tests/test_cli_edges.py::test_fpt_run_says_each_runs_best_and_final_and_prints_only_the_tables_it_has',),
            '--no-progress (progress=False) shows the progress bars anyway'),
+    Mutant('resumed_with_any_object', 'tables.py', "('resumed_with', lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v),",
+           "('resumed_with', lambda v: isinstance(v, list) and any(isinstance(x, dict) for x in v),",
+           ('tests/test_records.py::test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind',),
+           'the tables take a summary whose resumed_with holds an item that is not an object'),
+    Mutant('path_sent_to_hub', 'cli.py', "or model.count('/') > 1 or constants.HF_HUB_OFFLINE: return None",
+           "or model.count('/') > 1 and constants.HF_HUB_OFFLINE: return None",
+           ('tests/test_cli_edges.py::test_a_path_of_several_parts_is_no_hub_id_to_look_up',),
+           'a model path of several parts that is not here is looked up as a hub id'),
+    Mutant('offload_warning_on_cpu', 'prompt.py', "set(device_map.values()) <= {'cpu'}):",
+           "set(device_map.values()) < {'cpu'}):",
+           ('tests/test_refusals_model.py::test_a_model_placed_on_the_cpu_alone_gives_no_offload_warning',),
+           'a model placed whole on the CPU makes accelerate warn that it was offloaded'),
+    Mutant('skipped_ellipsis_at_five', 'tasks.py', "(', ...' if len(skipped) > 5 else '')",
+           "(', ...' if len(skipped) > 4 else '')",
+           ('tests/test_tasks.py::test_skipped_rows_are_listed_up_to_five_and_an_ellipsis_only_past_them',),
+           'five skipped rows, all listed, are shown as if there were more'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
