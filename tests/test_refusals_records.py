@@ -38,7 +38,7 @@ def fitted(tmp_path_factory) -> Path:
 # ---- run.py: the records a run writes and reads back
 
 def test_data_read_from_the_hub_records_its_hub_dataset_and_split(monkeypatch):
-    """run.py:173: rows read with no data_dir and no FPT_DATA_DIR came from the hub, and the run records the hub dataset and
+    """run.py: rows read with no data_dir and no FPT_DATA_DIR came from the hub, and the run records the hub dataset and
     the hub's name of the split (MNLI's validation is validation_matched there), not a local file."""
     from fpt_nb.run import data_ref, _sha
     monkeypatch.delenv('FPT_DATA_DIR', raising=False)
@@ -47,7 +47,7 @@ def test_data_read_from_the_hub_records_its_hub_dataset_and_split(monkeypatch):
     assert data_ref('squad2', 'validation', None, rows)['source'] == 'hub rajpurkar/squad_v2 validation'   # (no config name: none said)
 
 def test_a_torn_summary_is_not_a_finished_run(fitted, tmp_path):
-    """run.py:240: a run whose checkpoint is at its last step but whose summary.json cannot be read (torn) has not finished:
+    """run.py: a run whose checkpoint is at its last step but whose summary.json cannot be read (torn) has not finished:
     `_finished` gives None, so the run goes on from its checkpoint and writes the summary again; a readable one is finished."""
     from fpt_nb.run import _finished
     d = tmp_path/'run'; shutil.copytree(fitted, d)
@@ -64,7 +64,7 @@ def _summary_of(run_dir:Path, best_step:int) -> dict:
     return _summary(get_task('toy'), 'tiny', 'pt', 0, 1, [Phase(FULL, 4)], st, {}, None, 'cpu', 0.0, run_dir, {})
 
 def test_a_summary_is_refused_where_the_best_prompt_file_is_of_another_step(tmp_path):
-    """run.py:276: the run chose its best prompt at step 2 (best.json agrees), but best_prompt.safetensors holds step 3's (a
+    """run.py: the run chose its best prompt at step 2 (best.json agrees), but best_prompt.safetensors holds step 3's (a
     kill left a later step's file): the summary is refused, naming both steps, and nothing is written; with the file of step 2
     the summary names step 2."""
     d = tmp_path/'run'; d.mkdir()
@@ -79,7 +79,7 @@ def test_a_summary_is_refused_where_the_best_prompt_file_is_of_another_step(tmp_
                                              metrics=dict(accuracy=50.0))
 
 def test_a_data_dir_that_is_a_file_is_refused_before_anything_is_made(tmp_path, monkeypatch):
-    """run.py:407: data_dir naming a file (not a folder of task folders) is refused by name before the model loads or the run
+    """run.py: data_dir naming a file (not a folder of task folders) is refused by name before the model loads or the run
     folder is made (reading the data refuses it too, as a FileNotFoundError, but only once the model is loaded)."""
     import fpt_nb.run as run_mod
     from fpt_nb.run import run_experiment
@@ -90,7 +90,7 @@ def test_a_data_dir_that_is_a_file_is_refused_before_anything_is_made(tmp_path, 
     assert not (tmp_path/'r').exists()
 
 def test_an_unreadable_evaluation_file_holds_no_data_hash(tmp_path):
-    """run.py:639: an eval-*.json that is not valid JSON (torn) says nothing of the rows it scored: `_held_sha` gives None;
+    """run.py: an eval-*.json that is not valid JSON (torn) says nothing of the rows it scored: `_held_sha` gives None;
     a whole one gives its data hash."""
     from fpt_nb.run import _held_sha
     f = tmp_path/'eval-validation.json'
@@ -101,7 +101,7 @@ def test_an_unreadable_evaluation_file_holds_no_data_hash(tmp_path):
 
 @pytest.mark.parametrize('limit', [0, -3, True, 2.5, '8'])
 def test_an_evaluation_limit_that_is_not_a_count_is_refused(tmp_path, limit):
-    """run.py:665: `evaluate_run`'s limit must be a whole number of at least 1 (or None): 0, a negative, a bool, a float or a
+    """run.py: `evaluate_run`'s limit must be a whole number of at least 1 (or None): 0, a negative, a bool, a float or a
     string is refused by name before any prompt or model is read."""
     from fpt_nb.run import evaluate_run
     d = tmp_path/'run'; d.mkdir()
@@ -113,7 +113,7 @@ def test_an_evaluation_limit_that_is_not_a_count_is_refused(tmp_path, limit):
 
 @pytest.mark.parametrize('batch, micro, hint', [(12, 4, ', e.g. 6'), (9, None, ', with a batch_size that 2 divides')])
 def test_a_batch_two_processes_cannot_share_is_refused(tmp_path, monkeypatch, batch, micro, hint):
-    """train.py:402: in a data-parallel run of 2 processes, a batch of 12 in micro-batches of 4 (3 a step), or a batch of 9 with no
+    """train.py: in a data-parallel run of 2 processes, a batch of 12 in micro-batches of 4 (3 a step), or a batch of 9 with no
     micro-batch size (1 a step), cannot be split evenly: refused, naming a micro-batch size that would do, before anything is
     written. The process state is a stand-in for accelerate's (rank 0 of 2), as in test_cli."""
     import fpt_nb.train as train_mod
@@ -128,13 +128,13 @@ def test_a_batch_two_processes_cannot_share_is_refused(tmp_path, monkeypatch, ba
     assert not (tmp_path/'r').exists()
 
 def test_a_step_past_the_schedule_is_of_its_last_phase(tmp_path):
-    """train.py:424: `phase_at` of a step at or past the schedule's end (4 steps in two phases of 2) is the last phase, 1; the steps
+    """train.py: `phase_at` of a step at or past the schedule's end (4 steps in two phases of 2) is the last phase, 1; the steps
     inside it are of their own phases. (`fit` asks only for steps inside it: the public method is the only way here.)"""
     tr = Trainer(tiny(), [Phase(layer_dropping(1), 2), Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'r', progress=False)
     assert [tr.phase_at(s) for s in range(6)] == [0, 0, 1, 1, 1, 1]
 
 def test_a_checkpoint_prompt_of_another_shape_is_refused_and_nothing_changed(fitted, tmp_path):
-    """train.py:450: a checkpoint of an earlier version (no prompt digest in its state) whose prompt file holds a prompt of 8 tokens
+    """train.py: a checkpoint of an earlier version (no prompt digest in its state) whose prompt file holds a prompt of 8 tokens
     where the run's is 4 is refused on resume, naming both shapes, before the prompt, the log or any file is touched."""
     d = tmp_path/'run'; shutil.copytree(fitted, d)
     ckpt = d/'checkpoints'/'step-0000002'
@@ -152,7 +152,7 @@ def test_a_checkpoint_prompt_of_another_shape_is_refused_and_nothing_changed(fit
     (dict(accuracy=50.0), 'rouge', r"the evaluation gave \['accuracy'\]: the best prompt is chosen by 'rouge', which is not among them"),
     ({}, None, r"the evaluation gave no metrics: it must return a dict of them")])
 def test_an_evaluation_without_the_metric_the_best_prompt_is_chosen_by_is_refused(tmp_path, gave, metric, says):
-    """train.py:534: a trainer told to choose its best prompt by 'rouge' whose evaluation gives only accuracy is refused at that
+    """train.py: a trainer told to choose its best prompt by 'rouge' whose evaluation gives only accuracy is refused at that
     evaluation, naming the metrics it gave, not failed with a bare KeyError; one that gives no metrics at all is said as such (it
     was a bare StopIteration). Neither is logged as an evaluation the run made."""
     tr = Trainer(tiny(), [Phase(FULL, 1)], ITEMS, TrainConfig(**CFG), tmp_path/'r', evaluate=lambda pt: gave,
@@ -165,7 +165,7 @@ def test_an_evaluation_without_the_metric_the_best_prompt_is_chosen_by_is_refuse
 
 @pytest.mark.parametrize('status', [None, 'Name:\tpython\nState:\tR (running)\n'])
 def test_the_umask_without_proc_is_read_and_left_as_it_was(tmp_path, monkeypatch, status):
-    """checkpoint.py:27-29: where /proc/self/status cannot be opened (not Linux), or has no Umask line (an old kernel), the mask is
+    """checkpoint.py: where /proc/self/status cannot be opened (not Linux), or has no Umask line (an old kernel), the mask is
     read by setting it and putting it back: `umask` gives the process's mask (027 here), leaves it 027, and a file written
     atomically gets 0640. /proc's absence is faked by the module's `open`; the mask is the real one."""
     import fpt_nb.checkpoint as ck
@@ -183,7 +183,7 @@ def test_the_umask_without_proc_is_read_and_left_as_it_was(tmp_path, monkeypatch
     finally: os.umask(old)
 
 def test_a_state_with_an_object_a_checkpoint_cannot_hold_is_refused():
-    """checkpoint.py:100: `flatten_state` refuses a value it cannot write as JSON or a tensor (a set, an object), naming its type
+    """checkpoint.py: `flatten_state` refuses a value it cannot write as JSON or a tensor (a set, an object), naming its type
     and its path in the state; it was not dropped or written as None."""
     from fpt_nb.checkpoint import flatten_state
     with pytest.raises(TypeError, match=r"cannot save a set at 'optimizer\.state\.1' in a checkpoint: only tensors, numbers"):
@@ -192,7 +192,7 @@ def test_a_state_with_an_object_a_checkpoint_cannot_hold_is_refused():
         flatten_state(dict(x=object()), 'rng')
 
 def test_a_log_whose_last_line_is_torn_is_a_run_stopped_before_its_summary(tmp_path):
-    """checkpoint.py:255: a run folder with no summary whose log.jsonl ends in a torn line (a kill mid-write) is a run stopped
+    """checkpoint.py: a run folder with no summary whose log.jsonl ends in a torn line (a kill mid-write) is a run stopped
     before its summary, not one that failed: `_last_record` gives {} for it, and `stopped_before_summary` says to run it again."""
     from fpt_nb.checkpoint import _last_record, stopped_before_summary
     d = tmp_path/'run'; d.mkdir()
@@ -205,7 +205,7 @@ def test_a_log_whose_last_line_is_torn_is_a_run_stopped_before_its_summary(tmp_p
 # ---- cli.py
 
 def test_a_hub_host_that_resolves_is_not_called_unreachable(monkeypatch):
-    """cli.py:70: with no proxy set, the hub is called unreachable only where its host name does not resolve: an endpoint on a
+    """cli.py: with no proxy set, the hub is called unreachable only where its host name does not resolve: an endpoint on a
     host that resolves (localhost) gives None; one that does not gives why."""
     from huggingface_hub import constants
     from fpt_nb.cli import _hub_host_unreachable
@@ -216,7 +216,7 @@ def test_a_hub_host_that_resolves_is_not_called_unreachable(monkeypatch):
     assert _hub_host_unreachable().startswith('the hub cannot be reached from here (no-such-host.invalid does not resolve: ')
 
 def test_check_run_leaves_a_model_family_it_does_not_build_to_loading(tmp_path):
-    """cli.py:189: a model folder whose config is neither a T5 nor a decoder-only family fpt builds (GPT-2 here) has no stage
+    """cli.py: a model folder whose config is neither a T5 nor a decoder-only family fpt builds (GPT-2 here) has no stage
     shapes to check before loading: `check_run` passes it (loading says what is wrong), and does not fail on it itself."""
     from fpt_nb.cli import check_run
     m = tmp_path/'gpt2'; m.mkdir()
@@ -225,7 +225,7 @@ def test_check_run_leaves_a_model_family_it_does_not_build_to_loading(tmp_path):
 
 @pytest.mark.parametrize('methods, got', [('', '[]'), (3, '3'), (['pt', 3], "['pt', 3]"), ([], '[]')])
 def test_notebook_methods_that_are_not_a_list_of_names_are_refused(methods, got):
-    """cli.py:244: the notebook's `methods` parameter must be a non-empty list of names (or a string of them): an empty string or
+    """cli.py: the notebook's `methods` parameter must be a non-empty list of names (or a string of them): an empty string or
     list, a number, or a list holding a number is refused by name, not passed on (an empty list would run nothing)."""
     from fpt_nb.cli import check_params
     with pytest.raises(ValueError, match=r"parameter methods must be a list of names like \['pt', 'fpt_cr'\] \(or the string 'pt fpt_cr'\), "
@@ -233,7 +233,7 @@ def test_notebook_methods_that_are_not_a_list_of_names_are_refused(methods, got)
         check_params(dict(methods=methods))
 
 def test_a_parameters_cell_that_is_not_python_checks_no_injected_names():
-    """cli.py:291: where the notebook's parameters cell is not plain Python (`_assigned` gives None), the names papermill injected
+    """cli.py: where the notebook's parameters cell is not plain Python (`_assigned` gives None), the names papermill injected
     cannot be held to it, and none is refused; where it is, an injected name it does not define is."""
     from fpt_nb.cli import _assigned, check_injected
     assert _assigned('%matplotlib inline\nsteps = 4') is None
@@ -243,7 +243,7 @@ def test_a_parameters_cell_that_is_not_python_checks_no_injected_names():
         check_injected(dict(In=['', 'task = "toy"', injected]))
 
 def test_a_flag_that_is_not_a_whole_number_is_refused_by_name(capsys):
-    """cli.py:317: a whole-number flag given text (`--steps`-like flags such as --batch-size) is refused with 'expected a whole
+    """cli.py: a whole-number flag given text (`--steps`-like flags such as --batch-size) is refused with 'expected a whole
     number', exit code 2, not argparse's bare 'invalid whole value'."""
     from fpt_nb.cli import _at_least, main
     with pytest.raises(argparse.ArgumentTypeError, match=r"^expected a whole number, got '4\.5'$"): _at_least(1)('4.5')
@@ -253,7 +253,7 @@ def test_a_flag_that_is_not_a_whole_number_is_refused_by_name(capsys):
 @pytest.mark.parametrize('command, args, says', [('tables', ['tables', 'runs'], 'fpt tables: interrupted\n'),
     ('run', ['run'], 'fpt run: interrupted; what the run checkpointed is kept: run the same command to go on from it\n')])
 def test_ctrl_c_in_a_command_exits_130_saying_so(monkeypatch, capsys, command, args, says):
-    """cli.py:602: Ctrl-C in a command ends `fpt` with 130 and one line (for `run`, that its checkpoints are kept), not a
+    """cli.py: Ctrl-C in a command ends `fpt` with 130 and one line (for `run`, that its checkpoints are kept), not a
     traceback."""
     import fpt_nb.cli as cli
     def interrupted(a): raise KeyboardInterrupt
@@ -264,7 +264,7 @@ def test_ctrl_c_in_a_command_exits_130_saying_so(monkeypatch, capsys, command, a
 # ---- tables.py
 
 def test_an_unreadable_choice_record_is_no_evidence_of_an_edit(tmp_path):
-    """tables.py:63: with the log gone, a summary's best is held to best.json; a best.json that cannot be read (torn) says nothing
+    """tables.py: with the log gone, a summary's best is held to best.json; a best.json that cannot be read (torn) says nothing
     either way, so the run is not called edited; one that reads another step is."""
     from fpt_nb.tables import _choice_records_disagree
     s = dict(run_dir=str(tmp_path), best=dict(step=10, metrics=dict(accuracy=70.0)))
