@@ -3,7 +3,7 @@ import json, re
 from pathlib import Path
 import pytest, torch
 from fpt_nb.causal import (load_causal, PromptCausalLM, encode_causal, causal_batch_flops, prompt_completion, causal_stages,
-                           tiny_causal_config)
+                           tiny_causal_config, causal_step_flops)
 from fpt_nb.train import Trainer, TrainConfig, Phase, evaluator
 from fpt_nb.partial import Stage, FULL, current_stage, apply_stage
 from fpt_nb.tasks import get_task, load_examples
@@ -201,6 +201,9 @@ def test_step_flops_are_pytorchs_count_full_and_partial():
         measured = measured_flops(lambda: pt(**b).loss.backward())
         assert causal_batch_flops(pt, b, ffn_widths(model)) == measured, stage
     apply_stage(model, FULL)
+    x = torch.randint(5, 100, (2, 11))   # forward only (backward=False): 11 positions, the head at the last 3
+    with torch.no_grad(): measured = measured_flops(lambda: model(input_ids=x, logits_to_keep=3))
+    assert causal_step_flops(model.config, 11, 3, batch=2, backward=False) == measured
 
 
 def test_causal_stages_round_quarters_half_up():
@@ -389,6 +392,7 @@ def test_official_csv_scores_read_as_the_one_stack(tmp_path):
     with open(tmp_path/'s.csv', 'w', newline='') as f: csv.writer(f).writerows(rows.tolist())
     sc = load_scores(tmp_path/'s.csv', model)
     assert list(sc.scores) == ['decoder'] and torch.allclose(sc.scores['decoder'], rows)
+    assert (sc.kind, sc.n_examples, sc.n_tokens) == ('abs_mean', 0, {})   # the CSV says nothing of what they came from: none counted
     with open(tmp_path/'wide.csv', 'w', newline='') as f: csv.writer(f).writerows(torch.rand(4, 130).tolist())
     with pytest.raises(ValueError, match=r'the model needs 4 decoder rows of 128 \(one row per layer\)'): load_scores(tmp_path/'wide.csv', model)
 
@@ -411,8 +415,9 @@ def test_a_tokenizer_that_encodes_to_nothing_is_refused(tmp_path):
     from fpt_nb.causal import byte_tokenizer, CAUSAL_FAMILIES
     CAUSAL_FAMILIES['qwen2'][1](tiny_causal_config('qwen2')).save_pretrained(tmp_path)
     byte_tokenizer().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match=r"\(Qwen2Tokenizer, 5 tokens\) encodes .* to no tokens: it is not this model's tokenizer"):
+    with pytest.raises(ValueError, match=r"\(Qwen2Tokenizer, 5 tokens\) encodes .* to no tokens: it is not this model's tokenizer") as e:
         load_causal(str(tmp_path))
+    assert str(e.value).startswith(f"the tokenizer of {str(tmp_path)!r} (Qwen2Tokenizer"), str(e.value)   # the folder it came from
 
 @pytest.fixture(scope='module')
 def llama_sp_folder(tmp_path_factory, data_dir):
@@ -541,3 +546,23 @@ def test_a_decoder_only_runs_target_length_is_counted_as_it_generates(tmp_path):
     want = fit_target_length(get_task('toy'), tok, None, causal=True)
     assert want != fit_target_length(get_task('toy'), tok, None, causal=False)   # (the two countings differ here)
     assert s['max_target_length'] == want
+
+
+@pytest.mark.parametrize('model', ['tiny-llama', 'tiny'])
+def test_setup_encodes_one_item_a_row_unless_asked_for_training_pairs(model, data_dir):
+    """`setup`'s `encode_fn` gives evaluation items by default (one a row: ReCoRD is scored against all its gold
+    answers at once) and one training pair per gold answer only with `train=True`."""
+    from fpt_nb.run import setup
+    rows = load_examples('record', 'train', data_dir)
+    encode_fn = setup('record', model, prompt_length=2)[2]
+    assert [it['row'] for it in encode_fn(rows)] == list(range(len(rows)))
+    per_row = [sum(it['row'] == i for it in encode_fn(rows, train=True)) for i in range(len(rows))]
+    assert per_row == [len(dict.fromkeys(r['answers'])) for r in rows]
+
+@pytest.mark.parametrize('model', ['tiny-llama', 'tiny'])
+def test_setup_puts_the_whole_prompt_model_on_the_device_asked(model):
+    """With no device map, `setup` moves the whole prompt-tuned model (backbone and prompt) to `device`; only under a device
+    map does the backbone stay where the map put it. (The meta device stands in for a GPU here.)"""
+    from fpt_nb.run import setup
+    pt = setup('toy', model, prompt_length=2, device=torch.device('meta'))[0]
+    assert {p.device.type for p in pt.parameters()} == {'meta'}

@@ -56,6 +56,14 @@ def test_bad_input(args, says, tmp_path, monkeypatch, capsys):
     assert len(err.strip().splitlines()) == 1, err
     assert not any(tmp_path.rglob('summary.json'))
 
+@pytest.mark.parametrize('flag, least', [('--batch-size', 1), ('--micro-batch-size', 1), ('--loss-group', 1), ('--seed', 0),
+                                         ('--max-target-length', 2), ('--num-beams', 1), ('--eval-batch-size', 1),
+                                         ('--max-input-length', 2), ('--threads', 1), ('--num-processes', 1)])
+def test_each_counted_flag_refuses_a_value_below_its_least(flag, least, capsys):
+    "Each whole-number flag of `fpt run` refuses one below its least (0, or -1 for the seed) by name, as it parses."
+    code, err = fpt_here('run', flag, least - 1, capsys=capsys)
+    assert code == 2 and err.strip().splitlines()[-1] == f"fpt run: error: argument {flag}: must be at least {least}, got {least - 1} (see fpt run --help)", err
+
 def test_a_run_stopped_before_its_first_evaluation_says_so(tmp_path, monkeypatch, capsys):
     "stopped_scores_nan: a run stopped by SIGTERM before any evaluation printed 'best paper_acc nan, last evaluation nan'."
     from conftest import sigterm_in_step
@@ -192,6 +200,10 @@ def test_data_that_cannot_be_read_is_said_before_anything_runs(tmp_path, monkeyp
     (tmp_path/'ds'/'nyu-mll___glue').mkdir(parents=True)
     assert unreadable_data('mnli', None) is None   # something of it cached: left to `datasets`
     assert 'the hub cannot be reached' in unreadable_data('squad2', None) and unreadable_data('toy', None) is None
+    for hub, ds in ((True, False), (False, True)):   # either offline mode: the caches alone, as asked, and no word of the hub
+        monkeypatch.setattr(hc, 'HF_HUB_OFFLINE', hub); monkeypatch.setattr(datasets.config, 'HF_DATASETS_OFFLINE', ds)
+        assert unreadable_data('squad2', None) is None, (hub, ds)
+    monkeypatch.setattr(hc, 'HF_HUB_OFFLINE', False); monkeypatch.setattr(datasets.config, 'HF_DATASETS_OFFLINE', False)
     monkeypatch.setenv('HTTPS_PROXY', 'http://proxy:3128')
     assert unreadable_data('squad2', None) is None
 
@@ -380,12 +392,30 @@ def test_a_diverged_run_exits_1_in_one_line(monkeypatch, capsys):
     (dict(threads=0), 'parameter threads must be at least 1 (None: the default), got 0'),
     (dict(seed=-1), 'parameter seed must be at least 0, got -1'),   # the scores notebook took it, where fpt run refuses it
     (dict(score_examples=0), 'parameter score_examples must be at least 1, got 0'),
+    (dict(max_input_length=None), 'parameter max_input_length must be given (it is None)'),   # a None met only deep in encoding
+    (dict(root=None), 'parameter root must be given (it is None)'),
+    (dict(force=None), 'parameter force must be given (it is None)'),
+    (dict(steps='8'), "parameter steps must be a whole number, got '8' (str)"),
+    (dict(max_input_length=1), 'parameter max_input_length must be at least 2, got 1'),   # (a token and EOS)
+    (dict(batch_size=True), 'parameter batch_size must be a whole number, got True (bool)'),
 ])
 def test_bad_notebook_parameters_are_refused_by_name(params, says):
     "The papermill notebooks' parameters, checked before anything runs (`check_params`): one error naming the parameter."
     import re
     from fpt_nb.cli import check_params
     with pytest.raises(ValueError, match=re.escape(says)): check_params(params)
+
+@pytest.mark.parametrize('name', ['table1', 'table2', 'scores', 'tables'])
+def test_each_experiment_notebooks_own_parameters_pass_its_checks(name):
+    """The parameter cell of each papermill notebook, as committed (None meaning "the default" for the model, steps, the
+    evaluation interval...), passes `check_params` unchanged: a notebook run with no -p at all is not refused."""
+    import ast, json
+    from pathlib import Path
+    from fpt_nb.cli import check_params
+    nb = json.loads((Path(__file__).parent.parent/'nbs'/'experiments'/f'{name}.ipynb').read_text())
+    cell, = [c for c in nb['cells'] if 'parameters' in c.get('metadata', {}).get('tags', [])]
+    params = {t.id: ast.literal_eval(a.value) for a in ast.parse(''.join(cell['source'])).body if isinstance(a, ast.Assign) for t in a.targets}
+    assert None in params.values() and check_params(params) == {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()}
 
 def test_notebook_parameters_as_papermill_passes_them_are_normalised():
     "papermill's -p passes strings: lists and levels from strings, whole floats to ints, None where optional."
@@ -402,5 +432,16 @@ def test_fpt_run_defaults_are_the_papers_recipe():
     import inspect   # run_experiment_defaults (session 19): the API's defaults, what notebooks and scripts get, are the same
     from fpt_nb.run import run_experiment
     api = {k: p.default for k, p in inspect.signature(run_experiment).parameters.items()}
-    for k in ('lr', 'prompt_length', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'padding', 'max_input_length'):
+    for k in ('lr', 'prompt_length', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'padding', 'max_input_length', 'seed'):
         assert api[k] == getattr(a, k), (k, api[k], getattr(a, k))
+
+def test_a_run_without_out_dir_goes_under_runs_named_for_its_task_and_model(tmp_path, monkeypatch, capsys):
+    """With no --out-dir, the built-in default (toy on tiny) runs into runs/default/ as the README says, and any other task or
+    model into runs/TASK-MODEL/ (the model folder's name); each method in a folder of its own there."""
+    seen = []
+    def launch(n, **kw): seen.append(kw['out_dir']); raise SystemExit(0)
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
+    monkeypatch.chdir(tmp_path)
+    for args in ([], ['--task', 'mnli', '--method', 'pt'], ['--model', 'tiny-relu', '--method', 'pt', 'fpt_cr']):
+        with pytest.raises(SystemExit): main(['run', *args])
+    assert [Path(d).parent for d in seen] == [Path('runs/default'), Path('runs/mnli-tiny'), Path('runs/toy-tiny-relu')], seen

@@ -43,6 +43,15 @@ def test_check_run_takes_a_run_of_one_step():
     check_run('toy', 'tiny', 'pt', 1)
     with pytest.raises(ValueError, match='steps must be at least 1, got 0'): check_run('toy', 'tiny', 'pt', 0)
 
+@pytest.mark.parametrize('model', ['tiny', 'tiny-llama'])
+def test_check_run_refuses_a_schedule_the_models_shape_cannot_take(model):
+    """check_run builds the model's shape without weights and checks the method's schedule on it, before anything big is
+    loaded: 3 steps cannot make fpt_cr's 4 stages, on a T5 or a decoder-only model alike."""
+    with pytest.raises(ValueError, match=re.escape("steps=3 is too few for method 'fpt_cr': its 4 stages in the paper's proportions would "
+                                                   "get [1, 1, 1, 0] steps; give steps >= 4, or stage_steps")):
+        check_run('toy', model, 'fpt_cr', 3)
+    check_run('toy', model, 'fpt_cr', 4)
+
 def test_a_model_whose_config_cannot_be_read_has_no_config(monkeypatch):
     """config_error_copied (`c is None and isinstance(c, Exception)`): model_config gave a copy of the error it met reading a hub id's
     config, as if it were the config, where it must give None (loading the model says why)."""
@@ -112,3 +121,12 @@ def test_a_path_of_several_parts_is_no_hub_id_to_look_up(monkeypatch):
     monkeypatch.setattr(cli, '_hub_host_unreachable', lambda: asked.append(1) or 'the hub cannot be reached from here (a test)')
     assert cli.hub_unreachable('runs/models/no-such-t5') is None and asked == []
     assert cli.hub_unreachable('no-such-org/no-such-t5') is not None and asked == [1]
+
+@pytest.mark.parametrize('arg', ['max_input_length', 'max_target_length'])
+def test_a_run_of_one_token_inputs_or_targets_is_refused_before_anything_loads(arg, tmp_path):
+    """An input or target is a token and EOS at least: `run_experiment` (and `fpt run`, as it parses) refuse 1 by name before
+    any model loads or folder is made, as `encode` would only after the run's header and its model's setup."""
+    from fpt_nb.run import run_experiment
+    with pytest.raises(ValueError, match=f'{arg} must be a whole number of at least 2.*got 1'):
+        run_experiment(out_dir=str(tmp_path/'run'), steps=2, **{arg: 1})
+    assert not (tmp_path/'run').exists()

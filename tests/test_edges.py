@@ -75,7 +75,7 @@ def test_a_tables_csv_has_the_markdown_tables_columns_in_its_order(tmp_path):
     fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
     fake_run(tmp_path, 'fpt_ld', 0, 70, 30.0, 66)
     rows = table2(collect_runs(tmp_path))
-    head = (write_tables(collect_runs(tmp_path), tmp_path/'t')['table2.csv']).read_text().splitlines()[0].split(',')
+    head = (write_tables(collect_runs(tmp_path), tmp_path/'t'/'sweep')['table2.csv']).read_text().splitlines()[0].split(',')   # (made, with t/)
     assert head == list(rows[0]) and head[:2] == ['task', 'model'] and head.index('method') < head.index('score') < head.index('flops')
 
 def test_tables_that_cannot_be_written_whole_leave_the_ones_there_were(tmp_path, monkeypatch):

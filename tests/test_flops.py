@@ -119,7 +119,7 @@ def test_schedule_flops_by_hand():
     assert PAPER_STEPS == dict(large=(6000, 6000, 6000, 12000), xl=(3000, 3000, 3000, 6000))
     assert schedule_flops([0.25, 0.5, 0.75, 1.0], PAPER_STEPS['large']) == pytest.approx((1500 + 3000 + 4500 + 12000) / 30000)
     assert schedule_flops([0.2, 0.4, 0.6, 0.8], [1, 1, 1, 1]) == pytest.approx(2.0 / 3.2)   # the last stage is the unit, whatever it costs
-    assert schedule_flops([0.5, 1.0], [0, 10]) == 1.0
+    assert schedule_flops([0.5, 1.0], [0, 10]) == 1.0 and schedule_flops([0.5, 1.0], [1, 0]) == 0.5   # (one step is a schedule)
     with pytest.raises(ValueError, match='one step count per stage'): schedule_flops([0.5, 1.0], [1, 2, 3])
     with pytest.raises(ValueError, match=r'steps must add up to a positive number, got \[0, 0\]'): schedule_flops([0.5, 1.0], [0, 0])   # schedule_zero_steps
 
@@ -134,3 +134,11 @@ def test_a_stage_the_model_cannot_have_is_refused(ffn, says):
     "A stage's shape with more layers than the model, or an FFN width of 0 or beyond d_ff, is refused by name, not counted."
     config = load_t5('tiny')[0].config
     with pytest.raises(ValueError, match=re.escape(says)): pt_step_flops(config, 16, 4, encoder_ffn=ffn)
+
+
+def test_the_matmuls_count_one_example_unless_told_the_batch():
+    "`matmuls` lists the products of one example's forward pass by default; `batch=n` multiplies each by n."
+    from fpt_nb.flops import matmuls
+    cfg = load_t5('tiny')[0].config
+    one, four = (sum(m.flops for m in matmuls(cfg, 12, 3, **kw)) for kw in (dict(), dict(batch=4)))
+    assert one > 0 and four == 4 * one and one == sum(m.flops for m in matmuls(cfg, 12, 3, batch=1))

@@ -219,6 +219,26 @@ def test_a_killed_runs_lock_file_is_not_a_running_run(tmp_path):
         assert 'is running now' in stopped_before_summary(d)
 
 
+def test_a_folder_the_file_system_cannot_lock_is_held_by_its_run_lock_alone(tmp_path, monkeypatch):
+    """Some network file systems lock no folder: the run then holds `run.lock` alone (a second taker is still refused), and
+    only a `run.lock` that cannot be locked either stops it, with the file system's error."""
+    import errno, fcntl, stat
+    from fpt_nb.run import run_lock
+    real = fcntl.flock
+    def flock(fd, op):
+        if stat.S_ISDIR(os.fstat(fd).st_mode) or everything: raise OSError(errno.ENOLCK, 'No locks available')
+        return real(fd, op)
+    monkeypatch.setattr(fcntl, 'flock', flock)
+    everything = False
+    with run_lock(tmp_path/'run'):
+        assert (tmp_path/'run'/'run.lock').read_text().strip() == str(os.getpid())
+        with pytest.raises(RuntimeError, match='is in use by process'):
+            with run_lock(tmp_path/'run'): pass
+    everything = True
+    with pytest.raises(OSError, match='No locks available'):
+        with run_lock(tmp_path/'other'): pass
+
+
 def test_the_fingerprint_holds_every_training_setting():
     """fingerprint_without_clip_norm: a checkpoint is continued only by a run of the same settings; each setting that changes
     the prompt trained enters the fingerprint, so a resume under another value is refused (before, a fingerprint without
@@ -235,6 +255,8 @@ def test_the_fingerprint_holds_every_training_setting():
         (k, v), = change.items()
         diff = fingerprint_diff(fingerprint(pt, phases, replace(base, **change)), ours)
         assert [d.split(' ')[0] for d in diff] == [k], (change, diff)
+    # both values are shown where both are short; where either is long (or a list), only the entry's name
+    assert fingerprint_diff(dict(a=1, b='x' * 80, c=None, d=[1]), dict(a=2, b='y', c=[0] * 30, d=[2])) == ['a (1 there, 2 now)', 'b', 'c', 'd']
 
 # ---------------------------------------------------------------------------------------------------------------
 # Data and metrics
@@ -245,12 +267,13 @@ def test_the_disk_cache_keeps_each_encoding_apart(tmp_path, monkeypatch):
     import fpt_nb.batches as B
     train, val = toy_examples('train', 4), toy_examples('validation', 4)
     B.clear_cache()
-    a, b = encode('toy', TOK, train, cache_dir=tmp_path), encode('toy', TOK, val, cache_dir=tmp_path)
-    assert a != b and len(list(tmp_path.glob('toy-*.json'))) == 2
+    cache = tmp_path/'cache'/'encodings'   # (not there yet: made, with the folder above it)
+    a, b = encode('toy', TOK, train, cache_dir=cache), encode('toy', TOK, val, cache_dir=cache)
+    assert a != b and len(list(cache.glob('toy-*.json'))) == 2
     B.clear_cache()
     def no_tokenizing(*args): raise AssertionError('tokenized again: the disk cache was not read')
     monkeypatch.setattr(B, '_tokenize', no_tokenizing)
-    assert encode('toy', TOK, val, cache_dir=tmp_path) == b and encode('toy', TOK, train, cache_dir=tmp_path) == a
+    assert encode('toy', TOK, val, cache_dir=cache) == b and encode('toy', TOK, train, cache_dir=cache) == a
     B.clear_cache()
 
 def test_paper_rouge_scores_an_empty_generation_zero():

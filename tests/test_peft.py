@@ -178,3 +178,26 @@ def test_a_prompt_of_another_width_is_refused(tmp_path):
     with pytest.raises(ValueError, match='has d_model 64'):
         export_peft(torch.ones(5, 32), tmp_path/'out', 'tiny')
     assert not (tmp_path/'out'/'adapter_config.json').exists()
+
+def test_an_export_names_the_step_of_the_prompt_it_writes(tmp_path):
+    """The export says which step its prompt is from: the final prompt of a run, where its file records no step (an earlier
+    version's), is of the run's last step (the summary's); a file that records its step is of that step."""
+    from fpt_nb.checkpoint import save_prompt
+    heard = []
+    run = _run_folder(tmp_path/'old', ['full'], prompt='prompt')
+    export_peft(run, tmp_path/'a', say=heard.append)
+    assert heard == [f"exporting prompt.safetensors of {run} (from step 10)"]
+    save_prompt(torch.ones(5, 64), run/'prompt.safetensors', step=9)
+    export_peft(run, tmp_path/'b', say=heard.append)
+    assert heard[-1] == f"exporting prompt.safetensors of {run} (from step 9)"
+
+@pytest.mark.parametrize('gone', ['summary.json', 'config.json'])
+def test_a_prompt_file_of_a_run_missing_one_record_is_still_the_runs(gone, tmp_path):
+    """A prompt file named by its path is a run's where its folder holds the run's config.json or its summary.json, either
+    one: exported with the run's checks and words (a run killed before its summary is unfinished), not as a loose file."""
+    heard = []
+    run = _run_folder(tmp_path/'run', ['full'], prompt='prompt')
+    (run/gone).unlink()
+    export_peft(run/'prompt.safetensors', tmp_path/'out', 'tiny', say=heard.append)
+    assert heard[0] == f"exporting prompt.safetensors of {run} (from step {'unknown' if gone == 'summary.json' else 10})", heard
+    if gone == 'summary.json': assert heard[1] == f"run {run} is unfinished: it has no summary.json yet; exporting prompt.safetensors as it is"

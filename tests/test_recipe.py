@@ -214,7 +214,7 @@ def test_the_papers_backbones_get_the_papers_recipe_by_default(monkeypatch, tmp_
                     dict(steps=30000, stage_steps=[6000, 6000, 6000, 12000], batch_size=32, eval_every=500, loss_group=4)]
     out = capsys.readouterr().out
     assert out.count("has the shape of the paper's T5-LARGE (T5 v1.1): it takes the paper's recipe (--preset large)") == 2
-    assert "the preset's evaluation every 500 steps is more than the run's 100" in out
+    assert "the preset's evaluation every 500 steps is more than the run's 100" in out and out.count("is more than the run's") == 1
     assert '== fpt_cr on toy with tiny: 30000 steps' in out and "note: --preset large is the paper's recipe for T5-LARGE, and tiny does not have its shape" in out
     with pytest.raises(SystemExit):   # a batch the preset's loss group does not divide: the largest group that does, said
         cli.main(['run', '--model', str(tmp_path/'large'), '--batch-size', '6', '--method', 'pt', '--out-dir', str(tmp_path/'y')])
@@ -337,6 +337,8 @@ def test_a_run_ranks_neurons_by_mean_absolute_activation(data_dir):
     assert all(torch.equal(sc.scores[s], ref['abs_mean'].scores[s]) for s in sc.scores)
     assert min(v.min().item() for v in sc.scores.values()) >= 0 and any((ref['mean'].scores[s] < 0).any() for s in sc.scores)
     assert sample_examples(len(rows), 6, seed=7) != sample_examples(len(rows), 6, seed=8)
+    assert len(sample_examples(len(rows), 1, seed=7)) == 1 and sample_examples(5, 1, how='first') == [0]   # one example is a sample
+    with pytest.raises(ValueError, match='the number of examples to score must be at least 1, got 0'): sample_examples(5, 0)
 
 def test_scores_read_exactly_n_examples():
     "scores_take_whole_last_batch: `n_examples=5` over batches of 4 reads the first 5 examples, no more."

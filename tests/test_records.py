@@ -181,10 +181,12 @@ def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), data_dir=str(tmp_path/'b'), **kw)
     assert 'holds a finished run with other settings: its train_data.sha' in str(e.value), str(e.value)
 
-def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_path):
+@pytest.mark.parametrize('also_gone', [(), ('checkpoints', 'log.jsonl')])
+def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_path, also_gone):
     """scores_gone_called_foreign: a run's scores.safetensors deleted, then the run resumed on data whose scoring rows changed:
     the scores computed again differ, and the refusal said the checkpoint "was written by another run". It says the file is
-    gone and what to do; nothing is written."""
+    gone and what to do; nothing is written. The same when its checkpoints and one of its records are gone too: any record
+    left says a run is there to lose."""
     (tmp_path/'a'/'mnli').mkdir(parents=True)
     train = (data_dir/'mnli'/'train.jsonl').read_text().splitlines()[:16]
     val = (data_dir/'mnli'/'validation_matched.jsonl').read_text().splitlines()[:8]
@@ -194,6 +196,7 @@ def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_pat
     d = tmp_path/'run'
     run_experiment(out_dir=str(d), **kw)
     (d/'scores.safetensors').unlink()
+    for n in also_gone: shutil.rmtree(d/n) if (d/n).is_dir() else (d/n).unlink()
     (tmp_path/'a'/'mnli'/'validation_matched.jsonl').write_text('\n'.join(reversed(val)) + '\n')   # other rows sampled for scoring
     before = snapshot(d)
     with pytest.raises(ValueError, match=r"scores.safetensors is gone, and the neuron scores computed again differ from those the run trained with"):
@@ -341,6 +344,9 @@ def test_a_resume_under_other_evaluation_batches_says_so(finished, tmp_path):
     s = run_experiment(out_dir=str(d), **dict(RUN, eval_batch_size=7))
     assert s['resumed_with'] == [dict(step=3, eval_batch_size=[64, 7])] == read_json(d/'config.json')['resumed_with']
     assert 'resumed_with' not in read_json(finished/'summary.json')   # (a run of one command: nothing to say)
+    d = copy(finished, tmp_path/'again'); shutil.rmtree(d/'checkpoints'); (d/'summary.json').unlink()   # no checkpoint: from step 0
+    s = run_experiment(out_dir=str(d), **dict(RUN, eval_batch_size=7))
+    assert s['resumed_at'] == [] and 'resumed_with' not in s and 'resumed_with' not in read_json(d/'config.json')   # a new start, not a resume
 
 def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(finished, tmp_path):
     """versions_unrecorded (an adversarial review): no run file said which fpt_nb, torch or transformers trained it, so a
@@ -905,6 +911,7 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
                                               ('stages', [{}], 'has stages [{}]: expected a list of stages, each an object with a name'),
                                               ('seed', [1], 'has seed [1]: expected a whole number'),
                                               ('level', 0, 'has level 0: expected a level 1 to 3, or null'),
+                                              ('level', 4, 'has level 4: expected a level 1 to 3, or null'),
                                               ('resumed_with', {'step': 3}, "has resumed_with {'step': 3}: expected a list of objects"),
                                               ('resumed_with', [{'step': 3}, 5], "has resumed_with [{'step': 3}, 5]: expected a list of objects")])
 def test_tables_leave_out_a_summary_with_a_field_of_the_wrong_kind(field, value, says, finished, tmp_path, capsys):
@@ -1037,7 +1044,7 @@ def test_no_resume_on_a_run_is_refused(finished, tmp_path, capsys):
 @pytest.mark.parametrize('flag,value,says', [('--num-beams', 0, 'argument --num-beams: must be at least 1, got 0'),
                                              ('--batch-size', 0, 'argument --batch-size: must be at least 1, got 0'),
                                              ('--eval-batch-size', 0, 'argument --eval-batch-size: must be at least 1, got 0'),
-                                             ('--max-target-length', 0, 'argument --max-target-length: must be at least 1, got 0'),
+                                             ('--max-target-length', 1, 'argument --max-target-length: must be at least 2, got 1'),
                                              ('--eval-every', -1, 'at least 0 (0: only at the end of each stage), got -1'),
                                              ('--early-stop', -2, 'argument --early-stop: must be at least 0 (0: never), got -2'),
                                              ('--checkpoint-every', -1, 'argument --checkpoint-every: must be at least 0'),

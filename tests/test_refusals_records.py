@@ -48,7 +48,8 @@ def test_data_read_from_the_hub_records_its_hub_dataset_and_split(monkeypatch):
 
 def test_a_torn_summary_is_not_a_finished_run(fitted, tmp_path):
     """run.py: a run whose checkpoint is at its last step but whose summary.json cannot be read (torn) has not finished:
-    `_finished` gives None, so the run goes on from its checkpoint and writes the summary again; a readable one is finished."""
+    `_finished` gives None, so the run goes on from its checkpoint and writes the summary again; a readable one is finished,
+    unless it describes another end (another step, or a stop the checkpoint does not record)."""
     from fpt_nb.run import _finished
     d = tmp_path/'run'; shutil.copytree(fitted, d)
     tr = Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), d, progress=False)
@@ -56,6 +57,9 @@ def test_a_torn_summary_is_not_a_finished_run(fitted, tmp_path):
     assert _finished(tr, d)['step'] == 2   # (the same folder with its summary whole: finished)
     (d/'summary.json').write_text('{"steps": 2, "sto')
     assert _finished(tr, d) is None
+    for other in (dict(steps=1, stopped=None), dict(steps=2, stopped='signal 15 at step 2')):   # a summary of another end
+        (d/'summary.json').write_text(json.dumps(other))
+        assert _finished(tr, d) is None, other
 
 def _summary_of(run_dir:Path, best_step:int) -> dict:
     from fpt_nb.run import _summary
@@ -290,3 +294,42 @@ def test_a_checkpoint_written_without_a_gpu_resumes_on_one(monkeypatch):
     assert calls == []
     set_rng_state(dict(st, cuda=[torch.zeros(4, dtype=torch.uint8)]))
     assert len(calls) == 1 and torch.equal(calls[0][0], torch.zeros(4, dtype=torch.uint8))
+
+def test_a_best_record_of_an_earlier_version_is_of_the_last_stage(tmp_path):
+    """run.py: a best.json written before records named their stage and rule is taken as chosen on the last stage (the full
+    model, where an earlier version chose), and its rule says so, with the step and the stage counted from 1."""
+    from fpt_nb.run import _prompt_stage
+    write_json(tmp_path/'best.json', dict(step=3, metric='accuracy', accuracy=50.0))
+    summary = dict(steps=4, stages=[dict(steps=2), dict(steps=1), dict(steps=1)])
+    assert _prompt_stage(tmp_path, summary, 'best') == (2, 3, 'recorded without its rule (an earlier version): chosen at step 3, stage 3 of 3')
+    summary['best'] = dict(step=3, rule='the best paper_mean of any stage')   # the summary says the best prompt's rule: that one
+    assert _prompt_stage(tmp_path, summary, 'best')[2] == 'the best paper_mean of any stage'
+    write_json(tmp_path/'best_last.json', dict(step=4, stage=2))   # (the summary's rule is the best prompt's, not the last stage's)
+    assert _prompt_stage(tmp_path, summary, 'best_last')[2].startswith('recorded without its rule')
+
+def test_the_summarys_final_metrics_are_the_last_evaluations(tmp_path, monkeypatch):
+    """run.py: summary.json's final_metrics are those of the run's last evaluation in its log, not an earlier one (each
+    evaluation here scores differently: a counter stands in for the model's accuracy)."""
+    import fpt_nb.run as run
+    real = run.setup
+    def counting(*a, **kw):
+        pt, tok, encode_fn, make_eval, flops = real(*a, **kw)
+        n = iter(range(1000))
+        return pt, tok, encode_fn, (lambda items, rows: (lambda p: dict(accuracy=(a := float(next(n))), paper_mean=a, total=len(items)))), flops
+    monkeypatch.setattr(run, 'setup', counting)
+    s = run.run_experiment(task='toy', model='tiny', method='pt', steps=4, eval_every=1, batch_size=4, prompt_length=4, train_limit=16,
+                           eval_limit=4, device='cpu', progress=False, out_dir=str(tmp_path/'run'))
+    evals = read_log(tmp_path/'run')['eval']
+    assert len({e['accuracy'] for e in evals}) > 1
+    assert s['final_metrics'] == dict(accuracy=evals[-1]['accuracy'], paper_mean=evals[-1]['accuracy'], total=4)
+
+def test_a_log_check_matches_a_nan_best_value_to_a_nan_evaluation_only():
+    """train.py: on resume, the log must hold the evaluation that made the checkpoint's best prompt. A NaN score equals
+    nothing, so a NaN best value is matched by a NaN in the log at its step, and not by a number there."""
+    from fpt_nb.train import _log_problem
+    nan = float('nan')
+    recs = lambda v: [dict(kind='step', step=1), dict(kind='step', step=2), dict(kind='eval', step=2, stage=0, flops=9, rouge=v)]
+    assert _log_problem(recs(nan), 2, None, ((2, nan),)) is None
+    assert _log_problem(recs(0.5), 2, None, ((2, 0.5),)) is None
+    assert _log_problem(recs(0.5), 2, None, ((2, nan),)).startswith("lacks the evaluation at step 2 that made the checkpoint's best prompt (nan)")
+    assert _log_problem(recs(nan), 2, None, ((2, 0.5),)).startswith("lacks the evaluation at step 2")

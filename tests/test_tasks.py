@@ -435,3 +435,22 @@ def test_skipped_rows_are_listed_up_to_five_and_an_ellipsis_only_past_them(tmp_p
     lines = ', '.join(f'line {i}' for i in range(1, 6)) + (', ...' if n > 5 else '')
     with pytest.raises(ValueError, match=re.escape(f"all {n} row(s) were skipped for having no 'document' ({lines})")):
         load_examples('xsum', 'validation', tmp_path)
+
+def test_generation_adds_the_target_length_less_the_start_token_and_at_least_one():
+    "A task's `max_new_tokens` is its target length less the decoder's start token, and never less than one token."
+    from dataclasses import replace
+    task = get_task('toy')
+    assert [replace(task, target_max_length=n).max_new_tokens for n in (1, 2, 3, 10)] == [1, 1, 2, 9]
+
+def test_a_batch_of_no_items_is_refused():
+    "`batch_order` refuses a batch size below 1 by name, rather than looping or slicing nothing."
+    with pytest.raises(ValueError, match='batch_size must be at least 1, got 0'): batch_order([3, 1, 2], 0)
+    assert batch_order([3, 1, 2], 1, shuffle=False) == [[0], [1], [2]]
+
+def test_the_shortest_input_is_one_token_and_its_eos():
+    "`encode` cuts inputs to `max_input_length`, down to 2 (a token and EOS, kept last); below that it refuses by name."
+    tok = load_t5('tiny')[1]
+    rows = toy_examples('train', 4)
+    items = encode('toy', tok, rows, max_input_length=2)
+    assert all(len(it['input_ids']) == 2 and it['input_ids'][-1] == tok.eos_token_id for it in items)
+    with pytest.raises(ValueError, match='max_input_length must be at least 2 \\(a token and EOS\\), got 1'): encode('toy', tok, rows, max_input_length=1)

@@ -27,7 +27,8 @@ def _log(d) -> list[dict]: return [json.loads(l) for l in (d/'log.jsonl').read_t
                                        (dict(log_every=0), 'log_every must be a whole number of at least 1, got 0'),
                                        (dict(keep_checkpoints=-1), 'keep_checkpoints must be a whole number of at least 0, got -1'),
                                        (dict(eval_every=1.5), 'eval_every must be a whole number of at least 0, got 1.5'),
-                                       (dict(num_beams=True), 'num_beams must be a whole number of at least 1, got True')])
+                                       (dict(num_beams=True), 'num_beams must be a whole number of at least 1, got True'),
+                                       (dict(num_beams=0), 'num_beams must be a whole number of at least 1, got 0')])
 def test_settings_that_cannot_train_as_asked_are_refused(bad, says):
     """batch_not_multiple_of_micro, lr_zero_allowed, lr_inf_allowed: a batch of 10 in micro-batches of 4 trained
     steps of 8 examples (two micro-batches) under the name of 10; lr 0 trained nothing, and an infinite lr failed only at the
@@ -249,3 +250,24 @@ def test_a_micro_batch_of_one_example_is_taken():
     assert TrainConfig(batch_size=4, micro_batch_size=1).check().micro == 1
     with pytest.raises(ValueError, match=r'micro_batch_size must be a whole number of at least 1, or None, got 0'):
         TrainConfig(batch_size=4, micro_batch_size=0).check()
+
+def test_a_run_fitted_off_the_main_thread_trains_and_leaves_the_signal_handlers(tmp_path):
+    """Python installs signal handlers only from the main thread: a run fitted in another thread (a notebook's background
+    job) leaves SIGTERM and SIGINT as they were and trains to its end, rather than failing as it tries to take them."""
+    import signal, threading
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    tr = Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'run', progress=False)
+    got = {}
+    def fit():
+        try: got['state'] = tr.fit()
+        except BaseException as e: got['error'] = e
+    t = threading.Thread(target=fit); t.start(); t.join()
+    assert 'error' not in got, got.get('error')
+    assert tr.record.latest_state()['step'] == 2
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+def test_a_run_folder_is_made_with_its_parents(tmp_path):
+    "A run folder several levels below any that exists (runs/mnli/seed-0/fpt_cr) is made with the folders above it."
+    tr = Trainer(tiny(), [Phase(FULL, 1)], ITEMS, TrainConfig(**CFG), tmp_path/'runs'/'mnli'/'seed-0'/'fpt_cr', progress=False)
+    tr.fit()
+    assert (tmp_path/'runs'/'mnli'/'seed-0'/'fpt_cr'/'prompt.safetensors').is_file()
