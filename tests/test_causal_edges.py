@@ -78,3 +78,15 @@ def test_logits_without_labels_are_the_next_token_after_each_input():
     out = pt(b['input_ids'], b['attention_mask'])
     assert out.logits.shape[:2] == (2, 1) and out.loss is None
     torch.testing.assert_close(out.logits[:, 0], pt(b['input_ids'], b['attention_mask'], labels=b['labels']).logits[:, 0], rtol=1e-5, atol=1e-5)
+
+def test_a_hub_id_is_decoder_only_by_its_config(monkeypatch):
+    """A hub id (owner/name, not a folder here) is a decoder-only model this serves where its config (from the hub or its
+    cache) has a served model type, and not where it is another (a T5) or cannot be read (offline, not cached)."""
+    import fpt_nb.causal as C
+    from types import SimpleNamespace
+    types = {'meta-llama/Llama-2-7b-hf': 'llama', 'google/t5-large-lm-adapt': 't5'}
+    def config(name):
+        if name not in types: raise OSError(f"{name} is not cached and the hub cannot be reached")
+        return SimpleNamespace(model_type=types[name])
+    monkeypatch.setattr(C.AutoConfig, 'from_pretrained', config)
+    assert [C.is_causal(n) for n in (*types, 'someone/offline-model')] == [True, False, False]

@@ -130,3 +130,10 @@ def test_a_run_of_one_token_inputs_or_targets_is_refused_before_anything_loads(a
     with pytest.raises(ValueError, match=f'{arg} must be a whole number of at least 2.*got 1'):
         run_experiment(out_dir=str(tmp_path/'run'), steps=2, **{arg: 1})
     assert not (tmp_path/'run').exists()
+
+def test_an_encoder_or_no_model_has_no_backbone_config():
+    "`model_config` gives a T5 or decoder-only backbone's config, and None for an encoder classifier (no FPT stages) or no model."
+    from transformers import T5Config
+    from fpt_nb.cli import model_config
+    assert isinstance(model_config('tiny'), T5Config) and model_config('tiny-llama').model_type == 'llama'
+    assert model_config('tiny-bert') is None and model_config(None) is None

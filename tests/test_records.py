@@ -181,12 +181,14 @@ def test_resume_on_changed_data_is_refused(data_dir, tmp_path):
     with pytest.raises(ValueError) as e: run_experiment(out_dir=str(d), data_dir=str(tmp_path/'b'), **kw)
     assert 'holds a finished run with other settings: its train_data.sha' in str(e.value), str(e.value)
 
-@pytest.mark.parametrize('also_gone', [(), ('checkpoints', 'log.jsonl')])
+@pytest.mark.parametrize('also_gone', [(), ('checkpoints', 'log.jsonl'), 'all but config.json'])
 def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_path, also_gone):
     """scores_gone_called_foreign: a run's scores.safetensors deleted, then the run resumed on data whose scoring rows changed:
     the scores computed again differ, and the refusal said the checkpoint "was written by another run". It says the file is
     gone and what to do; nothing is written. The same when its checkpoints and one of its records are gone too: any record
-    left says a run is there to lose."""
+    left says a run is there to lose. With nothing but its config.json left (a kill before any record), the refusal is the one
+    for a folder of another run's settings without checkpoints: its config.json records other scores."""
+    from fpt_nb.run import RECORDS
     (tmp_path/'a'/'mnli').mkdir(parents=True)
     train = (data_dir/'mnli'/'train.jsonl').read_text().splitlines()[:16]
     val = (data_dir/'mnli'/'validation_matched.jsonl').read_text().splitlines()[:8]
@@ -196,10 +198,13 @@ def test_scores_gone_and_computed_again_on_changed_data_say_so(data_dir, tmp_pat
     d = tmp_path/'run'
     run_experiment(out_dir=str(d), **kw)
     (d/'scores.safetensors').unlink()
-    for n in also_gone: shutil.rmtree(d/n) if (d/n).is_dir() else (d/n).unlink()
+    for n in (('checkpoints', *RECORDS) if also_gone == 'all but config.json' else also_gone):
+        if (d/n).is_dir(): shutil.rmtree(d/n)
+        elif (d/n).exists(): (d/n).unlink()
     (tmp_path/'a'/'mnli'/'validation_matched.jsonl').write_text('\n'.join(reversed(val)) + '\n')   # other rows sampled for scoring
     before = snapshot(d)
-    with pytest.raises(ValueError, match=r"scores.safetensors is gone, and the neuron scores computed again differ from those the run trained with"):
+    with pytest.raises(ValueError, match=r"holds a run \(config.json\) without checkpoints, with other settings: its scores" if also_gone == 'all but config.json'
+                       else r"scores.safetensors is gone, and the neuron scores computed again differ from those the run trained with"):
         run_experiment(out_dir=str(d), **kw)
     assert snapshot(d) == before
 
@@ -271,8 +276,9 @@ def test_a_resume_whose_best_files_are_not_its_checkpoints_is_refused(finished, 
     for edit in (dict(step=older), {rec['metric']: st['best'] + 1, 'step': st['best_step']}):   # another step; the step, another value
         write_json(d/'best.json', dict(rec, **edit))
         before = snapshot(d)
-        with pytest.raises(ValueError, match=re.escape(f"run folder {d}: its best.json is of step {edit['step']}")):
+        with pytest.raises(ValueError, match=re.escape(f"run folder {d}: its best.json is of step {edit['step']}")) as e:
             run_experiment(out_dir=str(d), **RUN)
+        assert f"but its checkpoint {STEP(3)} recorded the best prompt at step {st['best_step']} ({st['best']}): best.json" in str(e.value), str(e.value)
         assert snapshot(d) == before
     write_json(d/'best.json', dict(rec, step=st['best_step']))   # as the checkpoint has it: resumed
     assert run_experiment(out_dir=str(d), **RUN)['resumed_at'] == [3]

@@ -333,3 +333,17 @@ def test_a_log_check_matches_a_nan_best_value_to_a_nan_evaluation_only():
     assert _log_problem(recs(0.5), 2, None, ((2, 0.5),)) is None
     assert _log_problem(recs(0.5), 2, None, ((2, nan),)).startswith("lacks the evaluation at step 2 that made the checkpoint's best prompt (nan)")
     assert _log_problem(recs(nan), 2, None, ((2, 0.5),)).startswith("lacks the evaluation at step 2")
+
+def test_the_umask_is_read_without_being_set_where_proc_says_it(monkeypatch):
+    """checkpoint.py: setting the umask to read it is process-wide (another thread's file made meanwhile would get 022): on
+    Linux it is read from /proc/self/status, without calling os.umask; only where that cannot be read is it set and restored."""
+    from fpt_nb.checkpoint import umask
+    want = os.umask(0o027); os.umask(want)
+    def no_set(m): raise AssertionError('os.umask called')
+    with monkeypatch.context() as m:
+        m.setattr(os, 'umask', no_set)
+        assert umask() == want
+    import builtins
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, 'open', lambda f, *a, **k: (_ for _ in ()).throw(OSError('no /proc here')) if f == '/proc/self/status' else real_open(f, *a, **k))
+    assert umask() == want and os.umask(want) == want   # (the fallback left it as it was)

@@ -333,3 +333,23 @@ def test_the_papers_record_f1_and_rouge_read_the_cleaned_generation():
     # 'Barack Obama' against 'Obama': 1 shared, P 1/2, R 1 -> 2/3 (as test_paper_record_f1_is_harmonic_mean)
     assert paper_record(['<extra_id_0>Barack Obama</s>'], [['Obama']]) == pytest.approx(dict(paper_em=0.0, paper_f1=200 / 3))
     assert paper_rouge(['<extra_id_0> the cat sat</s>'], ['the cat']) == paper_rouge(['the cat sat'], ['the cat'])
+
+def test_runs_of_the_same_settings_are_one_table_whatever_order_their_configs_list_them(tmp_path):
+    """Two runs' configs holding the same settings in another key order (written by another version, or edited) are one
+    setting: PT and FPT_LD side by side in one table, FPT_LD against that PT, not a setting each."""
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    fake_run(tmp_path, 'fpt_ld', 0, 70, 30.0, 66)
+    for name, config in (('pt-0-s0', dict(lr=0.3, batch_size=32)), ('fpt_ld-0-s0', dict(batch_size=32, lr=0.3))):
+        f = tmp_path/name/'summary.json'; f.write_text(json.dumps(dict(json.loads(f.read_text()), config=config)))
+    rows = table2(collect_runs(tmp_path))
+    assert [r['method'] for r in rows] == ['PT', 'FPT_LD'] and len({r.get('setting') for r in rows}) == 1, rows
+    assert rows[1]['improve'] is not None, rows
+
+def test_the_best_by_flops_reads_only_evaluations_that_hold_both_scores(tmp_path):
+    """`best_at_flops` picks among the evaluations that hold both the metric it reads and the one it selects by: an evaluation
+    without the selecting score (an encoder's, or a log edited) is not a candidate, nor one without the metric."""
+    from fpt_nb.tables import best_at_flops
+    evs = [dict(kind='eval', step=1, flops=1, accuracy=50.0, paper_mean=40.0), dict(kind='eval', step=2, flops=2, accuracy=90.0),
+           dict(kind='eval', step=3, flops=3, paper_mean=99.0)]
+    (tmp_path/'log.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in evs))
+    assert best_at_flops(tmp_path, 3, 'accuracy', 'paper_mean') == 50.0 and best_at_flops(tmp_path, 3, 'accuracy') == 90.0

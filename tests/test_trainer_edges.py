@@ -271,3 +271,17 @@ def test_a_run_folder_is_made_with_its_parents(tmp_path):
     tr = Trainer(tiny(), [Phase(FULL, 1)], ITEMS, TrainConfig(**CFG), tmp_path/'runs'/'mnli'/'seed-0'/'fpt_cr', progress=False)
     tr.fit()
     assert (tmp_path/'runs'/'mnli'/'seed-0'/'fpt_cr'/'prompt.safetensors').is_file()
+
+def test_the_log_times_each_evaluation_and_expansion_in_seconds_it_took(tmp_path):
+    """Each evaluation's `eval_seconds` and each expansion's `seconds` in log.jsonl is how long it took: not negative, and
+    within the time the whole run took."""
+    import time
+    from fpt_nb.partial import layer_dropping
+    t0 = time.perf_counter()
+    tr = Trainer(tiny(), [Phase(layer_dropping(1), 2), Phase(FULL, 2)], ITEMS, TrainConfig(**CFG, eval_every=2), tmp_path/'run',
+                 evaluate=lambda pt: dict(loss=1.0), metric='loss', progress=False)
+    tr.fit()
+    took = time.perf_counter() - t0
+    log = _log(tmp_path/'run')
+    timed = [r['eval_seconds'] for r in log if r['kind'] == 'eval'] + [r['seconds'] for r in log if r['kind'] == 'expand']
+    assert len(timed) >= 4 and all(0 <= s <= took for s in timed), (timed, took)
