@@ -434,6 +434,8 @@ def test_fpt_run_defaults_are_the_papers_recipe():
     api = {k: p.default for k, p in inspect.signature(run_experiment).parameters.items()}
     for k in ('lr', 'prompt_length', 'score_examples', 'score_split', 'score_sampling', 'score_aggregation', 'padding', 'max_input_length', 'seed'):
         assert api[k] == getattr(a, k), (k, api[k], getattr(a, k))
+    given = {k: getattr(a, k) for k in api if getattr(a, k, None) is not None}   # every default the command line sets itself
+    assert {k: api[k] for k in given} == given and {'early_stop', 'num_beams', 'eval_batch_size', 'checkpoint_every', 'device'} <= set(given)
 
 def test_a_run_without_out_dir_goes_under_runs_named_for_its_task_and_model(tmp_path, monkeypatch, capsys):
     """With no --out-dir, the built-in default (toy on tiny) runs into runs/default/ as the README says, and any other task or

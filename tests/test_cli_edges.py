@@ -137,3 +137,13 @@ def test_an_encoder_or_no_model_has_no_backbone_config():
     from fpt_nb.cli import model_config
     assert isinstance(model_config('tiny'), T5Config) and model_config('tiny-llama').model_type == 'llama'
     assert model_config('tiny-bert') is None and model_config(None) is None
+
+def test_a_run_reduces_the_decoder_as_told_and_else_as_its_task_does(tmp_path):
+    """`run_experiment(decoder=...)` (`fpt run --decoder`) reduces the decoder with the encoder as told, against the task's
+    recipe (the toy task's keeps it whole); not told, the run follows the task."""
+    from fpt_nb.run import run_experiment
+    kw = dict(task='toy', model='tiny', method='fpt_ld', steps=4, batch_size=4, prompt_length=4, train_limit=16, eval_limit=4, device='cpu',
+              progress=False)
+    told = run_experiment(out_dir=str(tmp_path/'told'), decoder=True, **kw)
+    assert [s['name'] for s in told['stages']] == ['enc 1L, dec 1L', 'enc 2L, dec 2L', 'enc 3L, dec 3L', 'full']
+    assert [s['name'] for s in run_experiment(out_dir=str(tmp_path/'task'), **kw)['stages']] == ['enc 1L', 'enc 2L', 'enc 3L', 'full']
