@@ -59,8 +59,11 @@ def test_bad_input(args, says, tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize('flag, least', [('--batch-size', 1), ('--micro-batch-size', 1), ('--loss-group', 1), ('--seed', 0),
                                          ('--max-target-length', 2), ('--num-beams', 1), ('--eval-batch-size', 1),
                                          ('--max-input-length', 2), ('--threads', 1), ('--num-processes', 1)])
-def test_each_counted_flag_refuses_a_value_below_its_least(flag, least, capsys):
+def test_each_counted_flag_refuses_a_value_below_its_least(flag, least, capsys, monkeypatch, tmp_path):
     "Each whole-number flag of `fpt run` refuses one below its least (0, or -1 for the seed) by name, as it parses."
+    monkeypatch.chdir(tmp_path)
+    def launch(n, **kw): raise AssertionError(f'{flag} {least - 1} was taken: the run was launched')
+    monkeypatch.setattr('fpt_nb.run.launch', launch)
     code, err = fpt_here('run', flag, least - 1, capsys=capsys)
     assert code == 2 and err.strip().splitlines()[-1] == f"fpt run: error: argument {flag}: must be at least {least}, got {least - 1} (see fpt run --help)", err
 

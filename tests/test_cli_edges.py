@@ -147,3 +147,22 @@ def test_a_run_reduces_the_decoder_as_told_and_else_as_its_task_does(tmp_path):
     told = run_experiment(out_dir=str(tmp_path/'told'), decoder=True, **kw)
     assert [s['name'] for s in told['stages']] == ['enc 1L, dec 1L', 'enc 2L, dec 2L', 'enc 3L, dec 3L', 'full']
     assert [s['name'] for s in run_experiment(out_dir=str(tmp_path/'task'), **kw)['stages']] == ['enc 1L', 'enc 2L', 'enc 3L', 'full']
+
+def test_stage_steps_alone_give_the_runs_steps():
+    """`--stage-steps` without `--steps` makes the run as long as they add up to; neither given leaves both to the preset; a
+    one-stage method takes its total only."""
+    from fpt_nb.cli import method_stage_steps
+    assert method_stage_steps('fpt_cr', None, [1, 1, 1, 2]) == (5, [1, 1, 1, 2])
+    assert method_stage_steps('fpt_cr', None, None) == (None, None) and method_stage_steps('pt', 8, None) == (8, None)
+    with pytest.raises(ValueError, match=re.escape('stage_steps [1, 1, 1, 2] add up to 5, not steps=6')): method_stage_steps('fpt_cr', 6, [1, 1, 1, 2])
+
+def test_a_cpu_named_with_its_index_is_the_cpu():
+    "`pick_device('cpu:0')` is the CPU: the check of a CUDA device's index (against the GPUs there are) is for CUDA devices only."
+    from fpt_nb.run import pick_device
+    assert pick_device('cpu:0') == torch.device('cpu:0') and pick_device('cpu') == torch.device('cpu')
+
+def test_a_data_parallel_run_of_no_processes_is_refused_before_anything_is_made(tmp_path):
+    "`run_distributed(0)` refuses by name before it makes the run folder or starts a launcher."
+    from fpt_nb.run import run_distributed
+    with pytest.raises(ValueError, match='num_processes must be at least 1, got 0'): run_distributed(0, out_dir=str(tmp_path/'dp'))
+    assert not (tmp_path/'dp').exists()

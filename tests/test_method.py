@@ -527,6 +527,8 @@ def test_expand_refuses_a_smaller_stage():
     apply_stage(pt.model, compound_reduction(2, 64), SCORES)
     for smaller in (compound_reduction(1, 64), compound_reduction(2, 32), layer_dropping(1)):
         with pytest.raises(ValueError, match='stages must grow'): expand(pt.model, smaller, SCORES)
+    with pytest.raises(ValueError, match='^stage 2 keeps 1 encoder layers but stage 1 kept 2: stages must grow$'):   # stage 1: the model's now
+        expand(pt.model, compound_reduction(1, 64), SCORES)
     assert current_stage(pt.model) == compound_reduction(2, 64) and ffn_widths(pt.model)['encoder'] == [64, 64]
     expand(pt.model, compound_reduction(3, 96), SCORES)
     assert ffn_widths(pt.model)['encoder'] == [96] * 3

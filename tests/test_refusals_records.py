@@ -347,3 +347,18 @@ def test_the_umask_is_read_without_being_set_where_proc_says_it(monkeypatch):
     real_open = builtins.open
     monkeypatch.setattr(builtins, 'open', lambda f, *a, **k: (_ for _ in ()).throw(OSError('no /proc here')) if f == '/proc/self/status' else real_open(f, *a, **k))
     assert umask() == want and os.umask(want) == want   # (the fallback left it as it was)
+
+def test_a_run_of_an_earlier_version_without_its_model_record_is_evaluated_by_its_config(tmp_path, monkeypatch):
+    """run.py: a summary written before runs recorded `model_ref` names its model by the config alone; evaluated where that
+    folder is gone, it says so as a model that cannot be loaded, not with an AttributeError from the missing record."""
+    from fpt_nb.run import run_experiment, evaluate_run
+    from fpt_nb.checkpoint import read_json
+    model, tok = load_t5('tiny')
+    model.save_pretrained(tmp_path/'tm'); tok.save_pretrained(tmp_path/'tm')
+    monkeypatch.chdir(tmp_path)
+    run_experiment('toy', 'tm', 'pt', 'run', steps=2, batch_size=4, prompt_length=4, train_limit=8, eval_limit=4, device='cpu', progress=False)
+    s = read_json(tmp_path/'run'/'summary.json'); s.pop('model_ref')
+    write_json(tmp_path/'run'/'summary.json', dict(s, config=dict(s['config'], model='tm'), model='tm'))
+    assert evaluate_run('run', limit=4, device='cpu', progress=False)['n'] == 4   # the folder there: evaluated
+    shutil.rmtree(tmp_path/'tm')
+    with pytest.raises((ValueError, OSError), match="'tm'"): evaluate_run('run', limit=4, device='cpu', progress=False)

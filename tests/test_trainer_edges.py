@@ -265,6 +265,8 @@ def test_a_run_fitted_off_the_main_thread_trains_and_leaves_the_signal_handlers(
     assert 'error' not in got, got.get('error')
     assert tr.record.latest_state()['step'] == 2
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    Trainer(tiny(), [Phase(FULL, 2)], ITEMS, TrainConfig(**CFG), tmp_path/'main', progress=False).fit()   # in the main thread: taken, then given back
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
 
 def test_a_run_folder_is_made_with_its_parents(tmp_path):
     "A run folder several levels below any that exists (runs/mnli/seed-0/fpt_cr) is made with the folders above it."
