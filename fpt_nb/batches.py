@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import torch
 from .tasks import Task, get_task
-from .names import MAX_INPUT_LENGTH   # 512 - 20: T5's positions minus the paper's prompt
+from .names import MAX_INPUT_LENGTH, MIN_SEQ_LENGTH   # 512 - 20: T5's positions minus the paper's prompt
 
 # %% auto #0
 __all__ = ['CACHE_DIR_ENV', 'PADDINGS', 'clear_cache', 'encode', 'length_stats', 'collate', 'batch_order', 'batches',
@@ -50,8 +50,9 @@ def encode(task:str|Task, tokenizer, examples:list[dict], max_input_length:int=M
            max_target_length:int|None=None, cache_dir:str|Path|None=None, train:bool=False) -> list[dict]:
     "Items `{input_ids, labels, truncated, target_truncated, row}` of `examples`: inputs (and targets, given a limit) cut keeping EOS."
     task = get_task(task)
-    if max_input_length < 2: raise ValueError(f"max_input_length must be at least 2 (a token and EOS), got {max_input_length}")
-    if max_target_length is not None and max_target_length < 2: raise ValueError(f"max_target_length must be at least 2 (a token and EOS), got {max_target_length}")
+    if max_input_length < MIN_SEQ_LENGTH: raise ValueError(f"max_input_length must be at least {MIN_SEQ_LENGTH} (a token and EOS), got {max_input_length}")
+    if max_target_length is not None and max_target_length < MIN_SEQ_LENGTH:
+        raise ValueError(f"max_target_length must be at least {MIN_SEQ_LENGTH} (a token and EOS), got {max_target_length}")
     pairs, rows = [], []
     for i, e in enumerate(examples):
         try: got = task.train_pairs(e) if train else [task.format(e)]

@@ -14,6 +14,7 @@ from .arch import Arch, FFNSite, register_arch
 from .prompt import PromptModel, freeze, plain_generation, place_model, LOAD_ERRORS, load_failure, check_tokenizer
 from .tasks import Task, get_task, SENTINEL
 from .batches import MAX_INPUT_LENGTH
+from .names import MIN_SEQ_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
 
 # %% auto #0
@@ -151,8 +152,8 @@ def encode_causal(task:str|Task, tokenizer, examples:list[dict], max_input_lengt
     task = get_task(task)
     eos = tokenizer.eos_token_id
     if eos is None: raise ValueError("the tokenizer has no EOS token: a completion must end in one for generation to stop")
-    if max_target_length is not None and max_target_length < 2:
-        raise ValueError(f"max_target_length must be at least 2 (a token and EOS), got {max_target_length}")
+    if max_target_length is not None and max_target_length < MIN_SEQ_LENGTH:
+        raise ValueError(f"max_target_length must be at least {MIN_SEQ_LENGTH} (a token and EOS), got {max_target_length}")
     pairs, rows = [], []
     for i, e in enumerate(examples):
         try: got = task.train_pairs(e) if train else [task.format(e)]

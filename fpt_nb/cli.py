@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, copy, dataclasses, errno, functools, json, math, re, sys, time, warnings
 from pathlib import Path
-from .names import (METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES,
+from .names import (METHODS, TABLE1_METHODS, TABLE2_METHODS, PAPER_STEPS, MAX_INPUT_LENGTH, MIN_SEQ_LENGTH, PROMPTS, BUILT_IN_MODELS, SCORES,
                           SCORINGS, SCORE_SPLITS, SAMPLINGS, AGGREGATIONS)
 from .tasks import get_task, task_file, data_dir_default, DATA_DIR_ENV
 # torch, transformers and the modules built on them are imported where a command needs them, not here: `fpt --help`
@@ -229,7 +229,7 @@ NOTEBOOK_PARAMS = dict(
     scoring=(_STR, False), score_sampling=(_STR, False), score_aggregation=(_STR, False), max_input_length=(_INT, False),
     unfinished=(_BOOL, False), force=(_BOOL, False))
 #: the least value of the whole-number parameters that have one (as the command line's checks), before anything loads
-PARAM_MIN = dict(threads=1, seed=0, score_examples=1, batch_size=1, prompt_length=1, max_input_length=2)   # (2: a token and EOS)
+PARAM_MIN = dict(threads=1, seed=0, score_examples=1, batch_size=1, prompt_length=1, max_input_length=MIN_SEQ_LENGTH)   # (a token and EOS)
 #: the string parameters that take one of a few values (checked before anything trains, as the command line's choices are)
 PARAM_CHOICES = dict(score_split=SCORE_SPLITS, score_sampling=SAMPLINGS, score_aggregation=AGGREGATIONS, score=tuple(SCORES),
                      scoring=tuple(SCORINGS))
@@ -350,7 +350,7 @@ def _run_flags(p):
                                      f'fewer than {SHORT_RUN} steps on a data set; 0: all)')
     a('--eval-every', type=_at_least(0, ' (0: only at the end of each stage)'),
       help="steps between evaluations (default: a twentieth of the steps; the presets: the paper's 500; 0: only at the end of each stage)")
-    a('--max-target-length', type=_at_least(2), help="target length in tokens, EOS included: longer targets are cut, and "
+    a('--max-target-length', type=_at_least(MIN_SEQ_LENGTH), help="target length in tokens, EOS included: longer targets are cut, and "
                                              "generation stops at it (a T5 one short: its decoder's start token counts, as in the paper's "
                                              "scripts) (default: the task's, as theirs: 10 mnli/qqp, 200 squad2/record, 512 xsum)")
     a('--score-file', help='neuron scores for fr/cr (default: computed and saved in the run folder)')
@@ -371,7 +371,7 @@ def _run_flags(p):
       help='steps between checkpoints (default 0: at every evaluation and stage end)')
     a('--num-beams', type=_at_least(1), default=1, help='beams for generation at evaluation (default 1: greedy, as the paper)')
     a('--eval-batch-size', type=_at_least(1), default=64, help='examples per batch at evaluation and neuron scoring (default 64)')
-    a('--max-input-length', type=_at_least(2), default=MAX_INPUT_LENGTH, help=f'input tokens, longer inputs are cut (default {MAX_INPUT_LENGTH})')
+    a('--max-input-length', type=_at_least(MIN_SEQ_LENGTH), default=MAX_INPUT_LENGTH, help=f'input tokens, longer inputs are cut (default {MAX_INPUT_LENGTH})')
     a('--resume', action=argparse.BooleanOptionalAction, default=True, help='continue from the latest checkpoint in the run folder')
     a('--progress', action=argparse.BooleanOptionalAction, default=True, help='progress bars (default on)')
     a('--pt-run', help='a PT run folder to overlay on the plot (and compare in the table)')

@@ -24,7 +24,7 @@ from .encoder import (is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, enco
                             encoder_input_length)
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage, FULL
-from .names import BUILT_IN_MODELS, PROMPTS
+from .names import BUILT_IN_MODELS, PROMPTS, MIN_SEQ_LENGTH
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'RESUME_MAY_CHANGE', 'LAUNCHER', 'run_lock',
@@ -391,8 +391,8 @@ def check_values(task, method, steps, train_limit, eval_limit, score_examples, d
         if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
             raise ValueError(f"{name} must be a whole number of at least 1{'' if name == 'steps' else ', or None for all'}, got {v!r}")
     if decoder not in (None, True, False): raise ValueError(f"decoder must be True, False or None (the task's recipe), got {decoder!r}")
-    for name, v, low in (('prompt_length', prompt_length, 1), ('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, 2),
-                         ('max_target_length', max_target_length, 2), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
+    for name, v, low in (('prompt_length', prompt_length, 1), ('num_beams', num_beams, 1), ('eval_batch_size', eval_batch_size, 1), ('max_input_length', max_input_length, MIN_SEQ_LENGTH),
+                         ('max_target_length', max_target_length, MIN_SEQ_LENGTH), ('eval_every', eval_every, 0), ('early_stop', early_stop, 0),
                          ('checkpoint_every', checkpoint_every, 0), ('seed', seed, 0)):
         if (v is not None or name != 'max_target_length') and (isinstance(v, bool) or not isinstance(v, int) or v < low):
             raise ValueError(f"{name} must be a whole number of at least {low}{RUN_ZEROS.get(name, '')}, got {v!r}")
