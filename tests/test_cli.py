@@ -447,6 +447,9 @@ def test_a_run_without_out_dir_goes_under_runs_named_for_its_task_and_model(tmp_
     def launch(n, **kw): seen.append(kw['out_dir']); raise SystemExit(0)
     monkeypatch.setattr('fpt_nb.run.launch', launch)
     monkeypatch.chdir(tmp_path)
-    for args in ([], ['--task', 'mnli', '--method', 'pt'], ['--model', 'tiny-relu', '--method', 'pt', 'fpt_cr']):
+    said = []
+    for args in ([], ['--task', 'mnli', '--method', 'pt'], ['--model', 'tiny-relu', '--method', 'pt', 'fpt_cr'], ['--preset', 'none']):
         with pytest.raises(SystemExit): main(['run', *args])
-    assert [Path(d).parent for d in seen] == [Path('runs/default'), Path('runs/mnli-tiny'), Path('runs/toy-tiny-relu')], seen
+        said.append('the built-in demo' in capsys.readouterr().out)
+    assert [Path(d).parent for d in seen] == [Path('runs/default'), Path('runs/mnli-tiny'), Path('runs/toy-tiny-relu'), Path('runs/default')], seen
+    assert said == [True, False, False, False], said   # demo_for_a_given_preset: only a bare `fpt run` is the demo

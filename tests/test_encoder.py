@@ -192,3 +192,15 @@ def test_a_bert_hub_id_in_the_local_cache_is_an_encoder(tmp_path):
     out = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, HF_HUB_CACHE=str(tmp_path), HF_HUB_OFFLINE='0'),
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ['True', 'False', 'False'], out.stderr[-2000:]
+
+def test_a_partial_encoders_sliced_biases_stay_frozen():
+    """sliced_bias_trainable: an encoder's FFN has biases (T5's has none); reduced, the input layer's bias was sliced into a
+    new parameter that required a gradient, so the frozen model took gradients it never uses. Only the prompt trains."""
+    from fpt_nb.partial import apply_stage, ffn_reduction
+    from fpt_nb.scores import NeuronScores
+    model, tok = load_encoder('tiny-bert')
+    pe = PromptEncoder(model, tok, LABEL_TEXTS['mnli'], prompt_length=3, seed=0)
+    width = ffn_widths(model)['encoder'][0]
+    apply_stage(model, ffn_reduction(width // 2), NeuronScores({'encoder': torch.rand(model.config.num_hidden_layers, width)}))
+    assert ffn_widths(model)['encoder'][0] == width // 2
+    assert [n for n, p in pe.named_parameters() if p.requires_grad] == ['prompt.weight']

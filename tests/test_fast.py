@@ -137,6 +137,27 @@ def test_a_loss_group_on_the_stock_forward_computes_no_discarded_loss(monkeypatc
     assert problem is None and calls == ['none', 'none'], calls
     assert math.isclose(loss, float(ref), rel_tol=1e-5), (loss, ref)
 
+@pytest.mark.parametrize('loss_group', [None, 4])
+def test_the_fast_steps_gradient_over_micro_batches_is_the_batchs(loss_group):
+    """fast_micro_batch_scaling_swapped: a step of two micro-batches accumulates the gradient of the batch's loss: each
+    micro-batch's mean divided by their number, or (with a loss group) the group-weighted losses as they are. With the two
+    cases' scalings swapped, the step took twice the gradient without a group, half with one; its loss read the same."""
+    from fpt_nb.batches import collate
+    from fpt_nb.fast import FastStep
+    torch.manual_seed(0)
+    pt = PromptT5(load_t5('tiny')[0], prompt_length=4)
+    items = [dict(input_ids=[5, 6, 7 + i], labels=[8, 9 + i, 1][:2 + i % 2]) for i in range(4)]
+    halves = [collate(items[:2]), collate(items[2:])]
+    w0 = pt.prompt.weight.detach().clone()
+    if loss_group: ref = pt(**collate(items)).loss   # a group of the whole batch: its token mean
+    else: ref = sum(pt(**h).loss for h in halves) / 2   # the micro-batches' means, averaged
+    ref.backward(); grad = pt.prompt.weight.grad.clone(); pt.prompt.weight.grad = None
+    opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
+    step = FastStep(pt, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), 2, 1e9, lambda *a: 0, loss_group=loss_group)
+    loss, _, problem = step(iter(halves), {})
+    assert problem is None and math.isclose(loss, float(ref), rel_tol=1e-5), (loss, ref)
+    assert torch.allclose(w0 - pt.prompt.weight.detach(), grad, rtol=1e-4, atol=1e-7)
+
 
 def test_casting_to_bf16_leaves_a_tied_embedding_alone():
     """cast_tied_linear: on a model whose output head shares the input embedding's weight (tiny-relu, like T5 v1.0), the

@@ -62,6 +62,15 @@ def test_the_metric_panel_shows_the_papers_metric_where_it_was_recorded(runs, tm
     assert list(next(l for l in fig.axes[2].lines if l.get_label() == 'fpt_ld').get_ydata()) == [20.0, 40.0]
 
 
+def test_a_run_still_training_plots_its_tasks_paper_metric(runs):
+    """paper_metric_of_a_summary_only: a run still training has a config but no summary, and a config names no paper
+    metric; the panel took the official one though the evaluations hold the task's paper metric (`paper_acc`)."""
+    fpt, _ = runs
+    s = json.loads((fpt/'summary.json').read_text()); (fpt/'summary.json').unlink()
+    (fpt/'config.json').write_text(json.dumps({k: s[k] for k in ('task', 'model', 'method')}))
+    assert plot_run(fpt, save=False).axes[2].get_ylabel() == 'paper_acc (validation)'
+
+
 def test_loss_is_smoothed_by_a_trailing_mean_shorter_at_the_start():
     "smooth_divides_by_the_window: the first values average only the points there are."
     np.testing.assert_allclose(_smooth([1, 2, 3, 4], 2), [1, 1.5, 2.5, 3.5])

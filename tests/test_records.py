@@ -5,7 +5,7 @@ summary, the tables pooled runs of different settings, `export-peft` overwrote a
 and a dozen bad inputs ended in a traceback or a misleading message. Runs use the tiny T5 and the built-in toy task
 (or real MNLI rows from the data directory), a few steps each.
 """
-import hashlib, json, math, os, re, shutil
+import hashlib, json, math, os, re, shutil, time
 from pathlib import Path
 import pytest, torch
 from fpt_nb.checkpoint import read_json, write_json, latest_checkpoint, load_prompt
@@ -24,11 +24,19 @@ def one_thread():
     yield
     torch.set_num_threads(n)
 
+TOOK = {}   # seconds the module's runs took, as the test measured them
+
 @pytest.fixture(scope='module')
 def finished(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp('finished')/'run'
-    run_experiment(out_dir=str(d), **RUN)
+    t0 = time.perf_counter(); run_experiment(out_dir=str(d), **RUN); TOOK['finished'] = time.perf_counter() - t0
     return d
+
+def test_a_summarys_seconds_are_the_seconds_the_run_took(finished):
+    """summary_wall_clock_added: the summary's `wall_seconds` was the clock plus the run's start instead of minus; the run's
+    training seconds are part of its wall clock, which is no more than the call took."""
+    s = read_json(finished/'summary.json')
+    assert 0 < s['train_seconds'] <= s['wall_seconds'] <= TOOK['finished'], (s['train_seconds'], s['wall_seconds'], TOOK)
 
 def snapshot(d:Path) -> dict:
     return {p.relative_to(d).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
@@ -915,6 +923,8 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
                                               ('method', 'fpt_xx', "has method 'fpt_xx': expected one of pt, ld"),
                                               # tables_stage_unnamed, seed_unhashable (session 19): a KeyError, a TypeError
                                               ('stages', [{}], 'has stages [{}]: expected a list of stages, each an object with a name'),
+                                              # stages_checked_by_any: one stage of several unnamed
+                                              ('stages', [{'name': 'full'}, 3], "has stages [{'name': 'full'}, 3]: expected a list of stages"),
                                               ('seed', [1], 'has seed [1]: expected a whole number'),
                                               ('level', 0, 'has level 0: expected a level 1 to 3, or null'),
                                               ('level', 4, 'has level 4: expected a level 1 to 3, or null'),
@@ -953,6 +963,13 @@ def test_a_later_methods_folder_is_checked_before_the_first_method_trains(finish
     check_planned_run(finished, **RUN)   # the same settings: it would rerun (a finished run: nothing to do)
     check_planned_run(finished, **dict(RUN, eval_every=3, eval_limit=4, num_beams=2))   # a finished run takes new evaluation settings
     with pytest.raises(ValueError, match=r"its lr \(0.3 there, 0.1 now\)"): check_planned_run(finished, **dict(RUN, lr=0.1))
+    # stage_steps_none_is_a_difference: None there or here resolves to the paper's split and may agree; two splits given differ
+    split = copy(finished, tmp_path/'split')
+    write_json(split/'config.json', dict(read_json(split/'config.json'), stage_steps=[1, 1, 1, 3]))
+    for same in ([1, 1, 1, 3], None): check_planned_run(split, **dict(RUN, stage_steps=same))
+    check_planned_run(finished, **dict(RUN, stage_steps=[2, 1, 1, 2]))
+    with pytest.raises(ValueError, match=re.escape("its stage_steps ([1, 1, 1, 3] there, [2, 1, 1, 2] now)")):
+        check_planned_run(split, **dict(RUN, stage_steps=[2, 1, 1, 2]))
 
 def test_a_later_methods_folder_of_another_model_is_refused_before_the_first_method_trains(finished, tmp_path, capsys):
     """Before: `fpt run --method pt fpt_cr --model M` trained PT to the end, then found that fpt_cr's folder held a run of
@@ -1201,6 +1218,9 @@ def test_one_method_does_not_go_into_a_folder_of_runs(finished, tmp_path, capsys
     code, _, err = fpt('run', '--method', 'pt', '--steps', 6, '--out-dir', d, capsys=capsys)
     one_line(code, err, f"out_dir {d} is a folder of runs (fpt_cr), and one run goes into its --out-dir itself: give a new --out-dir")
     assert snapshot(d) == before
+    (copy(finished, d/'pt')/'summary.json').unlink()   # runs_in_needs_both_records: a killed run (no summary) is a run there too
+    code, _, err = fpt('run', '--method', 'fpt_cr', '--steps', 6, '--out-dir', d, capsys=capsys)
+    one_line(code, err, f"out_dir {d} is a folder of runs (fpt_cr, pt), and one run goes into its --out-dir itself")
 
 def test_tables_say_which_rows_are_unfinished_and_which_runs_have_no_summary(finished, tmp_path, capsys):
     "Before: `--unfinished` rows looked like any other, and a killed run (no summary) was silently missing."

@@ -47,17 +47,19 @@ def test_a_stage_may_not_drop_the_layer_holding_the_position_bias(tiny):
     with pytest.raises(ValueError, match=r'the stage drops encoder layer\(s\) \[0\], which t5 needs \(layer 0 holds the relative position bias\)'):
         stage_plan(Stage(encoder_layers=(1, 2, 3)), tiny[0], require_scores=False)
 
-@pytest.mark.parametrize('layer', [0, 3])
-def test_an_offloaded_ffn_weight_is_refused_and_the_model_left_as_it_was(layer):
+@pytest.mark.parametrize('layer, part', [(0, None), (3, None), (1, 'wo'), (2, 'wi_0')])
+def test_an_offloaded_ffn_weight_is_refused_and_the_model_left_as_it_was(layer, part):
     """apply_stage refuses to slice an FFN weight on the meta device (offloaded), naming the layer, before it changes any layer:
-    with a later layer offloaded (as disk offload places them), the earlier layers were left sliced, at no stage a restore could undo."""
+    with a later layer offloaded (as disk offload places them), the earlier layers were left sliced, at no stage a restore could undo.
+    One of its weights offloaded is enough (offload_any_is_all: only an FFN offloaded whole was refused)."""
     from fpt_nb.partial import apply_stage, ffn_reduction, layer_dropping, current_stage
     from fpt_nb.scores import NeuronScores
     m = load_t5('tiny')[0]
     apply_stage(m, layer_dropping(2))   # a partial stage first: a refused expansion must leave it there
     shapes = lambda: {n: tuple(p.shape) for n, p in m.named_parameters()}
     before = shapes()
-    m._fpt_partial.stacks['encoder'][layer].layer[1].DenseReluDense.to('meta')   # (the full stack's layer, kept or not)
+    ffn = m._fpt_partial.stacks['encoder'][layer].layer[1].DenseReluDense   # (the full stack's layer, kept or not)
+    (getattr(ffn, part) if part else ffn).to('meta')
     scores = NeuronScores({s: torch.rand(4, 128) for s in ('encoder', 'decoder')})
     with pytest.raises(ValueError, match=rf"encoder layer {layer}'s FFN weights are offloaded \(on the meta device\).*without disk or CPU offload.*left as it was"):
         apply_stage(m, ffn_reduction(64), scores)

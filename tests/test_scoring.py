@@ -353,3 +353,16 @@ def test_the_best_by_flops_reads_only_evaluations_that_hold_both_scores(tmp_path
            dict(kind='eval', step=3, flops=3, paper_mean=99.0)]
     (tmp_path/'log.jsonl').write_text(''.join(json.dumps(e) + '\n' for e in evs))
     assert best_at_flops(tmp_path, 3, 'accuracy', 'paper_mean') == 50.0 and best_at_flops(tmp_path, 3, 'accuracy') == 90.0
+
+def test_the_papers_record_f1_is_the_best_over_the_gold_entities():
+    """record_f1_least_over_golds: a query with several gold entities (their aliases) scores its best match; it scored the
+    worst, so a generation equal to one alias lost to the others."""
+    assert paper_record(['Obama', 'Paris'], [['Barack Obama', 'Obama'], ['Paris', 'Rome']]) == dict(paper_em=100.0, paper_f1=100.0)
+
+def test_a_tables_setting_label_names_only_the_entries_that_differ_whatever_their_key_order():
+    """label_keys_ordered: two settings whose entry is the same dict in another key order (a data reference written by
+    another version) were labelled as differing in it; only the seed is said."""
+    from fpt_nb.tables import _label
+    a = dict(task='toy', lr=0.3, train_data=dict(sha='x', file='train.jsonl'), seed=1)
+    b = dict(task='toy', lr=0.3, train_data=dict(file='train.jsonl', sha='x'), seed=2)
+    assert _label([a, b]) == ['seed=1', 'seed=2']

@@ -287,3 +287,25 @@ def test_the_log_times_each_evaluation_and_expansion_in_seconds_it_took(tmp_path
     log = _log(tmp_path/'run')
     timed = [r['eval_seconds'] for r in log if r['kind'] == 'eval'] + [r['seconds'] for r in log if r['kind'] == 'expand']
     assert len(timed) >= 4 and all(0 <= s <= took for s in timed), (timed, took)
+
+# ---- the eleventh audit (session 26)
+
+def test_the_seconds_a_run_records_are_the_seconds_it_trained(tmp_path):
+    """step_clock_added: a step's seconds were taken as the clock plus its start instead of minus (twice the machine's
+    uptime a step); the log's `wall`, the state's and each stage's seconds add up to no more than the fit took."""
+    import time
+    tr = Trainer(tiny(), [Phase(FULL, 3)], ITEMS, TrainConfig(**CFG), tmp_path/'run', progress=False)
+    t0 = time.perf_counter(); tr.fit(); took = time.perf_counter() - t0
+    walls = [r['wall'] for r in _log(tmp_path/'run') if r['kind'] == 'step']
+    assert len(walls) == 3 and 0 < walls[0] < walls[1] < walls[2] == tr.state['wall'] <= took, (walls, took)
+    assert 0 < sum(tr.state['stage_seconds']) <= took
+
+@pytest.mark.parametrize('own, tokenizers, ids', [([1, 7], 1, [1, 7]), ([7], 1, [7, 1]), (None, 1, [1]), (7, 1, [7, 1]), (None, None, None)])
+def test_generation_stops_at_the_models_end_ids_and_the_tokenizers(own, tokenizers, ids):
+    """stop_ids_list_dropped: a model's generation config may list several end-of-sequence ids (a chat checkpoint's); the
+    list was dropped, and a config with none (None) failed. Its ids come first, then the tokenizer's, each once; none at all: {}."""
+    from types import SimpleNamespace
+    from fpt_nb.train import stop_ids
+    pt = SimpleNamespace(model=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=own)))
+    got = stop_ids(pt, SimpleNamespace(eos_token_id=tokenizers))
+    assert got == ({} if ids is None else dict(eos_token_id=ids)), got
