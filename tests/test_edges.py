@@ -280,3 +280,17 @@ def test_an_official_csv_holds_mean_absolute_activations(tmp_path):
     (tmp_path/'s.csv').write_text(_csv_rows())
     sc = load_scores(tmp_path/'s.csv', load_t5('tiny')[0])
     assert sc.kind == 'abs_mean' and sc.scores['decoder'][0, 5].item() == 405.0   # row 4 (the decoder's first), column 5
+
+def test_a_stage_selecting_neurons_in_sequence_keeps_the_first_of_each_ffn():
+    """sequence_selection_keeps_all: a stage with `ffn_selection='sequence'` (no scores: the first neurons) left every FFN
+    whole, since the whole width was taken to mean no reduction whatever the width asked. It keeps the first `width`
+    neurons of each kept layer: the rows of `wi_0`/`wi_1` and the columns of `wo`."""
+    from fpt_nb.partial import apply_stage
+    from fpt_nb.arch import ffn_widths
+    m = load_t5('tiny')[0]
+    ffn = lambda: m.encoder.block[1].layer[1].DenseReluDense
+    wi, wo = ffn().wi_0.weight.detach().clone(), ffn().wo.weight.detach().clone()
+    apply_stage(m, Stage(encoder_ffn=32, decoder_ffn=48, ffn_selection='sequence'))
+    w = ffn_widths(m)
+    assert set(w['encoder']) == {32} and set(w['decoder']) == {48}, w
+    assert torch.equal(ffn().wi_0.weight, wi[:32]) and torch.equal(ffn().wo.weight, wo[:, :32])

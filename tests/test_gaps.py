@@ -224,6 +224,7 @@ def test_a_folder_the_file_system_cannot_lock_is_held_by_its_run_lock_alone(tmp_
     only a `run.lock` that cannot be locked either stops it, with the file system's error."""
     import errno, fcntl, stat
     from fpt_nb.run import run_lock
+    from fpt_nb.checkpoint import lock_holder
     real = fcntl.flock
     def flock(fd, op):
         if stat.S_ISDIR(os.fstat(fd).st_mode) or everything: raise OSError(errno.ENOLCK, 'No locks available')
@@ -234,6 +235,8 @@ def test_a_folder_the_file_system_cannot_lock_is_held_by_its_run_lock_alone(tmp_
         assert (tmp_path/'run'/'run.lock').read_text().strip() == str(os.getpid())
         with pytest.raises(RuntimeError, match='is in use by process'):
             with run_lock(tmp_path/'run'): pass
+        assert lock_holder(tmp_path/'run') == os.getpid()
+    assert lock_holder(tmp_path/'run') is None   # unlockable_folder_held: a folder that cannot be locked read as held by a run
     everything = True
     with pytest.raises(OSError, match='No locks available'):
         with run_lock(tmp_path/'other'): pass
@@ -313,3 +316,11 @@ def test_causal_flops_table_totals_include_the_full_stage():
         rel = [x / 100 for x in row[m]]
         assert rel == sorted(rel) and rel[-1] < 1
         assert row[f'fpt_{m}'] == pytest.approx(100 * (6000 * sum(rel) + 12000) / 30000, abs=0.15)
+
+def test_the_digests_of_data_and_vocabularies_keep_their_format():
+    """data_digest_shortened: run folders record their data's and tokenizer's digests (`data_ref`, `tokenizer_ref`) and a
+    resume compares them with the new run's; a digest of another length or key order would call every earlier run's
+    data other data. The first 16 hex digits of SHA-256 over the sorted-key JSON."""
+    from fpt_nb.run import _sha
+    assert _sha([dict(b=1, a='x'), 2]) == '253f51cb61853cf7'
+

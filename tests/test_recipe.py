@@ -135,6 +135,9 @@ def test_record_entities_in_passage_order(data_dir):
                entity_spans=dict(start=[9, 0, 21], end=[14, 4, 26], text=['Alpha', 'Zeta', 'Alpha']))
     assert record_entities(row) == ['Zeta', 'Alpha']
     assert 'entities: Zeta, Alpha passage:' in format_record(row)[0]
+    # spans_need_text_or_start: spans without starts (or without texts) give no order: the row's `entities` list is taken
+    for spans in (dict(text=['Zeta', 'Alpha']), dict(start=[9, 0], text=[])):
+        assert record_entities(dict(row, entity_spans=spans)) == ['Alpha', 'Zeta'], spans
     for r in load_examples('record', 'validation', data_dir, limit=8):   # real rows: first appearances increase
         spans = r['entity_spans']
         first = {t: min(s for s, u in zip(spans['start'], spans['text']) if u == t) for t in spans['text']}

@@ -3119,6 +3119,22 @@ MUTANTS = [
            'new.bias = nn.Parameter(lin.bias.index_select(0, idx.to(lin.bias.device)), requires_grad=True) if dim == 0 else lin.bias',
            ('tests/test_encoder.py::test_a_partial_encoders_sliced_biases_stay_frozen',),
            "a reduced FFN's sliced input bias requires a gradient: the frozen model takes gradients it never uses"),
+    Mutant('sequence_selection_keeps_all', 'partial.py', "        plan[s] = [(i, None if width is None or width == d_ff and stage.ffn_selection == 'sequence'",
+           "        plan[s] = [(i, None if width is None or width == d_ff or stage.ffn_selection == 'sequence'",
+           ('tests/test_edges.py::test_a_stage_selecting_neurons_in_sequence_keeps_the_first_of_each_ffn',),
+           'a stage selecting FFN neurons in sequence keeps every FFN whole, whatever width it asks'),
+    Mutant('spans_need_text_or_start', 'tasks.py', "    if spans.get('text') and spans.get('start'):",
+           "    if spans.get('text') or spans.get('start'):",
+           ('tests/test_recipe.py::test_record_entities_in_passage_order',),
+           'a ReCoRD row whose entity spans lack starts fails, and one whose spans hold no texts gets no entities'),
+    Mutant('unlockable_folder_held', 'checkpoint.py', '            except OSError: return False          # (a folder on a file system that cannot lock one)',
+           '            except OSError: return True          # (a folder on a file system that cannot lock one)',
+           ('tests/test_gaps.py::test_a_folder_the_file_system_cannot_lock_is_held_by_its_run_lock_alone',),
+           'on a file system that cannot lock folders, every run folder reads as held by a running run'),
+    Mutant('data_digest_shortened', 'run.py', '    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]',
+           '    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:15]',
+           ('tests/test_gaps.py::test_the_digests_of_data_and_vocabularies_keep_their_format',),
+           "data and vocabulary digests of 15 digits: every earlier run's data reads as other data on resume"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
