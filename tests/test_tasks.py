@@ -454,3 +454,8 @@ def test_the_shortest_input_is_one_token_and_its_eos():
     items = encode('toy', tok, rows, max_input_length=2)
     assert all(len(it['input_ids']) == 2 and it['input_ids'][-1] == tok.eos_token_id for it in items)
     with pytest.raises(ValueError, match='max_input_length must be at least 2 \\(a token and EOS\\), got 1'): encode('toy', tok, rows, max_input_length=1)
+
+def test_the_toy_task_has_the_sizes_the_demo_was_measured_on():
+    """toy_sizes_changed: the built-in demo (README: `make run`) trains on the toy task's 1,000 training rows and evaluates
+    on its 200 validation rows; a size changed by one passed every test, and the README's figures would no longer be its own."""
+    assert {s: len(toy_examples(s)) for s in ('train', 'validation')} == dict(train=1000, validation=200)

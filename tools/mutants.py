@@ -3135,6 +3135,10 @@ MUTANTS = [
            '    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:15]',
            ('tests/test_gaps.py::test_the_digests_of_data_and_vocabularies_keep_their_format',),
            "data and vocabulary digests of 15 digits: every earlier run's data reads as other data on resume"),
+    Mutant('toy_sizes_changed', 'tasks.py', 'TOY_SIZES = dict(train=1000, validation=200)',
+           'TOY_SIZES = dict(train=999, validation=200)',
+           ('tests/test_tasks.py::test_the_toy_task_has_the_sizes_the_demo_was_measured_on',),
+           "the toy task has 999 training rows, not the 1,000 the README's demo was measured on"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
