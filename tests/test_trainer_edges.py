@@ -1,7 +1,7 @@
 """Edges a fifth mutation audit (session 22) found no test held, in the trainer core: the training settings and their checks, the
 optimizer's schedule, checkpoints and the tables; and a sixth (session 23), over the rest of its candidates (checkpoint files,
 the tables). Each test below failed under the bug named in its docstring."""
-import json, re
+import json, re, time
 import pytest, torch
 from fpt_nb.prompt import load_t5, PromptT5
 from fpt_nb.tasks import toy_examples
@@ -293,7 +293,6 @@ def test_the_log_times_each_evaluation_and_expansion_in_seconds_it_took(tmp_path
 def test_the_seconds_a_run_records_are_the_seconds_it_trained(tmp_path):
     """step_clock_added: a step's seconds were taken as the clock plus its start instead of minus (twice the machine's
     uptime a step); the log's `wall`, the state's and each stage's seconds add up to no more than the fit took."""
-    import time
     tr = Trainer(tiny(), [Phase(FULL, 3)], ITEMS, TrainConfig(**CFG), tmp_path/'run', progress=False)
     t0 = time.perf_counter(); tr.fit(); took = time.perf_counter() - t0
     walls = [r['wall'] for r in _log(tmp_path/'run') if r['kind'] == 'step']
