@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 import torch
 from .tasks import Task, get_task
-from .names import MAX_INPUT_LENGTH, MIN_SEQ_LENGTH   # 512 - 20: T5's positions minus the paper's prompt
+from .names import MAX_INPUT_LENGTH, MIN_SEQ_LENGTH   # 512 - 20 input positions (T5's 512 minus the paper's 20-vector prompt); 2: a token and EOS
 
 # %% auto #0
 __all__ = ['CACHE_DIR_ENV', 'PADDINGS', 'clear_cache', 'encode', 'length_stats', 'collate', 'batch_order', 'batches',

@@ -13,8 +13,7 @@ from transformers.modeling_outputs import CausalLMOutput
 from .arch import Arch, FFNSite, register_arch
 from .prompt import PromptModel, freeze, plain_generation, place_model, LOAD_ERRORS, load_failure, check_tokenizer
 from .tasks import Task, get_task, SENTINEL
-from .batches import MAX_INPUT_LENGTH
-from .names import MIN_SEQ_LENGTH
+from .names import MAX_INPUT_LENGTH, MIN_SEQ_LENGTH
 from .flops import FPT_METHODS, PAPER_STEPS, schedule_flops
 
 # %% auto #0

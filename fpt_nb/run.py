@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import torch
 from .prompt import load_t5, PromptT5, check_model_folder, model_digest
 from .tasks import get_task, load_examples, data_notes, data_dir_default, task_file, SENTINEL, DATA_DIR_ENV, TASKS
-from .batches import encode, batches, MAX_INPUT_LENGTH
+from .batches import encode, batches
 from .scores import activation_scores, save_scores, load_scores, sample_examples, DamagedScores
 from .fast import fast_options
 from .train import (TrainConfig, Trainer, METHODS, autocast_bf16, paper_schedule, check_phases, evaluator, distributed_state,
@@ -24,7 +24,7 @@ from .encoder import (is_encoder, load_encoder, PromptEncoder, LABEL_TEXTS, enco
                             encoder_input_length)
 from .causal import is_causal, load_causal, PromptCausalLM, encode_causal, causal_batch_flops
 from .partial import Stage, apply_stage, FULL
-from .names import BUILT_IN_MODELS, PROMPTS, MIN_SEQ_LENGTH
+from .names import BUILT_IN_MODELS, PROMPTS, MAX_INPUT_LENGTH, MIN_SEQ_LENGTH
 
 # %% auto #0
 __all__ = ['NEEDS_SCORES', 'RUN_ZEROS', 'RECORDS', 'RUN_FILES', 'PLANNED_KEYS', 'RESUME_MAY_CHANGE', 'LAUNCHER', 'run_lock',

@@ -14,14 +14,14 @@ from tqdm.auto import tqdm
 from .arch import ffn_widths, full_widths, model_signature
 from .flops import pt_step_flops
 from .partial import Stage, FULL, apply_stage, current_stage, check_schedule, layer_dropping, ffn_reduction, compound_reduction
-from .batches import batches, collate, PADDINGS, MAX_INPUT_LENGTH
+from .batches import batches, collate, PADDINGS
 from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_state, save_checkpoint, latest_checkpoint, write_atomic,
                                load_checkpoint, load_prompt, read_prompt, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
 from .fast import FastStep, fast_options
 from .encoder import PromptEncoder
-from .names import METHODS
+from .names import METHODS, MAX_INPUT_LENGTH
 from .scores import NeuronScores
 
 # %% auto #0
