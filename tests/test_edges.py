@@ -27,6 +27,11 @@ def test_the_latest_pointer_with_a_newline_and_without_one(tmp_path):
     assert latest_checkpoint(tmp_path).name == 'step-0000003'
     (tmp_path/'latest').unlink()
     assert latest_checkpoint(tmp_path).name == 'step-0000006'
+    # newest_left_skips_first (the twelfth audit): a kill between the first checkpoint's folder and its pointer leaves one
+    # folder and no pointer; a resume found nothing (and started again, pruning it)
+    one = tmp_path/'one'
+    save_checkpoint(one, 3, torch.zeros(2, 4), {}, {'x': torch.zeros(1)}); (one/'latest').unlink()
+    assert latest_checkpoint(one) == one/'step-0000003'
 
 def test_a_prompts_digest_holds_its_shape():
     "prompt_digest_ignores_shape: a 6x4 and a 4x6 prompt of the same values had one digest."

@@ -56,6 +56,10 @@ def test_a_trainable_linear_is_never_cast():
     m[0].weight.requires_grad_(False); m[0].bias.requires_grad_(False)
     with pytest.raises(ValueError, match=r'a trainable linear layer \(4, 4\) would be cast to torch.bfloat16'): cast_linears(m)
     assert m[0].weight.dtype == m[0].bias.dtype == torch.float32
+    # cast_check_skips_first (the twelfth audit): the first linear layer trainable, the rest frozen: refused all the same
+    first = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4)); first[1].requires_grad_(False)
+    with pytest.raises(ValueError, match=r'a trainable linear layer \(4, 4\) would be cast'): cast_linears(first)
+    assert first[0].weight.dtype == first[1].weight.dtype == torch.float32
     m[1].requires_grad_(False)
     assert cast_linears(m) == 2 and m[1].weight.dtype == torch.bfloat16
 
@@ -131,7 +135,7 @@ def test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it():
     lengths over a schedule), and leaves a higher one as it is; lowered, a schedule's later stages ran uncompiled. (Nothing is
     compiled here: torch.compile wraps the runners, and compiles at their first call.)"""
     import torch._dynamo
-    from fpt_nb.fast import FastStep, RECOMPILE_LIMIT
+    from fpt_nb.fast import FastStep, RECOMPILE_LIMIT, encoder_block, decoder_block
     dyn = torch._dynamo.config
     name = 'recompile_limit' if hasattr(dyn, 'recompile_limit') else 'cache_size_limit'
     was = getattr(dyn, name)
@@ -143,7 +147,9 @@ def test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it():
         for before, after in ((8, RECOMPILE_LIMIT), (10 * RECOMPILE_LIMIT, 10 * RECOMPILE_LIMIT)):
             setattr(dyn, name, before)
             step = make()
-            assert getattr(dyn, name) == after and all(hasattr(r, '_torchdynamo_orig_callable') or hasattr(r, '__wrapped__') for r in step.runners)
+            assert getattr(dyn, name) == after
+            # compiled_runners_skip_first (the twelfth audit): both runners compiled, the encoder's first (the step unpacks them)
+            assert [getattr(r, '_torchdynamo_orig_callable', None) for r in step.runners] == [encoder_block, decoder_block]
     finally: setattr(dyn, name, was)
 
 def test_a_loss_group_of_one_weighs_each_example_by_its_own_tokens():

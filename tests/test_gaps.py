@@ -258,6 +258,10 @@ def test_the_fingerprint_holds_every_training_setting():
         (k, v), = change.items()
         diff = fingerprint_diff(fingerprint(pt, phases, replace(base, **change)), ours)
         assert [d.split(' ')[0] for d in diff] == [k], (change, diff)
+    # fingerprint_phases_skip_first (the twelfth audit): a schedule that differs only in its first stage is another run
+    from fpt_nb.partial import layer_dropping
+    two = lambda first: [Phase(first, 2), Phase(FULL, 2)]
+    assert fingerprint_diff(fingerprint(pt, two(layer_dropping(2)), base), fingerprint(pt, two(layer_dropping(1)), base)) == ['phases']
     # both values are shown where both are short; where either is long (or a list), only the entry's name
     assert fingerprint_diff(dict(a=1, b='x' * 80, c=None, d=[1]), dict(a=2, b='y', c=[0] * 30, d=[2])) == ['a (1 there, 2 now)', 'b', 'c', 'd']
 
@@ -324,3 +328,182 @@ def test_the_digests_of_data_and_vocabularies_keep_their_format():
     from fpt_nb.run import _sha
     assert _sha([dict(b=1, a='x'), 2]) == '253f51cb61853cf7'
 
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The twelfth audit: loops planted to skip their first item (`for x in list(xs)[1:]`)
+
+def test_a_models_signature_names_every_input_projection_of_its_ffn():
+    """ffn_names_skip_first: a model's signature (kept in score files and checkpoints) names each FFN input projection:
+    both of the LM-adapt's gated pair, the one of T5 1.0. Dropping the first still told the two apart, so only a pinned
+    value sees it; files saved before the change would read as another model's."""
+    from fpt_nb.arch import model_signature
+    assert model_signature(load_t5('tiny')[0])['ffn'] == ['wi_0', 'wi_1']
+    assert model_signature(load_t5('tiny-relu')[0])['ffn'] == ['wi']
+
+def test_encodings_of_rows_that_differ_only_in_the_first_are_kept_apart(tmp_path):
+    """cache_key_skips_first_pair: `encode`'s cache key covers every (input, target, row), the first included: rows that
+    differ only in their first example were handed the other rows' cached encoding (in memory and on disk)."""
+    import fpt_nb.batches as B
+    rows = toy_examples('validation', 3)
+    other = [dict(rows[0], text=rows[0]['text'] + ' again'), *rows[1:]]
+    for cache in (None, tmp_path/'cache'):
+        B.clear_cache()
+        a = encode('toy', TOK, rows, cache_dir=cache)
+        b = encode('toy', TOK, other, cache_dir=cache)
+        assert b[0]['input_ids'] != a[0]['input_ids'] and b[1:] == a[1:]
+    B.clear_cache()
+
+def test_the_decoder_only_flops_table_prints_a_line_per_model(capsys):
+    """flops_table_skips_first_model: `print_flops_table` prints a header and one line per model, the first included, with
+    its full-step GFLOPs (only the notebook called it, and nothing read what it printed)."""
+    from fpt_nb.causal import causal_flops_table, print_flops_table
+    table = causal_flops_table(('qwen2.5-0.5b', 'llama-3.2-1b'))
+    print_flops_table(table)
+    lines = capsys.readouterr().out.splitlines()
+    assert [l.split()[0] for l in lines[1:]] == ['qwen2.5-0.5b', 'llama-3.2-1b']
+    assert [float(l.split()[1]) for l in lines[1:]] == [round(r['full_gflops'], 1) for r in table]
+    # flops_table_stage_skips_first: each method's three stage costs, then the three schedule totals
+    assert [[float(x) for x in l.split()[2:]] for l in lines[1:]] == \
+        [[*r['ld'], *r['fr'], *r['cr'], r['fpt_ld'], r['fpt_fr'], r['fpt_cr']] for r in table]
+
+def test_the_papers_record_scores_refuse_a_first_query_without_gold_answers():
+    """record_gold_check_skips_first: `paper_record` names the query that has no gold answer, the first too (that one fell to
+    `max()` of nothing: "max() iterable argument is empty", no word of which example)."""
+    from fpt_nb.metrics import paper_record
+    for refs, i in (([[], ['b']], 0), ([['a'], []], 1)):
+        with pytest.raises(ValueError, match=f'example {i} has no gold answers'): paper_record(['a', 'b'], refs)
+
+def test_the_flops_count_refuses_an_empty_input():
+    """matmuls_length_check_skips_first: a FLOPs count of an input of no positions (enc_len 0) is refused like an empty target or
+    batch, not counted as a model that reads nothing."""
+    from fpt_nb.flops import matmuls
+    from fpt_nb.prompt import tiny_t5_config
+    for args, name in (((0, 4, 2), 'enc_len'), ((8, 0, 2), 'dec_len'), ((8, 4, 0), 'batch')):
+        with pytest.raises(ValueError, match=f'{name} must be at least 1, got 0'): matmuls(tiny_t5_config(), *args[:2], batch=args[2])
+
+def test_a_model_folders_digest_covers_its_config_and_its_weights(tmp_path):
+    """model_digest_skips_config: the digest a run records of a local model folder changes with its config.json (a dropout, a
+    layer count edited by hand) as well as with its weights; with the config left out, a resume took the edited model as the same."""
+    from fpt_nb.prompt import model_digest
+    model = load_t5('tiny')[0]; model.save_pretrained(tmp_path)
+    before = model_digest(tmp_path)
+    cfg = json.loads((tmp_path/'config.json').read_text())
+    (tmp_path/'config.json').write_text(json.dumps(dict(cfg, dropout_rate=0.3)))
+    edited = model_digest(tmp_path)
+    assert edited != before
+    load_t5('tiny', seed=1)[0].save_pretrained(tmp_path)
+    (tmp_path/'config.json').write_text(json.dumps(dict(cfg, dropout_rate=0.3)))
+    assert model_digest(tmp_path) not in (before, edited)
+
+def test_a_run_lock_closes_what_it_opened(tmp_path):
+    """lock_fds_close_skips_first (the twelfth audit): leaving a run's lock closes both files it opened (the folder and run.lock);
+    the lock's was left open, one file descriptor more per run in a notebook that runs many (and a lock held on a deleted file)."""
+    from fpt_nb.run import run_lock
+    d = tmp_path/'run'
+    def ours():   # this process's open files that are the run folder or its lock (by what each descriptor names)
+        out = []
+        for fd in os.listdir('/proc/self/fd'):
+            try: target = os.readlink(f'/proc/self/fd/{fd}')
+            except OSError: continue   # (closed meanwhile: the listing's own descriptor)
+            if target in (str(d), str(d/'run.lock')) or target.startswith(str(d/'run.lock') + ' '): out.append(target)
+        return sorted(out)
+    with run_lock(d): assert ours() == [str(d), str(d/'run.lock')]
+    assert ours() == [] and not (d/'run.lock').exists()
+
+def test_a_data_parallel_launch_passes_on_an_early_signal_and_gives_back_the_handlers(tmp_path, monkeypatch, capsys):
+    """pending_signal_skips_first, handlers_restore_skips_first (the twelfth audit): a SIGTERM that reaches `run_distributed`
+    while the launcher is starting is passed on to it once it has started (the launcher here is a stand-in that records it), and
+    the command's own handlers of SIGTERM, SIGINT and SIGHUP are put back after. Real launches (tests/test_distributed.py)
+    end the same whether or not that signal reached the launcher: a finished run's launcher stops at once anyway."""
+    import signal, subprocess
+    from fpt_nb.run import run_distributed
+    sent = []
+    class Launcher:   # the signal comes as it starts: before run_distributed holds it
+        def __init__(self, *a, **k): os.kill(os.getpid(), signal.SIGTERM)
+        def send_signal(self, s): sent.append(s)
+        def poll(self): return 0
+        def wait(self): return 0
+    monkeypatch.setattr(subprocess, 'Popen', Launcher)
+    mine = lambda *a: None
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    old = {s: signal.signal(s, mine) for s in sigs}
+    try:
+        with pytest.raises(SystemExit) as e: run_distributed(2, out_dir=str(tmp_path/'dp'), task='toy')
+        assert e.value.code == 143 and sent == [signal.SIGTERM]
+        assert [signal.getsignal(s) for s in sigs] == [mine] * 3
+    finally:
+        for s, h in old.items(): signal.signal(s, h)
+    assert 'stopped by signal 15 before the run could summarize its stop' in capsys.readouterr().err
+
+def test_a_run_says_each_thing_its_local_data_stands_in_for(data_dir, tmp_path, capsys):
+    """run_notes_skip_first (the twelfth audit): a run on the local data prints every note `data_notes` gives for what it reads,
+    one line each (MNLI: the training sample, then the validation sample); the first went unsaid."""
+    from fpt_nb.run import run_experiment
+    from fpt_nb.tasks import data_notes
+    run_experiment(task='mnli', model='tiny', method='pt', steps=1, batch_size=2, prompt_length=2, train_limit=4, eval_limit=2,
+                   eval_every=0, device='cpu', progress=False, data_dir=str(data_dir), out_dir=str(tmp_path/'run'))
+    said = [l.removeprefix('note: ') for l in capsys.readouterr().out.splitlines() if l.startswith('note: mnli')]
+    assert said == data_notes('mnli', str(data_dir), ('train', 'validation')) and len(said) == 2
+
+def test_launch_hands_every_setting_to_the_data_parallel_run(monkeypatch, tmp_path):
+    """launch_kwargs_skip_first (the twelfth audit): `launch(2, ...)` (what `fpt run --num-processes 2` and the notebooks call)
+    hands the data-parallel run every setting, folders as strings for its launch.json; the first given was dropped (the task:
+    the workers trained the default one)."""
+    from fpt_nb import run
+    got = []
+    monkeypatch.setattr(run, 'run_distributed', lambda n, **k: got.append((n, k)) or {})
+    run.launch(2, task='mnli', model='tiny', out_dir=tmp_path/'dp', steps=3)
+    assert got == [(2, dict(task='mnli', model='tiny', out_dir=str(tmp_path/'dp'), steps=3))]
+    ran = []
+    monkeypatch.setattr(run, 'run_experiment', lambda **k: ran.append(k) or {})
+    run.launch(1, task='mnli', out_dir=tmp_path/'one')
+    assert ran == [dict(task='mnli', out_dir=tmp_path/'one')]
+
+def test_the_final_prompt_of_a_stopped_run_belongs_to_the_stage_it_stopped_in(tmp_path):
+    """final_prompt_stage_skips_first (the twelfth audit): `fpt evaluate --prompt final` rebuilds the model at the stage the run's
+    last step trained: a run of stages of 1, 3, 2 and 4 steps stopped at step 2 stopped in stage 2. Counted without the first
+    stage's steps, it was stage 1 (the right one only where every stage has the same length, as the paper's presets do)."""
+    from fpt_nb.run import _prompt_stage
+    summary = dict(stages=[dict(steps=s) for s in (1, 3, 2, 4)], steps=2)
+    assert _prompt_stage(tmp_path, summary, 'final') == (1, 2, 'the prompt at the end of training')
+    assert [_prompt_stage(tmp_path, dict(summary, steps=n), 'final')[0] for n in (1, 4, 5, 6, 10)] == [0, 1, 2, 2, 3]
+
+def test_a_csv_score_file_of_the_wrong_shape_says_the_widths_it_holds(tmp_path):
+    """csv_widths_skip_first (the twelfth audit): the refusal of a CSV score file names every row width it holds, the first
+    row's too (a file whose first row alone is short was said to hold only rows of the right width)."""
+    from fpt_nb.scores import load_scores
+    model = load_t5('tiny')[0]
+    rows = [['0.5'] * 100] + [['0.5'] * 128] * 7
+    (tmp_path/'s.csv').write_text('\n'.join(','.join(r) for r in rows))
+    with pytest.raises(ValueError, match=r'has 8 rows of \[100, 128\] values; the model needs 4 encoder \+ 4 decoder rows of 128'):
+        load_scores(tmp_path/'s.csv', model)
+
+def test_tables_of_a_folder_whose_only_run_stopped_say_why(tmp_path):
+    """stopped_configs_skip_first (the twelfth audit): `fpt tables` over a folder whose one run stopped before its summary says
+    so, naming it; with the first run folder (in sorted order) not looked at, it said only that there were no runs."""
+    from fpt_nb.tables import collect_runs
+    d = tmp_path/'a'; d.mkdir()
+    (d/'config.json').write_text(json.dumps(dict(task='toy', model='tiny', method='pt', steps=4, out_dir=str(d))))
+    with pytest.raises(ValueError, match=f"run {tmp_path/'a'} has no summary: it was stopped before writing one"): collect_runs(tmp_path)
+
+def test_the_scores_digest_covers_every_stack():
+    """scores_digest_skips_first (the twelfth audit): a run's checkpoint records a digest of its neuron scores, so that a resume
+    given other scores refuses them; it covers each stack's scores. With the first (sorted: the decoder's) left out, scores
+    differing only there passed as the same."""
+    from fpt_nb.scores import NeuronScores
+    from fpt_nb.train import scores_digest
+    sc = {'decoder': torch.rand(2, 8), 'encoder': torch.rand(2, 8)}
+    base = scores_digest(NeuronScores(dict(sc)))
+    assert scores_digest(NeuronScores({k: v.clone() for k, v in sc.items()})) == base and scores_digest(None) is None
+    for k in sc:
+        other = dict(sc, **{k: sc[k].flip(1)})
+        assert scores_digest(NeuronScores(other)) != base, k
+
+def test_a_train_config_refuses_a_batch_size_that_is_no_whole_number():
+    """train_check_skips_first (the twelfth audit): `TrainConfig.check` refuses a batch size of 0, 2.0 or True, as it does the
+    other sizes; the first of those it checks was let through (to a later error, or a batch of 2.0 taken as 2)."""
+    from fpt_nb.train import TrainConfig
+    for v in (0, 2.0, True):
+        with pytest.raises(ValueError, match=f'batch_size must be a whole number of at least 1, got {v!r}'): TrainConfig(batch_size=v).check()
+    TrainConfig(batch_size=2).check()

@@ -21,6 +21,15 @@ def test_a_schedule_must_grow_from_each_stage_to_the_next(tiny):
     with pytest.raises(ValueError, match='stage 3 keeps 3 encoder layers but stage 2 kept 4: stages must grow'):
         check_schedule([Stage(encoder_layers=2), Stage(encoder_layers=4), Stage(encoder_layers=3)], tiny[0], require_scores=False)
 
+def test_a_schedules_first_stage_is_checked_against_the_model(tiny):
+    """check_schedule_skips_first (the twelfth audit): the first stage is checked like the others, against the model and the
+    scores: one keeping more layers than the model has, or selecting by scores not given, is refused as stage 1."""
+    from fpt_nb.partial import FULL, ffn_reduction
+    with pytest.raises(ValueError, match=r'stage 1 \(enc 9L\): the stage keeps 9 encoder layers, but the model has 4'):
+        check_schedule([Stage(encoder_layers=9), FULL], tiny[0])
+    with pytest.raises(ValueError, match=r'stage 1 \(enc ffn 64\): the stage selects encoder neurons by score, but no encoder scores'):
+        check_schedule([ffn_reduction(64), FULL], tiny[0])
+
 def test_neurons_in_sequence_are_the_first_k():
     "select_neurons_sequence_last_k: selection 'sequence' keeps the first k neurons, not the last."
     assert select_neurons(3, 8, 'sequence').tolist() == [0, 1, 2]

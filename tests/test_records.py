@@ -270,9 +270,13 @@ def test_a_resume_whose_best_prompt_is_gone_is_refused(finished, tmp_path):
     for f in ('best.json', 'best_prompt.safetensors'): (d/f).unlink()
     before = snapshot(d)
     with pytest.raises(ValueError, match=re.escape(f"run folder {d}: its best.json, best_prompt.safetensors are gone, and its checkpoint "
-                                                   f"{STEP(3)} counts on them (best prompts of step")):
+                                                   f"{STEP(3)} counts on them (best prompts of step")) as e:
         run_experiment(out_dir=str(d), **RUN)
     assert snapshot(d) == before
+    # held_checkpoints_skip_first (the twelfth audit): a checkpoint that holds a best prompt's step is named, to restore it from
+    steps = sorted({st[f'{k}_step'] for k in ('best', 'best_last') if st.get(k) is not None})
+    held = [d/'checkpoints'/STEP(n)/'prompt.safetensors' for n in steps if (d/'checkpoints'/STEP(n)).is_dir()]
+    assert held and f"({', '.join(map(str, held))} holds the prompt of that step)" in str(e.value), (steps, str(e.value))
 
 def test_a_resume_whose_best_files_are_not_its_checkpoints_is_refused(finished, tmp_path):
     """stale_best_files_resumed: best.json and best_prompt.safetensors put back as they were before the checkpoint (an older copy
@@ -422,6 +426,8 @@ def test_tables_without_pts_curve_leave_out_only_improve(damage, says, pt_beside
     and one cut at a line's end was read as it was, its last value carried forward: Improve changed (-0.5 to +5.5), unsaid."""
     root = copy(pt_beside, tmp_path/'runs')
     code, out, _ = fpt('tables', root, capsys=capsys)
+    # tables_wrote_skips_first (the twelfth audit): the files it wrote, every one named
+    assert f"wrote {', '.join(str(root/n) for n in ('table1.md', 'table1.csv', 'table2.md', 'table2.csv'))}" in out.splitlines(), out
     good = [r for r in table2(collect_runs(root, say=lambda *a: None)) if r['method'] == 'FPT_CR'][0]
     assert code == 0 and math.isfinite(good['improve']) and good['pt_curve'] == '', out
     log = root/'pt'/'log.jsonl'
@@ -472,16 +478,18 @@ def test_tables_hold_an_edited_summary_to_its_best_json_when_its_log_is_unreadab
     code, out, err = fpt('tables', root, capsys=capsys)
     assert code == 0 and 'left out' not in out and 'FPT_CR' in (root/'table2.md').read_text(), out
 
-def test_tables_leave_out_a_run_whose_log_holds_a_step_twice(pt_beside, tmp_path, capsys):
+@pytest.mark.parametrize('step', [1, 2])
+def test_tables_leave_out_a_run_whose_log_holds_a_step_twice(pt_beside, tmp_path, capsys, step):
     """two_runs_in_one_log_tabulated (an adversarial review): two runs trained in one folder at once (its run.lock deleted by
-    hand while the first ran) logged every step twice and wrote one summary: the tables took it as one run."""
+    hand while the first ran) logged every step twice and wrote one summary: the tables took it as one run.
+    log_steps_skip_first (the twelfth audit): the first step's record counts too."""
     root = copy(pt_beside, tmp_path/'runs')
     log = root/'fpt_cr'/'log.jsonl'
     lines = log.read_text().splitlines()
-    again = next(l for l in lines if json.loads(l).get('kind') == 'step' and json.loads(l)['step'] == 2)
+    again = next(l for l in lines if json.loads(l).get('kind') == 'step' and json.loads(l)['step'] == step)
     log.write_text('\n'.join(lines + [again]) + '\n')
     code, out, err = fpt('tables', root, capsys=capsys)
-    assert code == 0 and f"left out: run {root/'fpt_cr'}: its log.jsonl holds step 2 twice: two runs trained in this folder at once" in out, out
+    assert code == 0 and f"left out: run {root/'fpt_cr'}: its log.jsonl holds step {step} twice: two runs trained in this folder at once" in out, out
     assert 'FPT_CR' not in (root/'table2.md').read_text()
 
 @pytest.mark.parametrize('edit', ['log_best', 'total_flops', 'train_seconds'])
@@ -914,7 +922,8 @@ def test_the_prompt_evaluated_is_the_prompt_checked(finished, tmp_path, monkeypa
 
 # ---- a newcomer's sweep (session 12): each case below failed on the code before its fix
 
-@pytest.mark.parametrize('field,value,says', [('steps', '6', "has steps '6': expected a whole number of steps"),
+@pytest.mark.parametrize('field,value,says', [('task', 5, 'has task 5: expected a task name'),   # summary_types_skip_first (audit 12)
+                                              ('steps', '6', "has steps '6': expected a whole number of steps"),
                                               ('planned_steps', None, 'has planned_steps None'),
                                               ('planned_steps', 0, 'has planned_steps 0: expected a whole number of steps'),   # (session 24)
                                               ('stages', None, 'has stages None: expected a list of stages'),
@@ -999,6 +1008,8 @@ def test_a_folders_tables_keep_the_runs_of_earlier_commands(finished, tmp_path, 
                          '--eval-limit', 8, '--eval-every', 0, '--score-examples', 16, '--out-dir', root, '--no-progress', capsys=capsys)
     assert code == 0, err
     assert f"tables: over every finished run in {root}: this command's 2 and 1 from before (fpt_cr)" in out, out
+    # run_tables_skips_first (the twelfth audit): the tables it wrote, every one named
+    assert f"tables: {', '.join(str(root/n) for n in ('table1.md', 'table1.csv', 'table2.md', 'table2.csv'))}" in out.splitlines(), out
     rows = [r.split('|')[3].strip() for r in (root/'table2.md').read_text().splitlines()[4:]]
     assert rows == ['PT', 'FPT_LD', 'FPT_CR'], rows
 

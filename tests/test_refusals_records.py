@@ -205,6 +205,10 @@ def test_a_log_whose_last_line_is_torn_is_a_run_stopped_before_its_summary(tmp_p
     assert _last_record(d/'log.jsonl') == {}
     assert stopped_before_summary(d) == (f"run {d} has no summary: it was stopped before writing one (with no checkpoint); run its "
                                          f"command again to finish it")
+    # last_record_skips_first (the twelfth audit): a log of one record gives that record, not {} as if it had none
+    (d/'log.jsonl').write_text(json.dumps(dict(kind='error', step=1, error='loss is nan')) + '\n')
+    assert _last_record(d/'log.jsonl') == dict(kind='error', step=1, error='loss is nan')
+    assert stopped_before_summary(d).startswith(f"run {d} has no summary: it failed at step 1 (loss is nan; no checkpoint)")
 
 # ---- cli.py
 

@@ -718,6 +718,8 @@ BAD_DATA = [  # id -> (files under the data dir, task, run_experiment arguments,
     ('corrupt_json', {TRAIN: lines(*rows()[:2], '{"premise": "x", "hypothesis"', *rows()[3:])}, 'mnli', {},
      ['{d}/mnli/train.jsonl: line 3 is not valid JSON', 'expected one JSON object per line'], None),
     ('not_an_object', {TRAIN: lines(rows()[0], '[1, 2]', *rows()[2:])}, 'mnli', {}, ['{d}/mnli/train.jsonl: line 2 holds a list'], None),
+    # json_error_skips_first (the twelfth audit): the bad line is the first
+    ('corrupt_first_line', {TRAIN: lines('{"premise": ', *rows()[1:])}, 'mnli', {}, ['{d}/mnli/train.jsonl: line 1 is not valid JSON'], None),
     ('corrupt_validation', {VALID: lines(*rows()[:4], '{"premise": ')}, 'mnli', {}, ['{d}/mnli/validation_matched.jsonl: line 5 is not valid JSON'], None),
     ('missing_field', {TRAIN: lines(*rows()[:3], json.dumps({k: v for k, v in MNLI_ROW.items() if k != 'hypothesis'}), *rows()[4:])}, 'mnli', {},
      ["{d}/mnli/train.jsonl line 4: missing field 'hypothesis': a mnli row needs ['premise', 'hypothesis', 'label']"], None),

@@ -366,3 +366,17 @@ def test_a_tables_setting_label_names_only_the_entries_that_differ_whatever_thei
     a = dict(task='toy', lr=0.3, train_data=dict(sha='x', file='train.jsonl'), seed=1)
     b = dict(task='toy', lr=0.3, train_data=dict(file='train.jsonl', sha='x'), seed=2)
     assert _label([a, b]) == ['seed=1', 'seed=2']
+
+
+def test_a_row_against_one_pt_run_says_what_differs_from_it(tmp_path):
+    """unfinished_skips_first, hardware_skips_device (the twelfth audit): with one PT run and one FPT run of its seed, the FPT
+    row is set against that PT run (no other seed named), says it is unfinished (6 of 10 steps), and leaves its wall % PT out
+    for the first hardware difference, the device. Both were left unsaid for the row's first run and the first hardware key."""
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (40, 50), (100, 70)])
+    fake_run(tmp_path, 'fpt_ld', 0, 70, 30.0, 66)
+    for d, extra in ((tmp_path/'pt-0-s0', dict(device='cpu')), (tmp_path/'fpt_ld-0-s0', dict(device='cuda', steps=6))):
+        s = json.loads((d/'summary.json').read_text()); (d/'summary.json').write_text(json.dumps(dict(s, **extra)))
+    pt, ld = table2(collect_runs(tmp_path, True))
+    assert (ld['method'], ld['pt_seed'], ld['unfinished'], ld['wall_apart']) == ('FPT_LD', '', '6/10', "device cuda vs PT's cpu")
+    assert (ld['flops_pct'], ld['improve']) == (70.0, 66 - 50)   # against PT seed 0: 70 of its 100 FLOPs; its best by then 50
+    assert math.isnan(ld['wall_pct'])
