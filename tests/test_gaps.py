@@ -379,8 +379,9 @@ def test_the_flops_count_refuses_an_empty_input():
     batch, not counted as a model that reads nothing."""
     from fpt_nb.flops import matmuls
     from fpt_nb.prompt import tiny_t5_config
-    for args, name in (((0, 4, 2), 'enc_len'), ((8, 0, 2), 'dec_len'), ((8, 4, 0), 'batch')):
-        with pytest.raises(ValueError, match=f'{name} must be at least 1, got 0'): matmuls(tiny_t5_config(), *args[:2], batch=args[2])
+    ok = dict(enc_len=8, dec_len=4, batch=2)
+    for name in ok:
+        with pytest.raises(ValueError, match=f'{name} must be at least 1, got 0'): matmuls(tiny_t5_config(), **dict(ok, **{name: 0}))
 
 def test_a_model_folders_digest_covers_its_config_and_its_weights(tmp_path):
     """model_digest_skips_config: the digest a run records of a local model folder changes with its config.json (a dropout, a
