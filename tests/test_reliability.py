@@ -82,6 +82,8 @@ def assert_same_result(run:Path, ref:Path):
     assert [(x['name'], x['steps'], x['flops']) for x in s['stages']] == [(x['name'], x['steps'], x['flops']) for x in r['stages']]
     assert latest_checkpoint(run/'checkpoints').name == STEP(6)
     assert (run/'checkpoints'/STEP(6)/'prompt.safetensors').read_bytes() == (ref/'checkpoints'/STEP(6)/'prompt.safetensors').read_bytes()
+    a, b = [read_json(d/'checkpoints'/STEP(6)/'state.json') for d in (run, ref)]   # the optimizer's and schedule's states too
+    for k in ('optimizer', 'scheduler', 'step', 'flops', 'best_step', 'best_last_step'): assert a[k] == b[k], f"checkpoint's {k} differs"
     assert not (run/'run.lock').exists()
 
 def assert_loadable(run:Path, step:int) -> torch.Tensor:
@@ -278,10 +280,10 @@ def test_a_checkpoints_prompt_swapped_by_hand_is_refused(reference, tmp_path, mo
     assert_kept(before, snapshot(out))
 
 
-def test_a_damaged_scores_file_is_named_and_deleting_it_recovers(reference, tmp_path, monkeypatch):
+def test_a_damaged_scores_file_is_named_and_deleting_it_recovers(reference, tmp_path, monkeypatch, capsys):
     """damaged_scores_called_foreign: a scores.safetensors cut short was refused as 'another run's (its model differs)'. It is
     named damaged; deleted, the run computes the same scores again and ends exactly as uninterrupted; a finished run whose
-    file was deleted gets it back (scores_not_restored)."""
+    file was deleted gets it back (scores_not_restored), and says so (scores_restored_unsaid, the thirteenth audit)."""
     out = tmp_path/'run'
     crash_in_step(out, 3, monkeypatch)
     (out/'scores.safetensors').write_bytes((out/'scores.safetensors').read_bytes()[:100])
@@ -291,7 +293,10 @@ def test_a_damaged_scores_file_is_named_and_deleting_it_recovers(reference, tmp_
     resume(out)
     assert_same_result(out, reference)
     (out/'scores.safetensors').unlink()
+    capsys.readouterr()
     resume(out)
+    assert (f"note: {out}'s scores.safetensors was gone: computed again, the same as the run's (its checkpoint says so)\n"
+            in capsys.readouterr().out)
     a, b = load_scores(out/'scores.safetensors'), load_scores(reference/'scores.safetensors')   # (header order may vary)
     assert all(torch.equal(a.scores[k], b.scores[k]) for k in b.scores) and a.source == b.source
 
@@ -486,14 +491,17 @@ def ctrl_c_in_step(monkeypatch, n:int, times:int=1):
         return clip(*a, **k)
     monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', interrupt)
 
-def test_ctrl_c_stop_is_tabulated_and_evaluated_as_unfinished(reference, tmp_path, monkeypatch):
+def test_ctrl_c_stop_is_tabulated_and_evaluated_as_unfinished(reference, tmp_path, monkeypatch, capsys):
     """ctrl_c_without_summary: a run stopped by one Ctrl-C wrote no summary, so `fpt tables --unfinished` named it only and
     `fpt evaluate` refused it, though its step was checkpointed and its prompts saved. It is now summarized as a SIGTERM
-    stop is: the tables take it with --unfinished (and say why not without), evaluate scores its best prompt."""
+    stop is: the tables take it with --unfinished (and say why not without), evaluate scores its best prompt. At the Ctrl-C
+    the run says at once what it will do (ctrl_c_unsaid, the thirteenth audit): a step can take minutes on a large model."""
     from fpt_nb.tables import collect_runs
     out = tmp_path/'runs'/'fpt_cr'
     ctrl_c_in_step(monkeypatch, 4)
     with pytest.raises(KeyboardInterrupt, match='interrupted at step 4, which is checkpointed'): resume(out)
+    assert ("\ninterrupted: stopping after this step, once it is checkpointed (Ctrl-C again to stop at once)\n"
+            in capsys.readouterr().err)
     monkeypatch.undo()
     s = read_json(out/'summary.json')
     assert (s['steps'], s['planned_steps'], s['stopped']) == (4, 6, 'interrupted (Ctrl-C) at step 4')
