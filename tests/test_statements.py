@@ -19,7 +19,7 @@ def open_files_under(folder) -> list[str]:
 def test_atomic_writes_close_their_temporary_files(tmp_path):
     """temp_file_left_open: `write_atomic` (every record a run writes: its log's summary, prompts, pointers) closes the temporary
     file it made before renaming it over the path. Left open, each write kept a descriptor: a long run with frequent checkpoints
-    stops at the process's limit of open files (1,024 here), and a notebook that runs many leaks them all."""
+    stops at the process's limit of open files (often 1,024), and a notebook that runs many leaks them all."""
     from fpt_nb.checkpoint import write_atomic, write_json
     for i in range(3):
         write_atomic(tmp_path/'a.txt', f'text {i}'); write_json(tmp_path/'b.json', dict(i=i))
@@ -47,6 +47,7 @@ def test_every_scorer_refuses_predictions_that_are_not_one_per_example(name):
     assert f(preds, refs)   # the same lists, one prediction each: scored
     with pytest.raises(ValueError, match='1 predictions for 2 references: expected one prediction per example'): f(preds[:1], refs)
     with pytest.raises(ValueError, match='no predictions to score'): f([], [])
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # The stage plot says what it shows
@@ -299,7 +300,7 @@ def test_a_schedule_that_shrinks_or_does_not_fit_is_refused_by_check_phases():
 class Crash(Exception): "The process dies here."
 
 def test_a_resume_to_a_checkpoint_without_a_best_removes_the_later_best_files(tmp_path, monkeypatch):
-    """later_best_files_kept: a run killed after step 2's evaluation wrote best.json and its prompt, before step 2's checkpoint,
+    """bestless_checkpoint_keeps_later_files: a run killed after step 2's evaluation wrote best.json and its prompt, before step 2's checkpoint,
     goes on from step 1's checkpoint, which has no best yet; those files, of a step the resumed run has not reached, are removed
     as it resumes (here it is stopped again inside step 2, before evaluating). Kept, they named step 2's prompt the run's best
     beside a log and checkpoint that end at step 1."""
@@ -323,6 +324,7 @@ def test_a_resume_to_a_checkpoint_without_a_best_removes_the_later_best_files(tm
     monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', dies_in_step)
     with pytest.raises(Crash): run_experiment(**kw)
     assert [f for f in best if (d/f).exists()] == []
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # The fast step (issue 12) and its reference
