@@ -123,7 +123,7 @@ def load_t5(name:str='tiny', seed:int=0, attn_implementation:str='eager', device
     dtype = config_kwargs.pop('dtype', config_kwargs.pop('torch_dtype', None))   # (transformers 4's name too)
     if name in ('tiny', 'tiny-relu'):
         torch.manual_seed(seed)
-        model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', **config_kwargs))
+        model = T5ForConditionalGeneration(tiny_t5_config(gated=name == 'tiny', attn_implementation=attn_implementation, **config_kwargs))
         if name == 'tiny': untie_lm_head(model, seed)
         if dtype is not None: model.to(dtype)
         if device_map is not None: model = place_model(model, device_map)

@@ -78,6 +78,9 @@ def test_a_run_stopped_before_its_first_evaluation_says_so(tmp_path, monkeypatch
     torch.set_num_threads(threads)
     out = capsys.readouterr().out
     assert code == 143 and '   pt: no evaluation yet, stopped at step 2 of 8; ' in out and 'nan' not in out, out
+    # best_none_step_dropped (the fourteenth audit): the summary of a run with no best yet says so under both rules, step too
+    s = json.loads((tmp_path/'r'/'summary.json').read_text())
+    assert s['best'] == s['best_last_stage'] == dict(step=None, value=None), (s['best'], s['best_last_stage'])
 
 def test_a_sigterm_in_the_last_step_of_the_first_method_starts_no_other(tmp_path, monkeypatch, capsys):
     """finished_run_signal_dropped (session 22): `fpt run --method pt fpt_cr` got SIGTERM in PT's last step; PT finished, as it

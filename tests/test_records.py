@@ -84,10 +84,14 @@ def one_line(code, err, says):
     (dict(early_stop=2), "early_stop (0 there, 2 now)"),
     (dict(fast=True), "fast (False there, True now)"),
     (dict(score_examples=8, score_sampling='first'), "score_settings.examples (16 there, 8 now), score_settings.sampling ('random' there, 'first' now)"),
+    # score_settings_aggregation_dropped (the fourteenth audit): the scores' averaging is a setting too
+    (dict(score_aggregation='token'), "score_settings.aggregation ('example' there, 'token' now)"),
     (dict(micro_batch_size=2), "micro_batch_size (4 there, 2 now)"),   # the loss is a token mean per micro-batch: it changes
+    # another backbone of the same shapes and tokenizer (the fourteenth audit): refused, naming the model and its scores
+    (dict(model='tiny-relu'), "its model differs from this one's (score file "),
 ], ids=['smaller_train_limit', 'larger_train_limit', 'other_eval_limit', 'other_input_length', 'other_padding', 'other_target_length',
         'other_eval_cadence', 'other_precision', 'other_method', 'other_steps', 'other_early_stop', 'fast_step', 'other_score_settings',
-        'other_micro_batch'])
+        'other_score_aggregation', 'other_micro_batch', 'other_model'])
 def test_resume_with_other_data_or_settings_is_refused(change, says, finished, tmp_path):
     "A killed run resumed with another limit, length, padding or cadence is refused, naming what differs, and nothing changes."
     d = unfinished(finished, tmp_path/'run')
@@ -1202,9 +1206,11 @@ def test_pt_run_must_be_a_finished_pt_run_of_the_same_task_and_model(finished, t
     assert code == 0 and f"--pt-run {pt} has seed 0, this run 1" in out, err
     assert '\nTable 2 (PT vs FPT)\n' in out, out   # pt_run_not_tabulated: the PT run named is compared in the table
     assert 'differs in' not in out
-    # pt_run_recipe_unsaid: a PT run of another recipe was overlaid without a word
-    code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'other', '--pt-run', pt, '--lr', 1.0, *small, capsys=capsys)
-    assert code == 0 and f"--pt-run {pt} differs in lr (0.3 there, 1.0 here): its curve is another recipe's" in out, err
+    # pt_run_recipe_unsaid: a PT run of another recipe was overlaid without a word (pt_run_steps_unsaid: nor its steps said)
+    code, out, err = fpt('run', '--method', 'fpt_cr', '--out-dir', tmp_path/'other', '--pt-run', pt, '--lr', 1.0, *small, '--steps', 5,
+                         capsys=capsys)
+    assert code == 0 and (f"--pt-run {pt} differs in lr (0.3 there, 1.0 here), steps (4 there, 5 here): its curve is another "
+                          f"recipe's") in out, err
 
 def test_several_methods_do_not_go_inside_a_run_folder(finished, tmp_path, capsys):
     d = copy(finished, tmp_path/'run')

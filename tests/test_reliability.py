@@ -755,6 +755,11 @@ BAD_DATA = [  # id -> (files under the data dir, task, run_experiment arguments,
     ('all_rows_skipped', {'xsum/validation.jsonl': lines(*[json.dumps(dict(document=' ', summary='s', id=str(i))) for i in range(8)]),
                           'xsum/test.jsonl': lines(*[json.dumps(dict(document='d', summary='s', id=str(i))) for i in range(8)])}, 'xsum', {},
      ['{d}/xsum/validation.jsonl'], None),
+    # xsum_fields_dropped (the fourteenth audit): XSum's fields were not listed, so a file of documents without summaries
+    # failed at the first formatted row with KeyError: 'summary'
+    ('xsum_no_summary', {'xsum/validation.jsonl': lines(*[json.dumps(dict(document='d', id=str(i))) for i in range(8)]),
+                         'xsum/test.jsonl': lines(*[json.dumps(dict(document='d', summary='s', id=str(i))) for i in range(8)])}, 'xsum', {},
+     ["{d}/xsum/validation.jsonl: no row has field 'summary': a xsum row needs ['document', 'summary']"], None),
     ('train_limit_zero', {}, 'mnli', dict(train_limit=0), ['train_limit must be a whole number of at least 1', 'got 0'], None),
     ('eval_limit_zero', {}, 'mnli', dict(eval_limit=0), ['eval_limit must be a whole number of at least 1', 'got 0'], None),
     ('fewer_rows_than_a_batch', {TRAIN: lines(*rows(2))}, 'mnli', {}, ['2 training examples are fewer than one micro-batch of 4'], None),
