@@ -112,7 +112,7 @@ def test_best_files_of_lost_steps_are_put_back_to_the_checkpoints(tmp_path):
     run ended naming the lost step's prompt its best. On resume they are put back to the checkpoint's best (step 4).
     best_prompt_of_a_lost_step_kept: the same for a kill between the prompt file and its record (the record still step 4's)."""
     import shutil
-    from fpt_nb.train import Trainer, TrainConfig, paper_schedule
+    from fpt_nb.train import Trainer, TrainConfig, paper_schedule, BEST_RULES
     from fpt_nb.checkpoint import load_prompt, read_json, write_json, save_prompt
     items = encode('toy', TOK, toy_examples('train', 16))
     def trainer(values, d):
@@ -127,6 +127,9 @@ def test_best_files_of_lost_steps_are_put_back_to_the_checkpoints(tmp_path):
     save_prompt(torch.zeros(4, load_t5('tiny')[0].config.d_model), d/'best_prompt.safetensors')
     st = trainer([40.0, 45.0], d).fit()   # the replay evaluates steps 8 and 10 lower than step 4
     assert (st['best_step'], read_json(d/'best.json')['step'], read_json(d/'best.json')['acc']) == (4, 4, 70.0)
+    # best_rebuilt_rule_dropped, best_rebuilt_metric_dropped (session 30): the record rebuilt from the log's evaluation of step 4
+    # names the rule that chose it and its metric, as every best record does (the summary's best.rule reads them)
+    assert (read_json(d/'best.json')['rule'], read_json(d/'best.json')['metric']) == (BEST_RULES['best'], 'acc')
     assert torch.equal(load_prompt(d/'best_prompt.safetensors'), load_prompt(d/'checkpoints'/'step-0000004'/'prompt.safetensors'))
     (d/'checkpoints'/'latest').write_text('step-0000006')   # killed between step 8's best prompt and its best.json:
     save_prompt(torch.ones(4, load_t5('tiny')[0].config.d_model), d/'best_prompt.safetensors')   # the record is still step 4's

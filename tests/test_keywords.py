@@ -410,3 +410,93 @@ def test_each_local_stand_in_for_the_papers_data_is_said(data_dir):
     for task, text in says.items():
         notes = data_notes(task, data_dir, ('train',))
         assert len(notes) == 1 and notes[0].startswith(f'{task} train: ') and text in notes[0], (task, notes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Left untested by the fourteenth audit, tested in session 30 (the best record rebuilt on resume: tests/test_gaps.py)
+
+def test_compile_reaches_the_trainer(tmp_path, one_thread, monkeypatch):
+    """compile_dropped_before_trainer: `--fast --compile` reaches the trainer's config, which compiles the fast step's block
+    runners and records `compile` in the run's fingerprint (a resume with another setting is then another run). Dropped,
+    the command took the flag, checked it, and trained uncompiled with `compile` false in its records, the flag lost
+    silently. (torch.compile is replaced here by a stand-in that records what it wraps: nothing is compiled on the CPU.)"""
+    from fpt_nb.run import run_experiment
+    from fpt_nb.checkpoint import read_json
+    from fpt_nb.fast import encoder_block, decoder_block
+    wrapped = []
+    monkeypatch.setattr(torch, 'compile', lambda f, **kw: wrapped.append(f) or f)
+    run_experiment(out_dir=str(tmp_path/'run'), **{**RUN, 'method': 'pt', 'steps': 2, 'fast': True, 'compile': True})
+    assert wrapped == [encoder_block, decoder_block], wrapped
+    fp = read_json(tmp_path/'run'/'config.json')['fingerprint']
+    assert fp['compile'] is True and fp['fast'] is True, fp
+
+def test_a_resumed_run_names_the_score_file_it_was_given(tmp_path, one_thread, monkeypatch, capsys):
+    """resumed_config_names_copy, resumed_summary_names_copy: a run given another run's neuron scores (`--score-file F`),
+    stopped and run again without naming F, goes on with its own copy of them (scores.safetensors) and its config.json and
+    summary still name F, the file it was given. Dropped, the records of the resumed run named the copy in its own folder:
+    the scores it was given were no longer said anywhere but in the first command's history."""
+    import signal
+    from conftest import sigterm_in_step
+    from fpt_nb.run import run_experiment
+    from fpt_nb.checkpoint import read_json
+    run_experiment(out_dir=str(tmp_path/'a'), **RUN)
+    named = str(tmp_path/'a'/'scores.safetensors')
+    d = tmp_path/'b'
+    sigterm_in_step(monkeypatch, 2)
+    s = run_experiment(out_dir=str(d), score_file=named, **RUN)
+    monkeypatch.undo()
+    assert s['stopped'] == f'signal {int(signal.SIGTERM)} at step 2' and s['config']['score_file'] == named
+    capsys.readouterr()
+    s = run_experiment(out_dir=str(d), **RUN)   # F not named again
+    assert f"this run was given the neuron scores in {named}: it goes on with its copy of them, {d/'scores.safetensors'}" \
+        in capsys.readouterr().out
+    assert (s['steps'], s['stopped'], s['resumed_at']) == (4, None, [2])
+    assert read_json(d/'config.json')['score_file'] == named
+    assert s['config']['score_file'] == read_json(d/'summary.json')['config']['score_file'] == named
+    assert s['scores']['file'] == named
+
+def test_the_tiny_bert_has_no_pooler_as_minilm_is_loaded():
+    """tiny_bert_pooler_kept: `load_encoder` builds its BERTs without the pooler (a dense layer over the first token that a
+    prompt-tuned classifier never reads), the built-in tiny BERT as the packaged MiniLM. Dropped, the tiny BERT carried an
+    extra 64 x 64 layer that ran at every forward: its FLOPs and parameters were not the stand-in's for MiniLM's."""
+    from fpt_nb.encoder import load_encoder
+    for name in ('tiny-bert', 'minilm'):
+        model = load_encoder(name)[0]
+        assert model.pooler is None, name
+        assert not [n for n, _ in model.named_parameters() if 'pooler' in n], name
+
+@pytest.mark.parametrize('given', [True, False])
+def test_the_data_parallel_launcher_gets_its_folder_its_settings_and_its_stop_timeout(tmp_path, monkeypatch, given):
+    """dp_out_parents_dropped, dp_out_dir_dropped, dp_shutdown_timeout_dropped: `run_distributed` makes the run folder with
+    its parents, passes that folder on to the workers (launch.json's `out_dir`, its default too) and gives the launcher 600 s
+    for its workers to stop after a SIGTERM unless TORCH_ELASTIC_SHUTDOWN_TIMEOUT is set (then the user's). Dropped, a new
+    nested folder failed, a run without `--out-dir` had its workers write under their own default folder while the command
+    read the summary of the one it made, or torch's agent cut a large model's stop off after its own 30 s. (The launcher is a
+    stand-in here that records how it is started and writes the summary where the workers would.)"""
+    import subprocess
+    from fpt_nb.run import run_distributed
+    from fpt_nb.checkpoint import read_json, write_json
+    monkeypatch.chdir(tmp_path)
+    if given: monkeypatch.delenv('TORCH_ELASTIC_SHUTDOWN_TIMEOUT', raising=False)
+    else: monkeypatch.setenv('TORCH_ELASTIC_SHUTDOWN_TIMEOUT', '45')
+    started = []
+    class Launcher:
+        def __init__(self, cmd, **kw):
+            started.append((cmd, kw))
+            out = Path(read_json(cmd[-1]).get('out_dir') or 'runs/the-workers-own-default')
+            out.mkdir(parents=True, exist_ok=True); write_json(out/'summary.json', dict(steps=1, processes=2))
+        def poll(self): return 0
+        def wait(self): return 0
+        def send_signal(self, s): pass
+        def kill(self): pass
+    monkeypatch.setattr(subprocess, 'Popen', Launcher)
+    out = tmp_path/'new'/'folders'/'dp' if given else Path('runs/toy-pt-dp2')   # (the default: task, method, processes)
+    args = dict(out_dir=str(out)) if given else {}
+    assert run_distributed(2, task='toy', method='pt', steps=1, **args) == dict(steps=1, processes=2)
+    (cmd, kw), = started
+    assert read_json(out/'launch.json') == dict(out_dir=str(out), task='toy', method='pt', steps=1)
+    assert cmd[-1] == str(out/'launch.json') and (out/'summary.json').is_file()
+    assert kw['env']['TORCH_ELASTIC_SHUTDOWN_TIMEOUT'] == ('600' if given else '45')
+    # dp_launcher_same_session (the fifteenth audit): the launcher runs in a session of its own, so a SIGTERM to this process's
+    # group (a terminal's, a scheduler's) reaches it once, passed on by this process, not twice
+    assert kw['start_new_session'] is True

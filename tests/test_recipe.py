@@ -102,6 +102,9 @@ def test_neuron_scores_average_each_example_first():
     rows = toy_examples('validation', 6)
     rows[0] = dict(rows[0], text=rows[0]['text'] * 12)   # one long input among short ones: pooling tokens would favour it
     items = encode('toy', TOK, rows)
+    # examples_of_one_token_uncounted (the fifteenth audit): an example that gives a stack one token (here a target of EOS
+    # alone, the decoder's one position) is an example too; counted only from two tokens on, the decoder's sums were divided by 5
+    items[1] = dict(items[1], labels=items[1]['labels'][-1:])
     wo = {s: [b.layer[-1].DenseReluDense.wo for b in getattr(pt.model, s).block] for s in ('encoder', 'decoder')}
     got = activation_scores(pt, [collate(items)], n_examples=6, progress=False)['abs_mean'].scores
     for stack, layers in wo.items():
