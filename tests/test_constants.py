@@ -146,3 +146,39 @@ def test_a_two_stage_run_resumed_at_its_boundary_logs_its_expansion(tmp_path, on
     trainer(d).fit()
     expands = lambda d: [(r['step'], r['to']) for r in map(json.loads, (d/'log.jsonl').read_text().splitlines()) if r['kind'] == 'expand']
     assert expands(d) == expands(ref) and expands(ref)[-1] == (end, 'full'), (expands(d), expands(ref))
+
+def test_the_trainers_defaults_are_the_commands():
+    """train_eval_every_default, train_checkpoint_every_default, train_eval_batch_default, train_num_beams_default,
+    train_log_every_default (the fifteenth audit, its import-time constants): `TrainConfig`, which a notebook gives the
+    trainer, defaults as `run_experiment` and `fpt run` do wherever they share a setting (the paper's lr, batch, prompt,
+    evaluation only at stage ends, greedy decoding ...), and its own settings are the paper's (weight decay 1e-5, clip 1.0)
+    or the documented ones (a log line and progress update every step, two checkpoints kept, no length bucketing). Changed,
+    a notebook's run evaluated at every step, checkpointed at every step, generated with two beams or logged every other
+    step, unlike the same run from the command line."""
+    import dataclasses, inspect
+    from fpt_nb.train import TrainConfig
+    from fpt_nb.run import run_experiment
+    api, cfg = inspect.signature(run_experiment).parameters, TrainConfig()
+    shared = {f.name for f in dataclasses.fields(TrainConfig)} & set(api)
+    assert len(shared) == 16, sorted(shared)
+    assert {n: getattr(cfg, n) for n in shared} == {n: api[n].default for n in shared}
+    assert (cfg.eval_every, cfg.checkpoint_every, cfg.eval_batch_size, cfg.num_beams) == (0, 0, 64, 1)
+    assert (cfg.weight_decay, cfg.clip_norm, cfg.log_every, cfg.keep_checkpoints, cfg.bucket) == (1e-5, 1.0, 1, 2, False)
+
+def test_the_xl_preset_is_the_official_xl_recipe():
+    """xl_preset_eval_every: `--preset xl` is the official XL scripts' recipe: T5-XL-LM-adapt, 15,000 steps in stages of
+    3,000, 3,000, 3,000 and 6,000, a global batch of 32 in per-GPU loss groups of 2, an evaluation every 500 steps, as
+    `--preset large`'s (which tests/test_recipe.py runs). Changed, XL alone evaluated every 501 steps, and its Table 2's
+    best-prompt rule chose among other evaluations than the paper's, unnoticed."""
+    from fpt_nb.cli import PRESETS
+    assert PRESETS['xl'] == dict(model='google/t5-xl-lm-adapt', steps=15000, stage_steps=[3000, 3000, 3000, 6000], batch_size=32,
+                                 eval_every=500, loss_group=2)
+    assert PRESETS['xl']['eval_every'] == PRESETS['large']['eval_every'] == 500
+
+def test_a_short_run_on_a_data_set_evaluates_its_first_500_examples():
+    """short_eval_limit_changed: `fpt run` of fewer than 2,000 steps on a data set evaluates the first 500 validation
+    examples unless told otherwise, as its help and note say (the toy task, built in, is scored whole; `--eval-limit 0`: all).
+    Changed, short runs evaluated 501 while the help and note still said 500."""
+    from fpt_nb.cli import run_defaults
+    assert run_defaults('mnli', 1999, None, None) == (99, 500) and run_defaults('mnli', 2000, None, None) == (100, None)
+    assert run_defaults('mnli', 100, 10, 0) == (10, None) and run_defaults('toy', 100, None, None) == (5, None)
