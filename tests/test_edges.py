@@ -246,8 +246,12 @@ def test_settings_a_run_would_record_and_not_read_are_refused(tmp_path):
     file, recorded them in the run's config though neither was read. Both are refused before a folder is made."""
     from fpt_nb.run import run_experiment
     kw = dict(task='toy', model='tiny', steps=2, progress=False, device='cpu')
-    with pytest.raises(ValueError, match="task 'toy' is built in: it reads no data"):
+    with pytest.raises(ValueError, match="task 'toy' is built in: it reads no data") as e:
         run_experiment(method='pt', out_dir=str(tmp_path/'a'), data_dir=str(tmp_path), **kw)
+    from fpt_nb.tasks import TASKS   # the tasks it offers instead are those that read data (the sixteenth audit)
+    reads = [n for n, t in TASKS.items() if t.generate is None]
+    assert 'toy' not in reads and {'mnli', 'squad2', 'xsum'} <= set(reads)
+    assert str(e.value).endswith(f"name a task that reads it (--task {', '.join(reads)})"), e.value
     with pytest.raises(ValueError, match='pt reads none, so it would be recorded and not read'):
         run_experiment(method='pt', out_dir=str(tmp_path/'b'), score_file=str(tmp_path/'s.safetensors'), **kw)
     assert sorted(tmp_path.iterdir()) == []

@@ -84,8 +84,9 @@ def test_a_prompt_file_of_a_run_is_not_exported_for_another_kind_of_model(tmp_pa
     with pytest.raises(ValueError, match=r"trained its prompt on 'tiny', and 'tiny-llama' is another model"):
         export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
     for f in ('config.json', 'summary.json'): (run/f).unlink()
-    with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM'):
-        export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')
+    with pytest.raises(ValueError, match=r'trained its prompt on a T5ForConditionalGeneration, but tiny-llama is a LlamaForCausalLM: '
+                       r'a prompt is not portable across kinds of model; name the backbone it was trained on$'):
+        export_peft(run/'prompt.safetensors', tmp_path/'llama', 'tiny-llama')   # (no config left to name it: the user must)
     assert not (tmp_path/'llama').exists()
     assert json.loads((export_peft(run/'prompt.safetensors', tmp_path/'t5', 'tiny')/'adapter_config.json').read_text())['task_type'] == 'SEQ_2_SEQ_LM'
 

@@ -424,7 +424,9 @@ def test_a_stopped_run_without_its_checkpoints_starts_again_without_its_old_reco
     left = [n for n in ('best.json', 'best_last.json', 'best_prompt.safetensors', 'best_last_prompt.safetensors', 'prompt.safetensors')
             if (out/n).exists()]
     assert not left, f"the earlier attempt's {left} are still there beside the new attempt's log"
-    assert "training starts again at step 0, and the earlier attempt's best.json" in capsys.readouterr().out
+    said = capsys.readouterr().out   # (several files: "were removed", the sixteenth audit's earlier_files_was_removed)
+    assert "training starts again at step 0, and the earlier attempt's best.json" in said
+    assert re.search(r"the earlier attempt's best\.json, \S+(, \S+)* were removed", said), said
     resume(out)
     assert_same_result(out, reference)
 

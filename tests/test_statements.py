@@ -398,9 +398,9 @@ class Bar:
     "Stands in for tqdm: records each bar's description, total and count."
     made = []
     def __init__(self, *a, total=None, initial=0, desc='', disable=False, **k):
-        self.desc, self.total, self.n, self.disable = desc, total, initial, disable; Bar.made.append(self)
+        self.desc, self.total, self.n, self.disable, self.postfix = desc, total, initial, disable, []; Bar.made.append(self)
     def update(self, n=1): self.n += n
-    def set_postfix(self, *a, **k): pass
+    def set_postfix(self, *a, **k): self.postfix.append((self.n, sorted(k)))
     def close(self): pass
     def __enter__(self): return self
     def __exit__(self, *a): pass
@@ -408,7 +408,8 @@ class Bar:
 def test_every_progress_bar_of_a_run_reaches_its_total(tmp_path, monkeypatch):
     """scoring_bar_stuck, generating_bar_stuck, training_bar_stuck, encoder_bar_stuck: with progress on, each bar a run shows
     (scoring neurons, prompt tuning, generating at each evaluation; an encoder's evaluation) counts up to its total. A bar
-    left at 0 (its update deleted) passed every test: they all run with progress off."""
+    left at 0 (its update deleted) passed every test: they all run with progress off. The training bar shows the loss and
+    stage every `log_every` steps (bar_postfix_off_beat, the sixteenth audit: negated, at every other step but those)."""
     import tqdm.auto
     from fpt_nb import scores, train
     from fpt_nb.run import run_experiment
@@ -420,6 +421,8 @@ def test_every_progress_bar_of_a_run_reaches_its_total(tmp_path, monkeypatch):
     assert {d for d, _, _ in shown} == {'scoring neurons', 'prompt tuning', 'evaluating toy'}, shown
     assert all(n == t for _, n, t in shown), shown
     assert ('scoring neurons', 4, 4) in shown and ('prompt tuning', 4, 4) in shown
+    # (a run updates the bar's loss and stage at every step: log_every=1)
+    assert [b.postfix for b in Bar.made if b.desc == 'prompt tuning'] == [[(s, ['loss', 'stage']) for s in range(1, 5)]]
     Bar.made = []
     run_experiment(task='toy', model='tiny-bert', method='pt', steps=1, batch_size=2, prompt_length=4, train_limit=4, eval_limit=3,
                    out_dir=str(tmp_path/'e'), progress=True)

@@ -170,6 +170,17 @@ def test_the_newest_checkpoint_is_a_folder_not_a_stray_file(tmp_path):
     (d/'checkpoints'/'step-0000009.txt').write_text('a note')
     assert latest_checkpoint(d/'checkpoints') == d/'checkpoints'/'step-0000002'
 
+def test_a_latest_pointer_that_is_a_folder_names_the_checkpoint_found_without_it(tmp_path):
+    """latest_hint_unsaid (the sixteenth audit): a `latest` that is a folder is refused with the way out, remove it, and the
+    checkpoint that is then found by its name; with no checkpoint left, the hint names none."""
+    from fpt_nb.checkpoint import latest_checkpoint
+    c = tmp_path/'checkpoints'
+    (c/'latest').mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"latest is not a file: it names the newest checkpoint; remove it$"): latest_checkpoint(c)
+    for n in ('step-0000001', 'step-0000003', 'step-0000002'): (c/n).mkdir()
+    with pytest.raises(ValueError, match=r"; remove it \(the newest checkpoint is then found by its name, step-0000003\)$"):
+        latest_checkpoint(c)
+
 def test_a_stopped_runs_own_folder_is_not_a_folder_of_runs(tmp_path):
     """runs_in_config_only: a run's own folder is told from a folder of runs by its config.json as well as its summary: a stopped
     run (a config, no summary yet) holding a run folder of its own was taken for a folder of runs."""
