@@ -1,6 +1,7 @@
 """The sixteenth mutation audit's gaps: on each library line that a test covers and no mutant touched, the test of one `if`,
 `while`, conditional expression, comprehension filter or assert was negated (593 lines); these are the behaviours a
-negated condition changed and no test saw (see results/mutants/README.md)."""
+negated condition changed and no test saw (see results/mutants/README.md). At the end, the gap of the seventeenth audit
+(a function's `return <value>` made `return None`)."""
 import pytest, torch
 
 def test_the_tiny_gated_t5_has_an_output_head_of_its_own():
@@ -45,3 +46,41 @@ def test_a_tables_text_columns_are_left_aligned_and_its_numbers_right(tmp_path):
         assert len(head) == len(align) and {'task', 'model', 'method', 'score'} <= set(head), lines
         assert {h: a for h, a in zip(head, align)} == {h: '---' if h in ('task', 'model', 'setting', 'method', 'stage') else '--:'
                                                        for h in head}, lines
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The seventeenth audit: results dropped
+
+def test_apply_stage_gives_back_the_model_it_changed_in_place():
+    """apply_stage_returns_none: `apply_stage` changes the model in place and returns it, so a notebook may write
+    `m = apply_stage(m, stage)`; returning None passed every test, which all ignore its result."""
+    from fpt_nb.causal import load_causal
+    from fpt_nb.partial import FULL, Stage, apply_stage, current_stage
+    from fpt_nb.prompt import load_t5
+    for model in (load_t5('tiny')[0], load_causal('tiny-llama')[0]):
+        stage = Stage(encoder_layers=1) if hasattr(model, 'encoder') else Stage(decoder_layers=1)
+        assert apply_stage(model, stage) is model and current_stage(model) == stage
+        assert apply_stage(model, FULL) is model and current_stage(model) == FULL
+
+def test_save_prompt_gives_back_the_path_it_wrote(tmp_path):
+    """save_prompt_returns_none: `save_prompt` returns the path it wrote, as a `Path` though given a string (its signature
+    says so); returning None passed every test, the library's own calls ignoring it."""
+    from fpt_nb.checkpoint import load_prompt, save_prompt
+    w = torch.arange(6.0).reshape(2, 3)
+    got = save_prompt(w, str(tmp_path/'p.safetensors'), step=3)
+    assert got == tmp_path/'p.safetensors' and isinstance(got, type(tmp_path)) and torch.equal(load_prompt(got), w)
+
+def test_tokenized_rows_are_cached_per_tokenizer():
+    """tokenizer_key_dropped: the in-process cache of tokenized rows is keyed by the tokenizer as well as the task and rows.
+    Keyed without it (`_tokenizer_key` returning None), rows encoded once with T5's tokenizer came back, as they were, for a
+    decoder-only model's byte tokenizer in the same process."""
+    from fpt_nb import batches
+    from fpt_nb.batches import encode
+    from fpt_nb.causal import load_causal
+    from fpt_nb.prompt import load_t5
+    from fpt_nb.tasks import get_task, load_examples
+    task, rows = get_task('toy'), load_examples('toy', 'train', limit=4)
+    t5_tok, byte_tok = load_t5('tiny')[1], load_causal('tiny-llama')[1]
+    first, second = encode(task, t5_tok, rows), encode(task, byte_tok, rows)
+    batches._CACHE.clear()
+    assert encode(task, byte_tok, rows) == second and encode(task, t5_tok, rows) == first and first != second

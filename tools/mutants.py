@@ -3895,6 +3895,18 @@ MUTANTS = [
            '             + (f" (resumed at step {\', \'.join(map(str, s[\'resumed_at\']))})" if not (s.get(\'resumed_at\')) else \'\'))',
            ('tests/test_resume.py::test_sigkill_then_resume',),
            "`fpt run`'s line says '(resumed at step ...)' for a run that was not resumed and not for one that was"),
+    Mutant('apply_stage_returns_none', 'partial.py', '    if arch.renumber: arch.renumber(model)   # layers that know their position learn the new one\n    return model',
+           '    if arch.renumber: arch.renumber(model)   # layers that know their position learn the new one\n    return None',
+           ('tests/test_conditions.py::test_apply_stage_gives_back_the_model_it_changed_in_place',),
+           "`apply_stage` changes the model in place and returns None, not the model (`m = apply_stage(m, stage)` gives None)"),
+    Mutant('save_prompt_returns_none', 'checkpoint.py', '        Path(tmp).unlink(missing_ok=True); raise\n    return path',
+           '        Path(tmp).unlink(missing_ok=True); raise\n    return None',
+           ('tests/test_conditions.py::test_save_prompt_gives_back_the_path_it_wrote',),
+           "`save_prompt` returns None, not the path it wrote"),
+    Mutant('tokenizer_key_dropped', 'batches.py', '    return f"{type(tokenizer).__name__}:{getattr(tokenizer, \'name_or_path\', \'\')}:{len(tokenizer)}"',
+           '    return None',
+           ('tests/test_conditions.py::test_tokenized_rows_are_cached_per_tokenizer',),
+           "the cache of tokenized rows is keyed without the tokenizer: another tokenizer in the process gets the first one's ids"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
