@@ -58,6 +58,7 @@ def encode(task:str|Task, tokenizer, examples:list[dict], max_input_length:int=M
         try: got = task.train_pairs(e) if train else [task.format(e)]
         except (KeyError, TypeError, ValueError, IndexError) as err: raise ValueError(f"{task.name} example {i} does not format ({err!r}): expected a row as load_examples gives it") from err
         pairs += got; rows += [i] * len(got)
+    if not pairs: return []   # no rows (e.g. `load_examples(limit=0)`): no items, as `encode_causal` gives
     key = _cache_key(task, tokenizer, pairs, rows, max_input_length, max_target_length)
     if key not in _CACHE:
         cache_dir = cache_dir or os.environ.get(CACHE_DIR_ENV)

@@ -134,7 +134,7 @@ def test_register_a_new_task(data_dir):
              target_max_length=16, metric_name='accuracy', metric='accuracy',
              references=get_task('qqp').references, fields=('question1', 'question2', 'label'), label_words=get_task('qqp').label_words)
     try:
-        register_task(t)
+        assert register_task(t) is t   # returned, as its signature says (register_task_returns_none)
         rows = load_examples('qqp_swapped', 'validation', data_dir, limit=5)
         assert get_task('qqp_swapped').format(rows[0])[0].startswith(f"question1: {rows[0]['question2']}")
         assert score('qqp_swapped', [get_task('qqp').label_words[1]] * 5, rows)['accuracy'] == 100 * sum(r['label'] for r in rows) / 5
