@@ -399,7 +399,7 @@ def test_official_csv_scores_read_as_the_one_stack(tmp_path):
 
 @pytest.mark.parametrize('strategy', ['auto', 'sequential'])
 def test_built_in_models_take_a_placement_strategy(strategy):
-    """device_map_strategy_on_built_ins: `fpt run --device-map auto` on a built-in model (tiny-llama, tiny) crashed in Accelerate
+    """device_map_strategy_passed_through: `fpt run --device-map auto` on a built-in model (tiny-llama, tiny) crashed in Accelerate
     ('str' object has no attribute 'keys'): a strategy is worked out into a map first, as from_pretrained does for a loaded model."""
     from fpt_nb.prompt import load_t5
     x = torch.randint(0, 256, (2, 9))

@@ -5,14 +5,14 @@ from fpt_nb.causal import load_causal, PromptCausalLM, encode_causal, causal_ste
 from fpt_nb.tasks import toy_examples
 
 def test_a_completion_needs_room_for_a_token_and_eos():
-    "max_target_1_ok: max_target_length 1 left room for EOS alone: every target was cut to nothing, trained as 'say nothing'."
+    "causal_max_target_1_ok: max_target_length 1 left room for EOS alone: every target was cut to nothing, trained as 'say nothing'."
     tok = load_causal('tiny-llama')[1]
     with pytest.raises(ValueError, match=r'max_target_length must be at least 2 \(a token and EOS\), got 1'):
         encode_causal('toy', tok, toy_examples('train', 2), max_target_length=1)
     assert all(len(i['labels']) == 2 for i in encode_causal('toy', tok, toy_examples('train', 2), max_target_length=2))
 
 def test_an_input_length_that_leaves_no_text_is_refused():
-    """room_zero_ok: a max_input_length that held BOS and the cue line but no byte of the text was taken: every example became
+    """causal_room_zero_ok: a max_input_length that held BOS and the cue line but no byte of the text was taken: every example became
     the bare cue, its text cut whole."""
     tok = load_causal('tiny-llama')[1]
     rows = toy_examples('train', 2)
@@ -23,7 +23,7 @@ def test_an_input_length_that_leaves_no_text_is_refused():
     assert all(len(i['input_ids']) == 2 + cue and i['truncated'] > 0 for i in items)
 
 def test_the_loss_of_a_bf16_model_is_computed_in_float32():
-    """loss_in_half: the decoder-only loss took the cross-entropy of a bf16 model's logits in bf16 (its log-softmax over the
+    """causal_loss_in_half: the decoder-only loss took the cross-entropy of a bf16 model's logits in bf16 (its log-softmax over the
     vocabulary rounded to 3 digits); it is computed in float32."""
     model, tok = load_causal('tiny-llama', dtype=torch.bfloat16)
     pt = PromptCausalLM(model, prompt_length=4)
@@ -35,7 +35,7 @@ def test_the_loss_of_a_bf16_model_is_computed_in_float32():
     assert out.loss.dtype == torch.float32 and torch.equal(out.loss, ref)
 
 def test_generation_pads_with_the_first_eos_where_the_model_names_no_pad(monkeypatch):
-    """generate_pad_last: a model with no pad id and a list of EOS ids (Llama-3-Instruct: end of text, end of turn) is given
+    """causal_generate_pad_last: a model with no pad id and a list of EOS ids (Llama-3-Instruct: end of text, end of turn) is given
     the first as its pad, as transformers does; the last was taken."""
     model, tok = load_causal('tiny-llama')
     pt = PromptCausalLM(model, prompt_length=4)
@@ -47,7 +47,7 @@ def test_generation_pads_with_the_first_eos_where_the_model_names_no_pad(monkeyp
 
 @pytest.mark.parametrize('ffn', [[0], [129], [64] * 5])
 def test_flops_refuse_mlp_widths_the_model_cannot_have(ffn):
-    """flops_widths_unchecked: MLP widths of 0 or above intermediate_size (128) were counted as given, FLOPs of a model that
+    """causal_flops_widths_unchecked: MLP widths of 0 or above intermediate_size (128) were counted as given, FLOPs of a model that
     cannot exist; so were more layers than the model has."""
     with pytest.raises(ValueError, match='MLP widths|lists 5 layers but the model has 4'):
         causal_step_flops(tiny_causal_config(), 32, 4, ffn)

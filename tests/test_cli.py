@@ -68,7 +68,7 @@ def test_each_counted_flag_refuses_a_value_below_its_least(flag, least, capsys, 
     assert code == 2 and err.strip().splitlines()[-1] == f"fpt run: error: argument {flag}: must be at least {least}, got {least - 1} (see fpt run --help)", err
 
 def test_a_run_stopped_before_its_first_evaluation_says_so(tmp_path, monkeypatch, capsys):
-    "stopped_scores_nan: a run stopped by SIGTERM before any evaluation printed 'best paper_acc nan, last evaluation nan'."
+    "stopped_line_scores_nan: a run stopped by SIGTERM before any evaluation printed 'best paper_acc nan, last evaluation nan'."
     from conftest import sigterm_in_step
     monkeypatch.chdir(tmp_path)
     sigterm_in_step(monkeypatch, 2)
@@ -136,7 +136,7 @@ def test_score_file_for_another_model(tmp_path):
     assert r.returncode == 2 and 'do not fit the model' in r.stderr, r.stderr
 
 def test_official_csv_score_file_runs(tmp_path):
-    """csv_score_file_refused: a score file in the official CSV layout (one row per layer, encoder first) is what the docs say
+    """cli_refuses_csv_scores: a score file in the official CSV layout (one row per layer, encoder first) is what the docs say
     `--score-file` reads; the CLI refused every CSV ("needs the model") before it loaded one. Now it trains with it, as with
     the same scores in safetensors, and a CSV of the wrong shape is refused before the model loads."""
     import csv

@@ -38,9 +38,10 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
     assert 'old step (plain_step)' in (tmp_path/'gpu_profile_tiny.txt').read_text()   # the trainer's step before FastStep
 
 def test_a_part_that_fails_loses_nothing_else(tmp_path, monkeypatch):
-    """gpu_part_failure_loses_size: one exception after the levers (a stage, a profile) replaced everything measured for the
-    size with the error, and the files were written only when a size ended (a kill at the time limit lost it). Now a failed
-    part is recorded and the rest measured, and the files are rewritten after every part."""
+    """(A bug of benchmarks/gpu_stages.py, outside the mutation table, which plants bugs in fpt_nb.) One exception after
+    the levers (a stage, a profile) replaced everything measured for the size with the error, and the files were written
+    only when a size ended (a kill at the time limit lost it). Now a failed part is recorded and the rest measured, and
+    the files are rewritten after every part."""
     real, written = gpu_stages.apply_stage, []
     def fails_on_fr(model, st, scores=None):
         if st.describe().startswith('enc ffn'): raise RuntimeError('planted')

@@ -12,7 +12,7 @@ def tiny(name='tiny') -> PromptT5:
     return PromptT5(load_t5(name)[0], prompt_length=4)
 
 def test_the_fast_step_on_a_cpu_is_sdpa_alone():
-    """cpu_attention_eager, bucket_without_compile: `--fast` on a CPU pulls SDPA (and bf16 weights where autocast is on) and
+    """fast_cpu_attention_eager, fast_bucket_without_compile: `--fast` on a CPU pulls SDPA (and bf16 weights where autocast is on) and
     nothing that needs compiling: no padding bucket, no compile; a GPU's bucket came with it though nothing compiled."""
     pt = tiny()
     assert fast_options(pt, 'cpu', False, fast=True) == FastOptions(attention='sdpa')
@@ -27,19 +27,19 @@ def test_the_fast_step_on_a_cpu_is_sdpa_alone():
     (FastOptions(attention='flex'), 'cuda', "attention 'flex' needs CUDA and compile=True"),
 ])
 def test_fast_options_that_cannot_work_are_refused(options, device, says):
-    """bucket_without_attention, bucket_negative_ok, flex_without_compile: padding buckets without our forward (the stock one
+    """fast_bucket_without_attention, fast_bucket_negative_ok, fast_flex_without_compile: padding buckets without our forward (the stock one
     ignores them), a negative bucket, and FlexAttention uncompiled on a GPU (unfused: slower than SDPA, and its backward
     untried) were taken, to fail or do nothing later."""
     with pytest.raises(ValueError, match=says): options.check(device, False)
 
 def test_padding_multiples_must_be_positive():
-    "pad_multiple_zero_ok: a multiple of 0 failed with a ZeroDivisionError that named nothing."
+    "fast_pad_multiple_zero_ok: a multiple of 0 failed with a ZeroDivisionError that named nothing."
     b = dict(input_ids=torch.ones(2, 5, dtype=torch.long), attention_mask=torch.ones(2, 5, dtype=torch.long), labels=torch.ones(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match='padding multiples must be positive, got 0 and 8'): pad_batch(b, 0)
     with pytest.raises(ValueError, match='padding multiples must be positive, got 8 and 0'): pad_batch(b, 8, target_multiple=0)
 
 def test_agreement_fails_outside_its_tolerance():
-    """grad_cos_any, grad_rtol_any: `agreement` (the benchmark's and the tests' check of the fast step against the reference)
+    """fast_grad_cos_any, fast_grad_rtol_any: `agreement` (the benchmark's and the tests' check of the fast step against the reference)
     passed any gradient pointing the same half-space (fp32), or any cosine above 0 (bf16)."""
     loss, grad = torch.tensor(2.0), torch.tensor([1.0, 2.0, 3.0])
     assert agreement(loss, grad, loss, grad)['ok'] and agreement(loss, grad, loss, grad, 'bf16')['ok']
@@ -50,7 +50,7 @@ def test_agreement_fails_outside_its_tolerance():
     assert TOLERANCES['bf16']['grad_cos'] > 10 / 14
 
 def test_a_trainable_linear_is_never_cast():
-    """cast_trainable_ok: `cast_linears` casts frozen weights only; a trainable linear was cast to bf16, its fp32 master lost.
+    """fast_cast_trainable_ok: `cast_linears` casts frozen weights only; a trainable linear was cast to bf16, its fp32 master lost.
     A refusal casts nothing: it cast the frozen layers before the trainable one, then refused, leaving the model half cast."""
     m = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
     m[0].weight.requires_grad_(False); m[0].bias.requires_grad_(False)
@@ -65,7 +65,7 @@ def test_a_trainable_linear_is_never_cast():
 
 @pytest.mark.parametrize('attention', ['eager'])
 def test_the_fast_forward_drops_out_where_the_stock_one_does(attention):
-    """encoder_embed_dropout, encoder_final_dropout, decoder_embed_dropout, decoder_final_dropout: our T5 forward applies the
+    """fast_encoder_embed_dropout, fast_encoder_final_dropout, fast_decoder_embed_dropout, fast_decoder_final_dropout: our T5 forward applies the
     stacks' dropout where the stock one does (the paper trains with none, so every test ran without): with dropout 0.1 in
     training mode and one seed, our loss is the stock model's."""
     pt = tiny()
@@ -82,7 +82,7 @@ def test_the_fast_forward_drops_out_where_the_stock_one_does(attention):
     assert not torch.allclose(other, ref, rtol=1e-3)   # (the dropout is live: another seed, another loss)
 
 def test_sdpa_under_bf16_autocast_gets_its_mask_in_bf16():
-    """sdpa_mask_fp32: under bf16 autocast SDPA's additive mask is built in bf16, the dtype of its queries; built in fp32 it
+    """fast_sdpa_mask_fp32: under bf16 autocast SDPA's additive mask is built in bf16, the dtype of its queries; built in fp32 it
     costs twice the memory per head and position, and torch's fused kernels refuse a mask of another dtype."""
     from fpt_nb.fast import attention_biases
     pt = tiny()
@@ -93,7 +93,7 @@ def test_sdpa_under_bf16_autocast_gets_its_mask_in_bf16():
     assert attention_biases(pt.model, keep, 3, 'sdpa')['encoder'].dtype == torch.float32   # (no autocast: fp32)
 
 def test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_once(tmp_path):
-    """expansion_not_cast, first_steps_every_step, first_step_time_zero: with bf16 weights, the layers and FFN rows an expansion brings back come in
+    """fast_expansion_not_cast, fast_first_steps_every_step, fast_first_step_time_zero: with bf16 weights, the layers and FFN rows an expansion brings back come in
     fp32 (where the model was partial when the step was built) and are cast at the stage's first step; the first step of each stage (where compiling shows) is timed once per stage."""
     from fpt_nb.tasks import toy_examples
     from fpt_nb.batches import encode
@@ -115,7 +115,7 @@ def test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_onc
     assert frozen == {torch.bfloat16}, frozen
 
 def test_a_gradient_that_overflows_is_named_and_undone(tmp_path):
-    """norm_not_checked: a finite loss whose gradient overflowed (an infinite norm) was not caught as such: the update ran, and
+    """fast_norm_not_checked: a finite loss whose gradient overflowed (an infinite norm) was not caught as such: the update ran, and
     the run stopped on a prompt gone non-finite, blaming the learning rate. It stops on the gradient, named, with the prompt
     and optimizer state as they were."""
     from fpt_nb.tasks import toy_examples
@@ -131,7 +131,7 @@ def test_a_gradient_that_overflows_is_named_and_undone(tmp_path):
     assert torch.equal(pt.prompt.weight.detach(), before) and not tr.opt.state.get(pt.prompt.weight)
 
 def test_compiling_raises_dynamos_recompile_limit_and_never_lowers_it():
-    """recompile_limit_min: a compiled step raises dynamo's per-function recompile limit to RECOMPILE_LIMIT (FFN widths x padded
+    """fast_recompile_limit_lowered: a compiled step raises dynamo's per-function recompile limit to RECOMPILE_LIMIT (FFN widths x padded
     lengths over a schedule), and leaves a higher one as it is; lowered, a schedule's later stages ran uncompiled. (Nothing is
     compiled here: torch.compile wraps the runners, and compiles at their first call.)"""
     import torch._dynamo

@@ -138,7 +138,7 @@ def test_best_files_of_lost_steps_are_put_back_to_the_checkpoints(tmp_path):
 
 
 def test_export_of_a_run_killed_between_a_best_prompt_and_its_record(tmp_path, monkeypatch, recwarn):
-    """best_prompt_labelled_with_the_step_before: a kill after step 4's best prompt was written and before its record left
+    """prompt_beside_other_record_exported: a kill after step 4's best prompt was written and before its record left
     that prompt beside step 2's best_last.json, and export-peft exported it "from step 2". Each prompt file now says its
     step: the export refuses the pair, and a resume puts the files right (the export then names the step its prompt is from)."""
     import fpt_nb.train as train

@@ -122,7 +122,7 @@ def test_export_for_a_folder_without_a_config_says_so(tmp_path):
 
 
 def test_export_for_another_model_is_refused(tmp_path):
-    """peft_model_unchecked: `export_peft(run, out, model)` wrote an adapter for any model of the run's kind and width, where
+    """export_for_any_model: `export_peft(run, out, model)` wrote an adapter for any model of the run's kind and width, where
     `fpt evaluate` refuses the same model: another built-in one, or a folder whose weights differ from the run's. Now both are
     refused, and the run's own folder, named, is taken."""
     from fpt_nb.checkpoint import load_prompt

@@ -317,8 +317,9 @@ def test_a_stopped_runs_evaluations_go_when_it_trains_on(finished, tmp_path, cap
     assert f"note: {d}'s eval-validation-4.json scored the stopped run's prompts, which it trains on now: removed" in capsys.readouterr().out
 
 def test_a_run_told_relative_folders_is_evaluated_on_them_from_anywhere(tmp_path, data_dir, monkeypatch):
-    """relative_folders_from_cwd: `--data-dir D1 --model tm`, relative, were recorded as typed, and `fpt evaluate` from another
-    folder read the D1/ and tm/ found there: another data folder's rows scored silently, another model folder said 'changed'."""
+    """relative_data_dir_recorded, relative_model_from_cwd: `--data-dir D1 --model tm`, relative, were recorded as typed,
+    and `fpt evaluate` from another folder read the D1/ and tm/ found there: another data folder's rows scored silently,
+    another model folder said 'changed'."""
     from fpt_nb.peft import source_prompt
     model, tok = load_t5('tiny')
     model.save_pretrained(tmp_path/'tm'); tok.save_pretrained(tmp_path/'tm')
@@ -532,7 +533,7 @@ def test_the_best_of_the_last_stage_is_held_to_the_last_stages_evaluations(tmp_p
                                                                     "evaluation by the run's rule is step 2 (0.9)")
 
 def test_wall_time_of_runs_on_other_hardware_is_not_compared(pt_beside, tmp_path, capsys):
-    """threads_unrecorded: `--threads` was recorded nowhere, and wall % PT set a 2-thread PT's seconds against a 1-thread FPT
+    """wall_compared_across_hardware: `--threads` was recorded nowhere, and wall % PT set a 2-thread PT's seconds against a 1-thread FPT
     run's (4% of PT, unsaid). Each summary records its threads; a row whose device, processes or threads are not PT's has its
     wall % PT left out, saying why."""
     root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
@@ -724,7 +725,7 @@ def test_tables_say_a_run_is_running_now(finished, tmp_path, capsys):
     assert f"left out: run {d} has no summary: it was stopped before writing one" in out, out
 
 def test_evaluate_holds_the_run_lock(finished, tmp_path, capsys, monkeypatch):
-    """evaluate_races_a_resume: `fpt evaluate` of a stopped run, racing `fpt run` resuming it, wrote its eval file after the
+    """evaluate_unlocked: `fpt evaluate` of a stopped run, racing `fpt run` resuming it, wrote its eval file after the
     resume had removed the stopped run's: a file scoring a prompt the finished run no longer had. It now holds the run
     folder's lock: refused while another process holds it (a resume), and the resume refused while it evaluates."""
     import os

@@ -431,7 +431,7 @@ def test_a_stopped_run_without_its_checkpoints_starts_again_without_its_old_reco
     assert_same_result(out, reference)
 
 def test_sigterm_while_scoring_leaves_no_folder(tmp_path):
-    """sigterm_outside_training: SIGTERM while the neuron scores are computed, before the run has begun (no config.json).
+    """sigterm_kills_outside_training: SIGTERM while the neuron scores are computed, before the run has begun (no config.json).
     It used to kill the process outright: the new run folder stayed behind holding only a stale run.lock. Now the run
     exits with status 143, frees its lock and removes the folder it made."""
     out = tmp_path/'run'
@@ -494,7 +494,7 @@ def ctrl_c_in_step(monkeypatch, n:int, times:int=1):
     monkeypatch.setattr(torch.nn.utils, 'clip_grad_norm_', interrupt)
 
 def test_ctrl_c_stop_is_tabulated_and_evaluated_as_unfinished(reference, tmp_path, monkeypatch, capsys):
-    """ctrl_c_without_summary: a run stopped by one Ctrl-C wrote no summary, so `fpt tables --unfinished` named it only and
+    """ctrl_c_unsummarized: a run stopped by one Ctrl-C wrote no summary, so `fpt tables --unfinished` named it only and
     `fpt evaluate` refused it, though its step was checkpointed and its prompts saved. It is now summarized as a SIGTERM
     stop is: the tables take it with --unfinished (and say why not without), evaluate scores its best prompt. At the Ctrl-C
     the run says at once what it will do (ctrl_c_unsaid, the thirteenth audit): a step can take minutes on a large model."""
