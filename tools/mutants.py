@@ -3932,6 +3932,18 @@ MUTANTS = [
            "    if not pairs: return []   # no rows (e.g. `load_examples(limit=0)`): no items, as `encode_causal` gives\n", "",
            ('tests/test_conditions.py::test_no_rows_encode_to_no_items_for_either_kind_of_model',),
            "encode (T5) of no rows goes on to the tokenizer, which fails inside transformers"),
+    Mutant('check_pt_run_returns_none', 'cli.py', 'its curve is another recipe\'s")\n    return s',
+           'its curve is another recipe\'s")\n    return None',
+           ('tests/test_conditions.py::test_check_pt_run_gives_back_the_pt_runs_summary',),
+           "check_pt_run returns None, not the PT run's summary"),
+    Mutant('check_schedule_returns_none', 'partial.py', '        if i: _check_grows(stages[i - 1], st, model, i)\n    return stages',
+           '        if i: _check_grows(stages[i - 1], st, model, i)\n    return None',
+           ('tests/test_conditions.py::test_check_schedule_gives_back_the_stages_it_checked',),
+           'check_schedule returns None, not the stages it checked'),
+    Mutant('write_json_returns_none', 'checkpoint.py', '    return write_atomic(path, json.dumps(obj, indent=1))',
+           '    write_atomic(path, json.dumps(obj, indent=1))',
+           ('tests/test_conditions.py::test_write_json_gives_back_the_path_it_wrote',),
+           'write_json returns None, not the path it wrote'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
