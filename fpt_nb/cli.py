@@ -390,7 +390,7 @@ def make_parser() -> argparse.ArgumentParser:
     t.add_argument('root'); t.add_argument('--out', help='where to write table{1,2}.{md,csv} (default ROOT)')
     t.add_argument('--score', choices=list(SCORES), default='best',
                    help="which evaluation: the best by the paper's rule (default), the best of the last stage, or the last")
-    t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help="the paper's scoring (default) or the datasets' official scorers")
+    t.add_argument('--scoring', choices=list(SCORINGS), default='paper', help=f"{SCORINGS['paper']} (default) or {SCORINGS['official']}")
     t.add_argument('--unfinished', action='store_true', help='tabulate runs that stopped before their planned steps too, where they wrote a summary (stopped by SIGTERM, as a '
                         'scheduler stops them, or by one Ctrl-C; left out by default); a run killed or stopped before its summary, or running, is named only')
     e = sub.add_parser('export-peft', help="the run's prompt as a PEFT prompt-tuning adapter",

@@ -300,7 +300,7 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
     head = ['task', 'model', 'setting', 'method', 'stage', 'seeds', 'score', 'FLOPs', 'FLOPs % PT', 'wall s', 'wall % PT'] + (['Improve'] if improve else [])
     if improve: head.remove('stage')
     if not any(r.get('setting') for r in rows): head.remove('setting')
-    caption = (f"Scores: {SCORES[rows[0]['score_kind']]}; metric: paper_* is the paper's scoring, others the datasets' official scorers.\n\n")
+    caption = (f"Scores: {SCORES[rows[0]['score_kind']]}; metric: paper_* is {SCORINGS['paper']}, others {SCORINGS['official']}.\n\n")
     lines = ['| ' + ' | '.join(head) + ' |', '|' + '|'.join('---' if h in ('task', 'model', 'setting', 'method', 'stage') else '--:' for h in head) + '|']
     for r in rows:
         cells = dict(task=r['task'], model=r['model'], setting=r.get('setting', ''),

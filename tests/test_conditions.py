@@ -1,7 +1,9 @@
 """The sixteenth mutation audit's gaps: on each library line that a test covers and no mutant touched, the test of one `if`,
 `while`, conditional expression, comprehension filter or assert was negated (593 lines); these are the behaviours a
-negated condition changed and no test saw (see results/mutants/README.md). At the end, the gap of the seventeenth audit
-(a function's `return <value>` made `return None`)."""
+negated condition changed and no test saw (see results/mutants/README.md). Then the gaps of the seventeenth audit (a
+function's `return <value>` made `return None`), and of the eighteenth (an import-time constant changed: an entry dropped
+from a list of names or an adapter table, a description's words)."""
+import json
 import pytest, torch
 
 def test_the_tiny_gated_t5_has_an_output_head_of_its_own():
@@ -152,3 +154,140 @@ def test_write_json_gives_back_the_path_it_wrote(tmp_path):
     from fpt_nb.checkpoint import read_json, write_json
     got = write_json(tmp_path/'a.json', dict(x=1))
     assert got == tmp_path/'a.json' and read_json(got) == dict(x=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The eighteenth audit: import-time constants changed (a list's entry dropped, a table's entry removed)
+
+@pytest.mark.parametrize('suffix', ['.safetensors', '.bin', '.pt', '.pth', '.h5', '.msgpack'])
+def test_a_model_folders_digest_covers_its_weights_in_every_format(tmp_path, suffix):
+    """weight_suffix_bin_dropped: the digest a run records of a local model folder reads its weight files whatever their
+    format; the hub's `google/t5-large-lm-adapt` holds `pytorch_model.bin`. With `.bin` left out of the suffixes, new weights
+    in such a folder kept the digest, and a resume took the changed model as the one it trained."""
+    from fpt_nb.prompt import model_digest
+    (tmp_path/'config.json').write_text('{"model_type": "t5"}')
+    (tmp_path/f'model{suffix}').write_bytes(b'weights, first')
+    before = model_digest(tmp_path)
+    (tmp_path/f'model{suffix}').write_bytes(b'weights, second')
+    assert model_digest(tmp_path) != before
+
+def _bin_folder(path, seed):
+    "A tiny T5 laid out as the hub's LM-adapt folders are: config.json, the weights in pytorch_model.bin, a tokenizer."
+    from fpt_nb.prompt import load_t5
+    model, tok = load_t5('tiny', seed=seed)
+    model.config.save_pretrained(path); tok.save_pretrained(path)
+    torch.save(model.state_dict(), path/'pytorch_model.bin')
+    return model
+
+def test_a_t5_folder_with_pytorch_model_bin_loads_and_is_digested_by_its_weights(tmp_path):
+    """weight_suffix_bin_dropped: a folder laid out as the hub's `google/t5-large-lm-adapt` is (`pytorch_model.bin`, no
+    safetensors) loads through `load_t5` as the model saved, and its digest changes with its weights (another seed's)."""
+    from fpt_nb.prompt import load_t5, model_digest
+    model = _bin_folder(tmp_path, 0)
+    ids, labels = torch.tensor([[5, 6, 7, 1]]), torch.tensor([[8, 1]])
+    assert torch.equal(load_t5(str(tmp_path))[0](input_ids=ids, labels=labels).logits, model(input_ids=ids, labels=labels).logits)
+    before = model_digest(tmp_path)
+    _bin_folder(tmp_path, 1)
+    assert model_digest(tmp_path) != before
+
+def test_an_mt5_folder_is_a_t5_to_load_and_to_shrink(tmp_path):
+    """mt5_refused, mt5_arch_dropped: an mT5 (its config says `mt5`) is a T5 to fpt_nb: `load_t5` takes its folder, and the
+    partial models take an `MT5ForConditionalGeneration` built in code. With `mt5` out of the T5 model types the folder was
+    refused as a model fpt_nb does not serve; with its class out of the adapters, a partial mT5 was refused."""
+    from transformers import ByT5Tokenizer, MT5Config, MT5ForConditionalGeneration
+    from fpt_nb.partial import FULL, Stage, apply_stage
+    from fpt_nb.prompt import load_t5, tiny_t5_config
+    torch.manual_seed(0)
+    cfg = {k: v for k, v in tiny_t5_config().to_dict().items() if k not in ('model_type', 'architectures', 'transformers_version')}
+    mt5 = MT5ForConditionalGeneration(MT5Config(**cfg)).eval()
+    assert mt5.config.model_type == 'mt5'
+    mt5.save_pretrained(tmp_path); ByT5Tokenizer().save_pretrained(tmp_path)
+    loaded = load_t5(str(tmp_path))[0]
+    ids = torch.tensor([[5, 6, 7, 1]]); labels = torch.tensor([[8, 1]])
+    # (transformers' MT5 and T5 classes order a few float operations differently: equal to float32 rounding)
+    torch.testing.assert_close(loaded(input_ids=ids, labels=labels).logits, mt5(input_ids=ids, labels=labels).logits, rtol=1e-4, atol=1e-4)
+    full = mt5(input_ids=ids, labels=labels).logits
+    apply_stage(mt5, Stage(encoder_layers=2))
+    assert len(mt5.encoder.block) == 2 and not torch.equal(mt5(input_ids=ids, labels=labels).logits, full)
+    apply_stage(mt5, FULL)
+    assert torch.equal(mt5(input_ids=ids, labels=labels).logits, full)
+
+@pytest.mark.parametrize('cls', ['T5Model', 'T5EncoderModel'])
+def test_t5s_other_heads_take_partial_models(cls):
+    """t5_model_arch_dropped, t5_encoder_arch_dropped: the partial models take T5 without its LM head (`T5Model`) and T5's
+    encoder alone (`T5EncoderModel`), as their adapter table lists them: a stage keeping every layer is the model, one
+    dropping layers has that many, `FULL` gives the model back. With a class out of the table, it was refused."""
+    import transformers
+    from fpt_nb.partial import FULL, Stage, apply_stage
+    from fpt_nb.prompt import tiny_t5_config
+    torch.manual_seed(0)
+    model = getattr(transformers, cls)(tiny_t5_config()).eval()
+    ids = torch.tensor([[5, 6, 7, 1]])
+    run = lambda: (model(input_ids=ids) if cls == 'T5EncoderModel' else model(input_ids=ids, decoder_input_ids=ids)).last_hidden_state
+    full = run()
+    apply_stage(model, Stage(encoder_layers=4))
+    assert torch.equal(run(), full)
+    apply_stage(model, Stage(encoder_layers=2))
+    assert len(model.encoder.block) == 2 and not torch.equal(run(), full)
+    apply_stage(model, FULL)
+    assert torch.equal(run(), full)
+
+@pytest.mark.parametrize('field', ['task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics'])
+def test_a_summary_without_one_of_its_fields_is_refused_by_name(tmp_path, field):
+    """summary_stages_unrequired: a run summary without one of the fields the tables read is refused, naming it. With
+    `stages` no longer required, a summary without it was taken, and the tables failed later on a KeyError."""
+    from test_scoring import fake_run
+    from fpt_nb.tables import read_summary
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70)
+    path = tmp_path/'pt-0-s0'/'summary.json'
+    s = json.loads(path.read_text()); del s[field]; path.write_text(json.dumps(s))
+    with pytest.raises(ValueError, match=f"lacks '{field}': expected a summary written by `run_experiment`"): read_summary(path)
+
+class _Launched(BaseException): "Raised by a stand-in for `launch`: the command got as far as starting the run."
+
+def test_fpt_run_hands_every_flag_to_the_run(tmp_path, monkeypatch, data_dir):
+    """run_args_seed_dropped, run_args_last_dropped: `fpt run` hands each flag it takes for the run to `launch` (then
+    `run_experiment`) with the value given. With `seed` left out of the names it hands on, `fpt run --seed 3` trained seed
+    0 silently; with `device_map` out, `--device-map auto` was dropped. Every flag here is given a value other than its
+    default."""
+    import fpt_nb.run as run
+    got = {}
+    def launched(num_processes=1, **kw): got.update(kw); raise _Launched
+    monkeypatch.setattr(run, 'launch', launched)
+    given = dict(data_dir=str(data_dir), level=2, decoder=True, batch_size=4, micro_batch_size=2, lr=0.1, seed=3, device='cpu',
+                 prompt_length=5, train_limit=20, score_examples=9, score_split='train', score_sampling='first',
+                 score_aggregation='token', padding='max', bf16=True, early_stop=2, checkpoint_every=3, num_beams=2,
+                 eval_batch_size=7, max_input_length=100, max_target_length=8, resume=False, progress=False, device_map='auto',
+                 fast=True, compile=True)
+    args = ['run', '--task', 'mnli', '--method', 'ld', '--steps', '8', '--out-dir', str(tmp_path/'r')]
+    for k, v in given.items():
+        flag = '--' + k.replace('_', '-')
+        args += [flag] if v is True else ['--no-' + flag[2:]] if v is False else [flag, str(v)]
+    from fpt_nb.cli import main
+    with pytest.raises(_Launched): main(args)
+    assert {k: got.get(k) for k in given} == given
+
+@pytest.mark.parametrize('key', ['step', 'stage', 'flops', 'wall', 'eval_seconds'])
+def test_a_checkpoints_best_is_found_among_an_evaluations_metrics_alone(key):
+    """eval_seconds_counted_as_metric: a resume checks that the log holds the evaluation that made the checkpoint's best
+    prompt, by its value among that evaluation's metrics; the record's other numbers (its step, stage, FLOPs, wall clock,
+    seconds) are no metric. With `eval_seconds` counted as one, a log whose metric was edited still passed where the best
+    value happened to equal the seconds the evaluation took."""
+    from fpt_nb.train import _log_problem
+    steps = [dict(kind='step', step=s, flops=10 * s) for s in (1, 2)]
+    ev = dict(kind='eval', step=2, stage=1, flops=20, wall=3.5, eval_seconds=1.25, accuracy=70.0)
+    assert _log_problem(steps + [ev], 2, 20, ((2, 70.0),)) is None
+    assert 'lacks the evaluation at step 2' in _log_problem(steps + [ev], 2, 20, ((2, ev[key]),))
+
+def test_the_tables_caption_and_the_scoring_flag_say_what_each_scoring_is(tmp_path, capsys):
+    """scorings_wording: a table's caption and `fpt tables --scoring`'s help say what the two scorings are, in the words of
+    `SCORINGS`. Those words were read by no code (the caption and the help wrote their own), so a change to them went
+    nowhere; now both read them."""
+    from test_scoring import fake_run
+    from fpt_nb.cli import make_parser
+    from fpt_nb.tables import collect_runs, table2, to_markdown
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (100, 70)])
+    caption = to_markdown(table2(collect_runs(tmp_path, say=lambda *a: None))).splitlines()[0]
+    assert caption.endswith("; metric: paper_* is the paper's scoring, others the datasets' official scorers."), caption
+    with pytest.raises(SystemExit): make_parser().parse_args(['tables', '--help'])
+    assert "the paper's scoring (default) or the datasets' official scorers" in ' '.join(capsys.readouterr().out.split())

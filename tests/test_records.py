@@ -1147,7 +1147,8 @@ def test_evaluate_refuses_another_kind_of_model(finished, tmp_path, capsys):
     one_line(code, err, f'trained its prompt on a T5ForConditionalGeneration, but {llama} is a LlamaForCausalLM')
     for other in ('tiny-llama', 'tiny-relu', llama):
         code, _, err = fpt('evaluate', d, '--limit', 4, '--model', other, '--no-progress', capsys=capsys)
-        one_line(code, err, f"trained its prompt on 'tiny', and '{other}' is another model (a built-in model is only itself)")
+        one_line(code, err, f"trained its prompt on 'tiny', and '{other}' is another model (a built-in model is only itself): "
+                            "leave model out to evaluate it on the run's own")   # (model_use_wording: the way out, said)
     assert snapshot(d) == before
     assert evaluate_run(d, limit=4, device='cpu', progress=False)['model'] == 'tiny'   # each result names the model it was scored on
 
