@@ -404,6 +404,12 @@ def test_a_diverged_run_exits_1_in_one_line(monkeypatch, capsys):
     (dict(steps='8'), "parameter steps must be a whole number, got '8' (str)"),
     (dict(max_input_length=1), 'parameter max_input_length must be at least 2, got 1'),   # (a token and EOS)
     (dict(batch_size=True), 'parameter batch_size must be a whole number, got True (bool)'),
+    # param_choices_scoring_dropped: every parameter that takes one of a few values, and every least value, is checked
+    (dict(score_sampling='all'), "parameter score_sampling must be one of ['random', 'first'], got 'all'"),
+    (dict(score_aggregation='mean'), "parameter score_aggregation must be one of ['example', 'token'], got 'mean'"),
+    (dict(score='last'), "parameter score must be one of ['best', 'best_last', 'final'], got 'last'"),
+    (dict(batch_size=0), 'parameter batch_size must be at least 1'),
+    (dict(prompt_length=0), 'parameter prompt_length must be at least 1'),
 ])
 def test_bad_notebook_parameters_are_refused_by_name(params, says):
     "The papermill notebooks' parameters, checked before anything runs (`check_params`): one error naming the parameter."

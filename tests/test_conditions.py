@@ -291,3 +291,101 @@ def test_the_tables_caption_and_the_scoring_flag_say_what_each_scoring_is(tmp_pa
     assert caption.endswith("; metric: paper_* is the paper's scoring, others the datasets' official scorers."), caption
     with pytest.raises(SystemExit): make_parser().parse_args(['tables', '--help'])
     assert "the paper's scoring (default) or the datasets' official scorers" in ' '.join(capsys.readouterr().out.split())
+
+@pytest.mark.parametrize('name', ['log.jsonl', 'summary.json', 'best.json', 'best_last.json', 'prompt.safetensors',
+                                  'best_prompt.safetensors', 'best_last_prompt.safetensors', 'stages.png', 'scores.safetensors'])
+def test_a_folder_holding_a_file_of_a_runs_name_is_not_written_over(tmp_path, name):
+    """run_files_scores_dropped: an out_dir holding a file a run would write (a user's own `scores.safetensors`, say, beside
+    no run's config.json) is refused, naming the file, and the file is kept. With `scores.safetensors` left out of the
+    run's file names, such a folder was taken as a new one, and the run's neuron scores replaced the user's file."""
+    from fpt_nb.run import check_run_dir
+    (tmp_path/name).write_text('mine')
+    with pytest.raises(ValueError, match=f"holds {name} but no run's config.json: it is not a run folder"): check_run_dir(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [name] and (tmp_path/name).read_text() == 'mine'
+
+@pytest.mark.parametrize('method', ['fr', 'fpt_fr'])
+def test_every_ffn_reducing_method_scores_its_neurons_and_trains(tmp_path, method, one_thread):
+    """needs_scores_fpt_fr_dropped: each method that keeps FFN neurons by their scores computes the scores first (and
+    writes them into its folder). With FPT_FR left out of the methods that need scores, it failed at its first stage ("no
+    encoder scores were given"); only the papermill notebooks' test, which the mutation table leaves out for its time,
+    ran FPT_FR."""
+    from fpt_nb.run import run_experiment
+    s = run_experiment(task='toy', model='tiny', method=method, steps=4, batch_size=4, prompt_length=4, train_limit=16,
+                       eval_limit=8, score_examples=8, device='cpu', progress=False, out_dir=tmp_path/'r')
+    assert (tmp_path/'r'/'scores.safetensors').is_file() and s['stages'][0]['name'].startswith('enc ffn'), s['stages']
+
+@pytest.mark.parametrize('key,value,other', [('stage_steps', None, [2, 2, 2, 4]), ('decoder', False, True), ('score_examples', 1000, 500),
+                                             ('score_split', 'validation', 'train'), ('score_sampling', 'random', 'first'),
+                                             ('score_aggregation', 'example', 'token')])
+def test_fpt_runs_that_differ_in_their_own_settings_are_rows_against_one_pt(tmp_path, key, value, other):
+    """row_keys_aggregation_dropped: the settings that are FPT's own (its stage steps, whether the decoder shrinks, how its
+    neuron scores are taken) make rows of one table against the one PT run, not settings of their own. With
+    `score_aggregation` left out of them, an FPT_FR run with token-aggregated scores was a setting PT did not have: no
+    Improve, and a column of settings."""
+    from test_scoring import fake_run
+    from fpt_nb.tables import collect_runs, table2
+    cfg = dict(lr=0.3, batch_size=32, stage_steps=None, decoder=False, score_examples=1000, score_split='validation',
+               score_sampling='random', score_aggregation='example')
+    for method, name, v in (('pt', 'pt', value), ('fpt_fr', 'a', value), ('fpt_fr', 'b', other)):
+        fake_run(tmp_path, method, 0, 100 if method == 'pt' else 60, 50.0, 70, [(0, 10), (100, 70)] if method == 'pt' else ())
+        d = (tmp_path/f'{method}-0-s0').rename(tmp_path/name)
+        s = json.loads((d/'summary.json').read_text())
+        (d/'summary.json').write_text(json.dumps(dict(s, config=dict(cfg, method=method, **{key: v})) | ({key: v} if key == 'stage_steps' else {})))
+    rows = table2(collect_runs(tmp_path, say=lambda *a: None))
+    assert [(r['method'], r['setting']) for r in rows] == [('PT', ''), ('FPT_FR', ''), ('FPT_FR', '')], rows
+    assert [r['improve'] for r in rows[1:]] == [70 - 10] * 2   # (PT's best by 60 FLOPs: its evaluation at 0)
+
+@pytest.mark.parametrize('entry', ['precision', 'fast', 'compile', 'early_stop', 'score_settings', 'method', 'steps'])
+def test_a_fingerprint_written_before_an_entry_existed_is_not_told_apart_by_it(entry):
+    """later_entries_steps_dropped: a checkpoint's fingerprint written by an earlier version lacks the entries added since
+    (precision, fast step, compile, early stop, score settings, method, steps); a resume compares the rest, not those. With
+    `steps` left out of them, every checkpoint of a version before it was refused ("steps (None there, ... now)"). An entry
+    the checkpoint does hold is still compared."""
+    from fpt_nb.train import fingerprint_diff
+    ours = dict(task='toy', lr=0.3, precision='fp32', fast=False, compile=False, early_stop=0, score_settings=None,
+                method='fpt_cr', steps=100)
+    older = {k: v for k, v in ours.items() if k != entry}
+    assert fingerprint_diff(older, ours) == []
+    assert fingerprint_diff(dict(ours, **{entry: 'other'}), ours) == [f"{entry} ('other' there, {ours[entry]!r} now)"]
+
+def test_the_default_run_is_the_one_its_results_page_records(tmp_path, monkeypatch):
+    """default_run_steps: `fpt run` with no arguments (`make run`) starts the two runs `results/default_run/` records: their
+    summaries' configs, entry by entry (PT, then FPT_CR, 2,500 steps each on the toy task with the tiny T5). Changed to
+    another number of steps, the README's figures and the results page described runs the command no longer made."""
+    import fpt_nb.run as run
+    from pathlib import Path
+    from fpt_nb.cli import main
+    root = Path(__file__).resolve().parents[1]/'results'/'default_run'
+    methods = []
+    def launched(num_processes=1, **kw):
+        methods.append(kw['method'])
+        recorded = json.loads((root/f"{kw['method']}-summary.json").read_text())
+        assert {k: str(kw[k]) if k == 'out_dir' else kw.get(k) for k in recorded['config']} == recorded['config']
+        assert (recorded['planned_steps'], recorded['task'], recorded['model']) == (kw['steps'], kw['task'], kw['model'])
+        if kw['method'] == 'pt': return recorded   # (the command reads the summary, then starts the next run)
+        raise _Launched
+    monkeypatch.setattr(run, 'launch', launched)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(_Launched): main(['run'])
+    assert methods == ['pt', 'fpt_cr']
+
+def test_the_tiny_decoder_only_models_config_names_its_tokenizers_special_tokens():
+    """byte_vocab_bos: the built-in decoder-only model's config (and generation config) gives the ids its byte tokenizer
+    uses for BOS, EOS and padding, and as many embeddings as the tokenizer has tokens. With BOS changed to 258 in the config,
+    the model named byte 0xFF's id as its BOS while every prompt began with the tokenizer's 259."""
+    from fpt_nb.causal import load_causal
+    model, tok = load_causal('tiny-llama')
+    ids = lambda c: (c.bos_token_id, c.eos_token_id, c.pad_token_id)
+    assert ids(model.config) == ids(model.generation_config) == ids(tok) == (259, 1, 0)
+    assert model.config.vocab_size == len(tok) == 260
+
+@pytest.mark.parametrize('score,says', [('best', "best evaluation by the paper's rule (all evaluations, partial stages included)"),
+                                        ('best_last', 'best evaluation of the last stage'), ('final', 'last evaluation')])
+def test_a_tables_caption_says_which_evaluation_it_shows(tmp_path, score, says):
+    """scores_wording: a table's caption says which evaluation of each run its scores are (`--score`): the best by the
+    paper's rule over every evaluation, partial stages included; the best of the last stage; or the last. Changed to say
+    "best evaluation" alone, it no longer said that the partial stages' evaluations count."""
+    from test_scoring import fake_run
+    from fpt_nb.tables import collect_runs, table2, to_markdown
+    fake_run(tmp_path, 'pt', 0, 100, 50.0, 70, [(0, 10), (100, 70)])
+    assert to_markdown(table2(collect_runs(tmp_path, say=lambda *a: None), score)).splitlines()[0].startswith(f"Scores: {says}; metric:")
