@@ -432,11 +432,14 @@ def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, de
 RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map', 'threads', 'versions')
 
 def software_versions() -> dict:
-    "The versions of Python and of the libraries whose code a run's numbers come from."
+    """The versions of Python and of the libraries whose code a run's numbers come from, and the CPU kernels torch runs
+    (`cpu_capability`: its vector instruction set, e.g. AVX2 or AVX512, picked for this CPU or by `ATEN_CPU_CAPABILITY`),
+    whose rounding differs: over thousands of steps it shows in the scores."""
     import hashlib, platform, transformers, fpt_nb
     src = hashlib.sha256(b''.join(p.read_bytes() for p in sorted(Path(fpt_nb.__file__).parent.glob('*.py')))).hexdigest()[:12]
     return dict(fpt_nb=fpt_nb.__version__, fpt_nb_source=src,   # (the source's digest: a change between releases shows too)
-                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
+                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
+                cpu_capability=torch.backends.cpu.get_cpu_capability())
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."

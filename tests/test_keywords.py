@@ -177,6 +177,20 @@ def test_a_run_records_the_transformers_version_it_ran_on():
         fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
 
 
+def test_a_run_records_the_cpu_kernels_torch_picked():
+    """versions_cpu_capability_dropped: `software_versions` names the vector instruction set of torch's CPU kernels. The
+    same code, packages and seed gave the default run's PT 94.5 on one machine and 92.0 on another (AVX512); forced to AVX2
+    (`ATEN_CPU_CAPABILITY=avx2`), the second gave 94.5 again. Dropped, nothing in a run folder told such runs apart.
+    `ATEN_CPU_CAPABILITY=default` (plain kernels, any CPU) must show as DEFAULT."""
+    import os, subprocess, sys
+    from fpt_nb.run import software_versions
+    assert software_versions()['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
+    code = 'from fpt_nb.run import software_versions; print(software_versions()["cpu_capability"])'
+    out = subprocess.run([sys.executable, '-c', code], env=dict(os.environ, ATEN_CPU_CAPABILITY='default'), capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == 'DEFAULT'
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The plan's records cannot change under a run
 

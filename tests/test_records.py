@@ -378,7 +378,8 @@ def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(fi
     import platform, transformers, fpt_nb
     now = read_json(finished/'summary.json')['versions']
     assert re.fullmatch('[0-9a-f]{12}', now.pop('fpt_nb_source'))   # (a digest of the library's source)
-    assert now == dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())
+    assert now == dict(fpt_nb=fpt_nb.__version__, torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
+                       cpu_capability=torch.backends.cpu.get_cpu_capability())
     now = read_json(finished/'summary.json')['versions']
     assert read_json(finished/'config.json')['versions'] == now
     d = unfinished(finished, tmp_path/'run')
@@ -386,6 +387,9 @@ def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(fi
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['resumed_with'] == [dict(step=3, versions=[dict(now, fpt_nb='0.0.1'), now])] == read_json(d/'config.json')['resumed_with']
     assert s['versions'] == now
+    d = unfinished(finished, tmp_path/'avx2')   # begun on a CPU whose kernels torch picked otherwise (rounding differs)
+    cfg = read_json(d/'config.json'); write_json(d/'config.json', dict(cfg, versions=dict(now, cpu_capability='AVX2')))
+    assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[dict(now, cpu_capability='AVX2'), now])]
     d = unfinished(finished, tmp_path/'older')   # begun by a version that recorded none: the resume says it does not know them
     write_json(d/'config.json', {k: v for k, v in read_json(d/'config.json').items() if k != 'versions'})
     assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[None, now])]

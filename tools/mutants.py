@@ -3511,8 +3511,8 @@ MUTANTS = [
            "    ap = _Parser(description='Fast Prompt Tuning (Huang et al., 2022): runs, tables, PEFT export, evaluation.')",
            ('tests/test_keywords.py::test_fpt_calls_itself_fpt',),
            "the fpt parser is named after the script that ran it: 'usage: cli.py', 'pytest run: error'"),
-    Mutant('versions_transformers_dropped', 'run.py', '                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version())',
-           '                torch=torch.__version__, python=platform.python_version())',
+    Mutant('versions_transformers_dropped', 'run.py', '                torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),',
+           '                torch=torch.__version__, python=platform.python_version(),',
            ('tests/test_keywords.py::test_a_run_records_the_transformers_version_it_ran_on',),
            "a run's records name no transformers version"),
     Mutant('qwen05_hidden_default', 'causal.py', "    'qwen2.5-0.5b': ('qwen2', dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,",
@@ -4024,6 +4024,11 @@ MUTANTS = [
            'fp32=dict(loss_rtol=1e-2,',
            ('tests/test_fast_edges.py::test_agreement_fails_outside_its_tolerance',),
            'the fp32 agreement check passes a loss 1e-2 off the reference'),
+    Mutant('versions_cpu_capability_dropped', 'run.py', "                cpu_capability=torch.backends.cpu.get_cpu_capability())",
+           "                )",
+           ('tests/test_keywords.py::test_a_run_records_the_cpu_kernels_torch_picked',
+            'tests/test_records.py::test_a_run_records_its_software_and_a_resume_under_other_versions_says_so'),
+           "a run's records do not name the CPU kernels (AVX2, AVX512) whose rounding its numbers carry"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
