@@ -431,15 +431,17 @@ def check_encoder_flags(model:str, num_beams:int, max_target_length:int|None, de
 #: too: a run goes on under an upgraded library (its results can then differ from one command's), and says so
 RESUME_MAY_CHANGE = ('eval_batch_size', 'checkpoint_every', 'device', 'device_map', 'threads', 'versions')
 
-def software_versions() -> dict:
+def software_versions(dev=None) -> dict:
     """The versions of Python and of the libraries whose code a run's numbers come from, and the CPU kernels torch runs
     (`cpu_capability`: its vector instruction set, e.g. AVX2 or AVX512, picked for this CPU or by `ATEN_CPU_CAPABILITY`),
-    whose rounding differs: over thousands of steps it shows in the scores."""
+    whose rounding differs: over thousands of steps it shows in the scores. On a CUDA device `dev`, also torch's CUDA
+    version and the GPU's name (of the first GPU, when a device map spreads the model), whose kernels round otherwise too."""
     import hashlib, platform, transformers, fpt_nb
     src = hashlib.sha256(b''.join(p.read_bytes() for p in sorted(Path(fpt_nb.__file__).parent.glob('*.py')))).hexdigest()[:12]
     return dict(fpt_nb=fpt_nb.__version__, fpt_nb_source=src,   # (the source's digest: a change between releases shows too)
                 torch=torch.__version__, transformers=transformers.__version__, python=platform.python_version(),
-                cpu_capability=torch.backends.cpu.get_cpu_capability())
+                cpu_capability=torch.backends.cpu.get_cpu_capability(),
+                **(dict(cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(dev)) if dev is not None and torch.device(dev).type == 'cuda' else {}))
 
 def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
     "The body of `run_experiment`: `a` holds its arguments, checked; the run folder is locked."
@@ -536,7 +538,7 @@ def _run(a, task_, run_dir:Path, dev, dist, main:bool) -> dict:
         return summary
     tr.begin(a.resume)   # refuses a checkpoint from another run before anything is written
     was = read_json(run_dir/'config.json', 'run config') if tr.resumed and is_run_config(run_dir/'config.json') else {}
-    now = dict(vars(a), score_file=named, threads=torch.get_num_threads(), versions=software_versions())   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
+    now = dict(vars(a), score_file=named, threads=torch.get_num_threads(), versions=software_versions(dev))   # (threads: the caller's, fpt run --threads; what train_seconds runs on)
     changed = {k: [was[k], now[k]] for k in RESUME_MAY_CHANGE if k in was and was[k] != now[k]}
     if was and 'versions' not in was: changed['versions'] = [None, now['versions']]   # (begun by a version that did not record them)
     resumed_with = was.get('resumed_with', []) + ([dict(step=tr.state['step'], **changed)] if changed else [])   # (config: the last command's)

@@ -191,6 +191,20 @@ def test_a_run_records_the_cpu_kernels_torch_picked():
     assert out.strip() == 'DEFAULT'
 
 
+def test_a_gpu_run_records_its_gpu_and_cuda(monkeypatch):
+    """versions_gpu_dropped: on a CUDA device `software_versions` names the GPU and torch's CUDA version, whose kernels
+    round otherwise (an H100's numbers are not an H200's); on the CPU it names neither. (No GPU here: torch's answers are
+    stood in for.)"""
+    from fpt_nb.run import software_versions
+    asked = []
+    monkeypatch.setattr(torch.cuda, 'get_device_name', lambda d=None: asked.append(d) or 'NVIDIA H200')
+    monkeypatch.setattr(torch.version, 'cuda', '12.8')
+    v = software_versions(torch.device('cuda', 1))
+    assert (v['gpu'], v['cuda'], asked) == ('NVIDIA H200', '12.8', [torch.device('cuda', 1)])
+    assert software_versions('cuda')['gpu'] == 'NVIDIA H200'
+    for dev in (None, 'cpu', torch.device('cpu')): assert not {'gpu', 'cuda'} & set(software_versions(dev))
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The plan's records cannot change under a run
 
@@ -221,6 +235,15 @@ def test_a_runs_plan_records_cannot_be_changed_in_place():
 
 RUN = dict(task='toy', model='tiny', method='fpt_cr', steps=4, batch_size=4, prompt_length=4, train_limit=32, eval_limit=8,
            score_examples=16, device='cpu', progress=False)
+
+def test_a_run_passes_its_device_to_the_versions_it_records(tmp_path, one_thread, monkeypatch):
+    """versions_device_not_passed: a run asks `software_versions` about the device it trains on, so a GPU run records its
+    GPU (`test_a_gpu_run_records_its_gpu_and_cuda`). Not passed, every run recorded a CPU run's versions."""
+    import fpt_nb.run as run
+    asked, real = [], run.software_versions
+    monkeypatch.setattr(run, 'software_versions', lambda *a, **k: asked.append((a, k)) or real(*a, **k))
+    s = run.run_experiment(out_dir=str(tmp_path/'a'), **{**RUN, 'method': 'pt', 'steps': 2})
+    assert asked == [((torch.device('cpu'),), {})] and s['versions'] == real('cpu')
 
 def test_a_runs_records_name_what_it_ran_on(tmp_path, one_thread):
     """model_ref_name_dropped, tokenizer_ref_class_dropped, eval_limit_dropped, summary_prompts_dropped,

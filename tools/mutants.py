@@ -4024,11 +4024,18 @@ MUTANTS = [
            'fp32=dict(loss_rtol=1e-2,',
            ('tests/test_fast_edges.py::test_agreement_fails_outside_its_tolerance',),
            'the fp32 agreement check passes a loss 1e-2 off the reference'),
-    Mutant('versions_cpu_capability_dropped', 'run.py', "                cpu_capability=torch.backends.cpu.get_cpu_capability())",
-           "                )",
+    Mutant('versions_cpu_capability_dropped', 'run.py', "                cpu_capability=torch.backends.cpu.get_cpu_capability(),",
+           "",
            ('tests/test_keywords.py::test_a_run_records_the_cpu_kernels_torch_picked',
             'tests/test_records.py::test_a_run_records_its_software_and_a_resume_under_other_versions_says_so'),
            "a run's records do not name the CPU kernels (AVX2, AVX512) whose rounding its numbers carry"),
+    Mutant('versions_gpu_dropped', 'run.py', "**(dict(cuda=torch.version.cuda, gpu=torch.cuda.get_device_name(dev)) if dev is not None",
+           "**(dict() if dev is not None",
+           ('tests/test_keywords.py::test_a_gpu_run_records_its_gpu_and_cuda',),
+           "a GPU run's records name neither its GPU nor torch's CUDA version"),
+    Mutant('versions_device_not_passed', 'run.py', "versions=software_versions(dev))", "versions=software_versions())",
+           ('tests/test_keywords.py::test_a_run_passes_its_device_to_the_versions_it_records',),
+           "a run records its versions without its device, so a GPU run names no GPU"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
