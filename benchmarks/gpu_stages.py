@@ -456,7 +456,7 @@ def markdown_report(report:dict) -> str:
         peak += (f"One {MATMUL_N}³ bf16 matmul reaches {report['matmul_bf16_tflops']:.0f} TFLOP/s on this card; the fast step's share of that: "
                  + ', '.join(f"{s.upper()} {_f(report[s].get('matmul_share') and 100 * report[s]['matmul_share'], '.0f')}%" for s in sizes) + '. ')
     md = [f"# The prompt-tuning step on {report['device']}: old and fast ({', '.join(s.upper() for s in sizes)})", '',
-          f"torch {report['torch']}; bf16, batch {st['batch']} (micro-batch {st['micro']}), {st['input']} input + {st['prompt']} prompt "
+          f"torch {report['torch']}, transformers {report.get('versions', {}).get('transformers', '?')}, CUDA {report.get('versions', {}).get('cuda', '-')}; bf16, batch {st['batch']} (micro-batch {st['micro']}), {st['input']} input + {st['prompt']} prompt "
           f"positions, target {st['target']}; medians of {st['steps']} steps after {st['warmup']}. Written by `benchmarks/gpu_stages.py`. "
           f"{peak}Agreement with {tol['against']}: loss within rtol {tol['loss_rtol']:g}, prompt gradient cosine "
           f">= {tol['grad_cos']}; a lever that disagrees is not used.", '',
@@ -510,7 +510,7 @@ def efficiency(a):
     budget = Budget(a.budget_min, log)
     log(f"device {name}, torch {torch.__version__}, batch {a.batch} (micro {a.micro}), input {a.input_len}+20, target {a.target_len}; "
         f"peak bf16 {a.peak or 'unknown'} TFLOP/s; budget {a.budget_min} min")
-    report = dict(device=name, torch=torch.__version__, peak_bf16_tflops=a.peak,
+    report = dict(device=name, torch=torch.__version__, versions=import_fpt('fpt_nb.run').software_versions(dev), peak_bf16_tflops=a.peak,
                   peak_note='dense bf16 peak of the GPU (H200/H100 SXM: 989 TFLOP/s)', goals=GOALS,
                   settings=dict(batch=a.batch, micro=a.micro, input=a.input_len, prompt=20, target=a.target_len, steps=a.steps, warmup=a.warmup),
                   tolerance=dict(precision='bf16', **__import__('fpt_nb.fast', fromlist=['TOLERANCES']).TOLERANCES['bf16'],

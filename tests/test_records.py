@@ -387,9 +387,10 @@ def test_a_run_records_its_software_and_a_resume_under_other_versions_says_so(fi
     s = run_experiment(out_dir=str(d), **RUN)
     assert s['resumed_with'] == [dict(step=3, versions=[dict(now, fpt_nb='0.0.1'), now])] == read_json(d/'config.json')['resumed_with']
     assert s['versions'] == now
-    d = unfinished(finished, tmp_path/'avx2')   # begun on a CPU whose kernels torch picked otherwise (rounding differs)
-    cfg = read_json(d/'config.json'); write_json(d/'config.json', dict(cfg, versions=dict(now, cpu_capability='AVX2')))
-    assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[dict(now, cpu_capability='AVX2'), now])]
+    d = unfinished(finished, tmp_path/'kernels')   # begun on a CPU whose kernels torch picked otherwise (rounding differs)
+    other = dict(now, cpu_capability='AVX2' if now['cpu_capability'] != 'AVX2' else 'AVX512')
+    cfg = read_json(d/'config.json'); write_json(d/'config.json', dict(cfg, versions=other))
+    assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[other, now])]
     d = unfinished(finished, tmp_path/'older')   # begun by a version that recorded none: the resume says it does not know them
     write_json(d/'config.json', {k: v for k, v in read_json(d/'config.json').items() if k != 'versions'})
     assert run_experiment(out_dir=str(d), **RUN)['resumed_with'] == [dict(step=3, versions=[None, now])]
