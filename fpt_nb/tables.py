@@ -13,9 +13,9 @@ from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'AGAINST_PT', 'INCOMPLETE', 'read_summary',
-           'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops', 'metric_key',
-           'run_score', 'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'IN_VERSIONS', 'AGAINST_PT', 'INCOMPLETE',
+           'read_summary', 'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops',
+           'metric_key', 'run_score', 'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -236,18 +236,32 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     if improve: row['improve'], row['improve_std'], row['pt_curve'] = *_mean_std(imp), '; '.join(no_curve)
     return row
 
-#: what a run's train_seconds ran on, as its summary records it
-HARDWARE = ('device', 'processes', 'threads')
+#: what a run's train_seconds ran on, as its summary records it: the last two in its `versions` (the GPU's name, the CPU's
+#: vector kernels), compared only where both runs recorded them (summaries before session 33 did not)
+HARDWARE = ('device', 'processes', 'threads', 'gpu', 'cpu_capability')
+IN_VERSIONS = ('gpu', 'cpu_capability')
+
+def _versions_changed(run:dict, k:str) -> list:
+    "The changes of `versions[k]` on `run`'s resumes, as [old, new], where both versions recorded it."
+    pairs = [c['versions'] for c in run.get('resumed_with') or [] if isinstance(c, dict) and isinstance(c.get('versions'), list)]
+    pairs = [[v.get(k) for v in p] for p in pairs if len(p) == 2 and all(isinstance(v, dict) for v in p)]
+    return [p for p in pairs if None not in p and p[0] != p[1]]
 
 def hardware_apart(r:dict, pt:dict) -> str|None:
-    """Where run `r`'s training seconds and PT's `pt` ran on other hardware (device, processes, threads), or on some of each
-    (a run resumed with another device or threads: its `resumed_with`), said; None where they ran alike."""
-    mixed = lambda run, k: [c[k] for c in run.get('resumed_with') or [] if isinstance(c, dict) and k in c]
+    """Where run `r`'s training seconds and PT's `pt` ran on other hardware (device, processes, threads, GPU, the CPU's
+    vector kernels), or on some of each (a run resumed on other hardware: its `resumed_with`), said; None where they ran alike."""
+    def value(run, k):
+        if k not in IN_VERSIONS: return run.get(k)
+        return (run.get('versions') if isinstance(run.get('versions'), dict) else {}).get(k)
+    def mixed(run, k):
+        if k in IN_VERSIONS: return _versions_changed(run, k)
+        return [c[k] for c in run.get('resumed_with') or [] if isinstance(c, dict) and k in c]
     said = []
     for k in HARDWARE:
         for who, run in (('', r), ("PT's ", pt)):
             if ch := mixed(run, k): said.append(f"{who}{k} changed on a resume ({', '.join(' to '.join(map(str, v)) if isinstance(v, list) else str(v) for v in ch)})")
-        if not (mixed(r, k) or mixed(pt, k)) and r.get(k) != pt.get(k): said.append(f"{k} {r.get(k)} vs PT's {pt.get(k)}")
+        a, b = value(r, k), value(pt, k)
+        if not (mixed(r, k) or mixed(pt, k)) and a != b and not (k in IN_VERSIONS and None in (a, b)): said.append(f"{k} {a} vs PT's {b}")
     return ', '.join(said) or None
 
 def _pools(runs:list[dict]) -> list[list[dict]]:

@@ -565,6 +565,35 @@ def test_a_run_resumed_on_other_threads_says_so_and_its_wall_clock_is_not_compar
     assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
     assert f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (threads changed on a resume (1 to 2))" in out, out
 
+def test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared(pt_beside, tmp_path, capsys):
+    """hardware_gpu_dropped, hardware_versions_unrecorded_apart, hardware_versions_resume_ignored,
+    hardware_resume_unrecorded_apart: a run's `versions` name its
+    GPU and its CPU's vector kernels; wall % PT sets no H100 run's seconds against an H200 PT's, nor an AVX2 machine's
+    against an AVX512 one's, and says why, as for a device or threads apart. Where one run recorded neither (summaries
+    before they were recorded) nothing is claimed; a resume on another GPU is said, one that changed only a library is not."""
+    from fpt_nb.tables import hardware_apart
+    root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
+    s, pt = read_json(d/'summary.json'), read_json(root/'pt'/'summary.json')
+    v = pt['versions']
+    assert s['versions'] == v and v['cpu_capability'] == torch.backends.cpu.get_cpu_capability()
+    write_json(root/'pt'/'summary.json', dict(pt, versions=dict(v, gpu='NVIDIA H200')))
+    write_json(d/'summary.json', dict(s, versions=dict(v, gpu='NVIDIA H100')))
+    code, out, err = fpt('tables', root, capsys=capsys)
+    row = next(l for l in (root/'table2.md').read_text().splitlines() if '| FPT_CR |' in l)
+    assert code == 0 and row.split('|')[9].strip() == '–', row   # wall % PT
+    assert f"wall % PT of FPT_CR ({d}) is left out: it trained on other hardware than PT (gpu NVIDIA H100 vs PT's NVIDIA H200)" in out, out
+    run = lambda **versions: dict(device='cpu', processes=1, threads=1, versions=dict(v, **versions))
+    assert hardware_apart(run(), run()) is None
+    assert hardware_apart(run(cpu_capability='AVX2'), run(cpu_capability='AVX512')) == "cpu_capability AVX2 vs PT's AVX512"
+    old = dict(device='cpu', processes=1, threads=1, versions={k: x for k, x in v.items() if k != 'cpu_capability'})
+    assert hardware_apart(old, run(cpu_capability='AVX512')) is None and hardware_apart(run(), dict(old, versions=None)) is None
+    resumed = lambda a, b: dict(run(**b), resumed_with=[dict(step=3, versions=[dict(v, **a), dict(v, **b)])])
+    assert hardware_apart(resumed(dict(gpu='A'), dict(gpu='B')), run(gpu='B')) == 'gpu changed on a resume (A to B)'
+    assert hardware_apart(run(gpu='B'), resumed(dict(gpu='A'), dict(gpu='B'))) == "PT's gpu changed on a resume (A to B)"
+    assert hardware_apart(resumed(dict(transformers='5.0.0'), {}), run()) is None   # a library, not the hardware
+    assert hardware_apart(dict(run(), resumed_with=[dict(step=3, versions=[None, v])]), run()) is None   # begun unrecorded
+    assert hardware_apart(dict(run(), resumed_with=[dict(step=3, versions=[old['versions'], v])]), run()) is None   # kernels unrecorded
+
 def test_an_fpt_row_names_no_stage(pt_beside):
     "tables_stage_name_of_fpt (session 19 audit): an FPT row (four stages) carried its first stage's name in the CSV's stage column."
     from fpt_nb.tables import table1

@@ -1504,7 +1504,7 @@ MUTANTS = [
            "    locked = False\n    try:\n        with sigterm_exits(), run_lock(run_dir) if main else nullcontext():\n            locked = True\n            return _run(SimpleNamespace(**params), task_, run_dir, dev, dist, main)\n    except BaseException:\n        if created and run_dir.is_dir() and not (run_dir/'config.json').exists(): shutil.rmtree(run_dir, ignore_errors=True)\n        raise\n",
            ('tests/test_records.py::test_a_run_that_loses_the_lock_of_a_new_folder_leaves_it_to_the_winner',),
            "a run that lost the lock of a new folder removes it, the winner's run.lock with it: the winner trains unlocked"),
-    Mutant('wall_compared_across_hardware', 'tables.py', "        if not (mixed(r, k) or mixed(pt, k)) and r.get(k) != pt.get(k):",
+    Mutant('wall_compared_across_hardware', 'tables.py', "        if not (mixed(r, k) or mixed(pt, k)) and a != b and not (k in IN_VERSIONS and None in (a, b)):",
            "        if False:",
            ('tests/test_records.py::test_wall_time_of_runs_on_other_hardware_is_not_compared',),
            "wall % PT sets seconds of runs on other hardware (threads, device, processes) against each other, unsaid"),
@@ -4036,6 +4036,17 @@ MUTANTS = [
     Mutant('versions_device_not_passed', 'run.py', "versions=software_versions(dev))", "versions=software_versions())",
            ('tests/test_keywords.py::test_a_run_passes_its_device_to_the_versions_it_records',),
            "a run records its versions without its device, so a GPU run names no GPU"),
+    Mutant('hardware_gpu_dropped', 'tables.py', "HARDWARE = ('device', 'processes', 'threads', 'gpu', 'cpu_capability')",
+           "HARDWARE = ('device', 'processes', 'threads', 'cpu_capability')", ('tests/test_records.py::test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared',),
+           "wall % PT sets an H100 run's seconds against an H200 PT's"),
+    Mutant('hardware_versions_unrecorded_apart', 'tables.py', " and a != b and not (k in IN_VERSIONS and None in (a, b)):", " and a != b:",
+           ('tests/test_records.py::test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared',), "a run whose summary recorded no GPU or CPU kernels is said to be on other hardware than PT"),
+    Mutant('hardware_versions_resume_ignored', 'tables.py', "        if k in IN_VERSIONS: return _versions_changed(run, k)\n",
+           "        if k in IN_VERSIONS: return []\n", ('tests/test_records.py::test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared',),
+           "a run resumed on another GPU has its wall clock set against PT's as if it ran on one"),
+    Mutant('hardware_resume_unrecorded_apart', 'tables.py', "    return [p for p in pairs if None not in p and p[0] != p[1]]",
+           "    return [p for p in pairs if p[0] != p[1]]", ('tests/test_records.py::test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared',),
+           "a resume by a version that now records the CPU kernels reads as a change of hardware"),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
