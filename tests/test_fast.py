@@ -15,6 +15,7 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
     rep = json.loads((tmp_path/'gpu_efficiency.json').read_text())
     assert rep['device'] == 'cpu' and rep['tolerance']['loss_rtol'] == 1e-2 and rep['tolerance']['grad_cos'] == 0.99
     assert rep['versions']['torch'] == gpu_stages.torch.__version__ and 'transformers' in rep['versions'] and 'cpu_capability' in rep['versions']
+    assert f"transformers {rep['versions']['transformers']}, CUDA -;" in (tmp_path/'gpu_efficiency.md').read_text()   # (no CUDA on a CPU)
     r = rep['tiny']
     assert 'error' not in r, r.get('error')
     assert all(k in r for k in HEADLINE) and r['peak_share'] is None   # no peak for a CPU
