@@ -12,8 +12,10 @@ For each size (random weights: cost does not depend on weight values), in this o
    gradient norm, the prompt's check), fed by the trainer's own batch iterator. Median wall time of a step,
    peak memory, host waits per step (torch.cuda sync debug mode), and a profile on the smallest CR stage.
 2. The levers of `fpt_nb.fast`, one added at a time, each as a `FastStep` built from a trainer's parts
-   (what `Trainer` runs): one wait per step (the trainer's step as it is, no lever); bf16 weights; our forward with the attention
-   bias built once and SDPA; compiled blocks; FlexAttention; CUDA graphs. Each one's loss and prompt gradient
+   (what `Trainer` runs): one wait per step (no lever); bf16 weights; our forward with the attention bias built once and
+   SDPA; SDPA kept to its fused kernels; compiled blocks; FlexAttention; CUDA graphs. Each is also timed at the smallest
+   CR stage, and the fastest over both is used below. Before them, a probe times SDPA's kernels on the encoder's bias
+   mask one by one (which serve it, and how fast). Each one's loss and prompt gradient
    at the same prompt and batch are checked against the old step's (`fpt_nb.fast.TOLERANCES['bf16']`:
    relative loss difference <= 1e-2, gradient cosine >= 0.99); a lever that disagrees is not used.
 3. HF PEFT's prompt tuning on the same model, batch and sequence (forward, backward, clip, Adafactor step,
@@ -92,6 +94,7 @@ LEVERS = [   # (name, FastOptions fields); each adds to the one before
     ('one wait per step', dict()),
     ('+ bf16 weights', dict(bf16_weights=True)),
     ('+ bias once, SDPA', dict(bf16_weights=True, attention='sdpa')),
+    ('+ fused SDPA', dict(bf16_weights=True, attention='sdpa', fused_sdpa=True)),   # no math fallback (the compiled ones too, if it agreed)
     ('+ compiled blocks', dict(bf16_weights=True, attention='sdpa', compile=True)),
     ('+ FlexAttention', dict(bf16_weights=True, attention='flex', compile=True)),
     ('+ CUDA graphs', dict(bf16_weights=True, attention=None, compile=True, compile_mode='reduce-overhead')),  # attention: the faster compiled one
@@ -178,6 +181,10 @@ def reset_peak(dev):
 def peak_gib(dev) -> float:
     return torch.cuda.max_memory_allocated() / 2**30 if dev.type == 'cuda' else float('nan')
 
+def reserved_gib(dev) -> float:
+    "What the caching allocator held at most (CUDA graphs' memory pools, which allocations while replaying do not show, included)."
+    return torch.cuda.max_memory_reserved() / 2**30 if dev.type == 'cuda' else float('nan')
+
 def time_steps(step, it, widths, dev, warmup:int, n:int) -> dict:
     "Median wall seconds of `n` trainer steps after `warmup`, the FLOPs of a step and the peak memory while timing."
     problems = []   # a non-finite step (random weights, lr 0.3) is recorded: the timing stands
@@ -191,7 +198,7 @@ def time_steps(step, it, widths, dev, warmup:int, n:int) -> dict:
         loss, flops, problem = step(it, widths)
         sync(dev); ts.append(time.perf_counter() - t)
         if problem: problems.append(problem)
-    return dict(step_s=statistics.median(ts), flops=flops, peak_gib=peak_gib(dev), loss=loss, problems=problems[:3])
+    return dict(step_s=statistics.median(ts), flops=flops, peak_gib=peak_gib(dev), reserved_gib=reserved_gib(dev), loss=loss, problems=problems[:3])
 
 def host_waits(step, it, widths, dev) -> int|None:
     "How many times one step makes the host wait for the GPU (CUDA's sync debug mode counts them)."
@@ -203,6 +210,38 @@ def host_waits(step, it, widths, dev) -> int|None:
         try: step(it, widths)
         finally: torch.cuda.set_sync_debug_mode(0)
     return sum('synchroniz' in str(w.message) for w in caught)
+
+SDPA_BACKENDS = ('CUDNN_ATTENTION', 'FLASH_ATTENTION', 'EFFICIENT_ATTENTION', 'MATH')
+
+def sdpa_probe(cfg, a, dev, compile_ok:bool, log) -> dict:
+    """Which of SDPA's kernels serve the encoder's attention (T5's bias as a bf16 mask of batch x heads x positions x
+    positions, as `attention_biases` builds it), and the forward + backward time of each: one kernel at a time, then
+    compiled as torch chooses and compiled with the fused kernels only (`fpt_nb.fast.sdpa_kernels`)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from fpt_nb.fast import sdpa_kernels
+    B, H, S, D = a.micro, cfg.num_heads, a.input_len + 20, cfg.d_kv
+    g = torch.Generator().manual_seed(2)
+    q, k, v = (torch.randn(B, H, S, D, generator=g).to(dev, torch.bfloat16).requires_grad_() for _ in range(3))
+    mask = torch.randn(B, H, S, S, generator=g).to(dev, torch.bfloat16)
+    def attend(q, k, v, m): return torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=1.0)
+    def time_it(fn, ctx):
+        def once():
+            with ctx(): fn(q, k, v, mask).float().sum().backward()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter('always')
+            try:
+                for _ in range(2): once()
+                return round(1e3 * timed(once, dev, 5), 3)
+            except Exception as e:
+                why = [str(w.message).split('\n')[0][:160] for w in caught if 'not used because' in str(w.message) or 'kernel' in str(w.message).lower()]
+                return f"{type(e).__name__}: {str(e).splitlines()[0][:160]}" + (f" ({'; '.join(why[:3])})" if why else '')
+    out = {n: time_it(attend, lambda n=n: sdpa_kernel(getattr(SDPBackend, n))) for n in SDPA_BACKENDS}
+    if compile_ok:
+        out['compiled, as torch chooses'] = time_it(torch.compile(lambda q, k, v, m: attend(q, k, v, m)), lambda: sdpa_kernels(False))
+        out['compiled, fused only'] = time_it(torch.compile(lambda q, k, v, m: attend(q, k, v, m)), lambda: sdpa_kernels(True))
+    q.grad = k.grad = v.grad = None
+    log("  SDPA on the encoder's mask (forward + backward, ms): " + '; '.join(f"{n}: {r}" for n, r in out.items()))
+    return out
 
 def loss_grad(pt, fn) -> tuple[torch.Tensor, torch.Tensor]:
     pt.prompt.weight.grad = None
@@ -298,7 +337,7 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
     plain = lambda it, w, tr=tr: plain_step(tr, it, w)   # the trainer's step before FastStep
     old = time_steps(plain, it, widths, dev, a.warmup, a.steps)
     old['host_waits'] = host_waits(plain, it, widths, dev)
-    res.update(pt_step_ms_before=1e3 * old['step_s'], peak_gib_before=old['peak_gib'], step_flops=old['flops'],
+    res.update(pt_step_ms_before=1e3 * old['step_s'], peak_gib_before=old['peak_gib'], reserved_gib_before=old['reserved_gib'], step_flops=old['flops'],
                host_waits_before=old['host_waits'], loss_ref=float(ref[0]), problems_before=old['problems'])
     log(f"  old step (plain_step: fp32 weights, autocast, eager attention, host checks): {1e3 * old['step_s']:.1f} ms, "
         f"{old['flops'] / old['step_s'] / 1e12:.1f} TFLOP/s, peak {old['peak_gib']:.1f} GiB, host waits per step {old['host_waits']}"
@@ -315,9 +354,19 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
             f"top: " + '; '.join(f"{r['op']} {r['own_ms_per_step']}" for r in summary['top'][:4]))
     if budget.allow(4 * old['step_s'] * 6 + 10, f'{size} profile before', res['skipped']): part(f'{size} profile before', profile_before)
 
-    # 2. the levers, at the full model
+    # 2. the levers, at the full model, and at the smallest CR stage (its time is the floor of a step)
     compile_s, best = None, None
     stage_steps = max(2, a.steps // 2 if size != 'tiny' else a.steps)   # timed steps per stage of Table 1
+    def smallest_cr_ms(step, it) -> float:
+        apply_stage(model, smallest_cr, sc)
+        try: return 1e3 * time_steps(step, it, ffn_widths(model), dev, 1, stage_steps)['step_s']
+        finally: apply_stage(model, FULL)
+    if budget.allow(4 * old['step_s'] + 5, f'{size} old step at {smallest_cr.describe()}', res['skipped']):
+        part(f'{size} old step at the smallest CR stage', lambda: res.update(cr_step_ms_before=smallest_cr_ms(plain, it)))
+        log(f"  old step at {smallest_cr.describe()}: {_f(res.get('cr_step_ms_before'))} ms")
+    compile_ok = dev.type == 'cuda' or a.compile_on_cpu
+    if budget.allow(30 if compile_ok else 5, f'{size} SDPA probe', res['skipped']):
+        part(f'{size} SDPA probe', lambda: res.update(sdpa_probe=sdpa_probe(c, a, dev, compile_ok, log)))
     levers = [(n, o) for n, o in LEVERS if not a.levers or n in a.levers]
     for name, fields in levers:
         fields = dict(fields)
@@ -331,7 +380,10 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
         elif name == '+ CUDA graphs':
             compiled = [r for r in res['levers'] if r.get('options', {}).get('compile') and r.get('ok')]
             if not compiled: res['skipped'].append(f'{size} {name} (no compiled lever agreed)'); continue
-            fields['attention'] = min(compiled, key=lambda r: r['step_ms'])['options']['attention']
+            fastest_compiled = min(compiled, key=lambda r: r['step_ms'])['options']
+            fields.update(attention=fastest_compiled['attention'], fused_sdpa=fastest_compiled.get('fused_sdpa', False))
+        elif fields.get('compile'):   # compiled on the fused kernels where they served and agreed
+            fields['fused_sdpa'] = any(r['name'] == '+ fused SDPA' and r.get('ok') for r in res['levers'])
         compiling = (compile_s or a.compile_s_seen or a.compile_guess_s) * 1.3 if fields.get('compile') else 0
         need = compiling + (a.warmup + a.steps + 2) * old['step_s']
         # Table 1 with this lever, at the fastest agreeing step's speed so far: each stage's warm-up and timed steps, and a
@@ -352,10 +404,12 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
             row['ok'] = row['agreement']['ok']
             it = tr._micro_batches()
             m = time_steps(step, it, widths, dev, a.warmup, a.steps)
-            row.update(step_ms=1e3 * m['step_s'], peak_gib=m['peak_gib'], host_waits=host_waits(step, it, widths, dev), problems=m['problems'])
-            log(f"  {name:<20} {row['step_ms']:8.1f} ms  {m['flops'] / m['step_s'] / 1e12:6.1f} TFLOP/s  peak {m['peak_gib']:5.1f} GiB  "
+            row.update(step_ms=1e3 * m['step_s'], peak_gib=m['peak_gib'], reserved_gib=m['reserved_gib'], host_waits=host_waits(step, it, widths, dev), problems=m['problems'])
+            if row['ok'] and budget.allow(4 * m['step_s'] + 0.4 * compiling, f'{size} {name} at {smallest_cr.describe()}', res['skipped'], reserve_s=table):
+                row['cr_step_ms'] = smallest_cr_ms(step, it)
+            log(f"  {name:<20} {row['step_ms']:8.1f} ms  {m['flops'] / m['step_s'] / 1e12:6.1f} TFLOP/s  peak {m['peak_gib']:5.1f} GiB (reserved {m['reserved_gib']:.1f})  "
                 f"waits {row['host_waits']}  first call {row['first_call_s']:.1f} s  loss rdiff {row['agreement']['loss_rdiff']:.1e} "
-                f"grad cos {row['agreement']['grad_cos']:.4f}{'' if row['ok'] else '  DISAGREES: not used'}")
+                f"grad cos {row['agreement']['grad_cos']:.4f}  smallest CR {_f(row.get('cr_step_ms'))} ms{'' if row['ok'] else '  DISAGREES: not used'}")
         except Exception as e:
             row.update(ok=False, error=f"{type(e).__name__}: {e}"[:500])
             log(f"  {name:<20} failed: {row['error']}")
@@ -365,14 +419,17 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
     if 'peft_step_ms' not in res: peft(model, pt, b0, dev, res, budget, log, size)
     good = [r for r in res['levers'] if r.get('ok')]
     if not good: raise RuntimeError(f"{size}: no lever ran and agreed with the old step: {[r.get('error') for r in res['levers']]}")
-    best = min(good, key=lambda r: r['step_ms'])
-    res.update(best_lever=best['name'], best_options=best['options'])
-    log(f"  fastest agreeing: {best['name']} ({best['step_ms']:.1f} ms)")
+    # the fastest over the full model and the smallest CR stage together (the two ends of Table 1's schedules), where
+    # every agreeing lever was timed at both; else at the full model
+    both = all('cr_step_ms' in r for r in good)
+    best = min(good, key=lambda r: r['step_ms'] + (r['cr_step_ms'] if both else 0))
+    res.update(best_lever=best['name'], best_options=best['options'], best_by='full model + smallest CR stage' if both else 'full model')
+    log(f"  fastest agreeing ({res['best_by']}): {best['name']} ({best['step_ms']:.1f} ms, smallest CR {_f(best.get('cr_step_ms'))} ms)")
 
     # 4. Table 1's stages with the fastest lever set
     # the headline fields
     ms = best['step_ms']
-    res.update(pt_step_ms=ms, peak_gib=best['peak_gib'], tflops_per_s=res['step_flops'] / (ms / 1e3) / 1e12)
+    res.update(pt_step_ms=ms, peak_gib=best['peak_gib'], reserved_gib=best.get('reserved_gib'), tflops_per_s=res['step_flops'] / (ms / 1e3) / 1e12)
     res['peak_share'] = res['tflops_per_s'] / a.peak if a.peak else None
     res['matmul_share'] = res['tflops_per_s'] / a.matmul_tflops if a.matmul_tflops else None
     if res.get('peft_step_ms'): res['peft_over_ours'] = res['peft_step_ms'] / ms
@@ -388,7 +445,7 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
         t = time.perf_counter(); step(it, w); first = time.perf_counter() - t
         m = time_steps(step, it, w, dev, max(0, a.warmup - 1), stage_steps)
         res['stages'].append(dict(stage=name, flops=m['flops'], step_ms=1e3 * m['step_s'], first_step_s=first, expand_s=expand_s,
-                                  peak_gib=m['peak_gib'], problems=m['problems']))
+                                  peak_gib=m['peak_gib'], reserved_gib=m['reserved_gib'], problems=m['problems']))
         log(f"  {name:<12} {m['flops'] / 1e12:8.2f} TFLOP {1e3 * m['step_s']:8.1f} ms  first step {first:6.2f} s  peak {m['peak_gib']:5.1f} GiB")
         if (pt_row := res['stages'][0])['stage'] == 'PT':
             for r in res['stages']:
@@ -475,13 +532,17 @@ def markdown_report(report:dict) -> str:
         r = report[size]
         if r.get('levers'):
             md += ['', f"## {size}: the levers at the full model", '',
-                   '| lever | step, ms | host waits | first call, s | loss rel. diff | gradient cosine | used |', '|---|--:|--:|--:|--:|--:|---|',
-                   f"| old step (plain_step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
+                   f"| lever | step, ms | {prof_stage(r)}, ms | host waits | first call, s | loss rel. diff | gradient cosine | used |", '|---|--:|--:|--:|--:|--:|--:|---|',
+                   f"| old step (plain_step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('cr_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
             for l in r['levers']:
                 ag = l.get('agreement') or {}
-                md.append(f"| {l['name']} | {_f(l.get('step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s'))} | "
+                md.append(f"| {l['name']} | {_f(l.get('step_ms'))} | {_f(l.get('cr_step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s'))} | "
                           f"{_f(ag.get('loss_rdiff'), '.1e')} | {_f(ag.get('grad_cos'), '.4f')} | "
                           f"{'yes' if l.get('ok') else 'no: ' + str(l.get('error', 'disagrees'))[:120]} |")
+            if r.get('best_by'): md += ['', f"Chosen: {r['best_lever']}, the fastest agreeing lever over the {r['best_by']}."]
+        if r.get('sdpa_probe'):
+            md += ['', f"{size}, SDPA on the encoder's bias mask, forward + backward, ms (or why not): " +
+                   '; '.join(f"{n}: {v}" for n, v in r['sdpa_probe'].items())]
         if r.get('stages'):
             md += ['', f"## {size}: Table 1's stages with {r.get('best_lever')}", '',
                    '| stage | FLOPs, % of PT | wall, % of PT | wall/FLOPs | first step, s | peak GiB |', '|---|--:|--:|--:|--:|--:|']
@@ -499,6 +560,10 @@ def markdown_report(report:dict) -> str:
         if r.get('error'): md += ['', f"{size} stopped: {r['error']}"]
     if report.get('stand_ins'): md += ['', f"Packages missing on this machine, stood in for (never used by a step): {', '.join(report['stand_ins'])}."]
     return '\n'.join(md) + '\n'
+
+def prof_stage(r:dict) -> str:
+    "The smallest CR stage's name, as the size's profile records it."
+    return 'smallest CR' + (f" ({r['profile']['stage']})" if r.get('profile', {}).get('stage') else '')
 
 def efficiency(a):
     dev = torch.device('cuda' if torch.cuda.is_available() and not a.smoke else 'cpu')
@@ -553,7 +618,7 @@ def efficiency(a):
         share = f"{100 * r['peak_share']:.0f}% of peak" if r.get('peak_share') else 'peak unknown'
         log(f"  {size}: {r['pt_step_ms_before']:.1f} -> {r['pt_step_ms']:.1f} ms ({r['best_lever']}), {r['tflops_per_s']:.0f} TFLOP/s, {share}; "
             f"max wall/FLOPs {_f(r.get('max_wall_over_flops'), '.2f')}; "
-            f"peak {r['peak_gib']:.1f} GiB (old {r['peak_gib_before']:.1f}); PEFT {r.get('peft_step_ms', float('nan')):.1f} ms, "
+            f"peak {r['peak_gib']:.1f} GiB, reserved {_f(r.get('reserved_gib'))} (old {r['peak_gib_before']:.1f}, {_f(r.get('reserved_gib_before'))}); PEFT {r.get('peft_step_ms', float('nan')):.1f} ms, "
             f"PEFT/ours {r.get('peft_over_ours', float('nan')):.2f}")
     log(f"wrote {out_dir/'gpu_efficiency.json'}, .md, .log in {a.budget_min * 60 - budget.left():.0f} s")
     write()

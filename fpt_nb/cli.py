@@ -364,8 +364,8 @@ def _run_flags(p):
       help="pad each batch to its longest input (default) or every input to --max-input-length, as the paper's scripts")
     a('--bf16', action=argparse.BooleanOptionalAction, default=None, help='bf16 autocast (default: on a GPU that has bf16, never on a CPU)')
     a('--fast', action=argparse.BooleanOptionalAction, default=None,
-      help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: off until measured on a GPU)')
-    a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks (needs --fast)')
+      help='the fast step\'s GPU levers: frozen weights in bf16, SDPA attention (default: on for a T5 on a GPU, off on a CPU)')
+    a('--compile', action=argparse.BooleanOptionalAction, default=None, help='torch.compile the T5 blocks, with CUDA graphs (needs --fast; default: with --fast on a GPU)')
     a('--early-stop', type=_at_least(0, ' (0: never)'), default=0, help='stop after this many evaluations of the last stage (the full model for FPT) without a better score (default 0: never)')
     a('--checkpoint-every', type=_at_least(0, ' (0: at evaluations and stage ends)'), default=0,
       help='steps between checkpoints (default 0: at every evaluation and stage end)')

@@ -14,11 +14,14 @@ from .prompt import PromptT5
 from .partial import current_stage
 try: from torch.nn.attention.flex_attention import flex_attention
 except ImportError: flex_attention = None   # torch < 2.5
+try: from torch.nn.attention import SDPBackend, sdpa_kernel
+except ImportError: SDPBackend = sdpa_kernel = None   # torch < 2.3
 
 # %% auto #0
-__all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'RECOMPILE_LIMIT', 'agreement', 'cast_linears',
-           'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block', 'decoder_block', 't5_loss',
-           'pad_batch', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep', 'plain_step']
+__all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'FUSED_SDPA', 'RECOMPILE_LIMIT', 'agreement',
+           'cast_linears', 'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block', 'decoder_block',
+           't5_loss', 'pad_batch', 'sdpa_kernels', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep',
+           'plain_step']
 
 # %% ../nbs/27_fast.ipynb #c6ffbd8d
 TOLERANCES = dict(fp32=dict(loss_rtol=1e-5, grad_rtol=1e-4),     # another kernel or padding, fp32
@@ -62,9 +65,10 @@ def attention_biases(model, keep:torch.Tensor, target_length:int, attention:str=
     pad = torch.zeros(keep.shape, dtype=dt, device=dev).masked_fill(keep == 0, _lowest(dt))   # (batch, S)
     rel = enc.compute_bias(S, S, device=dev)                                                 # (1, heads, S, S)
     causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-    out = dict(decoder=dec.compute_bias(T, T, device=dev).to(dt).masked_fill(~causal, _lowest(dt)), cross=pad[:, None, None, :])
+    # (contiguous: SDPA's fused CUDA kernels need the mask's last dimension at stride 1, and compute_bias puts heads there)
+    out = dict(decoder=dec.compute_bias(T, T, device=dev).to(dt).masked_fill(~causal, _lowest(dt)).contiguous(), cross=pad[:, None, None, :])
     if attention == 'flex': return dict(out, encoder=rel, encoder_mask=pad)
-    return dict(out, encoder=rel.to(dt) + pad[:, None, None, :], encoder_mask=None)
+    return dict(out, encoder=(rel.to(dt) + pad[:, None, None, :]).contiguous(), encoder_mask=None)
 
 # %% ../nbs/27_fast.ipynb #0da79cfa
 def _flex_t5(module, query, key, value, attention_mask, scaling=None, dropout=0.0, position_bias=None, **kwargs):
@@ -133,7 +137,13 @@ def pad_batch(batch:dict, multiple:int, prompt_length:int=0, target_multiple:int
     return dict(batch, input_ids=F.pad(ids, (0, extra)), attention_mask=F.pad(keep, (0, extra)), labels=F.pad(labels, (0, extra_t), value=-100))
 
 # %% ../nbs/27_fast.ipynb #52fc6a55
-CUDA_DEFAULTS = dict(attention='sdpa', compile=False, compile_mode=None, bucket=64)
+CUDA_DEFAULTS = dict(attention='sdpa', compile=True, compile_mode='reduce-overhead', bucket=64, fused_sdpa=False)   # H200: results/perf/gpu_efficiency.md
+FUSED_SDPA = ('CUDNN_ATTENTION', 'FLASH_ATTENTION', 'EFFICIENT_ATTENTION')   # SDPA's kernels that never materialise the scores
+
+def sdpa_kernels(fused:bool):
+    "A context in which SDPA runs only its fused kernels (`fused`: an error where none serves), or chooses as torch does."
+    if not fused: return nullcontext()
+    return sdpa_kernel([getattr(SDPBackend, n) for n in FUSED_SDPA if hasattr(SDPBackend, n)])
 
 @dataclass(frozen=True)
 class FastOptions:
@@ -143,6 +153,7 @@ class FastOptions:
     compile: bool = False           # torch.compile the block runners
     compile_mode: str|None = None   # torch.compile's mode, e.g. 'reduce-overhead' (CUDA graphs)
     bucket: int = 0                 # pad prompt + input to a multiple of this (0: no padding)
+    fused_sdpa: bool = False        # SDPA limited to its fused kernels: never its math fallback, which materialises fp32 scores
 
     def check(self, device, autocast:bool) -> FastOptions:
         "Refuse options that cannot work on `device` with or without bf16 autocast, in one line each; returns `self`."
@@ -157,6 +168,9 @@ class FastOptions:
         if self.attention == 'flex' and not (dev.type == 'cuda' and self.compile):
             raise ValueError(f"attention 'flex' needs CUDA and compile=True (no backward on a CPU, unfused uncompiled); "
                              f"got device {dev.type!r}, compile={self.compile}")
+        if self.fused_sdpa and self.attention not in ('sdpa', 'flex'):
+            raise ValueError(f"fused_sdpa limits SDPA's kernels: give attention 'sdpa' (or 'flex', whose decoder runs SDPA), not {self.attention!r}")
+        if self.fused_sdpa and sdpa_kernel is None: raise ValueError("fused_sdpa needs torch 2.3 or later (torch.nn.attention.sdpa_kernel)")
         if self.bucket < 0: raise ValueError(f"bucket must be 0 (no padding) or a positive multiple, got {self.bucket}")
         return self
 
@@ -176,7 +190,8 @@ def fast_options(pt, device, autocast:bool, fast:bool|None=None, compile:bool|No
     attention = CUDA_DEFAULTS['attention'] if dev.type == 'cuda' and compile else 'sdpa'
     return FastOptions(bf16_weights=autocast, attention=attention, compile=compile,
                        compile_mode=CUDA_DEFAULTS['compile_mode'] if compile else None,
-                       bucket=CUDA_DEFAULTS['bucket'] if compile else 0).check(dev, autocast)
+                       bucket=CUDA_DEFAULTS['bucket'] if compile else 0,
+                       fused_sdpa=CUDA_DEFAULTS['fused_sdpa'] and dev.type == 'cuda').check(dev, autocast)
 
 # %% ../nbs/27_fast.ipynb #cf25ddc2
 def loss_weights(labels:list[torch.Tensor], group:int) -> list[torch.Tensor]:
@@ -226,7 +241,8 @@ class FastStep:
         o, pt = self.options, self.pt
         if o.bucket: b = pad_batch(b, o.bucket, pt.prompt_length)
         ids, keep, labels = (self._to_device(b[k]) for k in ('input_ids', 'attention_mask', 'labels'))
-        with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext():
+        if o.compile_mode == 'reduce-overhead': torch.compiler.cudagraph_mark_step_begin()   # a new forward: CUDA graphs may reuse the last one's memory
+        with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext(), sdpa_kernels(o.fused_sdpa):
             if weights is None:
                 if o.attention is None: return pt(ids, keep, labels=labels).loss
                 return t5_loss(pt, ids, keep, labels, o.attention, *self.runners)

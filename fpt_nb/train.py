@@ -19,7 +19,7 @@ from .checkpoint import (flatten_state, unflatten_state, rng_state, set_rng_stat
                                load_checkpoint, load_prompt, read_prompt, save_prompt, write_json, read_json)
 from .metrics import score
 from .tasks import get_task
-from .fast import FastStep, fast_options
+from .fast import FastStep, FastOptions, fast_options
 from .encoder import PromptEncoder
 from .names import METHODS, MAX_INPUT_LENGTH
 from .scores import NeuronScores
@@ -53,8 +53,8 @@ class TrainConfig:
     eval_batch_size: int = 64
     num_beams: int = 1
     log_every: int = 1                   # steps between progress-bar/TensorBoard updates (JSONL logs every step)
-    fast: bool|None = None               # the fast step's GPU levers (`fpt_nb.fast`): bf16 weights, SDPA; None: off until measured on a GPU
-    compile: bool|None = None            # torch.compile the T5 blocks (needs `fast`)
+    fast: bool|None = None               # the fast step's GPU levers (`fpt_nb.fast`): bf16 weights, SDPA; None: on for a T5 on a GPU, off on a CPU
+    compile: bool|None = None            # torch.compile the T5 blocks, with CUDA graphs (needs `fast`); None: with `fast` on a GPU
 
     @property
     def micro(self) -> int: return self.micro_batch_size or self.batch_size
@@ -394,7 +394,8 @@ class Trainer:
         self.kept = {}   # the best prompts kept so far, by rule: each checkpoint holds them, so a resume can put their files back
         self.interrupted_at = None   # the step a Ctrl-C stopped `fit` at, once checkpointed and its prompt saved (None: it was not)
         self.signalled = None   # a SIGTERM that `fit` stopped on, the run's last step included (the run then finished: the caller stops too)
-        run = dict(precision='bf16' if self.bf16 else 'fp32', fast=bool(cfg.fast), compile=bool(cfg.compile), early_stop=cfg.early_stop)
+        levers = fast_options(pt, self.device, self.bf16, cfg.fast, cfg.compile)   # (None: the measured defaults, on a GPU only)
+        run = dict(precision='bf16' if self.bf16 else 'fp32', fast=levers != FastOptions(), compile=levers.compile, early_stop=cfg.early_stop)
         self.fp = fingerprint(pt, self.phases, cfg, scores, dict(identity or {}, **run))   # what a checkpoint must match to be continued
         self.main = self.rank == 0
         self.record = RunRecord(run_dir, self.fp, self.main, cfg.keep_checkpoints)
@@ -405,7 +406,6 @@ class Trainer:
                                                             f", with a batch_size that {self.world} divides"))
         # a classifier has one target per example: a token mean per group is then the batch mean, the stock loss
         self.loss_group = cfg.group if cfg.group != cfg.micro and not isinstance(pt, PromptEncoder) else None
-        levers = fast_options(pt, self.device, self.bf16, bool(cfg.fast), cfg.compile)   # the GPU levers stay off until measured on one
         self.stepper = FastStep(pt, self.opt, self.sched, cfg.batch_size // cfg.micro, cfg.clip_norm, self.step_flops, self.device,
                                 self.bf16, levers, self.world, self.rank, self.loss_group)
         self.stepper.stop_asked = lambda: self._stop_signal

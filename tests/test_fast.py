@@ -20,7 +20,10 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
     assert 'error' not in r, r.get('error')
     assert all(k in r for k in HEADLINE) and r['peak_share'] is None   # no peak for a CPU
     assert r['pt_step_ms_before'] > 0 and r['pt_step_ms'] > 0 and r['peft_step_ms'] > 0 and r['tflops_per_s'] > 0
-    assert [l['name'] for l in r['levers']] == ['one wait per step', '+ bf16 weights', '+ bias once, SDPA']
+    assert [l['name'] for l in r['levers']] == ['one wait per step', '+ bf16 weights', '+ bias once, SDPA', '+ fused SDPA']
+    assert all(l['cr_step_ms'] > 0 for l in r['levers']) and r['cr_step_ms_before'] > 0 and r['best_by'] == 'full model + smallest CR stage'
+    assert r['sdpa_probe']['FLASH_ATTENTION'] > 0 and r['sdpa_probe']['MATH'] > 0   # a CPU's two kernels; the CUDA ones refused
+    assert r['sdpa_probe']['EFFICIENT_ATTENTION'].startswith('RuntimeError: No viable backend')
     assert all(l['ok'] for l in r['levers']), [l.get('agreement') or l.get('error') for l in r['levers']]
     assert r['levers'][0]['agreement']['loss_rdiff'] == 0 and r['levers'][1]['agreement']['grad_cos'] > 1 - 1e-9   # same arithmetic
     assert r['best_lever'] in [l['name'] for l in r['levers']]

@@ -18,16 +18,17 @@ def test_the_fast_step_on_a_cpu_is_sdpa_alone():
     assert fast_options(pt, 'cpu', False, fast=True) == FastOptions(attention='sdpa')
     assert fast_options(pt, 'cpu', True, fast=True) == FastOptions(bf16_weights=True, attention='sdpa')
     assert fast_options(pt, 'cpu', True, fast=True, compile=True) == FastOptions(bf16_weights=True, attention='sdpa', compile=True,
-                                                                                   bucket=CUDA_DEFAULTS['bucket'])
+                                                                                   compile_mode=CUDA_DEFAULTS['compile_mode'], bucket=CUDA_DEFAULTS['bucket'])
     assert fast_options(pt, 'cpu', False) == FastOptions()   # (None: off on a CPU)
 
 @pytest.mark.parametrize('options, device, says', [
     (FastOptions(bucket=8), 'cpu', 'compile and bucket work on our T5 forward'),
     (FastOptions(attention='sdpa', bucket=-8), 'cpu', r'bucket must be 0 \(no padding\) or a positive multiple, got -8'),
     (FastOptions(attention='flex'), 'cuda', "attention 'flex' needs CUDA and compile=True"),
+    (FastOptions(attention='eager', fused_sdpa=True), 'cpu', "fused_sdpa limits SDPA's kernels: give attention 'sdpa'"),
 ])
 def test_fast_options_that_cannot_work_are_refused(options, device, says):
-    """fast_bucket_without_attention, fast_bucket_negative_ok, fast_flex_without_compile: padding buckets without our forward (the stock one
+    """fast_bucket_without_attention, fast_bucket_negative_ok, fast_flex_without_compile, fast_fused_sdpa_on_eager: padding buckets without our forward (the stock one
     ignores them), a negative bucket, and FlexAttention uncompiled on a GPU (unfused: slower than SDPA, and its backward
     untried) were taken, to fail or do nothing later."""
     with pytest.raises(ValueError, match=says): options.check(device, False)
@@ -95,6 +96,21 @@ def test_sdpa_under_bf16_autocast_gets_its_mask_in_bf16():
         b = attention_biases(pt.model, keep, 3, 'sdpa')
     assert b['encoder'].dtype == b['decoder'].dtype == b['cross'].dtype == torch.bfloat16
     assert attention_biases(pt.model, keep, 3, 'sdpa')['encoder'].dtype == torch.float32   # (no autocast: fp32)
+
+def test_sdpa_masks_are_laid_out_for_the_fused_cuda_kernels():
+    """fast_encoder_bias_strided, fast_decoder_bias_strided: the masks SDPA gets are contiguous, their last dimension at
+    stride 1. `compute_bias` puts the heads innermost, and SDPA's fused CUDA kernels refuse a mask laid out so: on an
+    H200 every encoder layer then ran SDPA's math kernel (5.9 ms forward and backward on LARGE against cuDNN's 1.2 ms).
+    A CPU's kernel takes either layout, so only the layout shows it here."""
+    from fpt_nb.fast import attention_biases
+    pt = tiny()
+    keep = torch.ones(2, 6, dtype=torch.long); keep[1, 4:] = 0
+    for autocast in (False, True):
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=autocast):
+            b = attention_biases(pt.model, keep, 3, 'sdpa')
+        assert pt.model.config.num_heads > 1 and b['encoder'].shape == (2, pt.model.config.num_heads, 6, 6)
+        assert b['encoder'].is_contiguous() and b['decoder'].is_contiguous() and b['cross'].stride(-1) == 1
+
 
 def test_a_fast_run_casts_what_an_expansion_brings_back_and_times_each_stage_once(tmp_path):
     """fast_expansion_not_cast, fast_first_steps_every_step, fast_first_step_time_zero: with bf16 weights, the layers and FFN rows an expansion brings back come in
@@ -174,3 +190,80 @@ def test_the_gpu_defaults_never_reach_a_cpu(monkeypatch):
     pt = tiny()
     assert fast.fast_options(pt, 'cpu', False, fast=True) == FastOptions(attention='sdpa')   # (not compiled, no buckets)
     assert fast.fast_options(pt, 'cpu', False, fast=True, compile=True).attention == 'sdpa'
+
+
+# Issue 12's GPU session (4 December): the levers measured on an H200 and the fixes it asked for
+
+def _sgd_step(pt, options, n_micro=2):
+    "One `FastStep` over 4 toy examples in `n_micro` micro-batches: its loss and the prompt's move."
+    from fpt_nb.fast import FastStep
+    from fpt_nb.tasks import toy_examples
+    from fpt_nb.batches import encode, collate
+    items = encode('toy', load_t5('tiny')[1], toy_examples('train', 4))
+    start = pt.prompt.weight.detach().clone()
+    opt = torch.optim.SGD([pt.prompt.weight], lr=1.0)
+    step = FastStep(pt, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0), n_micro, 1e9, lambda *a: 0, options=options)
+    k = 4 // n_micro
+    loss, _, problem = step(iter([collate(items[i:i + k]) for i in range(0, 4, k)]), {})
+    assert problem is None
+    moved = start - pt.prompt.weight.detach()
+    with torch.no_grad(): pt.prompt.weight.copy_(start)
+    return loss, moved
+
+def test_fused_sdpa_bars_the_math_kernel_in_the_forward_only():
+    """fast_fused_sdpa_ignored: `fused_sdpa` keeps SDPA off its math kernel during each micro-batch's forward (on an H200 the
+    math kernel took 5.9 ms a LARGE encoder layer against cuDNN's 1.1), and only there; on a CPU, where one fused
+    kernel serves both, the step is the same bits."""
+    pt = tiny()
+    seen = []
+    hook = pt.model.encoder.block[0].layer[0].SelfAttention.register_forward_hook(lambda *a: seen.append(torch.backends.cuda.math_sdp_enabled()))
+    try: plain, fused = _sgd_step(pt, FastOptions(attention='sdpa')), _sgd_step(pt, FastOptions(attention='sdpa', fused_sdpa=True))
+    finally: hook.remove()
+    assert seen == [True, True, False, False] and torch.backends.cuda.math_sdp_enabled()
+    assert plain[0] == fused[0] and torch.equal(plain[1], fused[1])
+
+def test_cuda_graphs_start_a_new_step_before_each_micro_batch(monkeypatch):
+    """fast_cudagraph_mark_missing: with CUDA graphs (compile_mode 'reduce-overhead') each micro-batch's forward is marked as a new
+    step of the graphs: unmarked, the 24 calls of one compiled block before their backward kept CUDA graphs off their fast
+    path on an H200 (130 ms a LARGE step, no faster than without graphs; marked, 88 ms). Without graphs nothing is marked."""
+    pt, calls, marks = tiny(), [], []
+    hook = pt.model.encoder.block[0].layer[0].SelfAttention.register_forward_hook(lambda *a: calls.append(1))
+    monkeypatch.setattr(torch, 'compile', lambda f, mode=None: f)   # (no inductor in a CPU test: the marks are the point)
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(len(calls)))
+    try:
+        _sgd_step(pt, FastOptions(attention='sdpa', compile=True, compile_mode='reduce-overhead'))
+        _sgd_step(pt, FastOptions(attention='sdpa', compile=True))
+    finally: hook.remove()
+    assert marks == [0, 1], marks
+
+def test_the_gpu_defaults_are_the_levers_measured_fastest():
+    """fast_gpu_defaults_uncompiled, fast_gpu_defaults_no_graphs: on a GPU a prompt-tuned T5 gets the lever set the H200 run found
+    fastest (`results/perf/gpu_efficiency.json`: compiled blocks replayed as CUDA graphs, 88 ms a LARGE step against 123
+    compiled alone and 393 for the old step). `fused_sdpa` is left to torch (its probe: the same fused kernel, as fast)."""
+    import json
+    from pathlib import Path
+    rep = json.loads((Path(__file__).resolve().parents[1]/'results'/'perf'/'gpu_efficiency.json').read_text())
+    best = rep['large']['best_options']
+    o = fast_options(tiny(), 'cuda', autocast=True)
+    assert (o.bf16_weights, o.attention, o.compile, o.compile_mode) == (best['bf16_weights'], best['attention'], best['compile'], best['compile_mode'])
+    assert o.compile and o.compile_mode == 'reduce-overhead' and not o.fused_sdpa and o.bucket == CUDA_DEFAULTS['bucket']
+
+def test_the_trainer_takes_the_measured_levers_unless_told_and_records_them(tmp_path, monkeypatch):
+    """trainer_fast_default_off, trainer_fast_recorded_as_asked: the trainer leaves `fast`/`compile` at None to `fast_options`,
+    which turns the levers on for a T5 on a GPU, and records the levers it runs (`fast`, `compile` in the run's
+    fingerprint), not what was asked: a GPU run left at the defaults is recorded as fast and compiled."""
+    import fpt_nb.train as train
+    from fpt_nb.tasks import toy_examples
+    from fpt_nb.batches import encode
+    from fpt_nb.partial import FULL
+    asked = []
+    def on_a_gpu(pt, device, autocast, fast=None, compile=None):   # what fast_options gives on a GPU, on this CPU
+        asked.append((fast, compile))
+        return FastOptions(attention='sdpa') if fast is None else fast_options(pt, device, autocast, fast, compile)
+    monkeypatch.setattr(train, 'fast_options', on_a_gpu)
+    items = encode('toy', load_t5('tiny')[1], toy_examples('train', 8))
+    tr = train.Trainer(tiny(), [train.Phase(FULL, 1)], items, train.TrainConfig(batch_size=4, prompt_length=4), tmp_path/'a', progress=False)
+    assert asked == [(None, None)] and tr.stepper.options == FastOptions(attention='sdpa')
+    assert tr.fp['fast'] is True and tr.fp['compile'] is False
+    off = train.Trainer(tiny(), [train.Phase(FULL, 1)], items, train.TrainConfig(batch_size=4, prompt_length=4, fast=False), tmp_path/'b', progress=False)
+    assert asked[-1] == (False, None) and off.stepper.options == FastOptions() and off.fp['fast'] is False
