@@ -65,8 +65,9 @@ def attention_biases(model, keep:torch.Tensor, target_length:int, attention:str=
     pad = torch.zeros(keep.shape, dtype=dt, device=dev).masked_fill(keep == 0, _lowest(dt))   # (batch, S)
     rel = enc.compute_bias(S, S, device=dev)                                                 # (1, heads, S, S)
     causal = torch.ones(T, T, dtype=torch.bool, device=dev).tril()
-    # (contiguous: SDPA's fused CUDA kernels need the mask's last dimension at stride 1, and compute_bias puts heads there)
-    out = dict(decoder=dec.compute_bias(T, T, device=dev).to(dt).masked_fill(~causal, _lowest(dt)).contiguous(), cross=pad[:, None, None, :])
+    # (SDPA's fused CUDA kernels need the mask's last dimension at stride 1, and compute_bias puts heads there: the
+    # encoder's sum keeps that layout, so it is made contiguous; masked_fill returns the decoder's contiguous already)
+    out = dict(decoder=dec.compute_bias(T, T, device=dev).to(dt).masked_fill(~causal, _lowest(dt)), cross=pad[:, None, None, :])
     if attention == 'flex': return dict(out, encoder=rel, encoder_mask=pad)
     return dict(out, encoder=(rel.to(dt) + pad[:, None, None, :]).contiguous(), encoder_mask=None)
 

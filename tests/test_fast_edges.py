@@ -98,7 +98,7 @@ def test_sdpa_under_bf16_autocast_gets_its_mask_in_bf16():
     assert attention_biases(pt.model, keep, 3, 'sdpa')['encoder'].dtype == torch.float32   # (no autocast: fp32)
 
 def test_sdpa_masks_are_laid_out_for_the_fused_cuda_kernels():
-    """fast_encoder_bias_strided, fast_decoder_bias_strided: the masks SDPA gets are contiguous, their last dimension at
+    """fast_encoder_bias_strided: the masks SDPA gets are contiguous, their last dimension at
     stride 1. `compute_bias` puts the heads innermost, and SDPA's fused CUDA kernels refuse a mask laid out so: on an
     H200 every encoder layer then ran SDPA's math kernel (5.9 ms forward and backward on LARGE against cuDNN's 1.2 ms).
     A CPU's kernel takes either layout, so only the layout shows it here."""
