@@ -98,7 +98,10 @@ LEVERS = [   # (name, FastOptions fields); each adds to the one before
     ('+ compiled blocks', dict(bf16_weights=True, attention='sdpa', compile=True)),
     ('+ FlexAttention', dict(bf16_weights=True, attention='flex', compile=True)),
     ('+ CUDA graphs', dict(bf16_weights=True, attention=None, compile=True, compile_mode='reduce-overhead')),  # attention: the faster compiled one
+    ('+ one graph per stack', dict(bf16_weights=True, attention=None, compile=True, compile_mode='reduce-overhead', compile_scope='stack')),
 ]
+RESTAGE = dict(block=0.3, stack=1.5)   # a stage's recompile, as a share of the first compile: a new FFN width of one block, or
+                                       # the whole stack again (guessed: the stack's first compile is measured, its blocks differ)
 
 class Log:
     "Print and keep every line, for the log file."
@@ -377,19 +380,21 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
         if fields.get('compile') and a.best_first:   # a later size compiles only what was fastest on the first
             if name != a.best_first[0]: res['skipped'].append(f'{size} {name} (not the fastest lever on {a.sizes[0]})'); continue
             fields = dict(a.best_first[1])
-        elif name == '+ CUDA graphs':
+        elif name in ('+ CUDA graphs', '+ one graph per stack'):
             compiled = [r for r in res['levers'] if r.get('options', {}).get('compile') and r.get('ok')]
             if not compiled: res['skipped'].append(f'{size} {name} (no compiled lever agreed)'); continue
             fastest_compiled = min(compiled, key=lambda r: r['step_ms'])['options']
             fields.update(attention=fastest_compiled['attention'], fused_sdpa=fastest_compiled.get('fused_sdpa', False))
         elif fields.get('compile'):   # compiled on the fused kernels where they served and agreed
             fields['fused_sdpa'] = any(r['name'] == '+ fused SDPA' and r.get('ok') for r in res['levers'])
-        compiling = (compile_s or a.compile_s_seen or a.compile_guess_s) * 1.3 if fields.get('compile') else 0
-        need = compiling + (a.warmup + a.steps + 2) * old['step_s']
+        restage = RESTAGE[fields.get('compile_scope', 'block')]
+        compiling = (compile_s or a.compile_s_seen or a.compile_guess_s) * 1.3 if fields.get('compile') else 0   # (a block's)
+        lever_compile = compiling * (3 if restage > 1 else 1)   # a stack's: guessed at 3 blocks' compiles
+        need = lever_compile + (a.warmup + a.steps + 2) * old['step_s']
         # Table 1 with this lever, at the fastest agreeing step's speed so far: each stage's warm-up and timed steps, and a
         # recompile of each of the 3 new FFN widths (one block graph of a new width: a fraction of the first compile)
         fastest = min([r['step_ms'] / 1e3 for r in res['levers'] if r.get('ok')] or [old['step_s']])
-        table = len(stages(size)) * (a.warmup + stage_steps) * fastest + 3 * 0.3 * compiling
+        table = len(stages(size)) * (a.warmup + stage_steps) * fastest + 3 * RESTAGE['block'] * compiling   # (a stack chosen: its stages skip as time runs out)
         if not budget.allow(need, f'{size} {name}', res['skipped'], reserve_s=table): continue
         row = dict(name=name, options=fields)
         try:
@@ -399,13 +404,13 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
             t = time.perf_counter()
             got = loss_grad(pt, lambda: step.loss(b0))
             row['first_call_s'] = time.perf_counter() - t   # compiling shows here
-            if options.compile: compile_s = res['compile_s'] = max(compile_s or 0, row['first_call_s'])
+            if options.compile and options.compile_scope == 'block': compile_s = res['compile_s'] = max(compile_s or 0, row['first_call_s'])
             row['agreement'] = agreement(*got, *ref, precision='bf16')
             row['ok'] = row['agreement']['ok']
             it = tr._micro_batches()
             m = time_steps(step, it, widths, dev, a.warmup, a.steps)
             row.update(step_ms=1e3 * m['step_s'], peak_gib=m['peak_gib'], reserved_gib=m['reserved_gib'], host_waits=host_waits(step, it, widths, dev), problems=m['problems'])
-            if row['ok'] and budget.allow(4 * m['step_s'] + 0.4 * compiling, f'{size} {name} at {smallest_cr.describe()}', res['skipped'], reserve_s=table):
+            if row['ok'] and budget.allow(4 * m['step_s'] + restage * lever_compile, f'{size} {name} at {smallest_cr.describe()}', res['skipped'], reserve_s=table):
                 row['cr_step_ms'] = smallest_cr_ms(step, it)
             log(f"  {name:<20} {row['step_ms']:8.1f} ms  {m['flops'] / m['step_s'] / 1e12:6.1f} TFLOP/s  peak {m['peak_gib']:5.1f} GiB (reserved {m['reserved_gib']:.1f})  "
                 f"waits {row['host_waits']}  first call {row['first_call_s']:.1f} s  loss rdiff {row['agreement']['loss_rdiff']:.1e} "
@@ -454,7 +459,8 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
             partial = [r['wall_over_flops'] for r in res['stages'][1:]]
             res['max_wall_over_flops'] = max(partial) if partial else None
     for name, st in stages(size):
-        need = (a.warmup + stage_steps) * best['step_ms'] / 1e3 + (0.3 * 1.3 * (compile_s or 0) if best['options'].get('compile') else 0)
+        need = (a.warmup + stage_steps) * best['step_ms'] / 1e3 + (RESTAGE[best['options'].get('compile_scope', 'block')] * 1.3 * max(compile_s or 0, best.get('first_call_s', 0))
+                                                               if best['options'].get('compile') else 0)
         if name != 'PT' and not (total or budget).allow(need, f'{size} stage {name}', res['skipped'], reserve_s=later_s): continue
         part(f'{size} stage {name}', lambda: one_stage(name, st))
     def profile_after():

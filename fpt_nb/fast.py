@@ -5,6 +5,7 @@
 # %% ../nbs/27_fast.ipynb #9d8cc8d0
 from __future__ import annotations
 import math, time
+from functools import partial
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -18,10 +19,10 @@ try: from torch.nn.attention import SDPBackend, sdpa_kernel
 except ImportError: SDPBackend = sdpa_kernel = None   # torch < 2.3
 
 # %% auto #0
-__all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'FUSED_SDPA', 'RECOMPILE_LIMIT', 'agreement',
-           'cast_linears', 'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block', 'decoder_block',
-           't5_loss', 'pad_batch', 'sdpa_kernels', 'FastOptions', 'fast_options', 'loss_weights', 'FastStep',
-           'plain_step']
+__all__ = ['TOLERANCES', 'ATTENTIONS', 'TARGET_MULTIPLE', 'CUDA_DEFAULTS', 'COMPILE_SCOPES', 'FUSED_SDPA', 'RECOMPILE_LIMIT',
+           'agreement', 'cast_linears', 'attention_biases', 'attention_kernels', 'token_loss', 'encoder_block',
+           'decoder_block', 'encoder_stack', 'decoder_stack', 't5_loss', 'pad_batch', 'sdpa_kernels', 'FastOptions',
+           'fast_options', 'loss_weights', 'FastStep', 'plain_step']
 
 # %% ../nbs/27_fast.ipynb #c6ffbd8d
 TOLERANCES = dict(fp32=dict(loss_rtol=1e-5, grad_rtol=1e-4),     # another kernel or padding, fp32
@@ -101,15 +102,25 @@ def token_loss(logits, labels, reduction:str='mean') -> torch.Tensor:
     return out if reduction == 'mean' else out.view(labels.shape)
 
 def encoder_block(block, h, mask, bias):
-    "One encoder block of ours on hidden states `h` (the default `run_encoder`; the compiled step swaps in its own)."
+    "One encoder block of ours on hidden states `h` (what `encoder_stack` runs; the compiled step swaps in its own)."
     return block(h, mask, bias)[0]
 
 def decoder_block(block, h, mask, bias, encoder_h, cross):
-    "One decoder block of ours, attending to `encoder_h` through the cross-attention mask `cross` (the default `run_decoder`)."
+    "One decoder block of ours, attending to `encoder_h` through the cross-attention mask `cross` (what `decoder_stack` runs)."
     return block(h, mask, bias, encoder_h, None, cross)[0]
 
-def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager', run_encoder:Callable=encoder_block,
-            run_decoder:Callable=decoder_block, reduction:str='mean') -> torch.Tensor:
+def encoder_stack(blocks, h, mask, bias, run:Callable=encoder_block):
+    "The encoder's `blocks` in turn on `h`, each through `run` (the default `run_encoder` of `t5_loss`)."
+    for block in blocks: h = run(block, h, mask, bias)
+    return h
+
+def decoder_stack(blocks, x, mask, bias, encoder_h, cross, run:Callable=decoder_block):
+    "The decoder's `blocks` in turn on `x`, each through `run` (the default `run_decoder`)."
+    for block in blocks: x = run(block, x, mask, bias, encoder_h, cross)
+    return x
+
+def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager', run_encoder:Callable=encoder_stack,
+            run_decoder:Callable=decoder_stack, reduction:str='mean') -> torch.Tensor:
     "The prompt-tuning loss of `pt` (`reduction='none'`: per target token, 0 where ignored): the stock T5 blocks, driven with attention biases built once per forward."
     model = pt.model
     embeds, keep = pt.embed(input_ids, attention_mask)
@@ -118,10 +129,10 @@ def t5_loss(pt:PromptT5, input_ids, attention_mask, labels, attention:str='eager
     enc, dec = model.encoder, model.decoder
     with attention_kernels(model, attention):
         h = enc.dropout(embeds)
-        for block in enc.block: h = run_encoder(block, h, bias['encoder_mask'], bias['encoder'])
+        h = run_encoder(enc.block, h, bias['encoder_mask'], bias['encoder'])
         h = enc.dropout(enc.final_layer_norm(h))
         x = dec.dropout(dec.embed_tokens(dec_ids))
-        for block in dec.block: x = run_decoder(block, x, None, bias['decoder'], h, bias['cross'])
+        x = run_decoder(dec.block, x, None, bias['decoder'], h, bias['cross'])
         x = dec.dropout(dec.final_layer_norm(x))
     if model.config.scale_decoder_outputs: x = x * model.model_dim ** -0.5
     logits = model.lm_head(x)
@@ -138,7 +149,8 @@ def pad_batch(batch:dict, multiple:int, prompt_length:int=0, target_multiple:int
     return dict(batch, input_ids=F.pad(ids, (0, extra)), attention_mask=F.pad(keep, (0, extra)), labels=F.pad(labels, (0, extra_t), value=-100))
 
 # %% ../nbs/27_fast.ipynb #52fc6a55
-CUDA_DEFAULTS = dict(attention='sdpa', compile=True, compile_mode='reduce-overhead', bucket=64, fused_sdpa=False)   # H200: results/perf/gpu_efficiency.md
+CUDA_DEFAULTS = dict(attention='sdpa', compile=True, compile_mode='reduce-overhead', bucket=64, fused_sdpa=False, compile_scope='block')   # H200: results/perf/gpu_efficiency.md
+COMPILE_SCOPES = ('block', 'stack')
 FUSED_SDPA = ('CUDNN_ATTENTION', 'FLASH_ATTENTION', 'EFFICIENT_ATTENTION')   # SDPA's kernels that never materialise the scores
 
 def sdpa_kernels(fused:bool):
@@ -151,10 +163,11 @@ class FastOptions:
     "The levers of the fast step. `FastOptions()` pulls none: the stock forward, as `Trainer` ran it."
     bf16_weights: bool = False      # frozen linear weights cast to bf16 once (needs bf16 autocast)
     attention: str|None = None      # our T5 forward with 'eager', 'sdpa' or 'flex' attention; None: the stock forward
-    compile: bool = False           # torch.compile the block runners
+    compile: bool = False           # torch.compile the block runners (or the stacks: `compile_scope`)
     compile_mode: str|None = None   # torch.compile's mode, e.g. 'reduce-overhead' (CUDA graphs)
     bucket: int = 0                 # pad prompt + input to a multiple of this (0: no padding)
     fused_sdpa: bool = False        # SDPA limited to its fused kernels: never its math fallback, which materialises fp32 scores
+    compile_scope: str = 'block'    # what one compiled graph runs: 'block' (shared by a stack's blocks) or 'stack' (all its blocks)
 
     def check(self, device, autocast:bool) -> FastOptions:
         "Refuse options that cannot work on `device` with or without bf16 autocast, in one line each; returns `self`."
@@ -172,6 +185,10 @@ class FastOptions:
         if self.fused_sdpa and self.attention not in ('sdpa', 'flex'):
             raise ValueError(f"fused_sdpa limits SDPA's kernels: give attention 'sdpa' (or 'flex', whose decoder runs SDPA), not {self.attention!r}")
         if self.fused_sdpa and sdpa_kernel is None: raise ValueError("fused_sdpa needs torch 2.3 or later (torch.nn.attention.sdpa_kernel)")
+        if self.compile_scope not in COMPILE_SCOPES:
+            raise ValueError(f"unknown compile_scope {self.compile_scope!r}: expected one of {COMPILE_SCOPES}")
+        if self.compile_scope != 'block' and not self.compile:
+            raise ValueError(f"compile_scope {self.compile_scope!r} says what is compiled: give compile=True too")
         if self.bucket < 0: raise ValueError(f"bucket must be 0 (no padding) or a positive multiple, got {self.bucket}")
         return self
 
@@ -192,7 +209,8 @@ def fast_options(pt, device, autocast:bool, fast:bool|None=None, compile:bool|No
     return FastOptions(bf16_weights=autocast, attention=attention, compile=compile,
                        compile_mode=CUDA_DEFAULTS['compile_mode'] if compile else None,
                        bucket=CUDA_DEFAULTS['bucket'] if compile else 0,
-                       fused_sdpa=CUDA_DEFAULTS['fused_sdpa'] and dev.type == 'cuda').check(dev, autocast)
+                       fused_sdpa=CUDA_DEFAULTS['fused_sdpa'] and dev.type == 'cuda',
+                       compile_scope=CUDA_DEFAULTS['compile_scope'] if compile else 'block').check(dev, autocast)
 
 # %% ../nbs/27_fast.ipynb #cf25ddc2
 def loss_weights(labels:list[torch.Tensor], group:int) -> list[torch.Tensor]:
@@ -206,7 +224,7 @@ def loss_weights(labels:list[torch.Tensor], group:int) -> list[torch.Tensor]:
     return list(w.split([len(l) for l in labels]))
 
 # %% ../nbs/27_fast.ipynb #c894ae51
-RECOMPILE_LIMIT = 64   # compiled graphs per block runner: FFN widths x padded lengths over a schedule
+RECOMPILE_LIMIT = 64   # compiled graphs per runner: FFN widths (stacks: stages) x padded lengths over a schedule
 
 class FastStep:
     "One optimizer step of prompt tuning over a global batch that waits for the device once, at its end."
@@ -221,7 +239,10 @@ class FastStep:
             dyn = torch._dynamo.config
             limit = 'recompile_limit' if hasattr(dyn, 'recompile_limit') else 'cache_size_limit'   # renamed in torch 2.6
             setattr(dyn, limit, max(getattr(dyn, limit), RECOMPILE_LIMIT))
-            self.runners = tuple(torch.compile(f, mode=o.compile_mode) for f in self.runners)
+            if o.compile_scope == 'block': self.runners = tuple(torch.compile(f, mode=o.compile_mode) for f in self.runners)
+        run_enc, run_dec = self.runners   # (the stacks: each runs its blocks through its runner, or is compiled whole)
+        self.stacks = (partial(encoder_stack, run=run_enc), partial(decoder_stack, run=run_dec))
+        if o.compile and o.compile_scope == 'stack': self.stacks = tuple(torch.compile(f, mode=o.compile_mode) for f in self.stacks)
         if o.bf16_weights: cast_linears(pt.model)
         self.stage, self.first_steps = None, []   # [(stage, seconds of its first step)]
         # data parallel: whether this process was asked to stop (a signal), summed over the processes in each step's reduce, so
@@ -246,9 +267,9 @@ class FastStep:
         with torch.autocast(self.device.type, dtype=torch.bfloat16) if self.autocast else nullcontext(), sdpa_kernels(o.fused_sdpa):
             if weights is None:
                 if o.attention is None: return pt(ids, keep, labels=labels).loss
-                return t5_loss(pt, ids, keep, labels, o.attention, *self.runners)
+                return t5_loss(pt, ids, keep, labels, o.attention, *self.stacks)
             if o.attention is None: tok = token_loss(pt.logits(ids, keep, labels), labels, 'none')   # no loss of the stock model's
-            else: tok = t5_loss(pt, ids, keep, labels, o.attention, *self.runners, reduction='none')
+            else: tok = t5_loss(pt, ids, keep, labels, o.attention, *self.stacks, reduction='none')
             return (tok.sum(1) * self._to_device(weights)).sum()
 
     def micro_batches(self, batch_iter:Iterator[dict]) -> Iterator[tuple[dict, torch.Tensor|None]]:

@@ -38,7 +38,7 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
     assert f"| tiny | {r['pt_step_ms_before']:.1f} | {r['pt_step_ms']:.1f} | " in md and md.count('| CR ') == 3
     assert all(f"| {l['name']} | {l['step_ms']:.1f} | " in md for l in r['levers']) and 'profile after' in md
     assert r['skipped'] == [f'tiny {name} (compiling is measured on a GPU; --compile-on-cpu to try)'
-                            for name in ('+ compiled blocks', '+ FlexAttention', '+ CUDA graphs')]
+                            for name in ('+ compiled blocks', '+ FlexAttention', '+ CUDA graphs', '+ one graph per stack')]
 
     assert 'old step (plain_step)' in (tmp_path/'gpu_profile_tiny.txt').read_text()   # the trainer's step before FastStep
 
