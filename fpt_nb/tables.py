@@ -13,9 +13,10 @@ from .train import best_evaluation
 from .names import METHODS, TABLE1_METHODS, TABLE2_METHODS, SCORES, SCORINGS
 
 # %% auto #0
-__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'IN_VERSIONS', 'AGAINST_PT', 'INCOMPLETE',
-           'read_summary', 'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops', 'best_at_flops',
-           'metric_key', 'run_score', 'hardware_apart', 'table1', 'table2', 'to_markdown', 'to_csv', 'write_tables']
+__all__ = ['SUMMARY_FIELDS', 'METHOD_NAMES', 'WHERE', 'ROW_KEYS', 'HARDWARE', 'IN_VERSIONS', 'ROUNDING', 'AGAINST_PT',
+           'INCOMPLETE', 'read_summary', 'run_unfinished', 'summary_disagrees', 'collect_runs', 'metric_at_flops',
+           'best_at_flops', 'metric_key', 'run_score', 'hardware_apart', 'rounding_apart', 'table1', 'table2',
+           'to_markdown', 'to_csv', 'write_tables']
 
 # %% ../nbs/24_tables.ipynb #21017b54
 SUMMARY_FIELDS = ('task', 'model', 'method', 'metric', 'steps', 'stages', 'total_flops', 'train_seconds', 'final_metrics')
@@ -210,9 +211,10 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
     first = runs[0]
     by_seed = {p.get('seed'): p for p in pts}
     key = metric_key(first, scoring)
-    rel_f, rel_w, imp, other_seed, pt_cut, no_curve, other_hw = [], [], [], set(), False, {}, {}
+    rel_f, rel_w, imp, other_seed, pt_cut, no_curve, other_hw, against = [], [], [], set(), False, {}, {}, []
     for r in runs:
         pt = by_seed.get(r.get('seed'), pts[0]) if pts else None
+        if pt is not None and all(pt is not x for x in runs + against): against.append(pt)
         if pt is not None and pt.get('seed') != r.get('seed'): other_seed.add(pt.get('seed'))
         if pt is not None and pt is not r and run_unfinished(pt): pt_cut = True
         rel_f.append(100 * r['total_flops'] / pt['total_flops'] if pt else math.nan)
@@ -232,7 +234,7 @@ def _row(runs:list[dict], pts:list[dict], score:str, scoring:str, improve:bool, 
                wall_s=statistics.fmean(r['train_seconds'] for r in runs), wall_pct=_mean_std(rel_w)[0],
                unfinished=' '.join(f"{r['steps']}/{r.get('planned_steps', r['steps'])}" for r in runs if run_unfinished(r)),
                pt_seed=' '.join(map(str, sorted(other_seed, key=str))), pt_unfinished=pt_cut, run_dirs=' '.join(r['run_dir'] for r in runs),
-               wall_apart='; '.join(other_hw))
+               wall_apart='; '.join(other_hw), rounding_apart=rounding_apart(runs + against) or '')
     if improve: row['improve'], row['improve_std'], row['pt_curve'] = *_mean_std(imp), '; '.join(no_curve)
     return row
 
@@ -263,6 +265,24 @@ def hardware_apart(r:dict, pt:dict) -> str|None:
         a, b = value(r, k), value(pt, k)
         if not (mixed(r, k) or mixed(pt, k)) and a != b and not (k in IN_VERSIONS and None in (a, b)): said.append(f"{k} {a} vs PT's {b}")
     return ', '.join(said) or None
+
+#: what a run's scores round with, as its summary records it: the device and, in its `versions`, the libraries and kernels
+ROUNDING = ('device', 'torch', 'transformers', 'cuda', 'gpu', 'cpu_capability')
+
+def rounding_apart(runs:list[dict]) -> str|None:
+    """Where `runs` (a row's seeds and the PT runs they are set against) trained on other devices, libraries or kernels, or
+    changed them on a resume, said: their scores then differ by rounding as well as by seed (2.5 points on the toy task
+    between torch's AVX2 and AVX512 kernels, `results/default_run/`). None where all that recorded them agree."""
+    said = []
+    for k in ROUNDING:
+        seen = {}
+        for run in runs:
+            v = run.get(k) if k == 'device' else (run.get('versions') if isinstance(run.get('versions'), dict) else {}).get(k)
+            if v is not None: seen[str(v)] = seen.get(str(v), 0) + 1
+        if len(seen) > 1: said.append(f"{k} " + ', '.join(f"{v} ({n} run{'s' if n > 1 else ''})" for v, n in seen.items()))
+        if k != 'device' and (n := sum(bool(_versions_changed(run, k)) for run in runs)):
+            said.append(f"{k} changed on a resume of {n} run{'s' if n > 1 else ''}")
+    return '; '.join(said) or None
 
 def _pools(runs:list[dict]) -> list[list[dict]]:
     "Runs of one row split so that no pool holds a seed twice: the first of each seed pool together, repeats apart."
@@ -329,6 +349,8 @@ def to_markdown(rows:list[dict], improve:bool|None=None) -> str:
     notes = [f"\nImprove of {r['method']} ({r['run_dirs']}) is left out: PT's curve cannot be read: {r['pt_curve']}" for r in rows if r.get('pt_curve')]
     notes += [f"\nwall % PT of {r['method']} ({r['run_dirs']}) is left out: it trained on other hardware than PT ({r['wall_apart']})"
               for r in rows if r.get('wall_apart')]
+    notes += [f"\nscores of {r['method']} ({r['run_dirs']}) and the PT runs it is set against differ by rounding as well as by seed: "
+              f"they ran with other devices, libraries or kernels ({r['rounding_apart']})" for r in rows if r.get('rounding_apart')]
     notes += [f"\n{r['method']} (dup) is {r['run_dirs']}: the settings of a row above, again for a seed that row has" for r in rows if r.get('dup')]
     return caption + '\n'.join(lines) + '\n' + ''.join(n + '\n' for n in notes)
 

@@ -594,6 +594,28 @@ def test_wall_time_on_another_gpu_or_cpu_kernels_is_not_compared(pt_beside, tmp_
     assert hardware_apart(dict(run(), resumed_with=[dict(step=3, versions=[None, v])]), run()) is None   # begun unrecorded
     assert hardware_apart(dict(run(), resumed_with=[dict(step=3, versions=[old['versions'], v])]), run()) is None   # kernels unrecorded
 
+def test_scores_pooled_across_kernels_or_libraries_are_said(pt_beside, tmp_path, capsys):
+    """rounding_apart_dropped, rounding_apart_skips_pt, rounding_resume_ignored, rounding_note_dropped: the same code, seed and packages scored PT 92.0 with
+    torch's AVX512 kernels and 94.5 with its AVX2 ones (`results/default_run/`): a row whose seeds, or the PT runs they are set
+    against, ran on other devices, libraries or kernels says so under the table, and its CSV names them. Runs that recorded
+    nothing are not called apart."""
+    from fpt_nb.tables import rounding_apart
+    root = copy(pt_beside, tmp_path/'runs'); d = root/'fpt_cr'
+    s = read_json(d/'summary.json'); v = s['versions']
+    write_json(d/'summary.json', dict(s, versions=dict(v, transformers='5.24.0')))
+    code, out, err = fpt('tables', root, capsys=capsys)
+    assert code == 0 and (f"scores of FPT_CR ({d}) and the PT runs it is set against differ by rounding as well as by seed: they ran "
+                          f"with other devices, libraries or kernels (transformers 5.24.0 (1 run), {v['transformers']} (1 run))") in out, out
+    csv_row = next(l for l in (root/'table2.csv').read_text().splitlines() if ',FPT_CR,' in l)
+    assert '5.24.0 (1 run)' in csv_row and 'scores of PT (' not in out   # (PT set against itself: nothing apart)
+    run = lambda device='cpu', **versions: dict(device=device, versions=dict(v, **versions))
+    assert rounding_apart([run(), run()]) is None and rounding_apart([run(), dict(device='cpu', versions=None)]) is None
+    assert rounding_apart([run(cpu_capability='AVX2'), run(cpu_capability='AVX512'), run(cpu_capability='AVX512')]) == (
+        'cpu_capability AVX2 (1 run), AVX512 (2 runs)')
+    assert rounding_apart([run('cuda'), run()]) == 'device cuda (1 run), cpu (1 run)'
+    resumed = dict(run(), resumed_with=[dict(step=3, versions=[dict(v, torch='2.12.0'), v])])
+    assert rounding_apart([resumed, run()]) == 'torch changed on a resume of 1 run'
+
 def test_an_fpt_row_names_no_stage(pt_beside):
     "tables_stage_name_of_fpt (session 19 audit): an FPT row (four stages) carried its first stage's name in the CSV's stage column."
     from fpt_nb.tables import table1

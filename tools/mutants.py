@@ -4105,6 +4105,23 @@ MUTANTS = [
            "for block in blocks: h = run(block, h, mask, bias)", "for block in blocks[1:]: h = run(block, h, mask, bias)",
            ('tests/test_fast_edges.py::test_the_stacks_run_every_block_through_their_runner',),
            "the encoder's stack skips its first block"),
+    Mutant('rounding_apart_dropped', 'tables.py',
+           "rounding_apart=rounding_apart(runs + against) or '')", "rounding_apart='')",
+           ('tests/test_records.py::test_scores_pooled_across_kernels_or_libraries_are_said',),
+           'a row pools seeds run with other libraries or CPU kernels, unsaid'),
+    Mutant('rounding_apart_skips_pt', 'tables.py',
+           "rounding_apart=rounding_apart(runs + against) or '')", "rounding_apart=rounding_apart(runs) or '')",
+           ('tests/test_records.py::test_scores_pooled_across_kernels_or_libraries_are_said',),
+           "a row's runs set against a PT run on other kernels or libraries, unsaid"),
+    Mutant('rounding_resume_ignored', 'tables.py',
+           "if k != 'device' and (n := sum(bool(_versions_changed(run, k)) for run in runs)):", "if False and (n := 0):",
+           ('tests/test_records.py::test_scores_pooled_across_kernels_or_libraries_are_said',),
+           'a run resumed with other libraries or kernels is not said to round apart'),
+    Mutant('rounding_note_dropped', 'tables.py',
+           "they ran with other devices, libraries or kernels ({r['rounding_apart']})\" for r in rows if r.get('rounding_apart')]",
+           "they ran with other devices, libraries or kernels ({r['rounding_apart']})\" for r in rows if False]",
+           ('tests/test_records.py::test_scores_pooled_across_kernels_or_libraries_are_said',),
+           'the markdown tables never say that a row pools runs that round apart (only the CSV does)'),
 ]
 
 GUARD = '''"Loaded by tools/mutants.py: the tests must import fpt_nb from the mutated copy, not from the installed checkout."
