@@ -23,6 +23,9 @@ For each size (random weights: cost does not depend on weight values), in this o
 4. Table 1's stages with the fastest agreeing lever set: wall/FLOPs per stage (1.00 is ideal), first step
    of each stage (compiling shows there), then a profile of the smallest CR stage (the "after").
 5. A bare loop (forward + backward, whole model cast to bf16, SDPA, stock forward): what issue 6 timed.
+6. After every size, where the budget leaves time: one graph per stack (`LATE`) on the first size, on top of its
+   fastest lever, at the smallest CR stage, then the full model. A stack compiles several times as long as a block,
+   and again at every stage, so it is no candidate for the table; its rows are marked "after the table".
 
 FLOPs are the trainer's count (fpt_nb.flops, exact against FlopCounterMode). Share of peak is against the
 GPU's dense bf16 peak (H200/H100 SXM: 989 TFLOP/s; `--peak-tflops` for others), and against what one large bf16
@@ -100,8 +103,11 @@ LEVERS = [   # (name, FastOptions fields); each adds to the one before
     ('+ CUDA graphs', dict(bf16_weights=True, attention=None, compile=True, compile_mode='reduce-overhead')),  # attention: the faster compiled one
     ('+ one graph per stack', dict(bf16_weights=True, attention=None, compile=True, compile_mode='reduce-overhead', compile_scope='stack')),
 ]
-RESTAGE = dict(block=0.3, stack=1.5)   # a stage's recompile, as a share of the first compile: a new FFN width of one block, or
-                                       # the whole stack again (guessed: the stack's first compile is measured, its blocks differ)
+RESTAGE = dict(block=0.3, stack=1.0)   # a stage's recompile, as a share of the first compile: a new FFN width of one block, or
+                                       # the whole stack again
+STACK_COMPILE = 6.4   # a stack's first compile over a block's: 87 s against 13.5 s on this project's CPU (24+24 blocks, narrow)
+LATE = ('+ one graph per stack',)   # levers timed after every size's table, on the first size (`late_levers`): not candidates
+                                    # for the table, whose every stage would recompile a stack for a minute or more
 
 class Log:
     "Print and keep every line, for the log file."
@@ -298,22 +304,10 @@ def peft_step_fn(model, pt, batch, dev, clip_norm:float=1.0):
         return loss.item()
     return step
 
-def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None, later_s:float=0) -> dict:
-    """One size, into `res` (`save()` writes the report after each part): `budget` is its share of the run's time; the stage
-    table may run on into `total`, keeping `later_s` for the sizes after. An optional part that fails is recorded in
-    `res['errors']` and the rest goes on."""
-    import_train()
-    from fpt_nb.fast import FastOptions, agreement, plain_step
+def size_setup(size, a, dev) -> types.SimpleNamespace:
+    "A size's model (fp32 weights, eager attention: as `load_t5` gives the trainer one), prompt, batch, neuron scores and trainers."
     from fpt_nb.batches import collate
-    t0 = time.perf_counter()
-    res.update(skipped=[], levers=[], stages=[])
-    def part(what, fn):
-        try: fn()
-        except Exception as e:
-            res.setdefault('errors', []).append(f"{what}: {type(e).__name__}: {e}"[:500])
-            log(f"  {what} failed: {res['errors'][-1]}")
-        finally: save()
-    model = build(size, dev, torch.float32)   # fp32 weights, eager attention: as `load_t5` gives the trainer a model
+    model = build(size, dev, torch.float32)
     pt = PromptT5(model, 20).to(dev)
     c = model.config
     items = synthetic_items(max(2 * a.batch, 8), a.input_len, a.target_len, c.vocab_size)
@@ -326,9 +320,27 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
         with torch.no_grad(): pt.prompt.weight.copy_(p0)
         return make_trainer(pt, items, a, dev, run_dir)
     def batch_dev(): return [b0[k].to(dev) for k in ('input_ids', 'attention_mask', 'labels')]
+    smallest_cr = [st for name, st in stages(size) if name.startswith('CR')][0]
+    return types.SimpleNamespace(model=model, pt=pt, c=c, b0=b0, sc=sc, fresh_trainer=fresh_trainer, batch_dev=batch_dev, smallest_cr=smallest_cr)
+
+def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None, later_s:float=0) -> dict:
+    """One size, into `res` (`save()` writes the report after each part): `budget` is its share of the run's time; the stage
+    table may run on into `total`, keeping `later_s` for the sizes after. An optional part that fails is recorded in
+    `res['errors']` and the rest goes on."""
+    import_train()
+    from fpt_nb.fast import FastOptions, agreement, plain_step
+    t0 = time.perf_counter()
+    res.update(skipped=[], levers=[], stages=[])
+    def part(what, fn):
+        try: fn()
+        except Exception as e:
+            res.setdefault('errors', []).append(f"{what}: {type(e).__name__}: {e}"[:500])
+            log(f"  {what} failed: {res['errors'][-1]}")
+        finally: save()
+    S = size_setup(size, a, dev)
+    model, pt, c, b0, sc, fresh_trainer, batch_dev, smallest_cr = S.model, S.pt, S.c, S.b0, S.sc, S.fresh_trainer, S.batch_dev, S.smallest_cr
     log(f"\n{size}: built in {time.perf_counter() - t0:.1f}s; {sum(p.numel() for p in model.parameters()) / 1e6:.0f}M parameters; "
         f"{budget.left():.0f} s left in the budget")
-    smallest_cr = [st for name, st in stages(size) if name.startswith('CR')][0]
 
     # 1. the old step
     tr = fresh_trainer()
@@ -362,7 +374,7 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
     stage_steps = max(2, a.steps // 2 if size != 'tiny' else a.steps)   # timed steps per stage of Table 1
     def smallest_cr_ms(step, it) -> float:
         apply_stage(model, smallest_cr, sc)
-        try: return 1e3 * time_steps(step, it, ffn_widths(model), dev, 1, stage_steps)['step_s']
+        try: return 1e3 * time_steps(step, it, ffn_widths(model), dev, 2, stage_steps)['step_s']   # (a CUDA graph records on its 2nd call)
         finally: apply_stage(model, FULL)
     if budget.allow(4 * old['step_s'] + 5, f'{size} old step at {smallest_cr.describe()}', res['skipped']):
         part(f'{size} old step at the smallest CR stage', lambda: res.update(cr_step_ms_before=smallest_cr_ms(plain, it)))
@@ -370,7 +382,7 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
     compile_ok = dev.type == 'cuda' or a.compile_on_cpu
     if budget.allow(30 if compile_ok else 5, f'{size} SDPA probe', res['skipped']):
         part(f'{size} SDPA probe', lambda: res.update(sdpa_probe=sdpa_probe(c, a, dev, compile_ok, log)))
-    levers = [(n, o) for n, o in LEVERS if not a.levers or n in a.levers]
+    levers = [(n, o) for n, o in LEVERS if (not a.levers or n in a.levers) and n not in LATE]
     for name, fields in levers:
         fields = dict(fields)
         if fields.get('compile') and not (dev.type == 'cuda' or a.compile_on_cpu):
@@ -489,6 +501,66 @@ def measure_size(size, a, dev, budget, log, out_dir, res:dict, save, total=None,
     res['seconds'] = time.perf_counter() - t0
     return res
 
+def late_levers(size, a, dev, budget, log, res:dict, save):
+    """The levers of `LATE` on `size` (its `res` already holds its first pass), on top of its fastest lever, where the
+    budget leaves time for them. A stack compiles for about `STACK_COMPILE` times as long as a block, and again at each
+    stage, so each is timed first at the smallest CR stage, where the host's per-block replays cost most, then at the full
+    model. Each call's loss and prompt gradient are checked against the old step's at the same stage. Rows join
+    `res['levers']` marked `late`; they do not change the lever the table used."""
+    from fpt_nb.fast import FastOptions, agreement
+    names = [n for n in LATE if not a.levers or n in a.levers]
+    best = res.get('best_options')
+    if not names: return
+    if not (dev.type == 'cuda' or a.compile_on_cpu):
+        res['skipped'] += [f'{size} {n} (compiling is measured on a GPU; --compile-on-cpu to try)' for n in names]; return
+    if not best or not best.get('compile'):
+        res['skipped'] += [f'{size} {n} (no compiled lever was fastest)' for n in names]; return
+    block_s = (res.get('compile_s') or a.compile_guess_s) * 1.3
+    old_s = res['pt_step_ms_before'] / 1e3
+    S = None
+    for name in names:
+        fields = dict(best, **dict(LEVERS)[name]); fields['attention'] = best['attention']   # the fastest's attention and kernels
+        full_s = STACK_COMPILE * block_s + (a.warmup + a.steps + 2) * old_s
+        if not budget.allow(0.7 * full_s + 20, f'{size} {name} (after the table)', res['skipped']): continue
+        t0 = time.perf_counter()
+        S = S or size_setup(size, a, dev)
+        row = dict(name=name, options=fields, late=True)
+        try:
+            def check_and_time(stage, key):   # one stage: the old step's loss and gradient, this lever's first call, its steps
+                apply_stage(S.model, stage, S.sc)
+                try:
+                    tr = S.fresh_trainer()   # the first prompt again (the last stage's steps trained it)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16):
+                        ids, keep, labels = S.batch_dev()
+                        ref = loss_grad(S.pt, lambda: S.pt(ids, keep, labels=labels).loss)
+                    step = fast_step(tr, FastOptions(**fields))
+                    t = time.perf_counter()
+                    got = loss_grad(S.pt, lambda: step.loss(S.b0))
+                    row[f'{key}first_call_s'] = time.perf_counter() - t
+                    row[f'{key}agreement'] = agreement(*got, *ref, precision='bf16')
+                    it = tr._micro_batches()
+                    m = time_steps(step, it, ffn_widths(S.model), dev, a.warmup, a.steps)
+                    row.update({f'{key}step_ms': 1e3 * m['step_s'], f'{key}peak_gib': m['peak_gib'], f'{key}reserved_gib': m['reserved_gib']})
+                    if not key: row['host_waits'] = host_waits(step, it, ffn_widths(S.model), dev)
+                finally: apply_stage(S.model, FULL)
+            check_and_time(S.smallest_cr, 'cr_')
+            row['ok'] = row['cr_agreement']['ok']
+            log(f"  {name:<20} (after the table) at {S.smallest_cr.describe()}: {row['cr_step_ms']:.1f} ms, first call {row['cr_first_call_s']:.1f} s, "
+                f"loss rdiff {row['cr_agreement']['loss_rdiff']:.1e} grad cos {row['cr_agreement']['grad_cos']:.4f}"
+                + ('' if row['ok'] else '  DISAGREES'))
+            save()
+            if row['ok'] and budget.allow(max(row['cr_first_call_s'] / 0.6, full_s), f'{size} {name} at the full model (after the table)', res['skipped']):
+                check_and_time(FULL, '')
+                row['ok'] = row['agreement']['ok']
+                log(f"  {name:<20} (after the table) at the full model: {row['step_ms']:.1f} ms, first call {row['first_call_s']:.1f} s, "
+                    f"loss rdiff {row['agreement']['loss_rdiff']:.1e} grad cos {row['agreement']['grad_cos']:.4f}, reserved {row['reserved_gib']:.1f} GiB"
+                    + ('' if row['ok'] else '  DISAGREES'))
+        except Exception as e:
+            row.update(ok=False, error=f"{type(e).__name__}: {e}"[:500])
+            log(f"  {name:<20} (after the table) failed: {row['error']}")
+        row['seconds'] = time.perf_counter() - t0
+        res['levers'].append(row); save()
+
 def peft(model, pt, b0, dev, res, budget, log, size):
     if not budget.allow(30, f'{size} PEFT', res['skipped']): return
     try:
@@ -541,11 +613,15 @@ def markdown_report(report:dict) -> str:
                    f"| lever | step, ms | {prof_stage(r)}, ms | host waits | first call, s | loss rel. diff | gradient cosine | used |", '|---|--:|--:|--:|--:|--:|--:|---|',
                    f"| old step (plain_step) | {_f(r.get('pt_step_ms_before'))} | {_f(r.get('cr_step_ms_before'))} | {_f(r.get('host_waits_before'), 'd')} | | | | |"]
             for l in r['levers']:
-                ag = l.get('agreement') or {}
-                md.append(f"| {l['name']} | {_f(l.get('step_ms'))} | {_f(l.get('cr_step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s'))} | "
+                ag = l.get('agreement') or l.get('cr_agreement') or {}
+                md.append(f"| {l['name']}{' (after the table)' if l.get('late') else ''} | {_f(l.get('step_ms'))} | {_f(l.get('cr_step_ms'))} | {_f(l.get('host_waits'), 'd')} | {_f(l.get('first_call_s', l.get('cr_first_call_s')))} | "
                           f"{_f(ag.get('loss_rdiff'), '.1e')} | {_f(ag.get('grad_cos'), '.4f')} | "
-                          f"{'yes' if l.get('ok') else 'no: ' + str(l.get('error', 'disagrees'))[:120]} |")
+                          f"{('no: timed after the table' if l.get('late') else 'yes') if l.get('ok') else 'no: ' + str(l.get('error', 'disagrees'))[:120]} |")
             if r.get('best_by'): md += ['', f"Chosen: {r['best_lever']}, the fastest agreeing lever over the {r['best_by']}."]
+            if any(l.get('late') for l in r['levers']):
+                md += ['', "Levers marked *after the table* were timed after every size's table, on top of the chosen one, first at "
+                       "the smallest CR stage (their first call there, and their agreement, shown when the full model was not reached): "
+                       "each stage recompiles them for a minute or more, so they were not candidates for the table."]
         if r.get('sdpa_probe'):
             md += ['', f"{size}, SDPA on the encoder's bias mask, forward + backward, ms (or why not): " +
                    '; '.join(f"{n}: {v}" for n, v in r['sdpa_probe'].items())]
@@ -617,6 +693,14 @@ def efficiency(a):
         write()
         gc.collect(); torch._dynamo.reset()
         if dev.type == 'cuda': torch.cuda.empty_cache()
+    first = report[a.sizes[0]]
+    if 'pt_step_ms' in first:
+        log(f"\n{a.sizes[0]}, after the table: {', '.join(LATE)}")
+        try: late_levers(a.sizes[0], a, dev, budget, log, first, write)
+        except Exception as e:
+            import traceback; traceback.print_exc()
+            first.setdefault('errors', []).append(f"late levers: {type(e).__name__}: {e}"[:500])
+        write(); gc.collect(); torch._dynamo.reset()
     log("\nsummary (goals on an H200: LARGE <= 95 ms, XL <= 230 ms, every partial stage wall/FLOPs <= 1.10, peak memory not above the old step's)")
     for size in a.sizes:
         r = report[size]

@@ -42,6 +42,26 @@ def test_gpu_benchmark_runs_on_a_cpu(tmp_path):
 
     assert 'old step (plain_step)' in (tmp_path/'gpu_profile_tiny.txt').read_text()   # the trainer's step before FastStep
 
+def test_one_graph_per_stack_is_timed_after_the_table(tmp_path, monkeypatch):
+    """(benchmarks/gpu_stages.py) A stack compiles for a minute or more, and again at each stage: it is timed after every
+    size's table, on top of the chosen lever, first at the smallest CR stage, and checked there and at the full model
+    against the old step from the same prompt (a first try compared it with the prompt the last stage's steps had
+    trained, and disagreed). Its row is marked, is no candidate, and leaves the chosen lever and the table alone.
+    Compiling is stood in for by the uncompiled function: the logic, in seconds."""
+    import torch
+    monkeypatch.setattr(torch, 'compile', lambda f, **k: f)
+    gpu_stages.main(['--smoke', '--compile-on-cpu', '--steps', '1', '--warmup', '0', '--out-dir', str(tmp_path),
+                     '--levers', '+ compiled blocks', '+ one graph per stack'])
+    r = json.loads((tmp_path/'gpu_efficiency.json').read_text())['tiny']
+    assert [l['name'] for l in r['levers']] == ['+ compiled blocks', '+ one graph per stack'] and r['best_lever'] == '+ compiled blocks'
+    late = r['levers'][1]
+    assert late['late'] and late['ok'] and late['options'] == dict(r['best_options'], compile_mode='reduce-overhead', compile_scope='stack')
+    assert late['cr_agreement']['ok'] and late['agreement']['ok'] and late['cr_step_ms'] > 0 and late['step_ms'] > 0
+    assert len(r['stages']) == len(gpu_stages.stages('tiny')) and 'errors' not in r
+    md = (tmp_path/'gpu_efficiency.md').read_text()
+    assert f"| + one graph per stack (after the table) | {late['step_ms']:.1f} | {late['cr_step_ms']:.1f} |" in md and '| no: timed after the table |' in md
+    assert 'after the table: + one graph per stack' in (tmp_path/'gpu_efficiency.log').read_text()
+
 def test_a_part_that_fails_loses_nothing_else(tmp_path, monkeypatch):
     """(A bug of benchmarks/gpu_stages.py, outside the mutation table, which plants bugs in fpt_nb.) One exception after
     the levers (a stage, a profile) replaced everything measured for the size with the error, and the files were written
