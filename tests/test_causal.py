@@ -339,7 +339,7 @@ def test_a_partial_model_leaves_other_models_of_the_same_config_alone():
 
 @pytest.mark.parametrize('flag, says', [(dict(decoder=False), "decoder=False (--no-decoder) keeps the decoder whole, but a decoder-only model's"),
                                         (dict(padding='max'), "padding='max' (--padding max) pads T5's inputs"),
-                                        (dict(fast=True), 'fast (the fast step) serves a prompt-tuned T5 on one device')])
+                                        (dict(fast=True), "fast (the fast step) serves a prompt-tuned T5 on one device, without a device_map; this run's model is a LlamaForCausalLM")])
 def test_a_flag_that_cannot_apply_to_a_decoder_only_model_is_refused(flag, says, tmp_path, monkeypatch):
     """Before: all three were recorded (config.json: decoder false, padding max, fast true) and not done: the decoder was
     reduced all the same, every row packed without padding, and the step was the stock one. All are refused before the
