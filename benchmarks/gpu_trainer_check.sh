@@ -5,13 +5,15 @@
 # a summary of each run folder) and OUT_DIR/runs.tgz (the run folders without checkpoints).
 #
 #   bash benchmarks/gpu_trainer_check.sh OUT_DIR [fpt run flags...]   # a few minutes on an H200
-#   KILL_AT=100 bash benchmarks/gpu_trainer_check.sh /tmp/x --steps 300 --device cpu   # its logic on a CPU
+#   KILL_AT=100 bash benchmarks/gpu_trainer_check.sh /tmp/x --steps 300 --device cpu   # its logic on a CPU (PYTHON: the
+#                                                      # interpreter, python3 by default; CHECKPOINT_EVERY: 100)
 set -u -o pipefail
 out=${1:?usage: gpu_trainer_check.sh OUT_DIR [fpt run flags...]}; shift
 mkdir -p "$out"; out=$(cd "$out" && pwd)
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 KILL_AT=${KILL_AT:-1000}
+EVERY=${CHECKPOINT_EVERY:-100}   # the killed run's checkpoint interval
 PY=${PYTHON:-python3}   # the interpreter that holds torch
 runs=$(mktemp -d)
 log=$out/check.log
@@ -29,7 +31,7 @@ done
 say "== fpt run --method fpt_cr, killed after its first checkpoint past step $KILL_AT, then run again $*"
 kill_dir=$runs/killed
 $PY -c 'import sys; from fpt_nb.cli import main; sys.exit(main())' run --method fpt_cr --out-dir "$kill_dir" \
-    --checkpoint-every 100 --no-progress "$@" > "$runs/killed.out" 2>&1 &
+    --checkpoint-every $EVERY --no-progress "$@" > "$runs/killed.out" 2>&1 &
 pid=$!
 while kill -0 $pid 2>/dev/null; do
     last=$(ls "$kill_dir/checkpoints" 2>/dev/null | sed -n 's/^step-0*\([0-9][0-9]*\)$/\1/p' | sort -n | tail -1)
@@ -37,7 +39,7 @@ while kill -0 $pid 2>/dev/null; do
     sleep 0.5
 done
 wait $pid; say "   killed run: exit $?"; grep -v -i 'warn\|^$' "$runs/killed.out" | tail -3 | tee -a "$log"
-fpt run --method fpt_cr --out-dir "$kill_dir" --checkpoint-every 100 --no-progress "$@" | tee -a "$log"
+fpt run --method fpt_cr --out-dir "$kill_dir" --checkpoint-every $EVERY --no-progress "$@" | tee -a "$log"
 say "   resumed run: exit $?"
 
 $PY - "$runs" <<'EOF' | tee -a "$log"

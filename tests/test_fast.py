@@ -1,5 +1,5 @@
 "The GPU benchmark of issue 12 (`benchmarks/gpu_stages.py`) end to end on a tiny T5 on the CPU: its logic, so a GPU session's one run does not fail on first contact."
-import json, math, os, subprocess, sys
+import json, math, os, re, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +61,26 @@ def test_one_graph_per_stack_is_timed_after_the_table(tmp_path, monkeypatch):
     md = (tmp_path/'gpu_efficiency.md').read_text()
     assert f"| + one graph per stack (after the table) | {late['step_ms']:.1f} | {late['cr_step_ms']:.1f} |" in md and '| no: timed after the table |' in md
     assert 'after the table: + one graph per stack' in (tmp_path/'gpu_efficiency.log').read_text()
+
+def test_the_trainer_check_runs_kills_and_resumes(tmp_path):
+    """(benchmarks/gpu_trainer_check.sh) The GPU session's end-to-end check, on this CPU in a few short runs: the demo with and
+    without the fast step, then an FPT_CR run sent SIGTERM after a checkpoint past KILL_AT and run again, which resumes
+    there; the log summarises every run folder, and the folders are packed without their checkpoints."""
+    import shutil, tarfile
+    if not shutil.which('bash'): pytest.skip('needs bash')
+    env = dict(os.environ, PYTHON=sys.executable, KILL_AT='20', CHECKPOINT_EVERY='10')
+    r = subprocess.run(['bash', str(ROOT/'benchmarks'/'gpu_trainer_check.sh'), str(tmp_path), '--steps', '60', '--device', 'cpu',
+                        '--train-limit', '64', '--eval-limit', '16'], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = (tmp_path/'check.log').read_text()
+    assert 'SIGTERM at checkpoint' in log and 'resumed run: exit 0' in log, log[-3000:]
+    lines = {l.split(':')[0]: l for l in log.splitlines() if l.startswith(('fast/', 'no-fast/', 'killed:'))}
+    assert set(lines) == {'fast/pt', 'fast/fpt_cr', 'no-fast/pt', 'no-fast/fpt_cr', 'killed'}, sorted(lines)
+    at = int(re.search(r'resumed at \[(\d+)\]', lines['killed']).group(1))
+    assert 20 <= at < 60 and 'steps 60' in lines['killed']
+    assert all('fast False, compile False' in l for l in lines.values())   # (a CPU: the fast step stays off unless asked)
+    with tarfile.open(tmp_path/'runs.tgz') as tar: names = tar.getnames()
+    assert any(n.endswith('killed/summary.json') for n in names) and not any('checkpoints' in n for n in names)
 
 def test_a_part_that_fails_loses_nothing_else(tmp_path, monkeypatch):
     """(A bug of benchmarks/gpu_stages.py, outside the mutation table, which plants bugs in fpt_nb.) One exception after
