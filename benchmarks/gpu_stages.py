@@ -511,6 +511,7 @@ def late_levers(size, a, dev, budget, log, res:dict, save):
     names = [n for n in LATE if not a.levers or n in a.levers]
     best = res.get('best_options')
     if not names: return
+    log(f"\n{size}, after the table: {', '.join(names)}")
     if not (dev.type == 'cuda' or a.compile_on_cpu):
         res['skipped'] += [f'{size} {n} (compiling is measured on a GPU; --compile-on-cpu to try)' for n in names]; return
     if not best or not best.get('compile'):
@@ -695,7 +696,6 @@ def efficiency(a):
         if dev.type == 'cuda': torch.cuda.empty_cache()
     first = report[a.sizes[0]]
     if 'pt_step_ms' in first:
-        log(f"\n{a.sizes[0]}, after the table: {', '.join(LATE)}")
         try: late_levers(a.sizes[0], a, dev, budget, log, first, write)
         except Exception as e:
             import traceback; traceback.print_exc()
